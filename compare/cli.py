@@ -1,0 +1,211 @@
+"""``backprop-parity`` (also ``python -m compare``): exit 0 parity holds, 1 parity broken,
+2 bad input or usage (one line on stderr, no traceback)."""
+
+import argparse
+import datetime as dt
+import sys
+from pathlib import Path
+
+import torch
+
+from compare import config as cfg
+from compare import data, engine, report
+from compare.errors import InputError
+from compare.npz import write_npz
+from compare.tensorboard import RunWriters
+from manual.mlp import MLP
+from manual.optim import OPTIMIZERS
+from manual.spec import ACTIVATION_NAMES, LOSS_NAMES
+from torch_ref import build_loss, build_model, build_optimizer, load_weights
+
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+PROG = "backprop-parity"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line (and exit 2), not a usage block."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def betas(text: str) -> tuple[float, float]:
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"expected B1,B2 such as 0.9,0.999, got {text!r}")
+    try:
+        return float(parts[0]), float(parts[1])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two numbers B1,B2, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog=PROG,
+        description="Prove hand-written backprop right: a NumPy MLP and its torch twin, "
+        "trained in lockstep, every tensor compared at every step.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
+    run = commands.add_parser(
+        "run",
+        help="train both twins in lockstep and compare every tensor",
+        description="Train the manual MLP and its torch twin from the same weights on the same batches; "
+        "compare forward outputs, loss, gradients, optimizer state and parameters at every step. "
+        "Exit 0 when parity holds, 1 when it breaks, 2 on bad input.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    opt = run.add_argument_group(
+        "optimizer (torch.optim names and defaults; flags an optimizer does not take are errors)"
+    )
+    opt.add_argument(
+        "--optimizer", choices=sorted(OPTIMIZERS), default="adam", help="momentum is SGD with momentum 0.9 by default"
+    )
+    opt.add_argument("--lr", type=float, help="learning rate (default: sgd 0.1, momentum 0.05, adam 0.01)")
+    opt.add_argument("--momentum", type=float, help="sgd/momentum: μ (default: sgd 0, momentum 0.9)")
+    opt.add_argument("--dampening", type=float, help="sgd/momentum: τ (default 0)")
+    opt.add_argument("--nesterov", action="store_true", help="sgd/momentum: Nesterov momentum")
+    opt.add_argument("--betas", type=betas, metavar="B1,B2", help="adam: (default 0.9,0.999)")
+    opt.add_argument("--eps", type=float, help="adam: ε, added outside the root (default 1e-8)")
+    opt.add_argument("--weight-decay", dest="weight_decay", type=float, help="L2 added to the gradient (default 0)")
+    opt.add_argument("--amsgrad", action="store_true", help="adam: keep the running max of exp_avg_sq")
+    model = run.add_argument_group("model")
+    model.add_argument("--layers", metavar="W0,W1,...", help="widths, input first (default: D,16,16,C from the data)")
+    model.add_argument("--activation", choices=ACTIVATION_NAMES, default="relu")
+    model.add_argument("--loss", choices=LOSS_NAMES, default="cross_entropy")
+    model.add_argument(
+        "--weights",
+        metavar="FILE.npz",
+        help="initial weights, keyed by state_dict name (0.weight, 0.bias, 2.weight, ...), "
+        "torch layout (out, in) (default: He/Glorot init from --seed)",
+    )
+    model.add_argument("--save-weights", metavar="FILE.npz", help="write the final manual weights, same format")
+    train = run.add_argument_group("data and training")
+    train.add_argument("--dataset", choices=data.BUILTIN, help="built-in data generated from --seed (default: spiral)")
+    train.add_argument(
+        "--data",
+        metavar="FILE.npz",
+        help="your data: X float (N, D); y int labels (N,) or, for mse, float targets (N, C)",
+    )
+    train.add_argument("--steps", type=int, default=500)
+    train.add_argument("--batch-size", dest="batch_size", type=int, default=32)
+    train.add_argument("--seed", type=int, default=0, help="fixes the data, the initial weights and the batch order")
+    train.add_argument("--dtype", choices=tuple(cfg.DTYPES), default="float64")
+    train.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="run to the last step after a failure (default: stop at the first failure)",
+    )
+    out = run.add_argument_group("output")
+    out.add_argument("--logdir", default="runs", help="TensorBoard root; each run gets a new directory in it")
+    out.add_argument("--run-name", help="run directory name (default: <time>-<optimizer>-<dtype>); never reused")
+    out.add_argument("--json", metavar="FILE", help="also write the report here (replaced if it exists)")
+    out.add_argument(
+        "--no-tensorboard",
+        dest="tensorboard",
+        action="store_false",
+        help="skip the event files (the run directory still gets report.json)",
+    )
+    return parser
+
+
+def check_output_file(flag: str, path: str | None) -> None:
+    if path is not None and not Path(path).parent.is_dir():
+        raise InputError(f"{flag} {path}: folder {Path(path).parent} does not exist")
+    if path is not None and Path(path).is_dir():
+        raise InputError(f"{flag} {path}: is a directory")
+
+
+def new_run_dir(logdir: Path, run_name: str | None, optimizer: str, dtype: str) -> Path:
+    """Create a fresh run directory; an existing one is never reused or overwritten."""
+    if run_name is not None and not cfg.RUN_NAME.fullmatch(run_name):
+        raise InputError(f"--run-name {run_name!r}: use letters, digits, '.', '_' and '-' (no slashes)")
+    try:
+        logdir.mkdir(parents=True, exist_ok=True)
+        if run_name is not None:
+            run_dir = logdir / run_name
+            run_dir.mkdir()
+            return run_dir
+        stem = f"{dt.datetime.now():%Y%m%d-%H%M%S}-{optimizer}-{dtype}"
+        for suffix in ["", *(f"-{i}" for i in range(2, 1000))]:
+            try:
+                (logdir / (stem + suffix)).mkdir()
+                return logdir / (stem + suffix)
+            except FileExistsError:
+                continue
+        raise InputError(f"--logdir {logdir}: too many runs named {stem}*")
+    except FileExistsError:
+        raise InputError(f"run directory {logdir / run_name} already exists; choose another --run-name") from None
+    except OSError as error:
+        raise InputError(f"--logdir {logdir}: cannot create a run directory ({error.strerror})") from None
+
+
+def run_command(args: argparse.Namespace) -> int:
+    check_output_file("--json", args.json)
+    check_output_file("--save-weights", args.save_weights)
+    prepared = cfg.resolve(args)
+    config = prepared.config
+    spec = config.spec
+    run_dir = new_run_dir(Path(args.logdir), args.run_name, config.optimizer, config.dtype)
+
+    manual_model = MLP(spec, prepared.weights)
+    manual_optimizer = OPTIMIZERS[config.optimizer](**config.hyperparameters)
+    torch_model = build_model(spec, getattr(torch, config.dtype))
+    load_weights(torch_model, spec, prepared.weights)
+    torch_optimizer = build_optimizer(config.optimizer, torch_model, config.hyperparameters)
+    lockstep = engine.Lockstep(
+        manual_model, manual_optimizer, torch_model, build_loss(spec), torch_optimizer, config.dtype
+    )
+
+    writers = RunWriters(run_dir, config.dtype) if args.tensorboard else None
+    config_json = {**config.to_json(), "run_dir": str(run_dir)}
+    if writers:
+        writers.log_text("config", "\n".join(f"    {key}: {value}" for key, value in config_json.items()))
+    print(
+        f"{PROG}: {config.optimizer} {config.hyperparameters} on {config.dataset}, layers "
+        f"{','.join(map(str, config.layers))} {config.activation} {config.loss}, {config.dtype}, "
+        f"{config.steps} steps of batch {config.batch_size} -> {run_dir}",
+        flush=True,
+    )
+    every = max(1, config.steps // 10)
+
+    def on_step(record: engine.StepRecord) -> None:
+        if writers:
+            writers.log_step(record)
+        if record.step % every == 0 or record.step == 1 or record.first_failure:
+            worst = max(check.diff.max_rel for check in record.checks)
+            status = "ok" if record.first_failure is None else "MISMATCH"
+            print(
+                f"step {record.step:>6}  loss manual {record.loss_manual:.6f}  torch {record.loss_torch:.6f}  "
+                f"worst max_rel {worst:.2e}  {status}",
+                flush=True,
+            )
+
+    result = engine.RunResult()
+    try:
+        engine.run(lockstep, cfg.batch_stream(prepared), config.steps, config.stop_at_first_failure, on_step, result)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; writing what was done", file=sys.stderr)
+    finally:
+        text = report.verdict(result, config.steps)
+        if writers:
+            writers.log_text("verdict", "    " + text.replace("\n", "\n    "))
+            writers.close()
+        document = report.build(result, config.to_json(), run_dir)
+        report.write_json(run_dir / "report.json", document)
+        if args.json:
+            report.write_json(Path(args.json), document)
+    if args.save_weights:
+        write_npz(Path(args.save_weights), manual_model.state_dict())
+    print(text)
+    if not result.complete:
+        return 130
+    return EXIT_PASS if result.passed else EXIT_FAIL
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run_command(args)
+    except InputError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE

@@ -1,0 +1,64 @@
+"""How far apart two tensors are, in numbers that stay meaningful near zero.
+
+Definitions (torch is the reference side):
+
+* ``max_abs = max_i |manual_i − torch_i|``
+* ``max_rel = max_abs / max_i |torch_i|``: the worst difference relative to the tensor's
+  *scale*, not element by element, so an element that happens to be near zero cannot blow
+  the ratio up. ``0/0`` counts as 0; a difference on an all-zero reference is ``inf``.
+* ``worst_index``: where ``|manual − torch|`` is largest.
+
+A non-finite value (NaN, ±inf) on either side makes both numbers ``inf`` and names the side.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TensorDiff:
+    max_abs: float
+    max_rel: float
+    worst_index: tuple[int, ...]
+    problem: str | None = None  # "shape", "nonfinite:manual", "nonfinite:torch", "nonfinite:both"
+
+    def within(self, max_rel: float) -> bool:
+        return self.problem is None and self.max_rel <= max_rel
+
+
+def diff(manual: np.ndarray, reference: np.ndarray) -> TensorDiff:
+    manual = np.asarray(manual, dtype=np.float64)
+    reference = np.asarray(reference, dtype=np.float64)
+    if manual.shape != reference.shape:
+        return TensorDiff(np.inf, np.inf, (), "shape")
+    bad_manual = not np.all(np.isfinite(manual))
+    bad_torch = not np.all(np.isfinite(reference))
+    if bad_manual or bad_torch:
+        side = "both" if bad_manual and bad_torch else ("manual" if bad_manual else "torch")
+        first = np.argwhere(~np.isfinite(manual) | ~np.isfinite(reference))[0]
+        return TensorDiff(np.inf, np.inf, tuple(int(i) for i in first), f"nonfinite:{side}")
+    if manual.size == 0:
+        return TensorDiff(0.0, 0.0, ())
+    delta = np.abs(manual - reference)
+    flat = int(np.argmax(delta))
+    max_abs = float(delta.flat[flat])
+    scale = float(np.max(np.abs(reference)))
+    max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else np.inf)
+    return TensorDiff(max_abs, max_rel, tuple(int(i) for i in np.unravel_index(flat, delta.shape)))
+
+
+def worst_elements(manual: np.ndarray, reference: np.ndarray, count: int = 5) -> list[dict]:
+    """The ``count`` elements with the largest ``|manual − torch|``, for a side-by-side print."""
+    manual = np.asarray(manual, dtype=np.float64)
+    reference = np.asarray(reference, dtype=np.float64)
+    if manual.shape != reference.shape:
+        return []
+    delta = np.abs(manual - reference)
+    delta = np.where(np.isnan(delta), np.inf, delta)
+    order = np.argsort(delta, axis=None, kind="stable")[::-1][:count]
+    rows = []
+    for flat in order:
+        index = tuple(int(i) for i in np.unravel_index(flat, manual.shape))
+        rows.append({"index": list(index), "manual": float(manual[index]), "torch": float(reference[index])})
+    return rows

@@ -1,0 +1,38 @@
+"""Reading and writing ``.npz`` files safely: never with pickle, never half-written."""
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from compare.errors import InputError
+
+
+def read_npz(path: Path, flag: str) -> dict[str, np.ndarray]:
+    """Every array in ``path``, loaded without pickle; any failure becomes one ``InputError`` line."""
+    if not path.is_file():
+        raise InputError(f"{flag} {path}: no such file")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise InputError(f"{flag} {path}: not an .npz archive (a single .npy array?)")
+        with loaded as archive:
+            return {key: archive[key] for key in archive.files}
+    except InputError:
+        raise
+    except Exception as error:  # a corrupt file can fail in zipfile, zlib, or NumPy's header parser
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise InputError(f"{flag} {path}: cannot read as .npz ({reason})") from None
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write atomically: a temporary file in the same folder, renamed into place when complete."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            np.savez(file, **arrays)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,103 @@
+"""The verdict: the JSON report (a contract for scripts) and the text a person reads."""
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+from compare.engine import Check, RunResult
+from compare.tolerances import STAGES, tolerance
+
+
+def _number(value: float) -> float | None:
+    """JSON has no NaN or infinity: non-finite numbers are written as null."""
+    return float(value) if math.isfinite(value) else None
+
+
+def check_json(check: Check) -> dict:
+    return {
+        "step": check.step,
+        "stage": check.stage,
+        "tensor": check.tensor,
+        "max_abs": _number(check.diff.max_abs),
+        "max_rel": _number(check.diff.max_rel),
+        "tolerance": check.max_rel,
+        "worst_index": list(check.diff.worst_index),
+        "problem": check.diff.problem,
+    }
+
+
+def build(result: RunResult, config: dict, run_dir: Path | None) -> dict:
+    """The ``--json`` report; every field is listed in the README."""
+    failure = result.first_failure
+    return {
+        "passed": result.passed,
+        "complete": result.complete,
+        "steps": len(result.records),
+        "first_failure": None if failure is None else {**check_json(failure), "worst_elements": list(failure.worst)},
+        "failed_steps": result.failed_steps,
+        "worst": {stage: check_json(check) for stage, check in result.worst_by_stage().items()},
+        "tolerances": {
+            stage: {
+                "max_rel": tolerance(config["dtype"], stage).max_rel,
+                "reason": tolerance(config["dtype"], stage).reason,
+            }
+            for stage in STAGES
+        },
+        "losses": {
+            "manual": [_number(r.loss_manual) for r in result.records],
+            "torch": [_number(r.loss_torch) for r in result.records],
+        },
+        "config": config,
+        "run_dir": None if run_dir is None else str(run_dir),
+    }
+
+
+def write_json(path: Path, report: dict) -> None:
+    """Write atomically, so a reader never sees half a report."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".json.tmp")
+    try:
+        with os.fdopen(handle, "w") as file:
+            json.dump(report, file, indent=2, allow_nan=False)
+            file.write("\n")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3e}" if math.isfinite(value) else str(value)
+
+
+def verdict(result: RunResult, steps_requested: int) -> str:
+    """A few lines: the worst difference per stage, then PASS or the first failure, side by side."""
+    lines = ["stage     worst max_rel  tolerance  at (step, tensor)"]
+    for stage, check in result.worst_by_stage().items():
+        mark = "ok " if check.passed else "BAD"
+        lines.append(
+            f"{stage:<9} {_fmt(check.diff.max_rel):>13}  {check.max_rel:9.1e}  {mark} step {check.step}, {check.tensor}"
+        )
+    steps = len(result.records)
+    if not result.complete:
+        lines.append(f"INCOMPLETE: interrupted after {steps} of {steps_requested} steps")
+    failure = result.first_failure
+    if failure is None:
+        if result.complete:
+            lines.append(f"PASS: parity holds at every stage of all {steps} steps")
+        return "\n".join(lines)
+    problem = f" ({failure.diff.problem})" if failure.diff.problem else ""
+    lines.append(
+        f"FAIL: first difference at step {failure.step}, stage {failure.stage}, tensor {failure.tensor}{problem}: "
+        f"max_abs {_fmt(failure.diff.max_abs)}, max_rel {_fmt(failure.diff.max_rel)} > tolerance {failure.max_rel:.1e}"
+    )
+    if failure.worst:
+        lines.append(f"  {'index':<12} {'manual':>24} {'torch':>24} {'|diff|':>11}")
+        for row in failure.worst:
+            delta = abs(row["manual"] - row["torch"])
+            index = ",".join(str(i) for i in row["index"]) or "-"
+            lines.append(f"  {index:<12} {row['manual']:>24.17g} {row['torch']:>24.17g} {_fmt(delta):>11}")
+    if result.failed_steps > 1:
+        lines.append(f"  {result.failed_steps} of {steps} steps had a tensor outside tolerance")
+    return "\n".join(lines)

@@ -1,0 +1,77 @@
+"""Stochastic gradient descent, with torch's momentum, dampening and Nesterov options."""
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+Params = dict[str, np.ndarray]
+State = dict[str, dict[str, np.ndarray | None]]
+
+
+@dataclass
+class SGD:
+    r"""torch.optim.SGD, single-tensor path.
+
+    For each parameter θ with gradient g, learning rate γ, momentum μ, dampening τ,
+    weight decay λ::
+
+        g ← g + λθ                      (if λ ≠ 0; L2 added to the gradient)
+        if μ ≠ 0:
+            b ← g                       (first step: a copy of g, dampening NOT applied)
+            b ← μ·b + (1 − τ)·g         (every later step)
+            g ← g + μ·b   if nesterov   else   g ← b
+        θ ← θ − γ·g
+
+    Convention: the lecture notes (and deep-learning-from-scratch) write momentum as
+    v ← μv − γg; θ ← θ + v. That folds γ into the buffer, so it equals torch's rule only
+    while γ is constant. State: ``momentum_buffer`` is ``None`` until the first step, as
+    in torch.
+    """
+
+    lr: float = 1e-3
+    momentum: float = 0.0
+    dampening: float = 0.0
+    weight_decay: float = 0.0
+    nesterov: bool = False
+
+    def __post_init__(self) -> None:
+        if self.lr < 0.0:
+            raise ValueError(f"invalid learning rate: {self.lr}")
+        if self.momentum < 0.0:
+            raise ValueError(f"invalid momentum value: {self.momentum}")
+        if self.weight_decay < 0.0:
+            raise ValueError(f"invalid weight_decay value: {self.weight_decay}")
+        if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
+            raise ValueError("nesterov momentum requires a momentum and zero dampening")
+
+    def hyperparameters(self) -> dict:
+        """The torch keyword arguments that build the same optimizer."""
+        return asdict(self)
+
+    def init(self, params: Params) -> State:
+        if self.momentum == 0:
+            return {name: {} for name in params}
+        return {name: {"momentum_buffer": None} for name in params}
+
+    def step(self, params: Params, grads: Params, state: State) -> None:
+        for name, param in params.items():
+            g = grads[name]
+            if self.weight_decay != 0:
+                g = g + self.weight_decay * param
+            if self.momentum != 0:
+                buf = state[name]["momentum_buffer"]
+                if buf is None:
+                    buf = g.copy()
+                    state[name]["momentum_buffer"] = buf
+                else:
+                    buf *= self.momentum
+                    buf += (1.0 - self.dampening) * g
+                g = g + self.momentum * buf if self.nesterov else buf
+            param -= self.lr * g
+
+
+@dataclass
+class Momentum(SGD):
+    """SGD with momentum μ = 0.9 by default: torch.optim.SGD(momentum=0.9); same rule as :class:`SGD`."""
+
+    momentum: float = 0.9

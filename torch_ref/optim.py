@@ -1,0 +1,38 @@
+"""The torch.optim optimizer matching each manual optimizer, built from the same kwargs."""
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "sgd": torch.optim.SGD,
+    "momentum": torch.optim.SGD,  # SGD with momentum; the manual side defaults μ to 0.9
+    "adam": torch.optim.Adam,
+}
+
+
+def build_optimizer(name: str, model: nn.Module, hyperparameters: Mapping) -> torch.optim.Optimizer:
+    """``torch.optim.<name>`` over ``model``'s parameters.
+
+    ``foreach=False`` selects the single-tensor path, the same one on CPU and GPU, whose
+    formulas the manual optimizers follow.
+    """
+    return OPTIMIZERS[name](model.parameters(), **hyperparameters, foreach=False)
+
+
+def named_state(optimizer: torch.optim.Optimizer, model: nn.Module) -> dict[str, dict[str, np.ndarray | int | None]]:
+    """Optimizer state as ``{parameter name: {state key: NumPy copy}}``; ``step`` as an int."""
+    state: dict[str, dict[str, np.ndarray | int | None]] = {}
+    for name, param in model.named_parameters():
+        entries: dict[str, np.ndarray | int | None] = {}
+        for key, value in optimizer.state.get(param, {}).items():
+            if key == "step":
+                entries[key] = int(value.item()) if isinstance(value, torch.Tensor) else int(value)
+            elif isinstance(value, torch.Tensor):
+                entries[key] = value.detach().cpu().numpy().copy()
+            else:
+                entries[key] = value
+        state[name] = entries
+    return state
