@@ -66,7 +66,7 @@ def load(path: Path) -> Dataset:
         raise InputError(f"--data {path}: X must hold numbers, got dtype {X.dtype}")
     if not np.all(np.isfinite(X)):
         raise InputError(f"--data {path}: X holds NaN or inf (first at row {int(np.argwhere(~np.isfinite(X))[0][0])})")
-    if y.shape[0] != X.shape[0] or y.ndim not in (1, 2):
+    if y.ndim not in (1, 2) or y.shape[0] != X.shape[0] or (y.ndim == 2 and y.shape[1] == 0):
         raise InputError(f"--data {path}: y must be (N,) labels or (N, C) targets with N = {X.shape[0]}, got {y.shape}")
     if y.ndim == 1:
         if not np.issubdtype(y.dtype, np.integer):

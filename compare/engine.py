@@ -21,6 +21,9 @@ from torch import nn
 from compare.metrics import TensorDiff, diff, worst_elements
 from compare.tolerances import STAGES, tolerance
 from manual.mlp import MLP
+from manual.optim import OPTIMIZERS
+from manual.spec import MLPSpec
+from torch_ref import build_loss, build_model, build_optimizer, load_weights
 from torch_ref.optim import named_state
 
 
@@ -99,13 +102,16 @@ class Lockstep:
         loss_torch = self.torch_loss(touts[-1], torch.from_numpy(y).to(self.device))
         loss_torch.backward()
 
+        activation = [not layer.params for layer in model.layers]
         for i, (a, b) in enumerate(zip(outs, touts, strict=True)):
-            checks.add("forward", f"{i}.out", a, b.detach())
+            node_input = touts[i - 1] if activation[i] else None  # activations: the input's scale counts too
+            checks.add("forward", f"{i}.out", a, b.detach(), node_input)
         checks.add("loss", "loss", np.float64(loss_manual), loss_torch.detach())
         manual_grads = model.named_grads()
         torch_params = dict(self.torch_model.named_parameters())
         for i in reversed(range(len(outs))):
-            checks.add("grad", f"{i}.out", douts[i], touts[i].grad)
+            passed_through = touts[i + 1].grad if i + 1 < len(outs) and activation[i + 1] else None
+            checks.add("grad", f"{i}.out", douts[i], touts[i].grad, passed_through)
             for key in model.layers[i].params:
                 name = f"{i}.{key}"
                 checks.add("grad", name, manual_grads[name], torch_params[name].grad)
@@ -123,6 +129,26 @@ class Lockstep:
         return StepRecord(step, loss_manual, float(loss_torch.item()), lr, checks.checks)
 
 
+def twins(
+    spec: MLPSpec,
+    weights: dict[str, np.ndarray],
+    optimizer: str,
+    hyperparameters: dict,
+    dtype: str,
+    manual_optimizer=None,
+) -> Lockstep:
+    """Both models from the same weights (copied into each) and both optimizers from one kwargs dict.
+
+    ``manual_optimizer`` replaces the hand-written optimizer, e.g. with a rule under test.
+    """
+    manual_model = MLP(spec, weights)
+    manual_optimizer = manual_optimizer or OPTIMIZERS[optimizer](**hyperparameters)
+    torch_model = build_model(spec, getattr(torch, dtype))
+    load_weights(torch_model, spec, weights)
+    torch_optimizer = build_optimizer(optimizer, torch_model, hyperparameters)
+    return Lockstep(manual_model, manual_optimizer, torch_model, build_loss(spec), torch_optimizer, dtype)
+
+
 @dataclass
 class Checks:
     """Collects the checks of one step, each held to its dtype-and-stage tolerance."""
@@ -131,12 +157,21 @@ class Checks:
     dtype: str
     checks: list[Check] = field(default_factory=list)
 
-    def add(self, stage: str, name: str, manual: np.ndarray, reference: torch.Tensor | np.ndarray) -> None:
+    def add(
+        self,
+        stage: str,
+        name: str,
+        manual: np.ndarray,
+        reference: torch.Tensor | np.ndarray | None,
+        other_side: torch.Tensor | None = None,
+    ) -> None:
+        """``other_side``: the reference tensor across an activation node, whose scale also counts."""
         if isinstance(reference, torch.Tensor):
             reference = reference.detach().cpu().numpy()
         if reference is None:
             reference = np.full(np.shape(manual), np.nan)  # torch produced no gradient at all
-        self._record(stage, name, manual, reference, tolerance(self.dtype, stage).max_rel)
+        floor = 0.0 if other_side is None else float(other_side.detach().abs().max())
+        self._record(stage, name, manual, reference, tolerance(self.dtype, stage).max_rel, floor)
 
     def add_state(self, name: str, manual, reference) -> None:
         """Optimizer state: arrays at the state tolerance, the integer ``step`` exactly."""
@@ -150,8 +185,10 @@ class Checks:
         max_rel = 0.0 if exact else tolerance(self.dtype, "state").max_rel
         self._record("state", name, np.asarray(manual), np.asarray(reference), max_rel)
 
-    def _record(self, stage: str, name: str, manual: np.ndarray, reference: np.ndarray, max_rel: float) -> None:
-        result = diff(manual, reference)
+    def _record(
+        self, stage: str, name: str, manual: np.ndarray, reference: np.ndarray, max_rel: float, floor: float = 0.0
+    ) -> None:
+        result = diff(manual, reference, floor)
         check = Check(self.step, stage, name, result, max_rel)
         if not check.passed:
             check = Check(self.step, stage, name, result, max_rel, tuple(worst_elements(manual, reference)))

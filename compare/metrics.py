@@ -6,6 +6,10 @@ Definitions (torch is the reference side):
 * ``max_rel = max_abs / max_i |torch_i|``: the worst difference relative to the tensor's
   *scale*, not element by element, so an element that happens to be near zero cannot blow
   the ratio up. ``0/0`` counts as 0; a difference on an all-zero reference is ``inf``.
+  One refinement: an activation node can shrink a tensor (a ReLU zeroes most of a batch, a
+  saturated sigmoid passes back a tiny gradient) but not the rounding error it inherited from
+  the other side of the node, so for an activation's output, and for the gradient passed back
+  through one, the scale is the larger of the node's two sides (``scale_floor``).
 * ``worst_index``: where ``|manual − torch|`` is largest.
 
 A non-finite value (NaN, ±inf) on either side makes both numbers ``inf`` and names the side.
@@ -27,7 +31,7 @@ class TensorDiff:
         return self.problem is None and self.max_rel <= max_rel
 
 
-def diff(manual: np.ndarray, reference: np.ndarray) -> TensorDiff:
+def diff(manual: np.ndarray, reference: np.ndarray, scale_floor: float = 0.0) -> TensorDiff:
     manual = np.asarray(manual, dtype=np.float64)
     reference = np.asarray(reference, dtype=np.float64)
     if manual.shape != reference.shape:
@@ -43,7 +47,7 @@ def diff(manual: np.ndarray, reference: np.ndarray) -> TensorDiff:
     delta = np.abs(manual - reference)
     flat = int(np.argmax(delta))
     max_abs = float(delta.flat[flat])
-    scale = float(np.max(np.abs(reference)))
+    scale = max(float(np.max(np.abs(reference))), scale_floor)
     max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else np.inf)
     return TensorDiff(max_abs, max_rel, tuple(int(i) for i in np.unravel_index(flat, delta.shape)))
 

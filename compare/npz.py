@@ -13,6 +13,10 @@ def read_npz(path: Path, flag: str) -> dict[str, np.ndarray]:
     """Every array in ``path``, loaded without pickle; any failure becomes one ``InputError`` line."""
     if not path.is_file():
         raise InputError(f"{flag} {path}: no such file")
+    with path.open("rb") as file:
+        magic = file.read(4)
+    if magic != b"PK\x03\x04":  # every .npz is a zip archive
+        raise InputError(f"{flag} {path}: not an .npz archive (write one with numpy.savez)")
     try:
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):

@@ -1,0 +1,50 @@
+"""Shared builders for the tests: hostile shapes (non-square layers, non-zero biases, batch > 1)."""
+
+import numpy as np
+import pytest
+import torch
+
+from compare import engine
+from manual import MLPSpec, init_state_dict
+
+HOSTILE_WIDTHS = (3, 7, 5, 4)  # non-square everywhere: a transposed weight cannot pass unnoticed
+BATCH = 8
+
+torch.set_num_threads(1)  # as the CLI does: tiny twins, and torch's spinning threads slow everything
+
+
+def make_batches(spec: MLPSpec, dtype: str, seed: int):
+    """Endless random batches for ``spec``: x ~ N(0, 1); integer labels or float targets."""
+    rng = np.random.default_rng(seed)
+    width_in, width_out = spec.widths[0], spec.widths[-1]
+    while True:
+        x = rng.standard_normal((BATCH, width_in)).astype(dtype)
+        if spec.loss == "cross_entropy":
+            y = rng.integers(0, width_out, BATCH)
+        else:
+            y = rng.standard_normal((BATCH, width_out)).astype(dtype)
+        yield x, y
+
+
+def lockstep_run(
+    spec: MLPSpec,
+    optimizer: str,
+    hyperparameters: dict,
+    dtype: str = "float64",
+    steps: int = 12,
+    seed: int = 0,
+    manual_optimizer=None,
+    stop_at_first_failure: bool = True,
+    patch=None,
+) -> engine.RunResult:
+    """A lockstep run on random data; ``patch(lockstep)`` may swap a manual piece for a faulty one."""
+    weights = init_state_dict(spec, np.random.default_rng(seed), getattr(np, dtype))
+    lockstep = engine.twins(spec, weights, optimizer, hyperparameters, dtype, manual_optimizer)
+    if patch is not None:
+        patch(lockstep)
+    return engine.run(lockstep, make_batches(spec, dtype, seed + 1), steps, stop_at_first_failure, lambda r: None)
+
+
+@pytest.fixture
+def hostile_spec() -> MLPSpec:
+    return MLPSpec(HOSTILE_WIDTHS, "tanh", "cross_entropy")
