@@ -37,14 +37,14 @@ class Adam:
 
     def __post_init__(self) -> None:
         self.betas = (float(self.betas[0]), float(self.betas[1]))
-        if self.lr < 0.0:
+        if not 0.0 <= self.lr:  # written as torch writes it, so that NaN is rejected too
             raise ValueError(f"invalid learning rate: {self.lr}")
-        if self.eps < 0.0:
+        if not 0.0 <= self.eps:
             raise ValueError(f"invalid epsilon value: {self.eps}")
         for index, beta in enumerate(self.betas):
             if not 0.0 <= beta < 1.0:
                 raise ValueError(f"invalid beta parameter at index {index}: {beta}")
-        if self.weight_decay < 0.0:
+        if not 0.0 <= self.weight_decay:
             raise ValueError(f"invalid weight_decay value: {self.weight_decay}")
 
     def hyperparameters(self) -> dict:
