@@ -14,6 +14,7 @@ from compare.errors import InputError
 from compare.npz import write_npz
 from compare.tensorboard import RunWriters
 from manual.optim import OPTIMIZERS
+from manual.optim.variants import VARIANTS
 from manual.spec import ACTIVATION_NAMES, LOSS_NAMES
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -56,18 +57,57 @@ def build_parser() -> argparse.ArgumentParser:
     )
     opt.add_argument(
         "--optimizer",
-        choices=sorted(OPTIMIZERS),
-        default="adam",
-        help="momentum is SGD with momentum 0.9 by default (default: adam)",
+        choices=list(OPTIMIZERS),
+        help="momentum and nesterov are torch.optim.SGD with momentum 0.9 (default: adam)",
     )
-    opt.add_argument("--lr", type=float, help="learning rate (default: sgd 0.1, momentum 0.05, adam 0.01)")
-    opt.add_argument("--momentum", type=float, help="sgd/momentum: μ (default: sgd 0, momentum 0.9)")
-    opt.add_argument("--dampening", type=float, help="sgd/momentum: τ (default: 0)")
-    opt.add_argument("--nesterov", action="store_true", help="sgd/momentum: Nesterov momentum")
-    opt.add_argument("--betas", type=betas, metavar="B1,B2", help="adam: β1,β2 (default: 0.9,0.999)")
-    opt.add_argument("--eps", type=float, help="adam: ε, added outside the root (default: 1e-8)")
-    opt.add_argument("--weight-decay", dest="weight_decay", type=float, help="λ, L2 added to the gradient (default: 0)")
-    opt.add_argument("--amsgrad", action="store_true", help="adam: keep the running max of exp_avg_sq")
+    opt.add_argument(
+        "--lr",
+        type=float,
+        help="learning rate (default: "
+        + ", ".join(f"{name} {lr}" for name, lr in cfg.DEFAULT_LR.items())
+        + "; chosen so the default spiral run visibly learns)",
+    )
+    opt.add_argument(
+        "--momentum", type=float, help="sgd, momentum, nesterov, rmsprop: μ (default: 0; 0.9 for momentum, nesterov)"
+    )
+    opt.add_argument("--dampening", type=float, help="sgd, momentum: τ (default: 0)")
+    opt.add_argument("--nesterov", action="store_true", help="sgd, momentum: Nesterov momentum")
+    opt.add_argument("--betas", type=betas, metavar="B1,B2", help="adam, adamw: β1,β2 (default: 0.9,0.999)")
+    opt.add_argument(
+        "--eps", type=float, help="adam, adamw, rmsprop, adagrad: ε, outside the root (default: 1e-8; adagrad 1e-10)"
+    )
+    opt.add_argument(
+        "--weight-decay",
+        dest="weight_decay",
+        type=float,
+        help="λ: L2 added to the gradient; adamw decays the weights directly (default: 0; adamw 0.01)",
+    )
+    opt.add_argument("--amsgrad", action="store_true", help="adam, adamw: keep the running max of exp_avg_sq")
+    opt.add_argument("--alpha", type=float, help="rmsprop: smoothing constant (default: 0.99)")
+    opt.add_argument("--centered", action="store_true", help="rmsprop: normalise by the gradient's estimated variance")
+    opt.add_argument("--lr-decay", dest="lr_decay", type=float, help="adagrad: (default: 0)")
+    opt.add_argument(
+        "--initial-accumulator-value", dest="initial_accumulator_value", type=float, help="adagrad: (default: 0)"
+    )
+    opt.add_argument(
+        "--lr-schedule",
+        metavar="SCHEDULE",
+        help="torch.optim.lr_scheduler applied after each step: step:STEP_SIZE:GAMMA, exp:GAMMA, cosine:T_MAX, "
+        "warmup:STEPS, or warmup:W,cosine:T (one after the other) (default: constant)",
+    )
+    opt.add_argument(
+        "--clip-grad-norm",
+        dest="clip_grad_norm",
+        type=float,
+        metavar="MAX",
+        help="clip the global gradient norm as torch.nn.utils.clip_grad_norm_ (default: off)",
+    )
+    opt.add_argument(
+        "--variant",
+        choices=list(VARIANTS),
+        help="run a textbook rule on the manual side against torch's, to see when and by how much it departs "
+        "(implies --keep-going and the optimizer it is compared with)",
+    )
     model = run.add_argument_group("model")
     model.add_argument("--layers", metavar="W0,W1,...", help="widths, input first (default: D,16,16,C from the data)")
     model.add_argument("--activation", choices=ACTIVATION_NAMES, default="relu", help="(default: relu)")
@@ -79,6 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
         "torch layout (out, in) (default: He/Glorot init from --seed)",
     )
     model.add_argument("--save-weights", metavar="FILE.npz", help="write the final manual weights, same format")
+    model.add_argument(
+        "--dropout",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="inverted dropout after each hidden activation; the manual mask is injected into torch (default: 0, none)",
+    )
+    model.add_argument("--batchnorm", action="store_true", help="BatchNorm1d between each hidden Linear and activation")
     train = run.add_argument_group("data and training")
     train.add_argument("--dataset", choices=data.BUILTIN, help="built-in data generated from --seed (default: spiral)")
     train.add_argument(
@@ -168,7 +216,18 @@ def run_command(args: argparse.Namespace) -> int:
     spec = config.spec
     run_dir = new_run_dir(Path(args.logdir), args.run_name, config.optimizer, config.dtype)
 
-    lockstep = engine.twins(spec, prepared.weights, config.optimizer, config.hyperparameters, config.dtype)
+    manual_optimizer = VARIANTS[config.variant].optimizer(**config.hyperparameters) if config.variant else None
+    lockstep = engine.twins(
+        spec,
+        prepared.weights,
+        config.optimizer,
+        config.hyperparameters,
+        config.dtype,
+        manual_optimizer,
+        config.schedule,
+        config.clip_grad_norm,
+        cfg.dropout_seed(config.seed),
+    )
 
     writers = RunWriters(run_dir, config.dtype) if args.tensorboard else None
     config_json = {**config.to_json(), "run_dir": str(run_dir)}
@@ -200,7 +259,7 @@ def run_command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; writing what was done", file=sys.stderr)
     finally:
-        text = report.verdict(result, config.steps)
+        text = report.verdict(result, config.steps, config.variant)
         if writers:
             writers.log_text("verdict", "    " + text.replace("\n", "\n    "))
             writers.close()

@@ -15,13 +15,23 @@ from compare.npz import read_npz
 from manual.init import init_state_dict
 from manual.mlp import check_state_dict
 from manual.optim import OPTIMIZERS
+from manual.optim.variants import VARIANTS
+from manual.schedules import parse_schedule
 from manual.spec import MLPSpec
 
 MAX_STEPS = 1_000_000
 DTYPES = {"float64": np.float64, "float32": np.float32}
 # Learning rates for the CLI when --lr is not given: torch's 1e-3 barely moves the built-in
 # spirals in 500 steps, and the curves in TensorBoard should show learning.
-DEFAULT_LR = {"sgd": 0.1, "momentum": 0.05, "adam": 0.01}
+DEFAULT_LR = {
+    "sgd": 0.1,
+    "momentum": 0.05,
+    "nesterov": 0.05,
+    "adam": 0.01,
+    "adamw": 0.01,
+    "rmsprop": 0.01,
+    "adagrad": 0.05,
+}
 HIDDEN_DEFAULT = (16, 16)
 # Which flags each optimizer takes: the torch keyword → the command-line flag.
 FLAGS = {
@@ -33,6 +43,10 @@ FLAGS = {
     "eps": "--eps",
     "weight_decay": "--weight-decay",
     "amsgrad": "--amsgrad",
+    "alpha": "--alpha",
+    "centered": "--centered",
+    "lr_decay": "--lr-decay",
+    "initial_accumulator_value": "--initial-accumulator-value",
 }
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -53,10 +67,19 @@ class RunConfig:
     seed: int
     dtype: str
     stop_at_first_failure: bool
+    lr_schedule: str | None = None
+    clip_grad_norm: float | None = None
+    dropout: float = 0.0
+    batchnorm: bool = False
+    variant: str | None = None
 
     @property
     def spec(self) -> MLPSpec:
-        return MLPSpec(self.layers, self.activation, self.loss)
+        return MLPSpec(self.layers, self.activation, self.loss, self.dropout, self.batchnorm)
+
+    @property
+    def schedule(self) -> list | None:
+        return None if self.lr_schedule is None else parse_schedule(self.lr_schedule)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -79,23 +102,42 @@ def streams(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.ran
     return data_rng, init_rng, batch_rng
 
 
-def hyperparameters(args: argparse.Namespace) -> dict:
-    """The optimizer's torch keyword arguments: its defaults, overridden by the flags given."""
-    cls = OPTIMIZERS[args.optimizer]
+def dropout_seed(seed: int) -> int:
+    """A fourth independent stream, for the manual side's dropout masks."""
+    return int(np.random.SeedSequence(seed).spawn(4)[3].generate_state(1)[0])
+
+
+def optimizer_name(args: argparse.Namespace) -> str:
+    """The torch optimizer of the run: ``--optimizer``, or the one a ``--variant`` is compared with."""
+    if args.variant is None:
+        return args.optimizer or "adam"
+    paired = VARIANTS[args.variant].torch_name
+    if args.optimizer not in (None, paired):
+        raise InputError(f"--variant {args.variant} is compared with --optimizer {paired}, not {args.optimizer}")
+    return paired
+
+
+def hyperparameters(args: argparse.Namespace, optimizer: str) -> dict:
+    """The optimizer's torch keyword arguments: its defaults, overridden by the flags given.
+
+    A ``--variant`` takes the hyperparameters of its textbook rule, which builds its torch twin too.
+    """
+    cls = VARIANTS[args.variant].optimizer if args.variant else OPTIMIZERS[optimizer]
     given = {key: getattr(args, key) for key in FLAGS if getattr(args, key) not in (None, False)}
     accepted = set(cls.__dataclass_fields__)
     for key in given:
         if key not in accepted:
             flags = ", ".join(FLAGS[k] for k in cls.__dataclass_fields__)
-            raise InputError(f"{FLAGS[key]} does not apply to --optimizer {args.optimizer} (it takes {flags})")
-    given.setdefault("lr", DEFAULT_LR[args.optimizer])
+            what = f"--variant {args.variant}" if args.variant else f"--optimizer {optimizer}"
+            raise InputError(f"{FLAGS[key]} does not apply to {what} (it takes {flags})")
+    given.setdefault("lr", DEFAULT_LR[optimizer])
     for key, value in given.items():
         if isinstance(value, float) and not math.isfinite(value):
             raise InputError(f"{FLAGS[key]} must be a finite number, got {value}")
     try:
         return cls(**given).hyperparameters()
     except ValueError as error:
-        raise InputError(f"--optimizer {args.optimizer}: {error}") from None
+        raise InputError(f"--optimizer {optimizer}: {error}") from None
 
 
 def parse_layers(text: str) -> tuple[int, ...]:
@@ -137,28 +179,42 @@ def resolve(args: argparse.Namespace) -> Prepared:
         raise InputError(f"--steps must be between 1 and {MAX_STEPS}, got {args.steps}")
     if args.seed < 0:
         raise InputError(f"--seed must be >= 0, got {args.seed}")
-    hparams = hyperparameters(args)
+    optimizer = optimizer_name(args)
+    hparams = hyperparameters(args, optimizer)
+    if args.lr_schedule is not None:
+        try:
+            parse_schedule(args.lr_schedule)
+        except ValueError as error:
+            raise InputError(f"--lr-schedule {args.lr_schedule!r}: {error}") from None
+    if args.clip_grad_norm is not None and not (math.isfinite(args.clip_grad_norm) and args.clip_grad_norm > 0):
+        raise InputError(f"--clip-grad-norm must be a positive number, got {args.clip_grad_norm}")
+    if not 0.0 <= args.dropout < 1.0:
+        raise InputError(f"--dropout must be in [0, 1), got {args.dropout}")
     data_rng, init_rng, _ = streams(args.seed)
     dataset = load_dataset(args, data_rng)
     n, d = dataset.X.shape
     if args.layers is not None:
         layers = parse_layers(args.layers)
+    elif args.loss == "bce" and dataset.has_labels:
+        layers = (d, *HIDDEN_DEFAULT, 1)  # one logit for two classes
     else:
-        outputs = dataset.num_outputs if args.loss == "cross_entropy" or dataset.has_labels else dataset.y.shape[1]
+        outputs = dataset.num_outputs if dataset.has_labels else dataset.y.shape[1]
         layers = (d, *HIDDEN_DEFAULT, outputs)
     if layers[0] != d:
         raise InputError(f"--layers starts with width {layers[0]} but the data has {d} features")
     targets = data.targets(dataset, args.loss, layers[-1])
     if not 1 <= args.batch_size <= n:
         raise InputError(f"--batch-size must be between 1 and the {n} examples, got {args.batch_size}")
-    spec = MLPSpec(layers, args.activation, args.loss)
+    if args.batchnorm and args.batch_size < 2:
+        raise InputError("--batchnorm needs --batch-size of at least 2 (a batch of one has no variance)")
+    spec = MLPSpec(layers, args.activation, args.loss, args.dropout, args.batchnorm)
     dtype = DTYPES[args.dtype]
     if args.weights is not None:
         weights = load_weights(Path(args.weights), spec, dtype)
     else:
         weights = init_state_dict(spec, init_rng, dtype)
     config = RunConfig(
-        optimizer=args.optimizer,
+        optimizer=optimizer,
         hyperparameters=hparams,
         layers=layers,
         activation=args.activation,
@@ -169,7 +225,12 @@ def resolve(args: argparse.Namespace) -> Prepared:
         batch_size=args.batch_size,
         seed=args.seed,
         dtype=args.dtype,
-        stop_at_first_failure=not args.keep_going,
+        stop_at_first_failure=not (args.keep_going or args.variant),
+        lr_schedule=args.lr_schedule,
+        clip_grad_norm=args.clip_grad_norm,
+        dropout=args.dropout,
+        batchnorm=args.batchnorm,
+        variant=args.variant,
     )
     X = dataset.X.astype(dtype)
     targets = targets if targets.dtype.kind == "i" else targets.astype(dtype)

@@ -82,7 +82,15 @@ def load(path: Path) -> Dataset:
 
 
 def targets(dataset: Dataset, loss: str, num_outputs: int) -> np.ndarray:
-    """What the loss compares against: labels for cross-entropy, (N, C) floats for MSE."""
+    """What the loss compares against: labels for cross-entropy, (N, C) floats for MSE and BCE."""
+    if loss == "bce":
+        if dataset.has_labels:
+            if dataset.num_outputs > 2 or num_outputs != 1:
+                raise InputError("--loss bce takes labels 0/1 and an output width of 1 (use --layers ...,1)")
+            return dataset.y.astype(np.float64)[:, None]
+        if dataset.y.shape[1] != num_outputs or dataset.y.min() < 0 or dataset.y.max() > 1:
+            raise InputError(f"--loss bce needs targets in [0, 1] with {num_outputs} columns, the output width")
+        return dataset.y
     if loss == "cross_entropy":
         if not dataset.has_labels:
             raise InputError("--loss cross_entropy needs integer class labels y (N,), but the data has (N, C) targets")

@@ -5,10 +5,15 @@ Stages, in the order a step computes them (the first failure is the earliest in 
 * ``forward``: every layer's output, ``<i>.out`` for layer ``i`` of the Sequential;
 * ``loss``: the scalar loss;
 * ``grad``: in chain-rule order from the loss down, dL/d``<i>.out`` and each layer's
-  ``<i>.weight`` / ``<i>.bias`` gradient;
+  ``<i>.weight`` / ``<i>.bias`` gradient; with clipping, then ``total_norm`` and every
+  ``<param>.clipped`` gradient;
 * ``state``: every optimizer-state tensor after the update, ``<param>.<key>``
   (``momentum_buffer``, ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq``, ``step``);
-* ``param``: every parameter after the update.
+* ``state``: also the learning rate used (``lr``) and BatchNorm's ``running_mean``,
+  ``running_var`` and ``num_batches_tracked``;
+* ``param``: every parameter after the update;
+* ``eval`` (models with Dropout or BatchNorm only): every layer's output in evaluation mode,
+  on the same batch, after the update.
 """
 
 from collections.abc import Callable, Iterator
@@ -18,12 +23,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from compare import scales
 from compare.metrics import TensorDiff, diff, worst_elements
 from compare.tolerances import STAGES, tolerance
+from manual import schedules as manual_schedules
+from manual.clip import clip_grad_norm as manual_clip_grad_norm
+from manual.layers import Dropout
 from manual.mlp import MLP
 from manual.optim import OPTIMIZERS
 from manual.spec import MLPSpec
-from torch_ref import build_loss, build_model, build_optimizer, load_weights
+from torch_ref import InjectedMasks, build_loss, build_model, build_optimizer, load_weights
+from torch_ref import schedules as torch_schedules
 from torch_ref.optim import named_state
 
 
@@ -65,7 +75,7 @@ class StepRecord:
 
 
 class Lockstep:
-    """Both twins and their optimizers, advanced together one batch at a time."""
+    """Both twins and their optimizers (and optional schedules and clipping), advanced together."""
 
     def __init__(
         self,
@@ -75,6 +85,9 @@ class Lockstep:
         torch_loss: nn.Module,
         torch_optimizer: torch.optim.Optimizer,
         dtype: str,
+        manual_schedule=None,
+        torch_schedule=None,
+        clip_grad_norm: float | None = None,
     ) -> None:
         self.manual_model = manual_model
         self.manual_optimizer = manual_optimizer
@@ -83,50 +96,93 @@ class Lockstep:
         self.torch_loss = torch_loss
         self.torch_optimizer = torch_optimizer
         self.dtype = dtype
+        self.manual_schedule = manual_schedule
+        self.torch_schedule = torch_schedule
+        self.clip_grad_norm = clip_grad_norm
+        self.manual_clip = manual_clip_grad_norm  # replaceable, like the manual optimizer
+        self.masks = InjectedMasks(torch_model)
         self.device = next(torch_model.parameters()).device
+        # A textbook variant keeps some state torch has no counterpart for: compare only the rest.
+        self.comparable_state = getattr(manual_optimizer, "comparable_state", None)
 
     def step(self, step: int, x: np.ndarray, y: np.ndarray) -> StepRecord:
         checks = Checks(step, self.dtype)
-        model = self.manual_model
+        model, tmodel = self.manual_model, self.torch_model
+        model.train()
+        tmodel.train()
         outs = model.forward(x)
         loss_manual = model.loss.forward(outs[-1], y)
         douts = model.backward(model.loss.backward())
+        for i, layer in enumerate(model.layers):
+            if isinstance(layer, Dropout) and layer.mask is not None:
+                self.masks.set(i, layer.mask, self.device)  # the mask NumPy drew, injected into torch
 
         self.torch_optimizer.zero_grad(set_to_none=True)
-        h = torch.from_numpy(x).to(self.device)
-        touts = []
-        for layer in self.torch_model:
-            h = layer(h)
-            h.retain_grad()  # keep dL/d(layer output) for the grad stage
-            touts.append(h)
-        loss_torch = self.torch_loss(touts[-1], torch.from_numpy(y).to(self.device))
+        touts = self._torch_forward(x, keep_grads=True)
+        yt = torch.from_numpy(y).to(self.device)
+        loss_torch = self.torch_loss(touts[-1], yt)
         loss_torch.backward()
 
-        activation = [not layer.params for layer in model.layers]
+        inputs = [torch.from_numpy(x), *touts[:-1]]  # what each torch module received
         for i, (a, b) in enumerate(zip(outs, touts, strict=True)):
-            node_input = touts[i - 1] if activation[i] else None  # activations: the input's scale counts too
-            checks.add("forward", f"{i}.out", a, b.detach(), node_input)
+            checks.add("forward", f"{i}.out", a, b, scales.forward_floor(tmodel[i], inputs[i]))
         checks.add("loss", "loss", np.float64(loss_manual), loss_torch.detach())
         manual_grads = model.named_grads()
-        torch_params = dict(self.torch_model.named_parameters())
+        torch_params = dict(tmodel.named_parameters())
         for i in reversed(range(len(outs))):
-            passed_through = touts[i + 1].grad if i + 1 < len(outs) and activation[i + 1] else None
-            checks.add("grad", f"{i}.out", douts[i], touts[i].grad, passed_through)
+            floor = 0.0 if i + 1 == len(outs) else scales.input_grad_floor(tmodel[i + 1], touts[i], touts[i + 1].grad)
+            checks.add("grad", f"{i}.out", douts[i], touts[i].grad, floor)
+            floors = scales.param_grad_floors(tmodel[i], inputs[i], touts[i].grad)
             for key in model.layers[i].params:
                 name = f"{i}.{key}"
-                checks.add("grad", name, manual_grads[name], torch_params[name].grad)
+                checks.add("grad", name, manual_grads[name], torch_params[name].grad, floors[key])
+        if self.clip_grad_norm is not None:
+            norm_manual = self.manual_clip(manual_grads, self.clip_grad_norm)
+            norm_torch = torch.nn.utils.clip_grad_norm_(tmodel.parameters(), self.clip_grad_norm, foreach=False)
+            checks.add("grad", "total_norm", np.float64(norm_manual), norm_torch)
+            for name, grad in manual_grads.items():
+                checks.add("grad", f"{name}.clipped", grad, torch_params[name].grad)
 
+        lr_manual, lr_torch = float(self.manual_optimizer.lr), float(self.torch_optimizer.param_groups[0]["lr"])
         self.manual_optimizer.step(model.named_parameters(), manual_grads, self.manual_state)
         self.torch_optimizer.step()
 
-        torch_state = named_state(self.torch_optimizer, self.torch_model)
+        checks.add("state", "lr", np.float64(lr_manual), np.float64(lr_torch))
+        torch_state = named_state(self.torch_optimizer, tmodel)
         for name, manual_entries in self.manual_state.items():
-            for key in sorted(set(manual_entries) | set(torch_state[name])):
+            keys = set(manual_entries) | set(torch_state[name])
+            if self.comparable_state is not None:
+                keys &= self.comparable_state
+            for key in sorted(keys):
                 checks.add_state(f"{name}.{key}", manual_entries.get(key), torch_state[name].get(key))
+        torch_buffers = dict(tmodel.named_buffers())
+        for name, buffer in model.named_buffers().items():
+            checks.add_state(name, buffer.item() if buffer.dtype.kind == "i" else buffer, torch_buffers[name])
         for name, param in model.named_parameters().items():
             checks.add("param", name, param, torch_params[name].detach())
-        lr = float(self.torch_optimizer.param_groups[0]["lr"])
-        return StepRecord(step, loss_manual, float(loss_torch.item()), lr, checks.checks)
+
+        if model.spec.mode_dependent:
+            model.eval()
+            tmodel.eval()
+            with torch.no_grad():
+                touts = self._torch_forward(x, keep_grads=False)
+            inputs = [torch.from_numpy(x), *touts[:-1]]
+            for i, (a, b) in enumerate(zip(model.forward(x), touts, strict=True)):
+                checks.add("eval", f"{i}.out", a, b, scales.forward_floor(tmodel[i], inputs[i]))
+        if self.manual_schedule is not None:
+            self.manual_schedule.step()
+            self.torch_schedule.step()
+        return StepRecord(step, loss_manual, float(loss_torch.item()), lr_torch, checks.checks)
+
+    def _torch_forward(self, x: np.ndarray, keep_grads: bool) -> list[torch.Tensor]:
+        h = torch.from_numpy(x).to(self.device)
+        outs = []
+        for layer in self.torch_model:
+            h = layer(h)
+            if keep_grads:
+                h.retain_grad()  # keep dL/d(layer output) for the grad stage
+            outs.append(h)
+        return outs
 
 
 def twins(
@@ -136,17 +192,29 @@ def twins(
     hyperparameters: dict,
     dtype: str,
     manual_optimizer=None,
+    schedule: list | None = None,
+    clip: float | None = None,
+    seed: int = 0,
 ) -> Lockstep:
     """Both models from the same weights (copied into each) and both optimizers from one kwargs dict.
 
-    ``manual_optimizer`` replaces the hand-written optimizer, e.g. with a rule under test.
+    ``manual_optimizer`` replaces the hand-written optimizer, e.g. with a rule under test;
+    ``schedule`` is a parsed ``--lr-schedule``; ``seed`` seeds the manual side's dropout masks.
     """
-    manual_model = MLP(spec, weights)
+    manual_model = MLP(spec, weights, np.random.default_rng(seed))
     manual_optimizer = manual_optimizer or OPTIMIZERS[optimizer](**hyperparameters)
     torch_model = build_model(spec, getattr(torch, dtype))
     load_weights(torch_model, spec, weights)
     torch_optimizer = build_optimizer(optimizer, torch_model, hyperparameters)
-    return Lockstep(manual_model, manual_optimizer, torch_model, build_loss(spec), torch_optimizer, dtype)
+    schedules = (None, None)
+    if schedule:
+        schedules = (
+            manual_schedules.build(schedule, manual_optimizer),
+            torch_schedules.build(schedule, torch_optimizer),
+        )
+    return Lockstep(
+        manual_model, manual_optimizer, torch_model, build_loss(spec), torch_optimizer, dtype, *schedules, clip
+    )
 
 
 @dataclass
@@ -163,18 +231,20 @@ class Checks:
         name: str,
         manual: np.ndarray,
         reference: torch.Tensor | np.ndarray | None,
-        other_side: torch.Tensor | None = None,
+        floor: float = 0.0,
     ) -> None:
-        """``other_side``: the reference tensor across an activation node, whose scale also counts."""
+        """``floor``: the magnitude of the terms that produced the tensor (see ``compare.scales``)."""
         if isinstance(reference, torch.Tensor):
             reference = reference.detach().cpu().numpy()
         if reference is None:
             reference = np.full(np.shape(manual), np.nan)  # torch produced no gradient at all
-        floor = 0.0 if other_side is None else float(other_side.detach().abs().max())
         self._record(stage, name, manual, reference, tolerance(self.dtype, stage).max_rel, floor)
 
     def add_state(self, name: str, manual, reference) -> None:
-        """Optimizer state: arrays at the state tolerance, the integer ``step`` exactly."""
+        """Optimizer state and buffers: arrays at the state tolerance, integer counters exactly."""
+        if isinstance(reference, torch.Tensor):
+            reference = reference.detach().cpu().numpy()
+            reference = int(reference) if reference.dtype.kind == "i" else reference
         if manual is None and reference is None:
             return
         if manual is None or reference is None:

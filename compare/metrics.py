@@ -6,10 +6,9 @@ Definitions (torch is the reference side):
 * ``max_rel = max_abs / max_i |torch_i|``: the worst difference relative to the tensor's
   *scale*, not element by element, so an element that happens to be near zero cannot blow
   the ratio up. ``0/0`` counts as 0; a difference on an all-zero reference is ``inf``.
-  One refinement: an activation node can shrink a tensor (a ReLU zeroes most of a batch, a
-  saturated sigmoid passes back a tiny gradient) but not the rounding error it inherited from
-  the other side of the node, so for an activation's output, and for the gradient passed back
-  through one, the scale is the larger of the node's two sides (``scale_floor``).
+  One refinement: a node can produce a result much smaller than the terms it combined (a ReLU
+  zeroing most of a batch, a gradient sum whose terms cancel); rounding error scales with the
+  terms, so the scale is never less than ``scale_floor``, the terms' magnitude (``compare.scales``).
 * ``worst_index``: where ``|manual − torch|`` is largest.
 
 A non-finite value (NaN, ±inf) on either side makes both numbers ``inf`` and names the side.

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from compare.engine import Check, RunResult
 from compare.tolerances import STAGES, tolerance
+from manual.optim.variants import VARIANTS
 
 
 def _number(value: float) -> float | None:
@@ -49,8 +50,28 @@ def build(result: RunResult, config: dict, run_dir: Path | None) -> dict:
             "manual": [_number(r.loss_manual) for r in result.records],
             "torch": [_number(r.loss_torch) for r in result.records],
         },
+        "lr": [r.lr for r in result.records],
+        "variant": variant_json(result, config.get("variant")),
         "config": config,
         "run_dir": None if run_dir is None else str(run_dir),
+    }
+
+
+def variant_json(result: RunResult, name: str | None) -> dict | None:
+    """For a textbook variant: where it departs from torch's rule, by how much, and why."""
+    if name is None:
+        return None
+    variant = VARIANTS[name]
+    per_step = [max(check.diff.max_rel for check in record.checks) for record in result.records]
+    failure = result.first_failure
+    return {
+        "name": name,
+        "compared_with": variant.torch_name,
+        "cause": variant.cause,
+        "departs": failure is not None,
+        "first_departure": None if failure is None else check_json(failure),
+        "max_rel_last_step": _number(per_step[-1]) if per_step else None,
+        "max_rel_worst": _number(max(per_step)) if per_step else None,
     }
 
 
@@ -67,13 +88,31 @@ def write_json(path: Path, report: dict) -> None:
         raise
 
 
-def _fmt(value: float) -> str:
+def variant_lines(result: RunResult, name: str) -> list[str]:
+    info = variant_json(result, name)
+    head = f"VARIANT {name} (manual) vs torch's {info['compared_with']}: "
+    if not info["departs"]:
+        head += f"agrees within tolerance at every one of the {len(result.records)} steps"
+    else:
+        first = info["first_departure"]
+        head += (
+            f"departs at step {first['step']} ({first['stage']} {first['tensor']}, max_rel {_fmt(first['max_rel'])}); "
+            f"worst max_rel {_fmt(info['max_rel_worst'])}, at the last step {_fmt(info['max_rel_last_step'])}"
+        )
+    return [head, f"  why: {info['cause']}"]
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "inf"
     return f"{value:.3e}" if math.isfinite(value) else str(value)
 
 
-def verdict(result: RunResult, steps_requested: int) -> str:
+def verdict(result: RunResult, steps_requested: int, variant: str | None = None) -> str:
     """A few lines: the worst difference per stage, then PASS or the first failure, side by side."""
     lines = ["stage     worst max_rel  tolerance  at (step, tensor)"]
+    if variant is not None:
+        lines = [*variant_lines(result, variant), *lines]
     for stage, check in result.worst_by_stage().items():
         mark = "ok " if check.passed else "BAD"
         lines.append(

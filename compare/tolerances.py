@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-STAGES = ("forward", "loss", "grad", "state", "param")
+STAGES = ("forward", "loss", "grad", "state", "param", "eval")
 
 EPS64 = float(np.finfo(np.float64).eps)  # 2.2e-16
 EPS32 = float(np.finfo(np.float32).eps)  # 1.2e-7

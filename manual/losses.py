@@ -1,6 +1,6 @@
 """Loss nodes: ``forward`` returns a scalar, ``backward`` returns dL/d(prediction).
 
-Both follow torch's ``reduction="mean"``. Letters: N batch, C outputs.
+All follow torch's ``reduction="mean"``. Letters: N batch, C outputs.
 """
 
 import numpy as np
@@ -48,4 +48,26 @@ class MSELoss:
         return 2.0 * self._residual / self._residual.size
 
 
-LOSSES = {"cross_entropy": CrossEntropyLoss, "mse": MSELoss}
+class BCEWithLogitsLoss:
+    """Binary cross-entropy on logits, torch's ``nn.BCEWithLogitsLoss`` (mean over all elements).
+
+    L = mean( max(z, 0) − z·y + log(1 + e^{−|z|}) )     (stable: no e^z can overflow)
+    dL/dz = (σ(z) − y) / (N·C)
+
+    Convention: "sigmoid, then log" computes the same value but overflows or loses every digit
+    when |z| is large.
+    """
+
+    def forward(self, logits: np.ndarray, target: np.ndarray) -> float:
+        self._logits = logits  # (N, C)
+        self._target = target  # (N, C) in [0, 1]
+        losses = np.maximum(logits, 0.0) - logits * target + np.log1p(np.exp(-np.abs(logits)))
+        return float(losses.mean())
+
+    def backward(self) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            sigmoid = 1.0 / (1.0 + np.exp(-self._logits))
+        return (sigmoid - self._target) / self._logits.size
+
+
+LOSSES = {"cross_entropy": CrossEntropyLoss, "mse": MSELoss, "bce": BCEWithLogitsLoss}

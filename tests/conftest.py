@@ -21,6 +21,8 @@ def make_batches(spec: MLPSpec, dtype: str, seed: int):
         x = rng.standard_normal((BATCH, width_in)).astype(dtype)
         if spec.loss == "cross_entropy":
             y = rng.integers(0, width_out, BATCH)
+        elif spec.loss == "bce":
+            y = rng.integers(0, 2, (BATCH, width_out)).astype(dtype)
         else:
             y = rng.standard_normal((BATCH, width_out)).astype(dtype)
         yield x, y
@@ -36,10 +38,12 @@ def lockstep_run(
     manual_optimizer=None,
     stop_at_first_failure: bool = True,
     patch=None,
+    schedule: list | None = None,
+    clip: float | None = None,
 ) -> engine.RunResult:
     """A lockstep run on random data; ``patch(lockstep)`` may swap a manual piece for a faulty one."""
     weights = init_state_dict(spec, np.random.default_rng(seed), getattr(np, dtype))
-    lockstep = engine.twins(spec, weights, optimizer, hyperparameters, dtype, manual_optimizer)
+    lockstep = engine.twins(spec, weights, optimizer, hyperparameters, dtype, manual_optimizer, schedule, clip, seed)
     if patch is not None:
         patch(lockstep)
     return engine.run(lockstep, make_batches(spec, dtype, seed + 1), steps, stop_at_first_failure, lambda r: None)

@@ -20,7 +20,8 @@ STAGES = ("forward", "loss", "grad", "state", "param")
 README_FLAGS = (
     "--optimizer --lr --momentum --dampening --nesterov --betas --eps --weight-decay --amsgrad "
     "--layers --activation --loss --dataset --data --weights --save-weights --steps --batch-size "
-    "--seed --dtype --logdir --run-name --json"
+    "--seed --dtype --logdir --run-name --json --no-tensorboard --keep-going --alpha --centered --lr-decay "
+    "--initial-accumulator-value --lr-schedule --clip-grad-norm --variant --dropout --batchnorm"
 ).split()
 LOSS_RTOL = {"float64": 1e-10, "float32": 1e-5}  # manual vs torch loss, per step, in the JSON report
 
@@ -118,7 +119,22 @@ def files(tmp_path: Path) -> dict[str, str]:
 
 # (id, arguments with {file} placeholders, words the one stderr line must contain)
 BAD_INPUT = [
-    ("unknown-optimizer", ["--optimizer", "rmsprop"], ["--optimizer", "rmsprop"]),
+    ("schedule-unknown-kind", ["--lr-schedule", "linear:5"], ["--lr-schedule", "linear"]),
+    ("schedule-bad-number", ["--lr-schedule", "step:ten:0.1"], ["--lr-schedule", "STEP_SIZE"]),
+    ("schedule-missing-argument", ["--lr-schedule", "step:10"], ["--lr-schedule", "step"]),
+    ("clip-zero", ["--clip-grad-norm", "0"], ["--clip-grad-norm"]),
+    ("dropout-one", ["--dropout", "1"], ["--dropout"]),
+    ("dropout-negative", ["--dropout", "-0.1"], ["--dropout"]),
+    ("batchnorm-batch-of-one", ["--batchnorm", "--batch-size", "1"], ["--batchnorm", "batch"]),
+    ("alpha-with-adam", ["--optimizer", "adam", "--alpha", "0.9"], ["--alpha", "adam"]),
+    ("lr-decay-with-sgd", ["--optimizer", "sgd", "--lr-decay", "0.1"], ["--lr-decay", "sgd"]),
+    ("variant-with-other-optimizer", ["--variant", "adam_eps_hat", "--optimizer", "sgd"], ["--variant", "adam"]),
+    ("variant-unknown", ["--variant", "nadam"], ["--variant", "nadam"]),
+    ("variant-foreign-flag", ["--variant", "classic_momentum", "--dampening", "0.1"], ["--dampening", "classic"]),
+    ("bce-three-classes", ["--loss", "bce", "--dataset", "spiral"], ["bce"]),
+    ("bce-wide-output", ["--loss", "bce", "--dataset", "xor", "--layers", "2,8,2"], ["bce"]),
+    ("rmsprop-negative-alpha", ["--optimizer", "rmsprop", "--alpha", "-1"], ["alpha"]),
+    ("unknown-optimizer", ["--optimizer", "lbfgs"], ["--optimizer", "lbfgs"]),
     ("unknown-activation", ["--activation", "gelu"], ["--activation", "gelu"]),
     ("unknown-loss", ["--loss", "hinge"], ["--loss", "hinge"]),
     ("zero-width-layer", ["--layers", "2,0,3"], ["--layers", "at least 1"]),
@@ -401,7 +417,7 @@ def test_help_lists_every_flag():
 
 BAD_PROGRAM_RUNS = [
     ("zero-width-layer", ["--layers", "2,0,3"], "--layers"),
-    ("unknown-optimizer", ["--optimizer", "rmsprop"], "--optimizer"),
+    ("unknown-optimizer", ["--optimizer", "lbfgs"], "--optimizer"),
     ("logdir-is-a-file", ["--logdir", "{a_file}"], "--logdir"),
 ]
 

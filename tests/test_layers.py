@@ -12,13 +12,14 @@ from typing import Protocol
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from torch.nn import functional as nnf
 
-import torch_ref
-from manual import ACTIVATION_NAMES, LOSS_NAMES, MLP, CrossEntropyLoss, MLPSpec, MSELoss, init_state_dict
-from manual.layers import LEAKY_RELU_SLOPE, LeakyReLU, Linear, ReLU, Sigmoid, Tanh
+from compare import engine
+from manual import ACTIVATION_NAMES, LOSS_NAMES, CrossEntropyLoss, MLPSpec, MSELoss, init_state_dict
+from manual.layers import BATCHNORM_EPS, LEAKY_RELU_SLOPE, BatchNorm1d, Dropout, LeakyReLU, Linear, ReLU, Sigmoid, Tanh
+from manual.losses import BCEWithLogitsLoss
 
 BATCH, WIDTH_IN, WIDTH_OUT = 5, 4, 3  # N, I, O: non-square, so a transposed W or a wrong sum axis changes a shape
 
@@ -33,11 +34,6 @@ TORCH_MAX_REL = 1e-12
 # (a wrong slope or a missing factor 2 is off by 1e-2 or more).
 FD_STEP = 1e-6
 FD_MAX_REL = 1e-6
-
-# A whole MLP has more rounding than one node: depth × width accumulations, exp/log in the loss,
-# each ~1 ulp, so manual and torch agree to ~1e-14 relative (measured ≤ 1.1e-14 over 300 draws).
-# 1e-10 keeps 10^4x headroom for the widest Hypothesis draws, while a wrong derivative is O(1) off.
-MLP_MAX_REL = 1e-10
 
 
 class Layer(Protocol):
@@ -102,6 +98,17 @@ def make_linear(rng: np.random.Generator) -> Linear:
     return Linear(weight, bias)
 
 
+def make_batchnorm(rng: np.random.Generator) -> BatchNorm1d:
+    gamma = rng.uniform(0.5, 1.5, WIDTH_IN)  # (I,) not 1: a missing γ in backward must show
+    beta = rng.uniform(-1.0, 1.0, WIDTH_IN)  # (I,)
+    return BatchNorm1d(gamma, beta, np.zeros(WIDTH_IN), np.ones(WIDTH_IN), np.array(0))
+
+
+def torch_batchnorm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Training mode: normalise with the batch's own (biased) statistics."""
+    return nnf.batch_norm(x, None, None, weight, bias, training=True, eps=BATCHNORM_EPS)
+
+
 @dataclass(frozen=True)
 class LayerCase:
     name: str
@@ -115,6 +122,7 @@ LAYER_CASES = [
     LayerCase("leaky_relu", lambda rng: LeakyReLU(), nnf.leaky_relu),  # torch's default slope, not ours
     LayerCase("sigmoid", lambda rng: Sigmoid(), torch.sigmoid),
     LayerCase("tanh", lambda rng: Tanh(), torch.tanh),
+    LayerCase("batchnorm", make_batchnorm, torch_batchnorm),
 ]
 
 
@@ -129,6 +137,12 @@ class LossCase:
 LOSS_CASES = [
     LossCase("cross_entropy", CrossEntropyLoss, lambda rng: rng.integers(0, WIDTH_OUT, size=BATCH), nnf.cross_entropy),
     LossCase("mse", MSELoss, lambda rng: rng.standard_normal((BATCH, WIDTH_OUT)), nnf.mse_loss),
+    LossCase(
+        "bce",
+        BCEWithLogitsLoss,
+        lambda rng: rng.uniform(0.0, 1.0, (BATCH, WIDTH_OUT)),  # probabilities, not only 0/1
+        nnf.binary_cross_entropy_with_logits,
+    ),
 ]
 
 
@@ -292,32 +306,83 @@ def test_loss_backward_does_not_mutate_its_inputs_or_cache(case: LossCase) -> No
     activation=st.sampled_from(ACTIVATION_NAMES),
     loss_name=st.sampled_from(LOSS_NAMES),
     batch=st.integers(1, 6),
+    batchnorm=st.booleans(),
+    dropout=st.sampled_from([0.0, 0.5]),
     seed=st.integers(0, 2**32 - 1),
 )
 def test_mlp_gradients_match_torch_for_random_architectures(
-    widths: list[int], activation: str, loss_name: str, batch: int, seed: int
+    widths: list[int], activation: str, loss_name: str, batch: int, batchnorm: bool, dropout: float, seed: int
 ) -> None:
-    spec = MLPSpec(tuple(widths), activation, loss_name)
+    """One lockstep step of the checker itself: every layer output, the loss and every gradient agree.
+
+    Its metric measures each tensor against the magnitude of the terms that produced it
+    (``compare.scales``): BatchNorm makes some gradients cancel almost exactly (a width-1 layer
+    before it is scale-invariant), and only the terms' size says how much rounding that leaves.
+    """
+    assume(batch >= 2 or not batchnorm)  # a batch of one has no variance to normalise by
+    spec = MLPSpec(tuple(widths), activation, loss_name, dropout, batchnorm)
     rng = np.random.default_rng(seed)
     weights = init_state_dict(spec, rng)  # float64, non-zero biases
     x = rng.standard_normal((batch, spec.widths[0]))  # (N, D)
     if loss_name == "cross_entropy":
         target = rng.integers(0, spec.widths[-1], size=batch)  # (N,) class indices
+    elif loss_name == "bce":
+        target = rng.uniform(0.0, 1.0, (batch, spec.widths[-1]))  # (N, C) probabilities
     else:
         target = rng.standard_normal((batch, spec.widths[-1]))  # (N, C)
+    lockstep = engine.twins(spec, weights, "sgd", {"lr": 0.1}, "float64", seed=seed)
+    record = lockstep.step(1, x, target)
+    checked = {check.tensor for check in record.checks if check.stage == "grad"}
+    assert set(spec.parameter_shapes()) <= checked  # every parameter gradient was compared
+    assert record.first_failure is None, record.first_failure
 
-    mlp = MLP(spec, weights)
-    value = mlp.loss.forward(mlp.forward(x)[-1], target)
-    mlp.backward(mlp.loss.backward())
-    manual = mlp.named_grads()
 
-    model = torch_ref.build_model(spec, dtype=torch.float64)
-    torch_ref.load_weights(model, spec, weights)
-    value_t = torch_ref.build_loss(spec)(model(to_torch(x)), to_torch(target))
-    value_t.backward()
-    reference = {name: p.grad.numpy() for name, p in model.named_parameters()}
+# ---------------------------------------------------------------------------------------------
+# Dropout: its mask is random, so it is checked by its definition rather than against torch's RNG.
 
-    assert max_rel(np.array(value), value_t.detach().numpy()) <= MLP_MAX_REL, "loss"
-    assert manual.keys() == reference.keys() == spec.parameter_shapes().keys()
-    for name, grad in manual.items():
-        assert max_rel(grad, reference[name]) <= MLP_MAX_REL, name
+
+def test_dropout_is_inverted_and_its_backward_uses_the_same_mask() -> None:
+    p = 0.3
+    layer = Dropout(p, np.random.default_rng(0))
+    x = away_from_zero(np.random.default_rng(1), (2000, WIDTH_IN))
+    out = layer.forward(x)
+    kept = out != 0
+    assert np.allclose(out[kept], x[kept] / (1 - p))  # survivors scaled by 1/(1 − p) at training time
+    assert abs(1 - kept.mean() - p) < 0.02  # drop rate p (8000 draws: std 0.005)
+    dout = np.random.default_rng(2).standard_normal(x.shape)
+    dx = layer.backward(dout)
+    assert np.array_equal(dx != 0, kept)
+    assert np.allclose(dx[kept], dout[kept] / (1 - p))
+
+
+def test_dropout_is_the_identity_in_evaluation_mode() -> None:
+    layer = Dropout(0.5, np.random.default_rng(0))
+    layer.training = False
+    x = np.random.default_rng(1).standard_normal((BATCH, WIDTH_IN))
+    assert np.array_equal(layer.forward(x), x)
+    assert np.array_equal(layer.backward(x), x)
+
+
+# ---------------------------------------------------------------------------------------------
+# BatchNorm's running statistics and evaluation mode, against nn.BatchNorm1d over several batches.
+
+
+def test_batchnorm_running_statistics_and_eval_match_torch() -> None:
+    rng = np.random.default_rng(7)
+    layer = make_batchnorm(rng)
+    module = torch.nn.BatchNorm1d(WIDTH_IN, dtype=torch.float64)
+    with torch.no_grad():
+        module.weight.copy_(to_torch(layer.params["weight"]))
+        module.bias.copy_(to_torch(layer.params["bias"]))
+    for _ in range(4):
+        x = 3.0 + 2.0 * rng.standard_normal((BATCH, WIDTH_IN))  # mean and variance far from 0 and 1
+        layer.forward(x)
+        module(to_torch(x))
+    assert max_rel(layer.buffers["running_mean"], module.running_mean.numpy()) <= TORCH_MAX_REL
+    # torch keeps the UNBIASED batch variance in running_var; the biased one would be off by N/(N−1)
+    assert max_rel(layer.buffers["running_var"], module.running_var.numpy()) <= TORCH_MAX_REL
+    assert int(layer.buffers["num_batches_tracked"]) == int(module.num_batches_tracked) == 4
+    layer.training = False
+    module.eval()
+    x = rng.standard_normal((BATCH, WIDTH_IN))
+    assert max_rel(layer.forward(x), module(to_torch(x)).detach().numpy()) <= TORCH_MAX_REL

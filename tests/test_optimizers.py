@@ -14,7 +14,7 @@ import torch
 
 import torch_ref
 from manual import MLPSpec, init_state_dict
-from manual.optim import OPTIMIZERS, SGD, Adam, Momentum
+from manual.optim import OPTIMIZERS, SGD, Adagrad, Adam, AdamW, Momentum, Nesterov, RMSprop
 
 SPEC = MLPSpec((4, 3, 2), "tanh")  # four parameters, non-square: 0.weight (3, 4), 0.bias (3,), 2.weight, 2.bias
 STEPS = 25  # ≥ 20: momentum buffers, bias corrections and amsgrad's running max all need many steps to show
@@ -25,13 +25,14 @@ STEPS = 25  # ≥ 20: momentum buffers, bias corrections and amsgrad's running m
 # the root, a missing bias correction, the paper's ε-hat form) shows at 1e-9 or far more.
 MAX_REL = 1e-12
 
-TORCH_NAME = {cls: name for name, cls in OPTIMIZERS.items()}  # SGD → "sgd", Momentum → "momentum", Adam → "adam"
+TORCH_NAME = {cls: name for name, cls in OPTIMIZERS.items()}  # SGD → "sgd", Momentum → "momentum", Adam → "adam", …
+Optimizer = SGD | Adam | RMSprop | Adagrad  # Momentum, Nesterov, AdamW are subclasses
 
 
 @dataclass(frozen=True)
 class Case:
     name: str
-    optimizer: SGD | Adam
+    optimizer: Optimizer
 
 
 CASES = [
@@ -44,6 +45,26 @@ CASES = [
     Case("adam_weight_decay", Adam(lr=0.02, weight_decay=0.1)),
     Case("adam_amsgrad", Adam(lr=0.02, amsgrad=True)),
     Case("adam_unusual_betas_eps", Adam(lr=0.05, betas=(0.5, 0.6), eps=1e-2, amsgrad=True)),
+    Case("nesterov_class", Nesterov(lr=0.05)),
+    Case("nesterov_class_weight_decay", Nesterov(lr=0.05, momentum=0.7, weight_decay=0.05)),
+    Case("adamw", AdamW(lr=0.02)),  # default weight_decay 1e-2
+    Case("adamw_strong_decay", AdamW(lr=0.05, weight_decay=0.5)),  # γλ = 0.025: the decay shows within steps
+    Case("adamw_no_decay", AdamW(lr=0.02, weight_decay=0.0)),
+    Case("adamw_amsgrad", AdamW(lr=0.02, weight_decay=0.1, amsgrad=True)),
+    Case("adamw_unusual_betas_eps", AdamW(lr=0.05, betas=(0.5, 0.6), eps=1e-2, weight_decay=0.2, amsgrad=True)),
+    Case("rmsprop", RMSprop()),
+    Case("rmsprop_weight_decay", RMSprop(lr=0.02, weight_decay=0.1)),
+    Case("rmsprop_momentum", RMSprop(lr=0.01, momentum=0.9)),
+    Case("rmsprop_centered", RMSprop(lr=0.01, centered=True)),
+    Case("rmsprop_centered_momentum_decay", RMSprop(lr=0.01, momentum=0.5, centered=True, weight_decay=0.05)),
+    Case("rmsprop_low_alpha_large_eps", RMSprop(lr=0.05, alpha=0.4, eps=1e-2, centered=True)),  # lerp weight ≥ 0.5
+    Case("adagrad", Adagrad()),
+    Case("adagrad_lr_decay", Adagrad(lr=0.1, lr_decay=0.3)),
+    Case("adagrad_weight_decay", Adagrad(lr=0.1, weight_decay=0.1)),
+    Case("adagrad_initial_accumulator", Adagrad(lr=0.1, initial_accumulator_value=0.5)),
+    Case(
+        "adagrad_everything", Adagrad(lr=0.2, lr_decay=0.05, weight_decay=0.02, initial_accumulator_value=0.1, eps=1e-3)
+    ),
 ]
 CASE_IDS = [case.name for case in CASES]
 
@@ -79,17 +100,6 @@ def torch_twin(name: str, hyperparameters: dict) -> tuple[torch.nn.Module, torch
     model = torch_ref.build_model(SPEC, dtype=torch.float64)
     torch_ref.load_weights(model, SPEC, initial_weights())
     return model, torch_ref.build_optimizer(name, model, hyperparameters)
-
-
-def manual_run(optimizer: SGD | Adam, grads: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
-    """Parameters after every step of the manual optimizer."""
-    params = initial_weights()
-    state = optimizer.init(params)
-    trajectory = []
-    for g in grads:
-        optimizer.step(params, g, state)
-        trajectory.append({name: value.copy() for name, value in params.items()})
-    return trajectory
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
@@ -139,15 +149,51 @@ def test_dampening_is_not_applied_on_the_first_step() -> None:
         assert max_rel(state[name]["momentum_buffer"], expected) <= MAX_REL, name
 
 
-def test_momentum_defaults_to_0_9() -> None:
-    assert Momentum().momentum == 0.9
-    assert Momentum().hyperparameters()["momentum"] == 0.9
-    _, reference = torch_twin("momentum", Momentum().hyperparameters())
-    assert isinstance(reference, torch.optim.SGD)
-    assert reference.param_groups[0]["momentum"] == 0.9
+# The SGD-based names whose defaults differ from torch.optim.SGD's, and what those defaults must be.
+SGD_PRESETS = [
+    pytest.param("momentum", {"momentum": 0.9, "nesterov": False}, id="momentum"),
+    pytest.param("nesterov", {"momentum": 0.9, "nesterov": True, "dampening": 0.0}, id="nesterov"),
+]
 
 
-@pytest.mark.parametrize(("manual_cls", "torch_cls"), [(SGD, torch.optim.SGD), (Adam, torch.optim.Adam)])
+@pytest.mark.parametrize(("name", "expected"), SGD_PRESETS)
+def test_sgd_presets_default_as_named(name: str, expected: dict) -> None:
+    manual = OPTIMIZERS[name]()
+    assert {key: getattr(manual, key) for key in expected} == expected
+    _, reference = torch_twin(name, manual.hyperparameters())
+    assert type(reference) is torch.optim.SGD
+    assert {key: reference.param_groups[0][key] for key in expected} == expected
+
+
+def test_registries_name_the_same_optimizers() -> None:
+    assert OPTIMIZERS.keys() == torch_ref.optim.OPTIMIZERS.keys()
+    # regular optimizers carry no `comparable_state`: a checker compares all of their state with torch's
+    assert [name for name, cls in OPTIMIZERS.items() if hasattr(cls, "comparable_state")] == []
+
+
+def test_adagrad_state_exists_before_the_first_step_as_in_torch() -> None:
+    """torch.optim.Adagrad builds step 0 and sum = s₀ in its constructor; the manual init matches that state."""
+    manual = Adagrad(initial_accumulator_value=0.25)
+    model, reference = torch_twin("adagrad", manual.hyperparameters())
+    state, ref_state = manual.init(initial_weights()), torch_ref.named_state(reference, model)
+    assert state.keys() == ref_state.keys()
+    for name, entries in ref_state.items():
+        assert entries.keys() == state[name].keys() == {"step", "sum"}, name
+        assert state[name]["step"] == entries["step"] == 0, name
+        assert np.array_equal(state[name]["sum"], entries["sum"]), name
+        assert np.all(entries["sum"] == 0.25), name
+
+
+DEFAULTS_CASES = [
+    (SGD, torch.optim.SGD),
+    (Adam, torch.optim.Adam),
+    (AdamW, torch.optim.AdamW),
+    (RMSprop, torch.optim.RMSprop),
+    (Adagrad, torch.optim.Adagrad),
+]
+
+
+@pytest.mark.parametrize(("manual_cls", "torch_cls"), DEFAULTS_CASES, ids=[cls.__name__ for cls, _ in DEFAULTS_CASES])
 def test_defaults_are_torchs(manual_cls: type, torch_cls: type) -> None:
     torch_defaults = inspect.signature(torch_cls).parameters
     for field in fields(manual_cls):
@@ -163,17 +209,6 @@ def test_one_kwargs_dict_builds_torchs_optimizer(case: Case) -> None:
     for key, value in hyperparameters.items():
         assert group[key] == value, key
     assert group["foreach"] is False  # the single-tensor path whose formulas the manual side follows
-
-
-def test_momentum_zero_is_exactly_sgd() -> None:
-    grads = gradient_sequence()
-    hyperparameters = {"lr": 0.1, "weight_decay": 0.05}
-    momentum, sgd = Momentum(momentum=0.0, **hyperparameters), SGD(**hyperparameters)
-    assert momentum.hyperparameters() == sgd.hyperparameters()
-    assert momentum.init(initial_weights()) == sgd.init(initial_weights())
-    for step, (a, b) in enumerate(zip(manual_run(momentum, grads), manual_run(sgd, grads), strict=True), start=1):
-        for name in a:
-            assert np.array_equal(a[name], b[name]), f"step {step}: {name}"
 
 
 NAN = float("nan")
@@ -198,11 +233,34 @@ VALIDATION_CASES = [
     pytest.param(Adam, {"lr": NAN}, True, id="adam-nan-lr"),
     pytest.param(Adam, {"eps": NAN}, True, id="adam-nan-eps"),
     pytest.param(Adam, {"weight_decay": NAN}, True, id="adam-nan-weight-decay"),
+    pytest.param(Nesterov, {"dampening": 0.1}, True, id="nesterov-with-dampening"),
+    pytest.param(Nesterov, {"momentum": 0.0}, True, id="nesterov-zero-momentum"),
+    pytest.param(AdamW, {"lr": -1e-3}, True, id="adamw-negative-lr"),
+    pytest.param(AdamW, {"weight_decay": -1e-2}, True, id="adamw-negative-weight-decay"),
+    pytest.param(AdamW, {"weight_decay": NAN}, True, id="adamw-nan-weight-decay"),
+    pytest.param(AdamW, {"betas": (0.9, 1.0)}, True, id="adamw-beta2-one"),
+    pytest.param(AdamW, {"eps": -1e-8}, True, id="adamw-negative-eps"),
+    pytest.param(RMSprop, {"lr": -1e-2}, True, id="rmsprop-negative-lr"),
+    pytest.param(RMSprop, {"alpha": -0.1}, True, id="rmsprop-negative-alpha"),
+    pytest.param(RMSprop, {"alpha": NAN}, True, id="rmsprop-nan-alpha"),
+    pytest.param(RMSprop, {"eps": -1e-8}, True, id="rmsprop-negative-eps"),
+    pytest.param(RMSprop, {"momentum": -0.9}, True, id="rmsprop-negative-momentum"),
+    pytest.param(RMSprop, {"weight_decay": -0.1}, True, id="rmsprop-negative-weight-decay"),
+    pytest.param(Adagrad, {"lr": -1e-2}, True, id="adagrad-negative-lr"),
+    pytest.param(Adagrad, {"lr_decay": -0.1}, True, id="adagrad-negative-lr-decay"),
+    pytest.param(Adagrad, {"lr_decay": NAN}, True, id="adagrad-nan-lr-decay"),
+    pytest.param(Adagrad, {"weight_decay": -0.1}, True, id="adagrad-negative-weight-decay"),
+    pytest.param(Adagrad, {"initial_accumulator_value": -0.1}, True, id="adagrad-negative-initial-accumulator"),
+    pytest.param(Adagrad, {"eps": -1e-10}, True, id="adagrad-negative-eps"),
     pytest.param(SGD, {"lr": 0.0}, False, id="sgd-zero-lr"),
     pytest.param(SGD, {"lr": NAN}, False, id="sgd-nan-lr"),  # torch.optim.SGD checks `lr < 0.0` too
     pytest.param(SGD, {"momentum": 0.9, "dampening": 1.5}, False, id="sgd-dampening-above-one"),
     pytest.param(Momentum, {"nesterov": True}, False, id="momentum-nesterov"),
     pytest.param(Adam, {"lr": 0.0, "betas": (0.0, 0.0), "eps": 0.0}, False, id="adam-boundaries"),
+    pytest.param(AdamW, {"weight_decay": 0.0, "amsgrad": True}, False, id="adamw-no-decay"),
+    pytest.param(RMSprop, {"alpha": 1.5}, False, id="rmsprop-alpha-above-one"),  # torch checks only alpha ≥ 0
+    pytest.param(RMSprop, {"momentum": 0.9, "centered": True, "eps": 0.0}, False, id="rmsprop-boundaries"),
+    pytest.param(Adagrad, {"lr": 0.0, "lr_decay": 0.0, "eps": 0.0}, False, id="adagrad-boundaries"),
 ]
 
 

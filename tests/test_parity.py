@@ -1,4 +1,4 @@
-"""Multi-step lockstep parity: every optimizer × activation × loss, then long runs per dtype."""
+"""Multi-step lockstep parity: every optimizer × activation × loss, then the long acceptance runs."""
 
 import itertools
 import json
@@ -12,19 +12,33 @@ from conftest import HOSTILE_WIDTHS, lockstep_run
 from manual import ACTIVATION_NAMES, LOSS_NAMES, MLPSpec
 from manual.optim import OPTIMIZERS
 
-# Hyperparameters that exercise every branch of each rule (dampening, L2, amsgrad) at once.
+# Hyperparameters that exercise every branch of each rule (dampening, L2, amsgrad, centered...) at once.
 HYPERPARAMETERS = {
     "sgd": {"lr": 0.05, "weight_decay": 0.01},
     "momentum": {"lr": 0.05, "momentum": 0.9, "dampening": 0.3, "weight_decay": 0.01},
-    "nesterov": {"lr": 0.05, "momentum": 0.8, "nesterov": True},
+    "nesterov": {"lr": 0.05, "momentum": 0.8, "weight_decay": 0.01},
     "adam": {"lr": 0.01, "betas": (0.8, 0.99), "weight_decay": 0.01, "amsgrad": True},
+    "adamw": {"lr": 0.01, "weight_decay": 0.1, "amsgrad": True},
+    "rmsprop": {"lr": 0.005, "alpha": 0.9, "momentum": 0.5, "centered": True, "weight_decay": 0.01},
+    "adagrad": {"lr": 0.05, "lr_decay": 0.01, "initial_accumulator_value": 0.1, "weight_decay": 0.01},
 }
-TORCH_NAME = {"nesterov": "momentum"}
+STATE_KEYS = {
+    "sgd": set(),
+    "momentum": {"momentum_buffer"},
+    "nesterov": {"momentum_buffer"},
+    "adam": {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"},
+    "adamw": {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"},
+    "rmsprop": {"step", "square_avg", "momentum_buffer", "grad_avg"},
+    "adagrad": {"step", "sum"},
+}
 
 
-def full(name: str) -> tuple[str, dict]:
-    optimizer = TORCH_NAME.get(name, name)
-    return optimizer, OPTIMIZERS[optimizer](**HYPERPARAMETERS[name]).hyperparameters()
+def full(name: str) -> dict:
+    return OPTIMIZERS[name](**HYPERPARAMETERS[name]).hyperparameters()
+
+
+def test_the_tables_cover_every_optimizer():
+    assert set(HYPERPARAMETERS) == set(OPTIMIZERS) == set(STATE_KEYS)
 
 
 @pytest.mark.parametrize(
@@ -32,51 +46,53 @@ def full(name: str) -> tuple[str, dict]:
 )
 def test_every_optimizer_activation_and_loss_agree_for_many_steps(name, activation, loss):
     spec = MLPSpec(HOSTILE_WIDTHS, activation, loss)
-    result = lockstep_run(spec, *full(name), steps=12)
+    result = lockstep_run(spec, name, full(name), steps=12)
     assert result.first_failure is None, result.first_failure
     assert len(result.records) == 12
-    # every stage was compared, and the optimizer state really was (plain SGD keeps none)
-    expected_keys = {
-        "sgd": set(),
-        "momentum": {"momentum_buffer"},
-        "nesterov": {"momentum_buffer"},
-        "adam": {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"},
-    }[name]
     checks = result.records[-1].checks
-    assert {check.stage for check in checks} == set(STAGES) - ({"state"} if not expected_keys else set())
-    assert {check.tensor.rsplit(".", 1)[1] for check in checks if check.stage == "state"} == expected_keys
+    # every stage but eval (no Dropout or BatchNorm here) was compared, the state really was
+    assert {check.stage for check in checks} == set(STAGES) - {"eval"}
+    state = {check.tensor.rsplit(".", 1)[1] for check in checks if check.stage == "state" and check.tensor != "lr"}
+    assert state == STATE_KEYS[name]
 
 
 @pytest.mark.parametrize("name", list(HYPERPARAMETERS))
 def test_high_learning_rate_still_agrees(name):
     """Large steps move far from the start and amplify any rounding-order difference."""
-    optimizer, hparams = full(name)
-    hparams = {**hparams, "lr": hparams["lr"] * 10}
-    result = lockstep_run(MLPSpec(HOSTILE_WIDTHS, "leaky_relu", "mse"), optimizer, hparams, steps=20)
+    hparams = {**full(name), "lr": HYPERPARAMETERS[name]["lr"] * 10}
+    result = lockstep_run(MLPSpec(HOSTILE_WIDTHS, "leaky_relu", "mse"), name, hparams, steps=20)
     assert result.first_failure is None, result.first_failure
     assert np.isfinite(result.records[-1].loss_torch)
 
 
+SCHEDULES = {"constant": None, "step": "step:100:0.5", "warmup+cosine": "warmup:50,cosine:450"}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("optimizer", "dtype"), list(itertools.product(["sgd", "momentum", "adam"], ["float64", "float32"]))
+    ("optimizer", "schedule", "dtype"), list(itertools.product(OPTIMIZERS, SCHEDULES, ["float64", "float32"]))
 )
-def test_acceptance_run_holds_within_the_dtype_tolerance(optimizer, dtype, tmp_path):
-    """`backprop-parity run --optimizer X --steps 500`: every stage within its table entry,
-    and in float64 every stage's worst max|Δ|/max|ref| at most 1e-10."""
+def test_acceptance_run_holds_within_the_dtype_tolerance(optimizer, schedule, dtype, tmp_path):
+    """`backprop-parity run --optimizer X --steps 500 [--lr-schedule S] [--dtype D]`: every stage within
+    its table entry (the state included), and in float64 every stage's worst max|Δ|/max|ref| at most 1e-10."""
     out = tmp_path / "report.json"
     argv = ["run", "--optimizer", optimizer, "--steps", "500", "--dtype", dtype, "--logdir", str(tmp_path)]
+    if SCHEDULES[schedule]:
+        argv += ["--lr-schedule", SCHEDULES[schedule]]
     assert main([*argv, "--json", str(out), "--no-tensorboard"]) == 0
     report = json.loads(out.read_text())
     assert report["passed"] and report["steps"] == 500
+    assert "state" in report["worst"]
     for stage, worst in report["worst"].items():
         assert worst["max_rel"] <= tolerance(dtype, stage).max_rel
         if dtype == "float64":
             assert worst["max_rel"] <= 1e-10
+    if SCHEDULES[schedule]:
+        assert len(set(report["lr"])) > 1  # the schedule really changed the lr
 
 
 @pytest.mark.slow
 def test_float64_holds_over_thousands_of_steps():
-    result = lockstep_run(MLPSpec((3, 12, 12, 4), "tanh", "cross_entropy"), *full("adam"), steps=2000)
+    result = lockstep_run(MLPSpec((3, 12, 12, 4), "tanh", "cross_entropy"), "adam", full("adam"), steps=2000)
     assert result.first_failure is None, result.first_failure
     assert max(check.diff.max_rel for check in result.worst_by_stage().values()) <= 1e-10

@@ -1,6 +1,14 @@
 """The torch.nn twin of the manual MLP, and the torch.optim optimizer that matches its rule."""
 
-from torch_ref.model import build_loss, build_model, export_weights, load_weights
+from torch_ref.model import InjectedMasks, build_loss, build_model, export_weights, load_weights
 from torch_ref.optim import build_optimizer, named_state
 
-__all__ = ["build_loss", "build_model", "build_optimizer", "export_weights", "load_weights", "named_state"]
+__all__ = [
+    "InjectedMasks",
+    "build_loss",
+    "build_model",
+    "build_optimizer",
+    "export_weights",
+    "load_weights",
+    "named_state",
+]

@@ -9,7 +9,11 @@ from torch import nn
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "sgd": torch.optim.SGD,
     "momentum": torch.optim.SGD,  # SGD with momentum; the manual side defaults μ to 0.9
+    "nesterov": torch.optim.SGD,  # nesterov=True; the manual side defaults μ to 0.9 and nesterov to True
     "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,  # in torch 2.13, Adam with decoupled_weight_decay=True
+    "rmsprop": torch.optim.RMSprop,
+    "adagrad": torch.optim.Adagrad,  # builds its state (step 0, sum s₀) in the constructor, not at step 1
 }
 
 

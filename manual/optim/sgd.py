@@ -75,3 +75,10 @@ class Momentum(SGD):
     """SGD with momentum μ = 0.9 by default: torch.optim.SGD(momentum=0.9); same rule as :class:`SGD`."""
 
     momentum: float = 0.9
+
+
+@dataclass
+class Nesterov(Momentum):
+    """SGD with Nesterov momentum, μ = 0.9: torch.optim.SGD(momentum=0.9, nesterov=True); the rule is :class:`SGD`'s."""
+
+    nesterov: bool = True

@@ -1,0 +1,58 @@
+"""The scale a difference is measured against, for tensors whose own size can mislead.
+
+``max_rel = max|Δ| / max(max|reference|, floor)``. Most tensors use their own scale (floor 0).
+But a node can produce a result much smaller than the terms it combined: a ReLU that zeroes most
+of a batch, a weight gradient Σ dout·x whose terms cancel, the gradient through BatchNorm (which
+is orthogonal to the batch mean by construction). Rounding error scales with the *terms*, not with
+the result, so for those the floor is the magnitude of the terms, computed from torch's tensors:
+
+* forward, output of a Linear: max|x|·max|W| + max|b|; of an activation: max|x|; of Dropout: max|x|/(1 − p);
+* dL/d(input) of a Linear: max|g|·max|W|; of an activation: max|g|; of Dropout: max|g|/(1 − p);
+  of BatchNorm (training): max|g|·max|γ|/min √(σ² + ε);
+* parameter gradients, Linear: weight max|g|·max|x|, bias max|g|; BatchNorm: weight max|g|·max|x̂|, bias max|g|;
+
+where x is the node's input and g the gradient arriving at its output. A wrong formula is off by
+a fraction of the terms, so it still shows; only rounding noise on a cancelled result is excused.
+"""
+
+import torch
+from torch import nn
+
+
+def amax(tensor: torch.Tensor | None) -> float:
+    return 0.0 if tensor is None or tensor.numel() == 0 else float(tensor.detach().abs().max())
+
+
+def _batch_stats(module: nn.BatchNorm1d, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x̂, 1/√(σ² + ε)) of a training-mode BatchNorm from its input."""
+    x = x.detach()
+    inv_std = 1.0 / torch.sqrt(x.var(dim=0, unbiased=False) + module.eps)
+    return (x - x.mean(dim=0)) * inv_std, inv_std
+
+
+def forward_floor(module: nn.Module, x: torch.Tensor) -> float:
+    if isinstance(module, nn.Linear):
+        return amax(x) * amax(module.weight) + amax(module.bias)
+    if isinstance(module, nn.BatchNorm1d):
+        return 0.0
+    if isinstance(module, nn.Dropout):
+        return amax(x) / (1.0 - module.p)
+    return amax(x)  # an activation: |f(x)| ≤ |x| for every one here, up to sigmoid's offset
+
+
+def input_grad_floor(module: nn.Module, x: torch.Tensor, g: torch.Tensor | None) -> float:
+    if isinstance(module, nn.Linear):
+        return amax(g) * amax(module.weight)
+    if isinstance(module, nn.BatchNorm1d):
+        return amax(g) * amax(module.weight) * amax(_batch_stats(module, x)[1])
+    if isinstance(module, nn.Dropout):
+        return amax(g) / (1.0 - module.p)
+    return amax(g)
+
+
+def param_grad_floors(module: nn.Module, x: torch.Tensor, g: torch.Tensor | None) -> dict[str, float]:
+    if isinstance(module, nn.Linear):
+        return {"weight": amax(g) * amax(x), "bias": amax(g)}
+    if isinstance(module, nn.BatchNorm1d):
+        return {"weight": amax(g) * amax(_batch_stats(module, x)[0]), "bias": amax(g)}
+    return {}

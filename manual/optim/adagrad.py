@@ -1,0 +1,63 @@
+"""Adagrad, as torch.optim.Adagrad computes it (decaying lr, optional initial accumulator)."""
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+Params = dict[str, np.ndarray]
+State = dict[str, dict[str, np.ndarray | int]]
+
+
+@dataclass
+class Adagrad:
+    r"""torch.optim.Adagrad, single-tensor path.
+
+    For each parameter θ with gradient g, learning rate γ, lr decay η, weight decay λ,
+    eps ε, initial accumulator value s₀, and its own step counter t::
+
+        t ← t + 1
+        g ← g + λθ                               (if λ ≠ 0; coupled L2)
+        clr ← γ / (1 + (t − 1)·η)                (the decay uses t − 1: step 1 runs at γ itself)
+        s ← s + g²                               (s starts at s₀, not 0)
+        θ ← θ − clr · g / (√s + ε)               (ε OUTSIDE the root)
+
+    Convention: Duchi et al. and many textbooks write ε inside the root, g/√(s + ε), and have no
+    lr decay; Keras starts the accumulator at 0.1, torch at 0. torch creates this state when the
+    optimizer is built, not at the first step, so ``step`` is 0 and ``sum`` is s₀ before any update.
+    """
+
+    lr: float = 1e-2
+    lr_decay: float = 0.0
+    weight_decay: float = 0.0
+    initial_accumulator_value: float = 0.0
+    eps: float = 1e-10
+
+    def __post_init__(self) -> None:
+        # written as torch writes them (`not 0.0 <= x`), so that NaN is rejected too
+        for name in ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"):
+            value = getattr(self, name)
+            if not 0.0 <= value:
+                raise ValueError(f"invalid {name} value: {value}")
+
+    def hyperparameters(self) -> dict:
+        """The torch keyword arguments that build the same optimizer."""
+        return asdict(self)
+
+    def init(self, params: Params) -> State:
+        return {
+            name: {"step": 0, "sum": np.full_like(param, self.initial_accumulator_value)}
+            for name, param in params.items()
+        }
+
+    def step(self, params: Params, grads: Params, state: State) -> None:
+        for name, param in params.items():
+            s = state[name]
+            s["step"] += 1
+            t = s["step"]
+            g = grads[name]
+            if self.weight_decay != 0:
+                g = g + self.weight_decay * param
+            clr = self.lr / (1 + (t - 1) * self.lr_decay)
+            s["sum"] += g * g  # torch: sum.addcmul_(g, g, value=1)
+            std = np.sqrt(s["sum"]) + self.eps
+            param -= clr * (g / std)  # torch: param.addcdiv_(g, std, value=-clr)
