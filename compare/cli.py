@@ -3,6 +3,7 @@
 
 import argparse
 import datetime as dt
+import importlib
 import sys
 from pathlib import Path
 
@@ -38,6 +39,12 @@ def betas(text: str) -> tuple[float, float]:
         raise argparse.ArgumentTypeError(f"expected two numbers B1,B2, got {text!r}") from None
 
 
+# Every other command lives in its own module, whose add_parser(commands) adds a sub-parser and sets
+# its ``handler`` (a function of the parsed arguments returning the exit status); raising InputError
+# there gives the one-line message and exit 2.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog=PROG,
@@ -45,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
         "trained in lockstep, every tensor compared at every step.",
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
+    add_run_parser(commands)
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).add_parser(commands)
+    return parser
+
+
+def add_run_parser(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser(
         "run",
         help="train both twins in lockstep and compare every tensor",
@@ -167,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="write no event files (the run directory still gets report.json)",
     )
-    return parser
+    run.set_defaults(handler=run_command)
 
 
 def check_output_file(flag: str, path: str | None) -> None:
@@ -278,7 +292,7 @@ def run_command(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return run_command(args)
+        return args.handler(args)
     except InputError as error:
         one_line = str(error).replace("\r", "\\r").replace("\n", "\\n")  # a path may hold a newline
         print(f"{PROG}: error: {one_line}", file=sys.stderr)
