@@ -4,13 +4,14 @@
 import argparse
 import datetime as dt
 import importlib
+import signal
 import sys
 from pathlib import Path
 
 import torch
 
 from compare import config as cfg
-from compare import data, engine, report
+from compare import data, engine, faults, report
 from compare.errors import InputError
 from compare.npz import write_npz
 from compare.tensorboard import RunWriters
@@ -42,7 +43,7 @@ def betas(text: str) -> tuple[float, float]:
 # Every other command lives in its own module, whose add_parser(commands) adds a sub-parser and sets
 # its ``handler`` (a function of the parsed arguments returning the exit status); raising InputError
 # there gives the one-line message and exit 2.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("compare.runs_cli", "compare.faults_cli", "compare.experiment_cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,6 +123,13 @@ def add_run_parser(commands: argparse._SubParsersAction) -> None:
         help="run a textbook rule on the manual side against torch's, to see when and by how much it departs "
         "(implies --keep-going and the optimizer it is compared with)",
     )
+    opt.add_argument(
+        "--inject",
+        choices=list(faults.CATALOG),
+        metavar="FAULT",
+        help="put this known mistake into the manual side, to see the checker catch it "
+        "(`backprop-parity faults` lists them and the arguments each needs)",
+    )
     model = run.add_argument_group("model")
     model.add_argument("--layers", metavar="W0,W1,...", help="widths, input first (default: D,16,16,C from the data)")
     model.add_argument("--activation", choices=ACTIVATION_NAMES, default="relu", help="(default: relu)")
@@ -161,6 +169,19 @@ def add_run_parser(commands: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--dtype", choices=tuple(cfg.DTYPES), default="float64", help="(default: float64)")
     train.add_argument(
+        "--gradcheck",
+        action="store_true",
+        help="a third witness: central finite differences on sampled parameter elements (float64) at step 1 "
+        "and at the first step whose gradients disagree, to tell which side is wrong",
+    )
+    train.add_argument(
+        "--val-fraction",
+        dest="val_fraction",
+        type=float,
+        default=0.2,
+        help="share of the examples held out for validation curves, never trained on (default: 0.2)",
+    )
+    train.add_argument(
         "--keep-going",
         action="store_true",
         help="run to the last step after a failure (default: stop at the first failure)",
@@ -174,6 +195,15 @@ def add_run_parser(commands: argparse._SubParsersAction) -> None:
         "--json",
         metavar="FILE",
         help="also write the JSON report here (replaced if it exists; runs/<run>/report.json is always written)",
+    )
+    out.add_argument(
+        "--log-every",
+        dest="log_every",
+        type=int,
+        default=25,
+        metavar="K",
+        help="validation curves, per-parameter norms and histograms every K steps; losses, lr and parity "
+        "are logged every step (default: 25)",
     )
     out.add_argument(
         "--no-tensorboard",
@@ -229,6 +259,7 @@ def run_command(args: argparse.Namespace) -> int:
     config = prepared.config
     spec = config.spec
     run_dir = new_run_dir(Path(args.logdir), args.run_name, config.optimizer, config.dtype)
+    started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
     manual_optimizer = VARIANTS[config.variant].optimizer(**config.hyperparameters) if config.variant else None
     lockstep = engine.twins(
@@ -242,11 +273,15 @@ def run_command(args: argparse.Namespace) -> int:
         config.clip_grad_norm,
         cfg.dropout_seed(config.seed),
     )
+    if config.inject:
+        faults.inject(config.inject, lockstep)
 
-    writers = RunWriters(run_dir, config.dtype) if args.tensorboard else None
+    writers = RunWriters(run_dir, config.dtype, config.log_every) if args.tensorboard else None
+    lockstep.stats_every = config.log_every if writers else None
+    lockstep.gradcheck = config.gradcheck
     config_json = {**config.to_json(), "run_dir": str(run_dir)}
     if writers:
-        writers.log_text("config", "\n".join(f"    {key}: {value}" for key, value in config_json.items()))
+        writers.start(config_json)
     print(
         f"{PROG}: {config.optimizer} {config.hyperparameters} on {config.dataset}, layers "
         f"{','.join(map(str, config.layers))} {config.activation} {config.loss}, {config.dtype}, "
@@ -254,10 +289,16 @@ def run_command(args: argparse.Namespace) -> int:
         flush=True,
     )
     every = max(1, config.steps // 10)
+    result = engine.RunResult()
 
     def on_step(record: engine.StepRecord) -> None:
+        if len(prepared.X_val) and engine.logs_at(record.step, config.log_every):
+            metrics = lockstep.evaluate(prepared.X_val, prepared.targets_val)
+            result.validation.append({"step": record.step, **metrics})
+            if writers:
+                writers.log_validation(record.step, metrics)
         if writers:
-            writers.log_step(record)
+            writers.log_step(record, lockstep)
         if record.step % every == 0 or record.step == 1 or record.first_failure:
             worst = max(check.diff.max_rel for check in record.checks)
             status = "ok" if record.first_failure is None else "MISMATCH"
@@ -267,32 +308,55 @@ def run_command(args: argparse.Namespace) -> int:
                 flush=True,
             )
 
-    result = engine.RunResult()
+    stop = StopRequest()
+    previous = {sig: signal.signal(sig, stop.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        engine.run(lockstep, cfg.batch_stream(prepared), config.steps, config.stop_at_first_failure, on_step, result)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; writing what was done", file=sys.stderr)
+        engine.run(
+            lockstep, cfg.batch_stream(prepared), config.steps, config.stop_at_first_failure, on_step, result, stop
+        )
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if stop.signum is not None:
+            print(f"{PROG}: interrupted after {len(result.records)} steps; writing what was done", file=sys.stderr)
         text = report.verdict(result, config.steps, config.variant)
         if writers:
-            writers.log_text("verdict", "    " + text.replace("\n", "\n    "))
-            writers.close()
-        document = report.build(result, config.to_json(), run_dir)
+            writers.finish(text)  # flushes every event file
+        document = report.build(result, config.to_json(), run_dir, started_at)
         report.write_json(run_dir / "report.json", document)
         if args.json:
             report.write_json(Path(args.json), document)
+    print(text)
+    if stop.signum is not None:
+        return 128 + int(stop.signum)  # the shell's convention: 130 for Ctrl-C, 143 for SIGTERM
     if args.save_weights:
         write_npz(Path(args.save_weights), lockstep.manual_model.state_dict())
-    print(text)
-    if not result.complete:
-        return 130
     return EXIT_PASS if result.passed else EXIT_FAIL
+
+
+class StopRequest:
+    """Ctrl-C or SIGTERM ends the run at the next step boundary, so the report, the event files and
+    the steps they hold agree; a second signal stops at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def handle(self, signum: int, frame: object) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __call__(self) -> bool:
+        return self.signum is not None
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
+    except KeyboardInterrupt:  # a second Ctrl-C, after the first asked for a clean stop
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
     except InputError as error:
         one_line = str(error).replace("\r", "\\r").replace("\n", "\\n")  # a path may hold a newline
         print(f"{PROG}: error: {one_line}", file=sys.stderr)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compare import data
+from compare import data, faults
 from compare.errors import InputError
 from compare.npz import read_npz
 from manual.init import init_state_dict
@@ -72,6 +72,10 @@ class RunConfig:
     dropout: float = 0.0
     batchnorm: bool = False
     variant: str | None = None
+    inject: str | None = None
+    val_fraction: float = 0.2
+    log_every: int = 25
+    gradcheck: bool = False
 
     @property
     def spec(self) -> MLPSpec:
@@ -90,9 +94,11 @@ class Prepared:
     """A validated run: its configuration and the arrays it starts from."""
 
     config: RunConfig
-    X: np.ndarray  # (N, D) in the run's dtype
+    X: np.ndarray  # (N, D) training examples in the run's dtype
     targets: np.ndarray  # (N,) int labels or (N, C) in the run's dtype
     weights: dict[str, np.ndarray]
+    X_val: np.ndarray  # (M, D) the held-out split (M may be 0)
+    targets_val: np.ndarray
 
 
 def streams(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:
@@ -203,8 +209,20 @@ def resolve(args: argparse.Namespace) -> Prepared:
     if layers[0] != d:
         raise InputError(f"--layers starts with width {layers[0]} but the data has {d} features")
     targets = data.targets(dataset, args.loss, layers[-1])
+    if not 0.0 <= args.val_fraction < 1.0:
+        raise InputError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
+    n_val = round(n * args.val_fraction)
+    if n - n_val < 1:
+        raise InputError(f"--val-fraction {args.val_fraction} leaves no training examples out of {n}")
+    if args.gradcheck and args.dtype != "float64":
+        raise InputError("--gradcheck needs --dtype float64: in float32, rounding swamps finite differences")
+    if args.log_every < 1:
+        raise InputError(f"--log-every must be at least 1, got {args.log_every}")
+    order = data_rng.permutation(n)  # the held-out split, fixed by the seed
+    val, train = order[:n_val], order[n_val:]
+    n = len(train)
     if not 1 <= args.batch_size <= n:
-        raise InputError(f"--batch-size must be between 1 and the {n} examples, got {args.batch_size}")
+        raise InputError(f"--batch-size must be between 1 and the {n} training examples, got {args.batch_size}")
     if args.batchnorm and args.batch_size < 2:
         raise InputError("--batchnorm needs --batch-size of at least 2 (a batch of one has no variance)")
     spec = MLPSpec(layers, args.activation, args.loss, args.dropout, args.batchnorm)
@@ -231,10 +249,15 @@ def resolve(args: argparse.Namespace) -> Prepared:
         dropout=args.dropout,
         batchnorm=args.batchnorm,
         variant=args.variant,
+        inject=args.inject,
+        val_fraction=args.val_fraction,
+        log_every=args.log_every,
+        gradcheck=args.gradcheck,
     )
+    faults.check(config)
     X = dataset.X.astype(dtype)
     targets = targets if targets.dtype.kind == "i" else targets.astype(dtype)
-    return Prepared(config, X, targets, weights)
+    return Prepared(config, X[train], targets[train], weights, X[val], targets[val])
 
 
 def batch_stream(prepared: Prepared):

@@ -16,6 +16,7 @@ Stages, in the order a step computes them (the first failure is the earliest in 
   on the same batch, after the update.
 """
 
+import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -23,7 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from compare import scales
+from compare import gradcheck, scales
+from compare.gradcheck import Witness
 from compare.metrics import TensorDiff, diff, worst_elements
 from compare.tolerances import STAGES, tolerance
 from manual import schedules as manual_schedules
@@ -60,6 +62,9 @@ class StepRecord:
     loss_torch: float
     lr: float
     checks: list[Check]
+    # {side: {"grad_norm" | "param_norm" | "update_ratio": {param name: value}}}, when collected
+    stats: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    gradcheck: list[Witness] = field(default_factory=list)  # finite differences, when asked for
 
     @property
     def first_failure(self) -> Check | None:
@@ -104,10 +109,16 @@ class Lockstep:
         self.device = next(torch_model.parameters()).device
         # A textbook variant keeps some state torch has no counterpart for: compare only the rest.
         self.comparable_state = getattr(manual_optimizer, "comparable_state", None)
+        self.stats_every: int | None = None  # per-parameter norms every K steps (for TensorBoard), or never
+        # Finite differences at step 1 and at the first step whose forward, loss or gradients disagree.
+        self.gradcheck = False
+        self._gradcheck_rng = np.random.default_rng(0)
+        self._gradchecked_failure = False
 
     def step(self, step: int, x: np.ndarray, y: np.ndarray) -> StepRecord:
         checks = Checks(step, self.dtype)
         model, tmodel = self.manual_model, self.torch_model
+        before = copy.deepcopy(model) if self.gradcheck else None
         model.train()
         tmodel.train()
         outs = model.forward(x)
@@ -129,6 +140,7 @@ class Lockstep:
         checks.add("loss", "loss", np.float64(loss_manual), loss_torch.detach())
         manual_grads = model.named_grads()
         torch_params = dict(tmodel.named_parameters())
+        conditioning: dict[str, float] = {}  # per parameter: how much its gradient cancelled (≥ 1)
         for i in reversed(range(len(outs))):
             floor = 0.0 if i + 1 == len(outs) else scales.input_grad_floor(tmodel[i + 1], touts[i], touts[i + 1].grad)
             checks.add("grad", f"{i}.out", douts[i], touts[i].grad, floor)
@@ -136,6 +148,8 @@ class Lockstep:
             for key in model.layers[i].params:
                 name = f"{i}.{key}"
                 checks.add("grad", name, manual_grads[name], torch_params[name].grad, floors[key])
+                conditioning[name] = scales.conditioning(floors[key], torch_params[name].grad)
+        witnesses = self._witnesses(step, before, x, y, checks.checks, manual_grads, torch_params)
         if self.clip_grad_norm is not None:
             norm_manual = self.manual_clip(manual_grads, self.clip_grad_norm)
             norm_torch = torch.nn.utils.clip_grad_norm_(tmodel.parameters(), self.clip_grad_norm, foreach=False)
@@ -144,8 +158,13 @@ class Lockstep:
                 checks.add("grad", f"{name}.clipped", grad, torch_params[name].grad)
 
         lr_manual, lr_torch = float(self.manual_optimizer.lr), float(self.torch_optimizer.param_groups[0]["lr"])
+        if any(check.diff.problem == "shape" for check in checks.checks):
+            # A gradient of the wrong shape cannot update its parameter: the finding is recorded, the step ends.
+            return StepRecord(step, loss_manual, float(loss_torch.item()), lr_torch, checks.checks, {}, witnesses)
+        before = self._snapshot() if self.stats_every and logs_at(step, self.stats_every) else None
         self.manual_optimizer.step(model.named_parameters(), manual_grads, self.manual_state)
         self.torch_optimizer.step()
+        stats = self._stats(before) if before is not None else {}
 
         checks.add("state", "lr", np.float64(lr_manual), np.float64(lr_torch))
         torch_state = named_state(self.torch_optimizer, tmodel)
@@ -154,7 +173,8 @@ class Lockstep:
             if self.comparable_state is not None:
                 keys &= self.comparable_state
             for key in sorted(keys):
-                checks.add_state(f"{name}.{key}", manual_entries.get(key), torch_state[name].get(key))
+                amplification = scales.state_amplification(key, conditioning.get(name, 1.0))
+                checks.add_state(f"{name}.{key}", manual_entries.get(key), torch_state[name].get(key), amplification)
         torch_buffers = dict(tmodel.named_buffers())
         for name, buffer in model.named_buffers().items():
             checks.add_state(name, buffer.item() if buffer.dtype.kind == "i" else buffer, torch_buffers[name])
@@ -172,7 +192,63 @@ class Lockstep:
         if self.manual_schedule is not None:
             self.manual_schedule.step()
             self.torch_schedule.step()
-        return StepRecord(step, loss_manual, float(loss_torch.item()), lr_torch, checks.checks)
+        return StepRecord(step, loss_manual, float(loss_torch.item()), lr_torch, checks.checks, stats, witnesses)
+
+    def _witnesses(self, step, before, x, y, checks, manual_grads, torch_params) -> list[Witness]:
+        failed = any(not check.passed for check in checks)
+        if before is None or not (step == 1 or (failed and not self._gradchecked_failure)):
+            return []
+        self._gradchecked_failure |= failed
+        torch_grads = {name: p.grad.detach().cpu().numpy() for name, p in torch_params.items()}
+        return gradcheck.witnesses(step, before, x, y, manual_grads, torch_grads, self._gradcheck_rng)
+
+    def sides(self) -> dict[str, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]:
+        """Each side's live ``(parameters, gradients)`` as NumPy arrays (torch's are views, not copies)."""
+        torch_params = dict(self.torch_model.named_parameters())
+        return {
+            "manual": (self.manual_model.named_parameters(), self.manual_model.named_grads()),
+            "torch": (
+                {name: p.detach().cpu().numpy() for name, p in torch_params.items()},
+                {name: p.grad.detach().cpu().numpy() for name, p in torch_params.items() if p.grad is not None},
+            ),
+        }
+
+    def _snapshot(self) -> dict[str, dict[str, np.ndarray]]:
+        return {side: {n: p.copy() for n, p in params.items()} for side, (params, _) in self.sides().items()}
+
+    def _stats(self, before: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, dict[str, float]]]:
+        """Gradient norm, parameter norm and ‖Δθ‖/‖θ‖ (update-to-parameter ratio) per parameter and side."""
+        stats = {}
+        for side, (params, grads) in self.sides().items():
+            norms = {name: float(np.linalg.norm(p)) for name, p in params.items()}
+            stats[side] = {
+                "grad_norm": {name: float(np.linalg.norm(g)) for name, g in grads.items()},
+                "param_norm": norms,
+                "update_ratio": {
+                    name: float(np.linalg.norm(p - before[side][name])) / max(norms[name], 1e-300)
+                    for name, p in params.items()
+                },
+            }
+        return stats
+
+    def evaluate(self, X: np.ndarray, y: np.ndarray) -> dict[str, dict[str, float]]:
+        """Loss and accuracy of both twins on held-out data, in evaluation mode; training mode is restored."""
+        model, tmodel = self.manual_model, self.torch_model
+        model.eval()
+        tmodel.eval()
+        try:
+            manual_out = model.forward(X)[-1]
+            manual_loss = model.loss.forward(manual_out, y)
+            with torch.no_grad():
+                torch_out = tmodel(torch.from_numpy(X).to(self.device))
+                torch_loss = float(self.torch_loss(torch_out, torch.from_numpy(y).to(self.device)))
+        finally:
+            model.train()
+            tmodel.train()
+        return {
+            "manual": {"loss": manual_loss, "accuracy": accuracy(manual_out, y, model.spec.loss)},
+            "torch": {"loss": torch_loss, "accuracy": accuracy(torch_out.cpu().numpy(), y, model.spec.loss)},
+        }
 
     def _torch_forward(self, x: np.ndarray, keep_grads: bool) -> list[torch.Tensor]:
         h = torch.from_numpy(x).to(self.device)
@@ -183,6 +259,22 @@ class Lockstep:
                 h.retain_grad()  # keep dL/d(layer output) for the grad stage
             outs.append(h)
         return outs
+
+
+def logs_at(step: int, every: int) -> bool:
+    """The steps that log the heavier curves: the first, then every ``every``-th."""
+    return step == 1 or step % every == 0
+
+
+def accuracy(output: np.ndarray, y: np.ndarray, loss: str) -> float | None:
+    """Fraction classified right: argmax for labels or one-hot targets, logit > 0 for bce;
+    ``None`` for regression targets, where accuracy means nothing."""
+    if loss == "cross_entropy":
+        return float(np.mean(output.argmax(axis=1) == y))
+    if loss == "bce":
+        return float(np.mean((output > 0) == (y > 0.5)))
+    one_hot = y.shape[1] > 1 and np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1)
+    return float(np.mean(output.argmax(axis=1) == y.argmax(axis=1))) if one_hot else None
 
 
 def twins(
@@ -240,8 +332,11 @@ class Checks:
             reference = np.full(np.shape(manual), np.nan)  # torch produced no gradient at all
         self._record(stage, name, manual, reference, tolerance(self.dtype, stage).max_rel, floor)
 
-    def add_state(self, name: str, manual, reference) -> None:
-        """Optimizer state and buffers: arrays at the state tolerance, integer counters exactly."""
+    def add_state(self, name: str, manual, reference, amplification: float = 1.0) -> None:
+        """Optimizer state and buffers: arrays at the state tolerance, integer counters exactly.
+
+        ``amplification``: how much larger than rounding a relative error this state may inherit from
+        its gradient (see ``compare.scales.state_amplification``)."""
         if isinstance(reference, torch.Tensor):
             reference = reference.detach().cpu().numpy()
             reference = int(reference) if reference.dtype.kind == "i" else reference
@@ -253,7 +348,9 @@ class Checks:
             return
         exact = isinstance(manual, int | np.integer) or isinstance(reference, int | np.integer)
         max_rel = 0.0 if exact else tolerance(self.dtype, "state").max_rel
-        self._record("state", name, np.asarray(manual), np.asarray(reference), max_rel)
+        reference = np.asarray(reference)
+        floor = amplification * float(np.max(np.abs(reference))) if amplification > 1 and reference.size else 0.0
+        self._record("state", name, np.asarray(manual), reference, max_rel, floor)
 
     def _record(
         self, stage: str, name: str, manual: np.ndarray, reference: np.ndarray, max_rel: float, floor: float = 0.0
@@ -273,6 +370,7 @@ class RunResult:
     first_failure: Check | None = None
     failed_steps: int = 0
     complete: bool = False
+    validation: list[dict] = field(default_factory=list)  # {"step", "manual": {...}, "torch": {...}}
 
     @property
     def passed(self) -> bool:
@@ -294,11 +392,15 @@ def run(
     stop_at_first_failure: bool,
     on_step: Callable[[StepRecord], None],
     result: RunResult | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> RunResult:
-    """Advance both twins ``steps`` times; ``result`` is filled as it goes, so an interrupted run
-    still holds every step it finished."""
+    """Advance both twins ``steps`` times; ``result`` is filled as it goes. ``should_stop`` is asked
+    between steps (a signal arrived, say): the run then ends cleanly with ``complete`` False, every
+    finished step recorded and handed to ``on_step``."""
     result = result if result is not None else RunResult()
     for step in range(1, steps + 1):
+        if should_stop():
+            return result
         x, y = next(batches)
         record = lockstep.step(step, x, y)
         result.records.append(record)

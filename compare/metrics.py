@@ -35,17 +35,18 @@ def diff(manual: np.ndarray, reference: np.ndarray, scale_floor: float = 0.0) ->
     reference = np.asarray(reference, dtype=np.float64)
     if manual.shape != reference.shape:
         return TensorDiff(np.inf, np.inf, (), "shape")
-    bad_manual = not np.all(np.isfinite(manual))
-    bad_torch = not np.all(np.isfinite(reference))
-    if bad_manual or bad_torch:
+    if manual.size == 0:
+        return TensorDiff(0.0, 0.0, ())
+    with np.errstate(invalid="ignore", over="ignore"):  # inf − inf is NaN, reported below
+        delta = np.abs(manual - reference)
+    flat = int(np.argmax(delta))  # NaN wins argmax, so a non-finite element is found here
+    max_abs = float(delta.flat[flat])
+    if not np.isfinite(max_abs):  # NaN or inf on at least one side (inf − inf and NaN − x are NaN)
+        bad_manual = not np.all(np.isfinite(manual))
+        bad_torch = not np.all(np.isfinite(reference))
         side = "both" if bad_manual and bad_torch else ("manual" if bad_manual else "torch")
         first = np.argwhere(~np.isfinite(manual) | ~np.isfinite(reference))[0]
         return TensorDiff(np.inf, np.inf, tuple(int(i) for i in first), f"nonfinite:{side}")
-    if manual.size == 0:
-        return TensorDiff(0.0, 0.0, ())
-    delta = np.abs(manual - reference)
-    flat = int(np.argmax(delta))
-    max_abs = float(delta.flat[flat])
     scale = max(float(np.max(np.abs(reference))), scale_floor)
     max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else np.inf)
     return TensorDiff(max_abs, max_rel, tuple(int(i) for i in np.unravel_index(flat, delta.shape)))
@@ -57,7 +58,8 @@ def worst_elements(manual: np.ndarray, reference: np.ndarray, count: int = 5) ->
     reference = np.asarray(reference, dtype=np.float64)
     if manual.shape != reference.shape:
         return []
-    delta = np.abs(manual - reference)
+    with np.errstate(invalid="ignore", over="ignore"):
+        delta = np.abs(manual - reference)
     delta = np.where(np.isnan(delta), np.inf, delta)
     order = np.argsort(delta, axis=None, kind="stable")[::-1][:count]
     rows = []

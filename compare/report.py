@@ -1,11 +1,13 @@
 """The verdict: the JSON report (a contract for scripts) and the text a person reads."""
 
+import datetime as dt
 import json
 import math
 import os
 import tempfile
 from pathlib import Path
 
+from compare import gradcheck
 from compare.engine import Check, RunResult
 from compare.tolerances import STAGES, tolerance
 from manual.optim.variants import VARIANTS
@@ -29,10 +31,12 @@ def check_json(check: Check) -> dict:
     }
 
 
-def build(result: RunResult, config: dict, run_dir: Path | None) -> dict:
+def build(result: RunResult, config: dict, run_dir: Path | None, started_at: str | None = None) -> dict:
     """The ``--json`` report; every field is listed in the README."""
     failure = result.first_failure
     return {
+        "started_at": started_at,
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "passed": result.passed,
         "complete": result.complete,
         "steps": len(result.records),
@@ -51,7 +55,20 @@ def build(result: RunResult, config: dict, run_dir: Path | None) -> dict:
             "torch": [_number(r.loss_torch) for r in result.records],
         },
         "lr": [r.lr for r in result.records],
+        "validation": [
+            {
+                "step": v["step"],
+                **{
+                    side: {k: _number(x) if x is not None else None for k, x in v[side].items()}
+                    for side in ("manual", "torch")
+                },
+            }
+            for v in result.validation
+        ],
         "variant": variant_json(result, config.get("variant")),
+        "gradcheck": [w.to_json() for record in result.records for w in record.gradcheck]
+        if config.get("gradcheck")
+        else None,
         "config": config,
         "run_dir": None if run_dir is None else str(run_dir),
     }
@@ -75,12 +92,23 @@ def variant_json(result: RunResult, name: str | None) -> dict | None:
     }
 
 
+def finite(value):
+    """The report with every NaN and infinity replaced by null, recursively (JSON has neither)."""
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def write_json(path: Path, report: dict) -> None:
     """Write atomically, so a reader never sees half a report."""
     handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".json.tmp")
     try:
         with os.fdopen(handle, "w") as file:
-            json.dump(report, file, indent=2, allow_nan=False)
+            json.dump(finite(report), file, indent=2, allow_nan=False)
             file.write("\n")
         os.replace(temporary, path)
     except BaseException:
@@ -113,11 +141,15 @@ def verdict(result: RunResult, steps_requested: int, variant: str | None = None)
     lines = ["stage     worst max_rel  tolerance  at (step, tensor)"]
     if variant is not None:
         lines = [*variant_lines(result, variant), *lines]
+
     for stage, check in result.worst_by_stage().items():
         mark = "ok " if check.passed else "BAD"
         lines.append(
             f"{stage:<9} {_fmt(check.diff.max_rel):>13}  {check.max_rel:9.1e}  {mark} step {check.step}, {check.tensor}"
         )
+    found = [w for record in result.records for w in record.gradcheck]
+    if found:
+        lines.append(gradcheck.summary(found))
     steps = len(result.records)
     if not result.complete:
         lines.append(f"INCOMPLETE: interrupted after {steps} of {steps_requested} steps")

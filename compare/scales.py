@@ -13,6 +13,11 @@ the result, so for those the floor is the magnitude of the terms, computed from 
 
 where x is the node's input and g the gradient arriving at its output. A wrong formula is off by
 a fraction of the terms, so it still shows; only rounding noise on a cancelled result is excused.
+
+Optimizer state inherits its gradient's relative error: multiplied by the gradient's conditioning
+κ = max(1, floor / max|g|), and doubled for state built from g² (exp_avg_sq, max_exp_avg_sq,
+square_avg, sum), since squaring doubles a relative error. The state's floor is that amplification
+times its own scale.
 """
 
 import torch
@@ -56,3 +61,16 @@ def param_grad_floors(module: nn.Module, x: torch.Tensor, g: torch.Tensor | None
     if isinstance(module, nn.BatchNorm1d):
         return {"weight": amax(g) * amax(_batch_stats(module, x)[0]), "bias": amax(g)}
     return {}
+
+
+QUADRATIC_STATE = frozenset({"exp_avg_sq", "max_exp_avg_sq", "square_avg", "sum"})
+
+
+def conditioning(floor: float, grad: torch.Tensor | None) -> float:
+    """κ ≥ 1: how many times larger than the gradient itself were the terms that produced it."""
+    scale = amax(grad)
+    return max(1.0, floor / scale) if scale > 0 else 1.0
+
+
+def state_amplification(key: str, kappa: float) -> float:
+    return kappa * (2.0 if key in QUADRATIC_STATE else 1.0)

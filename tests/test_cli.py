@@ -148,7 +148,14 @@ BAD_INPUT = [
     ("non-integer-steps", ["--steps", "ten"], ["--steps"]),
     ("negative-seed", ["--seed", "-1"], ["--seed"]),
     ("batch-size-zero", ["--data", "{data}", "--batch-size", "0"], ["--batch-size"]),
-    ("batch-size-over-data", ["--data", "{data}", "--batch-size", str(N + 1)], ["--batch-size", str(N)]),
+    (
+        "batch-size-over-data",
+        ["--data", "{data}", "--batch-size", str(N + 1), "--val-fraction", "0"],
+        ["--batch-size", str(N)],
+    ),
+    ("batch-size-over-training-split", ["--data", "{data}", "--batch-size", str(N)], ["--batch-size", "training"]),
+    ("val-fraction-one", ["--val-fraction", "1"], ["--val-fraction"]),
+    ("log-every-zero", ["--log-every", "0"], ["--log-every"]),
     ("data-missing-file", ["--data", "{missing}"], ["--data", "no such file"]),
     ("data-corrupt", ["--data", "{corrupt}"], ["--data", "not an .npz"]),
     ("data-truncated", ["--data", "{truncated}"], ["--data", "cannot read"]),
@@ -357,7 +364,8 @@ def test_weights_file_sets_the_starting_point(files, tmp_path, capsys):
         ("init", ["--seed", "1"]),
     ]:
         report_path = tmp_path / f"{label}.json"
-        common = ["--data", files["data"], "--layers", LAYERS, "--batch-size", str(N), "--json", str(report_path)]
+        common = ["--data", files["data"], "--layers", LAYERS, "--batch-size", str(N), "--val-fraction", "0"]
+        common += ["--json", str(report_path)]
         status, _, err = invoke(run_argv(tmp_path / "runs", *common, *args), capsys)
         assert status == 0, err
         first_losses[label] = json.loads(report_path.read_text())["losses"]["manual"][0]
@@ -368,7 +376,7 @@ def test_weights_file_sets_the_starting_point(files, tmp_path, capsys):
 # (id, X kind, y kind, extra arguments, expected layers); X is (48, 3), labels are 0..3, targets (48, 2)
 USER_DATA = [
     ("labels", "float", "labels", [], [3, 16, 16, 4]),
-    ("labels-int-X", "int", "labels", ["--layers", "3,5,4", "--batch-size", "48"], [3, 5, 4]),
+    ("labels-int-X", "int", "labels", ["--layers", "3,5,4", "--batch-size", "48", "--val-fraction", "0"], [3, 5, 4]),
     ("mse-targets", "float", "targets", ["--loss", "mse"], [3, 16, 16, 2]),
     ("mse-on-labels", "float", "labels", ["--loss", "mse", "--activation", "sigmoid"], [3, 16, 16, 4]),
 ]

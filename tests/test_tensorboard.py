@@ -13,12 +13,20 @@ from compare.cli import main
 from compare.tolerances import STAGES
 
 STEPS = 15
+LOG_EVERY = 4  # validation, norms and histograms at steps 1, 4, 8, 12
+LOGGED = [1, 4, 8, 12]
+FLOAT32 = 2 * np.finfo(np.float32).eps  # TensorBoard stores float32: compare at float32 precision
+
+
+def accumulator(run_dir) -> EventAccumulator:
+    events = EventAccumulator(str(run_dir), size_guidance=STORE_EVERYTHING_SIZE_GUIDANCE)
+    events.Reload()
+    return events
 
 
 def read_scalars(run_dir) -> dict[str, list]:
-    accumulator = EventAccumulator(str(run_dir), size_guidance=STORE_EVERYTHING_SIZE_GUIDANCE)
-    accumulator.Reload()
-    return {tag: accumulator.Scalars(tag) for tag in accumulator.Tags()["scalars"]}
+    events = accumulator(run_dir)
+    return {tag: events.Scalars(tag) for tag in events.Tags()["scalars"]}
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +34,7 @@ def run(tmp_path_factory):
     logdir = tmp_path_factory.mktemp("runs")
     report_path = logdir / "report.json"
     argv = ["run", "--optimizer", "momentum", "--steps", str(STEPS), "--logdir", str(logdir), "--run-name", "tb"]
+    argv += ["--log-every", str(LOG_EVERY)]
     assert main([*argv, "--json", str(report_path)]) == 0
     return logdir / "tb", json.loads(report_path.read_text())
 
@@ -37,7 +46,7 @@ def test_both_sides_log_the_same_loss_tag_with_the_reported_values(run, side):
     events = scalars["loss/train"]
     assert [event.step for event in events] == list(range(1, STEPS + 1))
     # TensorBoard stores float32: compare at float32 precision
-    np.testing.assert_allclose([e.value for e in events], report["losses"][side], rtol=2 * np.finfo(np.float32).eps)
+    np.testing.assert_allclose([e.value for e in events], report["losses"][side], rtol=FLOAT32)
 
 
 def test_parity_run_holds_every_stage_and_its_worst_matches_the_report(run):
@@ -60,3 +69,58 @@ def test_a_second_run_gets_its_own_directory(run, tmp_path):
     before = {path: path.stat().st_mtime_ns for path in run_dir.rglob("*")}
     assert main(["run", "--steps", "3", "--logdir", str(run_dir.parent), "--run-name", "tb"]) == 2
     assert {path: path.stat().st_mtime_ns for path in run_dir.rglob("*")} == before
+
+
+@pytest.mark.parametrize("side", ["manual", "torch"])
+def test_validation_curves_equal_the_reported_ones(run, side):
+    run_dir, report = run
+    scalars = read_scalars(run_dir / side)
+    assert [v["step"] for v in report["validation"]] == LOGGED
+    for metric in ("loss", "accuracy"):
+        events = scalars[f"{metric}/validation"]
+        assert [e.step for e in events] == LOGGED
+        np.testing.assert_allclose(
+            [e.value for e in events], [v[side][metric] for v in report["validation"]], rtol=FLOAT32
+        )
+
+
+def test_per_parameter_curves_overlay_and_agree(run):
+    run_dir, _ = run
+    manual, torch = read_scalars(run_dir / "manual"), read_scalars(run_dir / "torch")
+    params = ["0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"]
+    for metric in ("grad_norm", "param_norm", "update_ratio"):
+        for name in params:
+            a, b = manual[f"{metric}/{name}"], torch[f"{metric}/{name}"]
+            assert [e.step for e in a] == [e.step for e in b] == LOGGED
+            np.testing.assert_allclose([e.value for e in a], [e.value for e in b], rtol=FLOAT32)
+            assert all(e.value > 0 for e in a)
+
+
+@pytest.mark.parametrize("side", ["manual", "torch"])
+def test_histograms_of_weights_and_gradients_every_k_steps(run, side):
+    run_dir, _ = run
+    events = accumulator(run_dir / side)
+    tags = set(events.Tags()["histograms"])
+    assert {"weights/0.weight", "grads/0.weight", "weights/4.bias", "grads/4.bias"} <= tags
+    assert [h.step for h in events.Histograms("weights/2.weight")] == LOGGED
+    assert events.Histograms("grads/2.weight")[0].histogram_value.num == 16 * 16  # every element counted
+
+
+def test_config_verdict_hparams_and_layout_are_written(run):
+    run_dir, _ = run
+    for side in ("manual", "torch", "parity"):
+        tensors = set(accumulator(run_dir / side).Tags()["tensors"])
+        assert {"config/text_summary", "verdict/text_summary", "_hparams_/session_start_info"} <= tensors
+    assert "custom_scalars__config__" in accumulator(run_dir / "parity").Tags()["tensors"]
+    assert sorted(path.name for path in run_dir.iterdir()) == ["manual", "parity", "report.json", "torch"]
+    verdict = accumulator(run_dir / "parity").Tensors("verdict/text_summary")[0].tensor_proto.string_val[0]
+    assert b"PASS" in verdict
+
+
+def test_runs_lists_each_run_with_its_verdict(run, capsys):
+    run_dir, _ = run
+    assert main(["runs", "--logdir", str(run_dir.parent)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["run", "date", "optimizer", "dtype", "steps", "verdict"]
+    row = next(line for line in lines if line.startswith("tb "))
+    assert row.split()[3:7] == ["momentum", "float64", str(STEPS), "PASS"]

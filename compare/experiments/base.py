@@ -1,0 +1,402 @@
+"""What every experiment shares: its session (a fresh TensorBoard directory, progress lines), lockstep
+training on ``compare.engine`` with parity asserted at every step, and the outcome it ends with.
+
+Every curve an experiment reports is computed twice, once by each twin: the engine compares every
+tensor of every step, and each further measurement (a validation loss, a gradient norm) is taken on
+both sides and compared too, at the float64 tolerance of ``compare.tolerances``. The first
+disagreement raises :class:`ParityError`, which ends the experiment with exit status 1: numbers
+computed by twins that disagree would prove nothing.
+
+A diverging run (a learning rate too large) is stopped cleanly at the step its loss leaves the finite
+range or exceeds ``DIVERGENCE_FACTOR`` × its first loss; parity must hold on every step before that,
+and an overflow to inf/NaN on *both* sides at that step is divergence, not a disagreement.
+"""
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import torch
+from tensorboard.compat.proto.summary_pb2 import Summary
+from torch.utils.tensorboard import SummaryWriter
+
+from compare import config as cfg
+from compare import data, engine, report
+from compare.metrics import diff
+from compare.tolerances import STAGES, tolerance
+from manual import MLPSpec
+from manual.optim import OPTIMIZERS
+
+DTYPE = "float64"  # parity is proven at float64's tolerance; float32 would only blur the curves' meaning
+DIVERGENCE_FACTOR = 10.0  # a loss this many times its first value has left the basin: stop, report the step
+ROUNDING_LEVEL = 1e-13  # float64 twins agree to a few ulps per step: a worse first step is no rounding
+PROGRESS_SECONDS = 2.0  # at most one progress line per sub-run this often
+CLI_OPTIONS = ("steps", "seed", "dataset")  # Params fields that the command line may set
+
+Pairs = dict[str, tuple[float, float]]  # tag → (manual value, torch value)
+
+
+class ParityError(Exception):
+    """The twins disagreed in ``subrun``; ``detail`` is the verdict to print."""
+
+    def __init__(self, subrun: str, detail: str) -> None:
+        super().__init__(f"parity broken in sub-run {subrun}:\n{detail}")
+        self.subrun = subrun
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One registered experiment: ``run(params, session)`` with ``params`` a ``Params()`` instance.
+
+    ``Params`` is a dataclass whose defaults are the full-size experiment; the fields named in
+    ``CLI_OPTIONS`` may be set from the command line, the others only by tests (reduced sizes).
+    """
+
+    name: str
+    summary: str  # one line for ``experiment --list``
+    params: type
+    run: Callable[[Any, "Session"], "Outcome"]
+
+    def options(self) -> tuple[str, ...]:
+        names = {f.name for f in fields(self.params)}
+        return tuple(option for option in CLI_OPTIONS if option in names)
+
+
+@dataclass
+class Outcome:
+    """What an experiment found: a table of results, a conclusion with its numbers, and the numbers
+    themselves by name (tests assert on them; ``summary.json`` records them)."""
+
+    table: list[str]
+    conclusion: str
+    numbers: dict[str, float | int | str | None]
+
+
+@dataclass
+class SubRunParity:
+    name: str
+    steps: int  # lockstep steps compared
+    worst: dict[str, float]  # per stage, the worst max_rel over the steps
+    measured_worst: float  # worst max_rel of the measurements taken on both sides
+    measured: int  # how many such measurements were compared
+    diverged_at: int | None = None
+
+
+@dataclass
+class Trained:
+    """One lockstep training sub-run. ``losses`` are torch's (the manual ones agree within tolerance);
+    ``curves`` maps each measured tag to its (torch) values and the steps they were taken at."""
+
+    name: str
+    result: engine.RunResult
+    losses: np.ndarray
+    curves: dict[str, list[float]]
+    curve_steps: dict[str, list[int]]
+    diverged_at: int | None
+    seconds: float
+
+    @property
+    def steps(self) -> int:
+        return len(self.result.records)
+
+    def curve(self, tag: str) -> np.ndarray:
+        return np.asarray(self.curves[tag])
+
+
+class Writers:
+    """TensorBoard for one sub-run: ``<sub-run>/manual`` and ``<sub-run>/torch`` under the same tags, so
+    the twins' curves overlay, and ``<sub-run>/parity`` for their differences (per stage, the worst
+    ``max_abs`` and ``max_rel`` of each step, and the tolerance as a reference line; read at smoothing 0).
+
+    Every side's tags: ``loss/train`` and ``lr`` each step, plus the experiment's measurements
+    (``loss/validation``, ``grad_norm/layer01``, ...). Each step's scalars go out as one event per
+    writer (a Summary holding them all): one ``add_scalar`` per value costs more than the step itself.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.manual = SummaryWriter(str(path / "manual"))
+        self.torch = SummaryWriter(str(path / "torch"))
+        self.parity = SummaryWriter(str(path / "parity"))
+
+    @staticmethod
+    def _write(writer: SummaryWriter, values: dict[str, float], step: int) -> None:
+        summary = Summary(value=[Summary.Value(tag=tag, simple_value=value) for tag, value in values.items()])
+        writer.file_writer.add_summary(summary, step)
+
+    def log_step(self, record: engine.StepRecord, pairs: Pairs) -> None:
+        """The step's losses and lr, the measurements ``pairs``, and the parity differences."""
+        self.pairs(
+            {"loss/train": (record.loss_manual, record.loss_torch), "lr": (record.lr, record.lr)} | pairs, record.step
+        )
+        parity = {}
+        for stage, check in record.worst_by_stage().items():
+            parity |= {f"max_abs/{stage}": check.diff.max_abs, f"max_rel/{stage}": check.diff.max_rel}
+            parity[f"tolerance/{stage}"] = tolerance(DTYPE, stage).max_rel
+        self._write(self.parity, parity, record.step)
+
+    def pairs(self, pairs: Pairs, step: int) -> None:
+        self._write(self.manual, {tag: manual for tag, (manual, _) in pairs.items()}, step)
+        self._write(self.torch, {tag: reference for tag, (_, reference) in pairs.items()}, step)
+
+    def text(self, tag: str, lines: list[str]) -> None:
+        """Preformatted text (markdown code block) on the parity run."""
+        self.parity.add_text(tag, "    " + "\n    ".join(lines))
+
+    def close(self) -> None:
+        for writer in (self.manual, self.torch, self.parity):
+            writer.close()
+
+
+class Session:
+    """One experiment invocation: where its event files go and where its lines are printed.
+
+    ``root`` is a fresh directory made by the caller (or None: nothing written); each sub-run gets
+    ``root/<sub-run>/{manual,torch,parity}`` (:class:`Writers`).
+    """
+
+    def __init__(self, name: str, root: Path | None, out: TextIO, tensorboard: bool = True) -> None:
+        self.name = name
+        self.root = root
+        self.out = out
+        self.tensorboard = tensorboard and root is not None
+        self.parity: list[SubRunParity] = []
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def writers(self, subrun: str) -> Writers | None:
+        if not self.tensorboard:
+            return None
+        path = self.root / subrun
+        path.mkdir()  # never an existing directory: a duplicate sub-run name is a bug, and raises
+        return Writers(path)
+
+    def record(self, entry: SubRunParity) -> None:
+        self.parity.append(entry)
+
+    def parity_line(self) -> str:
+        steps = sum(entry.steps for entry in self.parity)
+        measured = sum(entry.measured for entry in self.parity)
+        measured_worst = max((entry.measured_worst for entry in self.parity), default=0.0)
+        limit = f"tolerance {tolerance(DTYPE, 'grad').max_rel:.0e}, float64"
+        if steps == 0:
+            return (
+                f"parity: all {measured} values and gradients agree with torch "
+                f"(worst max_rel {measured_worst:.1e}; {limit})"
+            )
+        worst: dict[str, float] = {}
+        for entry in self.parity:
+            for stage, value in entry.worst.items():
+                worst[stage] = max(worst.get(stage, 0.0), value)
+        stages = ", ".join(f"{stage} {worst[stage]:.1e}" for stage in STAGES if stage in worst)
+        diverged = sum(entry.diverged_at is not None for entry in self.parity)
+        stopped = f", {diverged} of them stopped at divergence" if diverged else ""
+        further = (
+            f"; {measured} further measurements taken on both sides agree (worst max_rel {measured_worst:.1e})"
+            if measured
+            else ""
+        )
+        return (
+            f"parity: held at every one of {steps} lockstep steps in {len(self.parity)} sub-run"
+            f"{'s' if len(self.parity) > 1 else ''}{stopped}; worst max_rel per stage: {stages}{further} ({limit})"
+        )
+
+
+# --- building twins and batches ----------------------------------------------------------------
+
+
+def build_twins(spec: MLPSpec, weights: dict[str, np.ndarray], optimizer: str, seed: int, **hyper) -> engine.Lockstep:
+    """Both twins from ``weights`` (copied into each), one optimizer kwargs dict for both."""
+    hyperparameters = OPTIMIZERS[optimizer](**hyper).hyperparameters()
+    return engine.twins(spec, weights, optimizer, hyperparameters, DTYPE, seed=cfg.dropout_seed(seed))
+
+
+def split_rng(seed: int) -> np.random.Generator:
+    """A fifth independent stream (after ``compare.config``'s data, init, batch and dropout ones), for
+    train/validation splits."""
+    return np.random.default_rng(np.random.SeedSequence(seed).spawn(5)[4])
+
+
+def batches(
+    dataset: data.Dataset, batch_size: int, rng: np.random.Generator
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Endless shuffled mini-batches (x, labels); both twins see each one."""
+    for index in data.batches(len(dataset.X), batch_size, rng):
+        yield dataset.X[index], dataset.y[index]
+
+
+# --- measurements taken on both twins --------------------------------------------------------------
+
+
+def evaluate(lockstep: engine.Lockstep, dataset: data.Dataset, prefix: str) -> Pairs:
+    """Loss and accuracy on ``dataset`` in evaluation mode (dropout off), computed by each twin."""
+    model, tmodel = lockstep.manual_model, lockstep.torch_model
+    model.eval()
+    tmodel.eval()
+    try:
+        logits = model.forward(dataset.X)[-1]  # (N, C)
+        loss_manual = model.loss.forward(logits, dataset.y)
+        with torch.no_grad():
+            tlogits = tmodel(torch.from_numpy(dataset.X).to(lockstep.device))
+            loss_torch = float(lockstep.torch_loss(tlogits, torch.from_numpy(dataset.y).to(lockstep.device)))
+        accuracy_manual = float(np.mean(np.argmax(logits, axis=1) == dataset.y))
+        accuracy_torch = float(np.mean(tlogits.argmax(dim=1).cpu().numpy() == dataset.y))
+    finally:
+        model.train()
+        tmodel.train()
+    return {f"loss/{prefix}": (loss_manual, loss_torch), f"accuracy/{prefix}": (accuracy_manual, accuracy_torch)}
+
+
+def predict(subrun: str, lockstep: engine.Lockstep, X: np.ndarray) -> np.ndarray:
+    """Each twin's outputs for ``X`` in evaluation mode, compared; returns the manual one (N, C)."""
+    model, tmodel = lockstep.manual_model, lockstep.torch_model
+    model.eval()
+    tmodel.eval()
+    try:
+        manual = model.forward(X)[-1]
+        with torch.no_grad():
+            reference = tmodel(torch.from_numpy(X).to(lockstep.device)).cpu().numpy()
+    finally:
+        model.train()
+        tmodel.train()
+    limit = tolerance(DTYPE, "eval").max_rel
+    result = diff(manual, reference)
+    if not result.within(limit):
+        raise ParityError(subrun, f"outputs on {len(X)} inputs: max_rel {result.max_rel:.3e} > tolerance {limit:.1e}")
+    return manual
+
+
+def layer_grad_norms(lockstep: engine.Lockstep) -> Pairs:
+    """‖∂L/∂W‖ of each Linear layer's weight, from each twin's own gradient of the last step.
+
+    Tags ``grad_norm/layer01`` (the first layer, nearest the input) to ``layerNN`` (the output layer).
+    """
+    manual = lockstep.manual_model.named_grads()
+    torch_params = dict(lockstep.torch_model.named_parameters())
+    pairs = {}
+    for k, (index, _, _) in enumerate(lockstep.manual_model.spec.linears(), start=1):
+        name = f"{index}.weight"
+        pairs[f"grad_norm/layer{k:02d}"] = (
+            float(np.linalg.norm(manual[name])),
+            float(torch.linalg.vector_norm(torch_params[name].grad)),
+        )
+    return pairs
+
+
+def check_pairs(subrun: str, step: int, pairs: Pairs) -> float:
+    """Hold each measurement to the float64 tolerance (torch the reference); return the worst max_rel."""
+    limit = tolerance(DTYPE, "eval").max_rel
+    worst = 0.0
+    for tag, (manual, reference) in pairs.items():
+        result = diff(np.float64(manual), np.float64(reference))
+        if not result.within(limit):
+            raise ParityError(
+                subrun,
+                f"step {step}, measurement {tag}: manual {manual!r}, torch {reference!r}, "
+                f"max_rel {result.max_rel:.3e} > tolerance {limit:.1e}",
+            )
+        worst = max(worst, result.max_rel)
+    return worst
+
+
+# --- training ------------------------------------------------------------------------------------
+
+
+def _history(result: engine.RunResult) -> str:
+    """How the twins' largest difference evolved before the failure: a formula error shows at once,
+    while rounding amplified by unstable (chaotic) training grows from ~1e-16 step by step."""
+    worst = [max(check.diff.max_rel for check in record.checks) for record in result.records]
+    if len(worst) < 2:
+        return f"  worst max_rel at step 1: {worst[0]:.1e}"
+    marks = sorted({0, len(worst) // 4, len(worst) // 2, 3 * len(worst) // 4, len(worst) - 2, len(worst) - 1})
+    text = "  worst max_rel per step: " + ", ".join(f"step {i + 1} {worst[i]:.1e}" for i in marks)
+    if worst[0] < ROUNDING_LEVEL and len(worst) >= 10:
+        text += (
+            "\n  the difference grew from rounding level over many steps: unstable (chaotic) training amplifies "
+            "rounding like this, while a wrong formula shows from the first steps"
+        )
+    return text
+
+
+class _DivergedError(Exception):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+
+def _diverged(record: engine.StepRecord, first_loss: float) -> bool:
+    """The loss left the finite range or grew ``DIVERGENCE_FACTOR``-fold, and the twins agree on it:
+    every check that failed at this step failed only because *both* sides overflowed."""
+    failed = [check for check in record.checks if not check.passed]
+    if any(check.diff.problem != "nonfinite:both" for check in failed):
+        return False  # a real disagreement: the engine reports it
+    if failed:
+        return True
+    losses = (record.loss_manual, record.loss_torch)
+    return not all(map(math.isfinite, losses)) or min(losses) > DIVERGENCE_FACTOR * first_loss
+
+
+def train(
+    session: Session,
+    name: str,
+    lockstep: engine.Lockstep,
+    stream: Iterator[tuple[np.ndarray, np.ndarray]],
+    steps: int,
+    measure: Callable[[int], Pairs] | None = None,
+    stop_on_divergence: bool = False,
+) -> Trained:
+    """``steps`` lockstep steps (``compare.engine.run``, stopping at the first disagreement).
+
+    After each step ``measure(step)`` may return measurements taken on both twins (``{}`` to skip a
+    step): each is compared, and logged to TensorBoard under the same tag for manual and torch.
+    Raises :class:`ParityError` on any disagreement.
+    """
+    writers = session.writers(name)
+    result = engine.RunResult()
+    curves: dict[str, list[float]] = {}
+    curve_steps: dict[str, list[int]] = {}
+    measured_worst, measured = 0.0, 0
+    first_loss = math.nan
+    started = last_print = time.perf_counter()
+
+    def on_step(record: engine.StepRecord) -> None:
+        nonlocal first_loss, measured_worst, measured, last_print
+        if record.step == 1:
+            first_loss = record.loss_torch
+        stop = stop_on_divergence and _diverged(record, first_loss)
+        # no measurement on a step that diverged or broke parity (the engine records that and stops)
+        pairs = measure(record.step) if measure and not stop and record.first_failure is None else {}
+        if writers:
+            writers.log_step(record, pairs)
+        if stop:
+            raise _DivergedError(record.step)
+        measured_worst = max(measured_worst, check_pairs(name, record.step, pairs))
+        measured += len(pairs)
+        for tag, (_, reference) in pairs.items():
+            curves.setdefault(tag, []).append(reference)
+            curve_steps.setdefault(tag, []).append(record.step)
+        now = time.perf_counter()
+        if now - last_print >= PROGRESS_SECONDS:
+            last_print = now
+            session.say(f"  {name}: step {record.step}/{steps}, loss {record.loss_torch:.4g}")
+
+    diverged_at = None
+    try:
+        engine.run(lockstep, stream, steps, True, on_step, result)
+    except _DivergedError as stop:
+        diverged_at = stop.step
+    finally:
+        if writers:
+            writers.close()
+    if result.first_failure is not None:
+        raise ParityError(name, report.verdict(result, steps) + "\n" + _history(result))
+    if diverged_at is not None and result.records[-1].first_failure is not None:
+        result.records.pop()  # both twins overflowed at this step: nothing left to compare in it
+    worst = {stage: check.diff.max_rel for stage, check in result.worst_by_stage().items()}
+    session.record(SubRunParity(name, len(result.records), worst, measured_worst, measured, diverged_at))
+    losses = np.array([record.loss_torch for record in result.records])
+    return Trained(name, result, losses, curves, curve_steps, diverged_at, time.perf_counter() - started)

@@ -1,0 +1,134 @@
+"""learning-rate: one network, one data set, full-batch gradient descent at learning rates from too
+small to too large.
+
+θ ← θ − γ·∂L/∂θ: the lecture's step size. Too small and the loss creeps down; a good γ brings it down
+quickly; too large and each step overshoots the valley it aims at, so the loss oscillates, and larger
+still it climbs away (divergence). Full batches make the loss a deterministic function of the step, so
+a loss that goes *up* is the step size's doing, not batch noise.
+
+A diverging sub-run is stopped at the first step whose loss is non-finite or more than
+``DIVERGENCE_FACTOR`` times its first loss, and reported as "diverged at step k"; parity holds on
+every step before that (an overflow on both sides is divergence, not a disagreement).
+
+Verdict per learning rate, from the measured curve:
+* ``diverged``: stopped as above;
+* ``oscillating``: the loss rose on more than ``OSCILLATION_SHARE`` of the steps;
+* ``good``: the steady run (neither of the above) with the lowest last loss, and any steady run that
+  ends below the loss that one had reached after ``1/SLOW_FACTOR`` of the steps;
+* ``slow``: a steady run that does not: it is more than ``SLOW_FACTOR`` times slower than the best.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from compare import config as cfg
+from compare.experiments import datasets
+from compare.experiments.base import DIVERGENCE_FACTOR, Experiment, Outcome, Session, batches, build_twins, train
+from manual import MLPSpec, init_state_dict
+
+OSCILLATION_SHARE = 0.2
+SLOW_FACTOR = 4
+
+
+@dataclass(frozen=True)
+class Params:
+    steps: int = 200
+    seed: int = 0
+    dataset: str = "iris"
+    lrs: tuple[float, ...] = (0.003, 0.03, 0.3, 3.0, 30.0)
+    hidden: tuple[int, ...] = (16,)
+    activation: str = "tanh"
+
+    def __post_init__(self) -> None:
+        if len(self.lrs) < 2 or any(not lr > 0 for lr in self.lrs):
+            raise ValueError(f"lrs must hold at least two positive learning rates, got {self.lrs}")
+
+
+def verdicts(runs: dict[float, dict]) -> dict[float, str]:
+    """diverged, oscillating, slow or good, for each learning rate's measured curve (``losses``)."""
+    result = {}
+    for lr, run in runs.items():
+        if run["diverged_at"] is not None:
+            result[lr] = "diverged"
+        elif run["rises"] > OSCILLATION_SHARE:
+            result[lr] = "oscillating"
+    steady = [lr for lr in runs if lr not in result]
+    if steady:
+        best = min(steady, key=lambda lr: runs[lr]["last"])
+        losses = runs[best]["losses"]
+        target = losses[max(1, len(losses) // SLOW_FACTOR) - 1]
+        for lr in steady:
+            result[lr] = "good" if runs[lr]["last"] <= target else "slow"
+    return {lr: result[lr] for lr in runs}
+
+
+def run(params: Params, session: Session) -> Outcome:
+    data_rng, init_rng, _ = cfg.streams(params.seed)
+    dataset = datasets.load(params.dataset, data_rng)
+    spec = MLPSpec((dataset.X.shape[1], *params.hidden, dataset.num_outputs), params.activation, "cross_entropy")
+    weights = init_state_dict(spec, init_rng)  # one start for every learning rate
+    runs: dict[float, dict] = {}
+    for lr in params.lrs:
+        _, _, batch_rng = cfg.streams(params.seed)
+        lockstep = build_twins(spec, weights, "sgd", params.seed, lr=lr)
+        stream = batches(dataset, len(dataset.X), batch_rng)  # full batch: gradient descent proper
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging run overflows, on purpose
+            trained = train(session, f"lr-{lr:g}", lockstep, stream, params.steps, stop_on_divergence=True)
+        losses = trained.losses
+        rises = float(np.mean(np.diff(losses) > 0)) if len(losses) > 1 else 0.0
+        runs[lr] = {
+            "first": float(losses[0]),
+            "last": float(losses[-1]),
+            "min": float(losses.min()),
+            "rises": rises,
+            "diverged_at": trained.diverged_at,
+            "steps": trained.steps,
+            "losses": losses,
+        }
+        note = f"diverged at step {trained.diverged_at}" if trained.diverged_at else f"loss {losses[-1]:.4g}"
+        session.say(f"  lr {lr:g}: {trained.steps} steps in {trained.seconds:.1f} s, {note}")
+    verdict = verdicts(runs)
+
+    table = [f"{'lr':>8}  {'verdict':<12} {'loss first → last':>20} {'lowest':>9} {'steps up':>9}  note"]
+    numbers: dict[str, float | int | str | None] = {"dataset": params.dataset, "steps": params.steps}
+    for lr, r in runs.items():
+        note = f"diverged at step {r['diverged_at']}" if r["diverged_at"] else ""
+        table.append(
+            f"{lr:>8g}  {verdict[lr]:<12} {r['first']:>9.4f} → {r['last']:<9.4g} {r['min']:>9.4f} "
+            f"{r['rises']:>8.0%}  {note}"
+        )
+        numbers |= {f"lr_{lr:g}/{key}": value for key, value in r.items() if key != "losses"}
+        numbers[f"lr_{lr:g}/verdict"] = verdict[lr]
+    best = min(r["last"] for lr, r in runs.items() if verdict[lr] != "diverged")
+    described = []
+    for lr, r in runs.items():
+        if verdict[lr] == "diverged":
+            described.append(
+                f"lr {lr:g} diverged at step {r['diverged_at']} (its loss went from {r['first']:.3f} to "
+                f"{r['last']:.4g}, past {DIVERGENCE_FACTOR:g}× its first, or overflowed)"
+            )
+        elif verdict[lr] == "oscillating":
+            described.append(
+                f"lr {lr:g} oscillated, the loss rising on {r['rises']:.0%} of the steps (ending at {r['last']:.3f})"
+            )
+        else:
+            described.append(
+                f"lr {lr:g} was {verdict[lr]}, ending at {r['last']:.3f} ({r['last'] / best:.1f}× the lowest)"
+            )
+    conclusion = (
+        f"full-batch gradient descent for {params.steps} steps on {params.dataset}, every run from the same weights "
+        f"(first loss {runs[params.lrs[0]]['first']:.3f}): "
+        + "; ".join(described)
+        + ". Parity held on every step of every run, each diverging run up to the step it was stopped at."
+    )
+    return Outcome(table, conclusion, numbers)
+
+
+EXPERIMENT = Experiment(
+    "learning-rate",
+    "a learning-rate sweep from too small (slow) through good to too large (oscillation, divergence detected and "
+    "reported)",
+    Params,
+    run,
+)

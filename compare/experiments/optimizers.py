@@ -1,0 +1,105 @@
+"""optimizers: every optimizer in the package, from the same initial weights on the same batches.
+
+SGD steps against the gradient; Momentum adds inertia (the previous update's direction, so the
+zig-zag across a valley cancels, the lecture's 관성); Nesterov looks ahead along it; Adagrad and
+RMSprop scale each parameter's step by its gradient history; Adam combines momentum with that
+scaling, and AdamW decouples weight decay from it. Each runs with the command line's default
+learning rate (``compare.config.DEFAULT_LR``) and torch's other defaults, exactly as
+``backprop-parity run --optimizer NAME`` would, for the same number of steps; after each step both
+twins evaluate the whole training set. The textbook variants (``--variant``) are not torch's rules and
+so are not raced here: ``backprop-parity run --variant`` shows where they depart.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from compare import config as cfg
+from compare.experiments import datasets
+from compare.experiments.base import Experiment, Outcome, Session, batches, build_twins, check_pairs, evaluate, train
+from manual import MLPSpec, init_state_dict
+from manual.optim import OPTIMIZERS
+
+
+@dataclass(frozen=True)
+class Params:
+    steps: int = 300
+    seed: int = 0
+    dataset: str = "spiral"
+    optimizers: tuple[str, ...] = tuple(OPTIMIZERS)
+    batch_size: int = 32
+    hidden: tuple[int, ...] = (16, 16)
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.optimizers if name not in OPTIMIZERS]
+        if unknown:
+            raise ValueError(f"unknown optimizer {unknown[0]!r}; choose from {', '.join(OPTIMIZERS)}")
+
+
+def run(params: Params, session: Session) -> Outcome:
+    data_rng, init_rng, _ = cfg.streams(params.seed)
+    dataset = datasets.load(params.dataset, data_rng)
+    spec = MLPSpec((dataset.X.shape[1], *params.hidden, dataset.num_outputs), "relu", "cross_entropy")
+    weights = init_state_dict(spec, init_rng)
+    results, curves = {}, {}
+    initial = None
+    for name in params.optimizers:
+        _, _, batch_rng = cfg.streams(params.seed)  # the same batches, in the same order, for each
+        lockstep = build_twins(spec, weights, name, params.seed, lr=cfg.DEFAULT_LR[name])
+        if initial is None:  # the same start for all: the loss before any step, by both twins
+            initial = evaluate(lockstep, dataset, "full")["loss/full"]
+            check_pairs("initial", 0, {"loss/full": initial})
+
+        def measure(step: int, lockstep=lockstep):
+            return evaluate(lockstep, dataset, "full")
+
+        trained = train(session, name, lockstep, batches(dataset, params.batch_size, batch_rng), params.steps, measure)
+        full = trained.curve("loss/full")
+        curves[name] = full
+        results[name] = {
+            "lr": cfg.DEFAULT_LR[name],
+            "full_last": float(full[-1]),
+            "accuracy_last": float(trained.curve("accuracy/full")[-1]),
+        }
+        session.say(f"  {name}: {trained.steps} steps in {trained.seconds:.1f} s")
+
+    ranked = sorted(results, key=lambda name: results[name]["full_last"])
+    target = results[ranked[-1]]["full_last"]  # where the slowest ended: how soon does each get there?
+    for name, r in results.items():
+        reached = np.flatnonzero(curves[name] <= target)
+        r["steps_to_target"] = int(reached[0]) + 1 if reached.size else None
+    table = [
+        f"{'optimizer':<10} {'lr':>6} {'whole-set loss, last step':>26} {'accuracy':>9} {f'steps to {target:.3f}':>15}"
+    ]
+    numbers: dict[str, float | int | str | None] = {
+        "dataset": params.dataset,
+        "steps": params.steps,
+        "initial_loss": initial[1],
+    }
+    for name in ranked:
+        r = results[name]
+        reached = str(r["steps_to_target"]) if r["steps_to_target"] else "never"
+        table.append(f"{name:<10} {r['lr']:>6g} {r['full_last']:>26.4f} {r['accuracy_last']:>9.1%} {reached:>15}")
+        numbers |= {f"{name}/{key}": value for key, value in r.items()}
+    numbers["ranking"] = ",".join(ranked)
+    described = ", ".join(
+        f"{name} {results[name]['full_last']:.3f} ({results[name]['accuracy_last']:.0%})" for name in ranked
+    )
+    by_speed = sorted(results, key=lambda name: results[name]["steps_to_target"])
+    soonest = ", ".join(f"{name} {results[name]['steps_to_target']}" for name in by_speed)
+    conclusion = (
+        f"from the same weights on the same {params.batch_size}-example batches of {params.dataset}, after "
+        f"{params.steps} steps the whole-set loss (from {initial[1]:.3f} at the start; accuracy) ranks: {described}. "
+        f"Steps each took to reach {ranked[-1]}'s final {target:.3f}: {soonest}. Each curve is computed by both "
+        "twins, which agree to rounding at every step."
+    )
+    return Outcome(table, conclusion, numbers)
+
+
+EXPERIMENT = Experiment(
+    "optimizers",
+    "SGD, Momentum, Nesterov, Adam, AdamW, RMSprop, Adagrad (every optimizer in the package) from the same initial "
+    "weights on the same data",
+    Params,
+    run,
+)
