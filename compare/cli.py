@@ -289,7 +289,7 @@ def run_command(args: argparse.Namespace) -> int:
         flush=True,
     )
     every = max(1, config.steps // 10)
-    result = engine.RunResult()
+    result = engine.RunResult(keep_records=False)  # streamed: memory does not grow with --steps
 
     def on_step(record: engine.StepRecord) -> None:
         if len(prepared.X_val) and engine.logs_at(record.step, config.log_every):
@@ -318,7 +318,7 @@ def run_command(args: argparse.Namespace) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if stop.signum is not None:
-            print(f"{PROG}: interrupted after {len(result.records)} steps; writing what was done", file=sys.stderr)
+            print(f"{PROG}: interrupted after {result.steps} steps; writing what was done", file=sys.stderr)
         text = report.verdict(result, config.steps, config.variant)
         if writers:
             writers.finish(text)  # flushes every event file

@@ -364,9 +364,19 @@ class Checks:
 
 @dataclass
 class RunResult:
-    """What a lockstep run found; ``complete`` is False when it was interrupted."""
+    """What a lockstep run found, aggregated step by step so that memory does not grow with the run's
+    length beyond a few numbers per step; ``records`` keeps every step's checks only when asked
+    (``keep_records``). ``complete`` is False when the run was interrupted."""
 
+    keep_records: bool = True
     records: list[StepRecord] = field(default_factory=list)
+    steps: int = 0
+    losses_manual: list[float] = field(default_factory=list)
+    losses_torch: list[float] = field(default_factory=list)
+    lrs: list[float] = field(default_factory=list)
+    step_worst: list[float] = field(default_factory=list)  # each step's largest max_rel
+    worst: dict[str, Check] = field(default_factory=dict)  # each stage's largest max_rel so far
+    witnesses: list[Witness] = field(default_factory=list)
     first_failure: Check | None = None
     failed_steps: int = 0
     complete: bool = False
@@ -376,13 +386,25 @@ class RunResult:
     def passed(self) -> bool:
         return self.first_failure is None and self.complete
 
+    def add(self, record: StepRecord) -> None:
+        self.steps += 1
+        self.losses_manual.append(record.loss_manual)
+        self.losses_torch.append(record.loss_torch)
+        self.lrs.append(record.lr)
+        self.step_worst.append(max((check.diff.max_rel for check in record.checks), default=0.0))
+        for stage, check in record.worst_by_stage().items():
+            if stage not in self.worst or check.diff.max_rel > self.worst[stage].diff.max_rel:
+                self.worst[stage] = check
+        self.witnesses.extend(record.gradcheck)
+        failure = record.first_failure
+        if failure is not None:
+            self.failed_steps += 1
+            self.first_failure = self.first_failure or failure
+        if self.keep_records:
+            self.records.append(record)
+
     def worst_by_stage(self) -> dict[str, Check]:
-        worst: dict[str, Check] = {}
-        for record in self.records:
-            for stage, check in record.worst_by_stage().items():
-                if stage not in worst or check.diff.max_rel > worst[stage].diff.max_rel:
-                    worst[stage] = check
-        return {stage: worst[stage] for stage in STAGES if stage in worst}
+        return {stage: self.worst[stage] for stage in STAGES if stage in self.worst}
 
 
 def run(
@@ -403,13 +425,9 @@ def run(
             return result
         x, y = next(batches)
         record = lockstep.step(step, x, y)
-        result.records.append(record)
-        on_step(record)
-        failure = record.first_failure
-        if failure is not None:
-            result.failed_steps += 1
-            result.first_failure = result.first_failure or failure
-            if stop_at_first_failure:
-                break
+        on_step(record)  # first: a caller that raises here (a divergence it watches for) leaves it out
+        result.add(record)
+        if record.first_failure is not None and stop_at_first_failure:
+            break
     result.complete = True
     return result

@@ -39,7 +39,7 @@ def build(result: RunResult, config: dict, run_dir: Path | None, started_at: str
         "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "passed": result.passed,
         "complete": result.complete,
-        "steps": len(result.records),
+        "steps": result.steps,
         "first_failure": None if failure is None else {**check_json(failure), "worst_elements": list(failure.worst)},
         "failed_steps": result.failed_steps,
         "worst": {stage: check_json(check) for stage, check in result.worst_by_stage().items()},
@@ -51,10 +51,10 @@ def build(result: RunResult, config: dict, run_dir: Path | None, started_at: str
             for stage in STAGES
         },
         "losses": {
-            "manual": [_number(r.loss_manual) for r in result.records],
-            "torch": [_number(r.loss_torch) for r in result.records],
+            "manual": [_number(loss) for loss in result.losses_manual],
+            "torch": [_number(loss) for loss in result.losses_torch],
         },
-        "lr": [r.lr for r in result.records],
+        "lr": list(result.lrs),
         "validation": [
             {
                 "step": v["step"],
@@ -66,9 +66,7 @@ def build(result: RunResult, config: dict, run_dir: Path | None, started_at: str
             for v in result.validation
         ],
         "variant": variant_json(result, config.get("variant")),
-        "gradcheck": [w.to_json() for record in result.records for w in record.gradcheck]
-        if config.get("gradcheck")
-        else None,
+        "gradcheck": [w.to_json() for w in result.witnesses] if config.get("gradcheck") else None,
         "config": config,
         "run_dir": None if run_dir is None else str(run_dir),
     }
@@ -79,7 +77,7 @@ def variant_json(result: RunResult, name: str | None) -> dict | None:
     if name is None:
         return None
     variant = VARIANTS[name]
-    per_step = [max(check.diff.max_rel for check in record.checks) for record in result.records]
+    per_step = result.step_worst
     failure = result.first_failure
     return {
         "name": name,
@@ -120,7 +118,7 @@ def variant_lines(result: RunResult, name: str) -> list[str]:
     info = variant_json(result, name)
     head = f"VARIANT {name} (manual) vs torch's {info['compared_with']}: "
     if not info["departs"]:
-        head += f"agrees within tolerance at every one of the {len(result.records)} steps"
+        head += f"agrees within tolerance at every one of the {result.steps} steps"
     else:
         first = info["first_departure"]
         head += (
@@ -147,10 +145,9 @@ def verdict(result: RunResult, steps_requested: int, variant: str | None = None)
         lines.append(
             f"{stage:<9} {_fmt(check.diff.max_rel):>13}  {check.max_rel:9.1e}  {mark} step {check.step}, {check.tensor}"
         )
-    found = [w for record in result.records for w in record.gradcheck]
-    if found:
-        lines.append(gradcheck.summary(found))
-    steps = len(result.records)
+    if result.witnesses:
+        lines.append(gradcheck.summary(result.witnesses))
+    steps = result.steps
     if not result.complete:
         lines.append(f"INCOMPLETE: interrupted after {steps} of {steps_requested} steps")
     failure = result.first_failure

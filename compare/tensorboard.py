@@ -7,14 +7,15 @@ manual/ and torch/, every step:    loss/train, lr
                    every K steps:  loss/validation, accuracy/validation (held-out split, eval mode),
                                    grad_norm/<param>, param_norm/<param>, update_ratio/<param> (‖Δθ‖/‖θ‖),
                                    histograms weights/<param> and grads/<param>
-parity/, every step:               max_abs/<stage>, max_rel/<stage>, tolerance/<stage>, and the same on a
-                                   log scale, log10_max_rel/<stage> with log10_tolerance/<stage> as its
-                                   reference line (differences of 1e-16 next to a 1e-10 tolerance stay
-                                   readable on a linear axis; an exact 0 is drawn at the floor, -20)
+parity/, every step:               max_abs/<stage>, max_rel/<stage>, and log10_max_rel/<stage> (differences
+                                   of 1e-16 next to a 1e-10 tolerance stay readable on a linear axis; an
+                                   exact 0 is drawn at the floor, -20)
+         every K steps:            tolerance/<stage> and log10_tolerance/<stage>, constant reference lines
 once:                              text config and verdict, HParams, a custom-scalars layout
 
-Per-step scalars go out as one event per writer per step (a Summary with several values), which
-keeps logging cheap; TensorBoard stores them as float32, which holds 1e-16 differences fine.
+Per-step scalars go out as one event per writer per step (a Summary with several values), written in
+this thread (``compare.events``), which keeps logging cheap; TensorBoard stores them as float32,
+which holds 1e-16 differences fine.
 """
 
 import math
@@ -22,9 +23,10 @@ from pathlib import Path
 
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.plugins.hparams import summary_v2 as hparams
-from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard import summary
 
 from compare.engine import Lockstep, StepRecord, logs_at
+from compare.events import EventWriter
 from compare.tolerances import STAGES, tolerance
 
 SIDES = ("manual", "torch")
@@ -61,7 +63,7 @@ class RunWriters:
     def __init__(self, run_dir: Path, dtype: str, log_every: int) -> None:
         self.dtype = dtype
         self.log_every = log_every
-        self.writers = {name: SummaryWriter(str(run_dir / name)) for name in (*SIDES, "parity")}
+        self.writers = {name: EventWriter(run_dir / name) for name in (*SIDES, "parity")}
         limits = {stage: tolerance(dtype, stage).max_rel for stage in STAGES}
         self.tolerances = {
             **{f"tolerance/{stage}": limit for stage, limit in limits.items()},
@@ -69,7 +71,7 @@ class RunWriters:
         }
 
     def _scalars(self, name: str, values: dict[str, float], step: int) -> None:
-        self.writers[name].file_writer.add_summary(scalar_summary(values), step)
+        self.writers[name].add_summary(scalar_summary(values), step)
 
     def start(self, config: dict) -> None:
         """Configuration as text, as HParams (in each run's own file, no stray sub-directory), and the layout."""
@@ -78,9 +80,11 @@ class RunWriters:
             key: value if isinstance(value, bool | int | float | str) else str(value) for key, value in config.items()
         }
         for side, writer in self.writers.items():
-            writer.add_text("config", text)
-            writer.file_writer.add_summary(hparams.hparams_pb({**flat, "side": side}))
-        self.writers["parity"].add_custom_scalars(LAYOUT)
+            writer.add_summary(summary.text("config", text))
+            writer.add_summary(hparams.hparams_pb({**flat, "side": side}))
+        self.writers["parity"].add_summary(summary.custom_scalars(LAYOUT))
+        for writer in self.writers.values():
+            writer.flush()
 
     def log_step(self, record: StepRecord, lockstep: Lockstep) -> None:
         step = record.step
@@ -89,18 +93,21 @@ class RunWriters:
             for metric, per_param in record.stats.get(side, {}).items():
                 values.update({f"{metric}/{name}": value for name, value in per_param.items()})
             self._scalars(side, values, step)
-        parity = dict(self.tolerances)
+        heavy = logs_at(step, self.log_every)
+        parity = dict(self.tolerances) if heavy else {}  # constant reference lines need no point per step
         for stage, check in record.worst_by_stage().items():
             parity[f"max_abs/{stage}"] = check.diff.max_abs
             parity[f"max_rel/{stage}"] = check.diff.max_rel
             parity[f"log10_max_rel/{stage}"] = log10(check.diff.max_rel)
         self._scalars("parity", parity, step)
-        if logs_at(step, self.log_every):
+        if heavy:
             for side, (params, grads) in lockstep.sides().items():
                 for name, array in params.items():
-                    self.writers[side].add_histogram(f"weights/{name}", array, step, bins=HISTOGRAM_BINS)
+                    self.writers[side].add_summary(summary.histogram(f"weights/{name}", array, HISTOGRAM_BINS), step)
                 for name, array in grads.items():
-                    self.writers[side].add_histogram(f"grads/{name}", array, step, bins=HISTOGRAM_BINS)
+                    self.writers[side].add_summary(summary.histogram(f"grads/{name}", array, HISTOGRAM_BINS), step)
+            for writer in self.writers.values():
+                writer.flush()  # a live dashboard sees the run as it goes
 
     def log_validation(self, step: int, metrics: dict[str, dict[str, float | None]]) -> None:
         for side in SIDES:
@@ -109,5 +116,5 @@ class RunWriters:
 
     def finish(self, verdict: str) -> None:
         for writer in self.writers.values():
-            writer.add_text("verdict", "    " + verdict.replace("\n", "\n    "))
+            writer.add_summary(summary.text("verdict", "    " + verdict.replace("\n", "\n    ")))
             writer.close()

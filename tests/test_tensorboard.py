@@ -124,3 +124,15 @@ def test_runs_lists_each_run_with_its_verdict(run, capsys):
     assert lines[0].split() == ["run", "date", "optimizer", "dtype", "steps", "verdict"]
     row = next(line for line in lines if line.startswith("tb "))
     assert row.split()[3:7] == ["momentum", "float64", str(STEPS), "PASS"]
+
+
+def test_event_checksums_equal_tensorboards_own():
+    """compare.events frames records with a C CRC-32C; it must equal tensorboard's pure-Python one."""
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c as reference
+
+    from compare.events import masked_crc32c
+
+    rng = np.random.default_rng(0)
+    for size in (0, 1, 7, 8, 100, 4096):
+        data = rng.bytes(size)
+        assert masked_crc32c(data) == reference(data)

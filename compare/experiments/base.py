@@ -102,7 +102,7 @@ class Trained:
 
     @property
     def steps(self) -> int:
-        return len(self.result.records)
+        return self.result.steps
 
     def curve(self, tag: str) -> np.ndarray:
         return np.asarray(self.curves[tag])
@@ -310,7 +310,7 @@ def check_pairs(subrun: str, step: int, pairs: Pairs) -> float:
 def _history(result: engine.RunResult) -> str:
     """How the twins' largest difference evolved before the failure: a formula error shows at once,
     while rounding amplified by unstable (chaotic) training grows from ~1e-16 step by step."""
-    worst = [max(check.diff.max_rel for check in record.checks) for record in result.records]
+    worst = result.step_worst
     if len(worst) < 2:
         return f"  worst max_rel at step 1: {worst[0]:.1e}"
     marks = sorted({0, len(worst) // 4, len(worst) // 2, 3 * len(worst) // 4, len(worst) - 2, len(worst) - 1})
@@ -373,6 +373,8 @@ def train(
         if writers:
             writers.log_step(record, pairs)
         if stop:
+            if record.first_failure is None:
+                result.add(record)  # still compared and agreed: it counts; a step both sides overflowed does not
             raise _DivergedError(record.step)
         measured_worst = max(measured_worst, check_pairs(name, record.step, pairs))
         measured += len(pairs)
@@ -394,9 +396,8 @@ def train(
             writers.close()
     if result.first_failure is not None:
         raise ParityError(name, report.verdict(result, steps) + "\n" + _history(result))
-    if diverged_at is not None and result.records[-1].first_failure is not None:
-        result.records.pop()  # both twins overflowed at this step: nothing left to compare in it
+    # a diverged step (both twins overflowed) raised in on_step, before the engine recorded it
     worst = {stage: check.diff.max_rel for stage, check in result.worst_by_stage().items()}
-    session.record(SubRunParity(name, len(result.records), worst, measured_worst, measured, diverged_at))
-    losses = np.array([record.loss_torch for record in result.records])
+    session.record(SubRunParity(name, result.steps, worst, measured_worst, measured, diverged_at))
+    losses = np.array(result.losses_torch)
     return Trained(name, result, losses, curves, curve_steps, diverged_at, time.perf_counter() - started)
