@@ -43,7 +43,12 @@ def betas(text: str) -> tuple[float, float]:
 # Every other command lives in its own module, whose add_parser(commands) adds a sub-parser and sets
 # its ``handler`` (a function of the parsed arguments returning the exit status); raising InputError
 # there gives the one-line message and exit 2.
-COMMAND_MODULES: tuple[str, ...] = ("compare.runs_cli", "compare.faults_cli", "compare.experiment_cli")
+COMMAND_MODULES: tuple[str, ...] = (
+    "compare.runs_cli",
+    "compare.faults_cli",
+    "compare.experiment_cli",
+    "compare.bench_cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

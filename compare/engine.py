@@ -137,14 +137,20 @@ class Lockstep:
         inputs = [torch.from_numpy(x), *touts[:-1]]  # what each torch module received
         for i, (a, b) in enumerate(zip(outs, touts, strict=True)):
             checks.add("forward", f"{i}.out", a, b, scales.forward_floor(tmodel[i], inputs[i]))
-        checks.add("loss", "loss", np.float64(loss_manual), loss_torch.detach())
+        loss_floor = scales.loss_floor(self.torch_loss, touts[-1], y)
+        checks.add("loss", "loss", np.float64(loss_manual), loss_torch.detach(), loss_floor)
         manual_grads = model.named_grads()
         torch_params = dict(tmodel.named_parameters())
         conditioning: dict[str, float] = {}  # per parameter: how much its gradient cancelled (≥ 1)
+        # Each dL/d(i.out)'s floor is the size of the terms it came from, carried back through the chain
+        # rule; the loss's own gradient starts it (near a minimum, p − y cancels but p and y do not).
+        floor = scales.loss_grad_floor(self.torch_loss, touts[-1], y)
         for i in reversed(range(len(outs))):
-            floor = 0.0 if i + 1 == len(outs) else scales.input_grad_floor(tmodel[i + 1], touts[i], touts[i + 1].grad)
+            if i + 1 < len(outs):
+                floor = scales.input_grad_floor(tmodel[i + 1], touts[i], max(scales.amax(touts[i + 1].grad), floor))
             checks.add("grad", f"{i}.out", douts[i], touts[i].grad, floor)
-            floors = scales.param_grad_floors(tmodel[i], inputs[i], touts[i].grad)
+            g_scale = max(scales.amax(touts[i].grad), floor)
+            floors = scales.param_grad_floors(tmodel[i], inputs[i], g_scale)
             for key in model.layers[i].params:
                 name = f"{i}.{key}"
                 checks.add("grad", name, manual_grads[name], torch_params[name].grad, floors[key])

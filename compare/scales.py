@@ -7,11 +7,15 @@ is orthogonal to the batch mean by construction). Rounding error scales with the
 the result, so for those the floor is the magnitude of the terms, computed from torch's tensors:
 
 * forward, output of a Linear: max|x|·max|W| + max|b|; of an activation: max|x|; of Dropout: max|x|/(1 − p);
+* the loss: max|z| for cross-entropy and BCE on logits z, (max|ŷ| + max|y|)² for MSE;
 * dL/d(input) of a Linear: max|g|·max|W|; of an activation: max|g|; of Dropout: max|g|/(1 − p);
   of BatchNorm (training): max|g|·max|γ|/min √(σ² + ε);
 * parameter gradients, Linear: weight max|g|·max|x|, bias max|g|; BatchNorm: weight max|g|·max|x̂|, bias max|g|;
 
-where x is the node's input and g the gradient arriving at its output. A wrong formula is off by
+where x is the node's input and g the scale of the gradient arriving at its output: its own size or,
+if larger, its floor, so that the floors travel back through the chain rule. The chain starts at the
+loss: dL/d(prediction) is softmax − one-hot (cross-entropy), σ(z) − y (BCE) or 2(ŷ − y) (MSE), over
+the mean's count, and near a minimum those terms cancel while their size does not. A wrong formula is off by
 a fraction of the terms, so it still shows; only rounding noise on a cancelled result is excused.
 
 Optimizer state inherits its gradient's relative error: multiplied by the gradient's conditioning
@@ -20,6 +24,7 @@ square_avg, sum), since squaring doubles a relative error. The state's floor is 
 times its own scale.
 """
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -45,21 +50,40 @@ def forward_floor(module: nn.Module, x: torch.Tensor) -> float:
     return amax(x)  # an activation: |f(x)| ≤ |x| for every one here, up to sigmoid's offset
 
 
-def input_grad_floor(module: nn.Module, x: torch.Tensor, g: torch.Tensor | None) -> float:
+def loss_floor(loss: nn.Module, prediction: torch.Tensor, target: np.ndarray) -> float:
+    """The terms of the loss: logsumexp(z) and z_y (cross-entropy), max(z, 0) and z·y (BCE), ŷ² and y² (MSE).
+    A well-fit batch has a small loss made of large, cancelling terms."""
+    if isinstance(loss, nn.MSELoss):
+        terms = amax(prediction) + float(np.max(np.abs(target)))
+        return terms * terms  # (not ** 2, which raises on overflow where * gives inf)
+    return amax(prediction)
+
+
+def loss_grad_floor(loss: nn.Module, prediction: torch.Tensor, target: np.ndarray) -> float:
+    """The terms of dL/d(prediction): softmax and one-hot (cross-entropy), σ(z) and y (BCE), ŷ and y (MSE),
+    each divided by the mean's count. Near a minimum their difference cancels; they do not."""
+    count = prediction.shape[0] if isinstance(loss, nn.CrossEntropyLoss) else prediction.numel()
+    if isinstance(loss, nn.MSELoss):
+        return 2.0 * (amax(prediction) + float(np.max(np.abs(target)))) / count
+    return 1.0 / count  # probabilities and labels are at most 1
+
+
+def input_grad_floor(module: nn.Module, x: torch.Tensor, g: float) -> float:
+    """``g``: the scale of the gradient arriving at the module's output (its own size or its floor)."""
     if isinstance(module, nn.Linear):
-        return amax(g) * amax(module.weight)
+        return g * amax(module.weight)
     if isinstance(module, nn.BatchNorm1d):
-        return amax(g) * amax(module.weight) * amax(_batch_stats(module, x)[1])
+        return g * amax(module.weight) * amax(_batch_stats(module, x)[1])
     if isinstance(module, nn.Dropout):
-        return amax(g) / (1.0 - module.p)
-    return amax(g)
+        return g / (1.0 - module.p)
+    return g
 
 
-def param_grad_floors(module: nn.Module, x: torch.Tensor, g: torch.Tensor | None) -> dict[str, float]:
+def param_grad_floors(module: nn.Module, x: torch.Tensor, g: float) -> dict[str, float]:
     if isinstance(module, nn.Linear):
-        return {"weight": amax(g) * amax(x), "bias": amax(g)}
+        return {"weight": g * amax(x), "bias": g}
     if isinstance(module, nn.BatchNorm1d):
-        return {"weight": amax(g) * amax(_batch_stats(module, x)[0]), "bias": amax(g)}
+        return {"weight": g * amax(_batch_stats(module, x)[0]), "bias": g}
     return {}
 
 

@@ -33,22 +33,27 @@ class Linear(Node):
     other input.
     """
 
-    def __init__(self, weight: np.ndarray, bias: np.ndarray | None) -> None:
+    def __init__(self, weight: np.ndarray, bias: np.ndarray | None, input_grad: bool = True) -> None:
+        """``input_grad=False`` skips dx, which no one needs for the first layer (its input is the
+        data; torch skips it too, the data not requiring grad): a third of that layer's backward."""
         super().__init__()
         self.params = {"weight": weight} if bias is None else {"weight": weight, "bias": bias}
+        self.input_grad = input_grad
         self._x: np.ndarray | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._x = x  # (N, I)
         y = x @ self.params["weight"].T  # (N, O)
-        return y + self.params["bias"] if "bias" in self.params else y
+        if "bias" in self.params:
+            y += self.params["bias"]  # in place: y is a fresh array
+        return y
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
         assert self._x is not None, "backward before forward"
         self.grads["weight"] = dout.T @ self._x  # (O, I) multiply node: dout times x
         if "bias" in self.params:
             self.grads["bias"] = dout.sum(axis=0)  # (O,) add node, summed over the batch
-        return dout @ self.params["weight"]  # (N, I) multiply node: dout times W
+        return dout @ self.params["weight"] if self.input_grad else None  # (N, I) multiply node: dout times W
 
 
 class ReLU(Node):

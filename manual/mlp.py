@@ -30,7 +30,8 @@ class MLP:
         for node in spec.layout():
             i = node.index
             if node.kind == "linear":
-                self.layers.append(Linear(own(f"{i}.weight"), own(f"{i}.bias") if node.bias else None))
+                bias = own(f"{i}.bias") if node.bias else None
+                self.layers.append(Linear(own(f"{i}.weight"), bias, input_grad=i > 0))
             elif node.kind == "batchnorm":
                 names = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
                 self.layers.append(BatchNorm1d(*(own(f"{i}.{name}") for name in names)))

@@ -36,6 +36,7 @@ class Adam:
     amsgrad: bool = False
 
     def __post_init__(self) -> None:
+        self._scratch: dict[str, np.ndarray] = {}  # not a field: hyperparameters() and replace() ignore it
         self.betas = (float(self.betas[0]), float(self.betas[1]))
         if not 0.0 <= self.lr:  # written as torch writes it, so that NaN is rejected too
             raise ValueError(f"invalid learning rate: {self.lr}")
@@ -69,9 +70,12 @@ class Adam:
             if self.weight_decay != 0:
                 g = g + self.weight_decay * param
             exp_avg, exp_avg_sq = s["exp_avg"], s["exp_avg_sq"]
-            exp_avg += (1.0 - beta1) * (g - exp_avg)
+            # The formulas of the docstring, each evaluated in place in one scratch array (the same
+            # operations in the same order as the expressions they spell out, without the temporaries).
+            scratch = self._scratch_like(name, param)
+            exp_avg += np.multiply(np.subtract(g, exp_avg, out=scratch), 1.0 - beta1, out=scratch)
             exp_avg_sq *= beta2
-            exp_avg_sq += (1.0 - beta2) * g * g
+            exp_avg_sq += np.multiply(np.multiply(g, 1.0 - beta2, out=scratch), g, out=scratch)  # (1 − β2)·g·g
             if self.amsgrad:
                 np.maximum(s["max_exp_avg_sq"], exp_avg_sq, out=s["max_exp_avg_sq"])
                 second_moment = s["max_exp_avg_sq"]
@@ -79,5 +83,16 @@ class Adam:
                 second_moment = exp_avg_sq
             bias_correction1 = 1.0 - beta1**t
             bias_correction2_sqrt = math.sqrt(1.0 - beta2**t)
-            denom = np.sqrt(second_moment) / bias_correction2_sqrt + self.eps
-            param -= (self.lr / bias_correction1) * (exp_avg / denom)  # torch: addcdiv_(m, denom, value=-γ/(1-β1^t))
+            denom = np.sqrt(second_moment, out=scratch)
+            denom /= bias_correction2_sqrt
+            denom += self.eps
+            update = np.divide(exp_avg, denom, out=scratch)  # m / denom
+            update *= self.lr / bias_correction1
+            param -= update  # torch: addcdiv_(m, denom, value=-γ/(1-β1^t))
+
+    def _scratch_like(self, name: str, param: np.ndarray) -> np.ndarray:
+        """A work array of ``param``'s shape, kept between steps (not optimizer state: nothing carries over)."""
+        scratch = self._scratch.get(name)
+        if scratch is None or scratch.shape != param.shape or scratch.dtype != param.dtype:
+            scratch = self._scratch[name] = np.empty_like(param)
+        return scratch
