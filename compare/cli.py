@@ -174,6 +174,13 @@ def add_run_parser(commands: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--dtype", choices=tuple(cfg.DTYPES), default="float64", help="(default: float64)")
     train.add_argument(
+        "--resync",
+        action="store_true",
+        help="after each step copy torch's parameters, buffers and optimizer state into the manual side, so "
+        "each step is compared from identical values: rounding cannot build up over the run, a wrong rule "
+        "still shows at the step it acts (not with --variant)",
+    )
+    train.add_argument(
         "--gradcheck",
         action="store_true",
         help="a third witness: central finite differences on sampled parameter elements (float64) at step 1 "
@@ -284,6 +291,7 @@ def run_command(args: argparse.Namespace) -> int:
     writers = RunWriters(run_dir, config.dtype, config.log_every) if args.tensorboard else None
     lockstep.stats_every = config.log_every if writers else None
     lockstep.gradcheck = config.gradcheck
+    lockstep.resync = config.resync
     config_json = {**config.to_json(), "run_dir": str(run_dir)}
     if writers:
         writers.start(config_json)

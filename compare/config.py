@@ -76,6 +76,7 @@ class RunConfig:
     val_fraction: float = 0.2
     log_every: int = 25
     gradcheck: bool = False
+    resync: bool = False
 
     @property
     def spec(self) -> MLPSpec:
@@ -214,6 +215,8 @@ def resolve(args: argparse.Namespace) -> Prepared:
     n_val = round(n * args.val_fraction)
     if n - n_val < 1:
         raise InputError(f"--val-fraction {args.val_fraction} leaves no training examples out of {n}")
+    if args.resync and args.variant:
+        raise InputError("--resync cannot be used with --variant: a textbook rule's state has no torch counterpart")
     if args.gradcheck and args.dtype != "float64":
         raise InputError("--gradcheck needs --dtype float64: in float32, rounding swamps finite differences")
     if args.log_every < 1:
@@ -253,6 +256,7 @@ def resolve(args: argparse.Namespace) -> Prepared:
         val_fraction=args.val_fraction,
         log_every=args.log_every,
         gradcheck=args.gradcheck,
+        resync=args.resync,
     )
     faults.check(config)
     X = dataset.X.astype(dtype)

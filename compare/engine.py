@@ -110,6 +110,9 @@ class Lockstep:
         # A textbook variant keeps some state torch has no counterpart for: compare only the rest.
         self.comparable_state = getattr(manual_optimizer, "comparable_state", None)
         self.stats_every: int | None = None  # per-parameter norms every K steps (for TensorBoard), or never
+        # After each step, copy torch's parameters, buffers and optimizer state into the manual side, so
+        # every step starts from identical values: what is left is that step's own difference.
+        self.resync = False
         # Finite differences at step 1 and at the first step whose forward, loss or gradients disagree.
         self.gradcheck = False
         self._gradcheck_rng = np.random.default_rng(0)
@@ -198,7 +201,23 @@ class Lockstep:
         if self.manual_schedule is not None:
             self.manual_schedule.step()
             self.torch_schedule.step()
+        if self.resync:
+            self._resync(torch_state)
         return StepRecord(step, loss_manual, float(loss_torch.item()), lr_torch, checks.checks, stats, witnesses)
+
+    def _resync(self, torch_state: dict[str, dict]) -> None:
+        """Torch's values into the manual side's own arrays (copied, never shared)."""
+        live = {**self.manual_model.named_parameters(), **self.manual_model.named_buffers()}
+        for name, tensor in self.torch_model.state_dict().items():
+            live[name][...] = tensor.detach().cpu().numpy()
+        for name, entries in self.manual_state.items():
+            for key, value in torch_state[name].items():
+                if key not in entries or value is None:
+                    continue
+                if isinstance(value, int) or entries[key] is None:
+                    entries[key] = value if isinstance(value, int) else value.copy()
+                else:
+                    entries[key][...] = value
 
     def _witnesses(self, step, before, x, y, checks, manual_grads, torch_params) -> list[Witness]:
         failed = any(not check.passed for check in checks)

@@ -81,7 +81,7 @@ def main() -> int:
                         "--no-first-run",
                         "--disable-sync",
                         f"--user-data-dir={tmp}/chromium",
-                        "--window-size=1400,900",
+                        "--window-size=1400,1350",
                         "--hide-scrollbars",
                         "--virtual-time-budget=20000",
                         f"--screenshot={OUT / name}",

@@ -101,6 +101,9 @@ def files(tmp_path: Path) -> dict[str, str]:
     paths["no_y"] = str(folder / "no_y.npz")
     paths["y_scalar"] = write_data(folder / "y_scalar.npz", X, np.array(1))
     paths["y_no_columns"] = write_data(folder / "y_no_columns.npz", X, np.zeros((N, 0)))
+    paths["empty"] = write_data(folder / "empty.npz", np.zeros((0, D)), np.zeros(0, dtype=np.int64))
+    paths["x_strings"] = write_data(folder / "x_strings.npz", np.full((N, D), "a"), y)
+    paths["y_float_labels"] = write_data(folder / "y_float_labels.npz", X, (np.arange(N) % C).astype(float))
     weights = good_weights(rng)
     variants = {
         "wrong_shape": {**weights, "2.weight": weights["2.weight"].T},
@@ -119,6 +122,9 @@ def files(tmp_path: Path) -> dict[str, str]:
 
 # (id, arguments with {file} placeholders, words the one stderr line must contain)
 BAD_INPUT = [
+    ("data-empty", ["--data", "{empty}"], ["--data", "non-empty"]),
+    ("data-x-strings", ["--data", "{x_strings}"], ["--data", "numbers"]),
+    ("data-1d-float-labels", ["--data", "{y_float_labels}"], ["--data", "integer"]),
     ("schedule-unknown-kind", ["--lr-schedule", "linear:5"], ["--lr-schedule", "linear"]),
     ("schedule-bad-number", ["--lr-schedule", "step:ten:0.1"], ["--lr-schedule", "STEP_SIZE"]),
     ("schedule-missing-argument", ["--lr-schedule", "step:10"], ["--lr-schedule", "step"]),

@@ -196,3 +196,39 @@ def test_the_same_run_twice_gives_the_same_report(tmp_path):
 def test_torch_threads_do_not_leak_between_tests():
     assert torch.get_num_threads() == 1  # as the CLI and conftest set it
     assert os.environ.get("CI", "true")  # (CI runs this file too)
+
+
+# ---------------------------------------------------------------------------------------------
+# --resync tells drift from a wrong rule: amplified rounding builds up over a run, a formula error
+# shows at the step where it acts whatever values the step starts from.
+
+DEEP = ["--layers", "2,16,16,16,16,16,16,16,16,16,3", "--optimizer", "sgd", "--lr", "0.1", "--steps", "400"]
+
+
+@pytest.mark.slow
+def test_resync_removes_the_drift_of_a_long_unstable_run(tmp_path):
+    reports = {}
+    for mode in ("drift", "resync"):
+        out = tmp_path / f"{mode}.json"
+        extra = ["--resync"] if mode == "resync" else []
+        status = main(["run", *DEEP, *extra, "--logdir", str(tmp_path), "--no-tensorboard", "--json", str(out)])
+        reports[mode] = (status, json.loads(out.read_text()))
+    status, drift = reports["drift"]
+    # a 10-layer net at lr 0.1 amplifies rounding step after step until it crosses 1e-10 (step 151 here)
+    assert status == 1 and drift["first_failure"]["step"] > 50
+    status, resynced = reports["resync"]
+    assert status == 0 and resynced["steps"] == 400
+    assert max(stage["max_rel"] for stage in resynced["worst"].values()) < 1e-12
+
+
+def test_resync_still_catches_a_wrong_rule_where_it_acts(tmp_path):
+    out = tmp_path / "r.json"
+    argv = ["run", "--resync", "--inject", "adam-eps-inside-root", "--steps", "5", "--logdir", str(tmp_path)]
+    assert main([*argv, "--no-tensorboard", "--json", str(out)]) == 1
+    failure = json.loads(out.read_text())["first_failure"]
+    assert (failure["step"], failure["stage"], failure["tensor"]) == (1, "param", "0.weight")
+
+
+def test_resync_refuses_a_variant(tmp_path, capsys):
+    assert main(["run", "--resync", "--variant", "adam_eps_hat", "--logdir", str(tmp_path)]) == 2
+    assert "--variant" in capsys.readouterr().err
