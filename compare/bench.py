@@ -14,16 +14,21 @@ torch's defaults, ``foreach=False`` as the checker builds it):
 * parity overhead: a full lockstep run (both twins, every stage compared, TensorBoard at the run
   command's defaults) against the sum of the two bare training loops over the same steps;
 * scaling: the step time of both sides against the hidden width at a fixed batch, and against the
-  batch at a fixed width.
+  batch at a fixed width;
+* memory: the peak RSS of a long ``run`` against a short one (the per-step record is streamed).
 """
 
+import argparse
 import contextlib
 import datetime as dt
 import itertools
+import json
 import math
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -41,12 +46,20 @@ from manual.mlp import MLP
 from manual.optim import OPTIMIZERS
 from torch_ref import build_loss, build_model, build_optimizer, load_weights
 
+# The two sides take turns on the same cores, and a BLAS thread pool that keeps spinning after its
+# work holds a core the other side then waits for: OpenBLAS spins for about 2^28 cycles (0.1 s) by
+# default, which made a lockstep run 1.6x slower (10 steps of 784-1024-1024-10: 2.5 s against 1.5 s,
+# 2 cores; the bare loops, which never alternate, barely change). The suite therefore runs in a
+# child process whose OpenBLAS threads go to sleep at once (an environment variable, read when the
+# library loads); torch's OpenMP pool spins only briefly by default and is left as it is.
+QUIET_POOLS = {"OPENBLAS_THREAD_TIMEOUT": "4"}  # 2^4 cycles, OpenBLAS's minimum
 LOG_EVERY = 25  # the run command's --log-every default: TensorBoard "at defaults"
 OPTIMIZER = "adam"  # at torch's defaults on both sides
 TARGETS = {  # the issue's targets: (comparison, bound)
     "manual_vs_torch": (">=", 0.9),  # manual steps per second / torch steps per second, float64
     "manual_vs_matmul_peak": (">=", 0.6),  # manual FLOP rate / np.matmul FLOP rate, float64
     "parity_overhead": ("<=", 1.3),  # lockstep run time / (bare manual loop + bare torch loop)
+    "memory_growth": ("<=", 1.1),  # peak RSS of the long run / of the short run
 }
 
 
@@ -58,9 +71,11 @@ class Sizes:
     batch: int
     matmul: int  # side of the square matrices whose product measures the machine's FLOP rate
     parity_steps: int  # steps of each lockstep run and bare loop
+    parity_repeats: int  # runs of each
     widths: tuple[int, ...]  # hidden widths of the width sweep (two hidden layers), at batch ``batch``
     batches: tuple[int, ...]  # batches of the batch sweep, at hidden width ``sweep_width``
     sweep_width: int
+    memory_steps: tuple[int, int]  # a short and a long `run`, whose peak RSS must match
     repeats: int  # samples per measurement; the median is kept
     min_sample_s: float  # each sample repeats its call until it lasts at least this long
 
@@ -70,9 +85,11 @@ FULL = Sizes(
     batch=256,
     matmul=2048,
     parity_steps=25,
+    parity_repeats=3,
     widths=(64, 128, 256, 512, 1024, 2048),
     batches=(1, 4, 16, 64, 256, 1024),
     sweep_width=1024,
+    memory_steps=(100, 10_000),
     repeats=5,
     min_sample_s=0.2,
 )
@@ -81,9 +98,11 @@ QUICK = Sizes(
     batch=16,
     matmul=128,
     parity_steps=3,
+    parity_repeats=2,
     widths=(64, 128),
     batches=(1, 16),
     sweep_width=64,
+    memory_steps=(2, 8),
     repeats=2,
     min_sample_s=0.0,
 )
@@ -233,14 +252,15 @@ def bare_loop(make_step: Callable[[Problem], Callable[[], None]], p: Problem, st
 
 def medians(calls: dict[str, Callable[[], None]], repeats: int, min_sample_s: float) -> dict[str, float]:
     """Median seconds per call of each function, the functions alternated so that a change in the
-    machine's load hits them alike. Each is warmed up twice (allocation, caches) and each sample
-    repeats it until the sample lasts at least ``min_sample_s``."""
-    counts = {}
+    machine's load hits them alike. Each is warmed up (allocation, caches) and each sample repeats it
+    until the sample lasts at least ``min_sample_s``, as long as a second call took."""
+    counts = dict.fromkeys(calls, 1)
     for name, call in calls.items():
         call()
-        start = time.perf_counter()
-        call()
-        counts[name] = max(1, math.ceil(min_sample_s / max(time.perf_counter() - start, 1e-9)))
+        if min_sample_s > 0:
+            start = time.perf_counter()
+            call()
+            counts[name] = max(1, math.ceil(min_sample_s / max(time.perf_counter() - start, 1e-9)))
     samples: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(repeats):
         for name, call in calls.items():
@@ -286,7 +306,7 @@ def parity_overhead(sizes: Sizes, dtype: str = "float64") -> dict:
         "manual": bare_loop(manual_step, p, steps),
         "torch": bare_loop(torch_step, p, steps),
     }
-    seconds = medians(calls, sizes.repeats, 0.0)  # a run is long enough to be its own sample
+    seconds = medians(calls, sizes.parity_repeats, 0.0)  # a run is long enough to be its own sample
     return {
         "layers": list(sizes.layers),
         "batch": sizes.batch,
@@ -318,11 +338,39 @@ def scaling(sizes: Sizes, dtype: str = "float64") -> dict:
     }
 
 
+# Peak RSS is read from the kernel's accounting for a child (os.wait4), which on Linux also counts what
+# the child held between fork and exec: a copy of its parent. So the run is started from this small
+# interpreter, not from the benchmark (torch loaded, hundreds of MiB): it prints "status maxrss_kib".
+MEASURE_PEAK_RSS = (
+    "import os, subprocess, sys; child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL); "
+    "_, status, usage = os.wait4(child.pid, 0); print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)"
+)
+
+
+def peak_rss_mib(steps: int, logdir: str) -> float:
+    """Peak RSS of a fresh ``backprop-parity run --keep-going`` (TensorBoard on, the defaults otherwise);
+    it runs every step whatever the verdict."""
+    run = [sys.executable, "-m", "compare", "run", "--steps", str(steps), "--logdir", logdir, "--keep-going"]
+    measured = subprocess.run([sys.executable, "-c", MEASURE_PEAK_RSS, *run], capture_output=True, text=True)
+    status, maxrss_kib = map(int, measured.stdout.split())
+    if status not in (0, 1):  # 1: parity broke somewhere, which does not matter here
+        raise RuntimeError(f"a run of {steps} steps exited {status}")
+    return maxrss_kib / 1024  # KiB on Linux
+
+
+def memory(sizes: Sizes) -> dict:
+    """Memory does not grow with run length: the per-step record is streamed, not stored (as bench/memory.py)."""
+    with tempfile.TemporaryDirectory() as logdir:
+        short, long = (peak_rss_mib(steps, logdir) for steps in sizes.memory_steps)
+    return {"steps": list(sizes.memory_steps), "peak_rss_mib": [short, long], "ratio": long / short}
+
+
 def targets(results: dict) -> dict:
     values = {
         "manual_vs_torch": results["throughput"]["float64"]["manual_vs_torch"],
         "manual_vs_matmul_peak": results["throughput"]["float64"]["manual_vs_matmul_peak"],
         "parity_overhead": results["parity_overhead"]["ratio"],
+        "memory_growth": results["memory"]["ratio"],
     }
     return {
         name: {
@@ -340,6 +388,7 @@ def run_suite(sizes: Sizes, n_threads: int, progress: Callable[[str], None] = la
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "sizes": asdict(sizes),
         "threads": n_threads,
+        "environment": {name: os.environ.get(name) for name in QUIET_POOLS},
     }
     with threads(n_threads):
         results["machine"] = machine()  # inside: the BLAS thread counts as measured
@@ -351,14 +400,35 @@ def run_suite(sizes: Sizes, n_threads: int, progress: Callable[[str], None] = la
         results["parity_overhead"] = parity_overhead(sizes)
         progress("scaling")
         results["scaling"] = scaling(sizes)
+    progress(f"memory ({' and '.join(map(str, sizes.memory_steps))}-step runs)")
+    results["memory"] = memory(sizes)
     results["targets"] = targets(results)
     return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m compare.bench``: the suite, in the child process ``backprop-parity bench`` starts."""
+    parser = argparse.ArgumentParser(prog="python -m compare.bench", description=main.__doc__)
+    parser.add_argument("--sizes", choices=("full", "quick"), required=True)
+    parser.add_argument("--threads", type=int, required=True)
+    parser.add_argument("--json", type=Path, required=True, help="where the results go")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.sizes == "quick" else FULL
+    results = run_suite(sizes, args.threads, lambda what: print(f"bench: {what} ...", flush=True))
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def child(sizes: str, n_threads: int, json_path: Path) -> subprocess.CompletedProcess:
+    """Run the suite in a fresh interpreter with ``QUIET_POOLS`` (a variable already set is kept)."""
+    command = [sys.executable, "-m", "compare.bench", "--sizes", sizes, "--threads", str(n_threads)]
+    return subprocess.run([*command, "--json", str(json_path)], env={**QUIET_POOLS, **os.environ}, check=False)
 
 
 # --- the plot: SVG written by hand (no plotting dependency) ----------------------------------------
 
 PANEL_W, PANEL_H, MARGIN = 360, 260, 60
-SIDE_STYLES = {"manual": ("#1f77b4", ""), "torch": ("#ff7f0e", "6,4")}  # colour, dash pattern
+SIDE_STYLES = {"manual": ("#1f77b4", "none"), "torch": ("#ff7f0e", "6,4")}  # colour, dash pattern
 
 
 def svg_plot(scale: dict) -> str:
@@ -417,3 +487,7 @@ def panel(axis: str, title: str, points: list[dict]) -> str:
             f'<polyline points="{line}" fill="none" stroke="{colour}" stroke-width="2" stroke-dasharray="{dash}"/>'
         )
     return "".join(parts)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,15 +1,19 @@
 """``backprop-parity bench``: the performance suite (``compare.bench``); writes ``bench.json`` and
 ``scaling.svg`` and prints a summary. Exit 0 whether or not the targets are met (the JSON says which);
-2 on bad input."""
+2 on bad input; 1 if the benchmark itself crashed.
+
+The measurements run in a child process (``python -m compare.bench``) so that the thread-pool settings
+that must precede loading the libraries (``compare.bench.QUIET_POOLS``) apply to them."""
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from compare import bench
 from compare.errors import InputError
 
-EXIT_DONE = 0
+EXIT_DONE, EXIT_BROKEN = 0, 1
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -19,8 +23,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="measure training speed of both twins and the checker's overhead (JSON, table and plot)",
         description="Time the manual and torch training steps side by side on the same threads (throughput, "
         "FLOP rate against the machine's measured matmul rate), a full lockstep run against the two bare "
-        "loops, and step time against width and batch. Writes DIR/bench.json and DIR/scaling.svg; every "
-        "figure is a ratio of medians taken in the same run. Exit 0 whether or not the targets are met.",
+        "loops, step time against width and batch, and the peak memory of a short and a long run. Writes "
+        "DIR/bench.json and DIR/scaling.svg; every figure is a ratio taken in the same run (times: medians "
+        "of alternated repeats). Exit 0 whether or not the targets are met.",
     )
     parser.add_argument(
         "--quick", action="store_true", help="tiny sizes and few repeats: checks that the suite runs, in seconds"
@@ -47,9 +52,11 @@ def bench_command(args: argparse.Namespace) -> int:
     except OSError as error:
         raise InputError(f"--out {out}: cannot create the folder ({error.strerror})") from None
 
-    sizes = bench.QUICK if args.quick else bench.FULL
-    results = bench.run_suite(sizes, args.threads, lambda what: print(f"bench: {what} ...", flush=True))
-    (out / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
+    done = bench.child("quick" if args.quick else "full", args.threads, out / "bench.json")
+    if done.returncode != 0:
+        print(f"backprop-parity: error: the benchmark process exited {done.returncode}", file=sys.stderr)
+        return EXIT_BROKEN
+    results = json.loads((out / "bench.json").read_text())
     (out / "scaling.svg").write_text(bench.svg_plot(results["scaling"]))
     print(summary(results))
     print(f"wrote {out / 'bench.json'} and {out / 'scaling.svg'}")
@@ -87,6 +94,12 @@ def summary(results: dict) -> str:
             f"{point['width']:6} {point['batch']:6} {1e3 * point['manual_seconds']:10.3f} "
             f"{1e3 * point['torch_seconds']:10.3f} {point['torch_seconds'] / point['manual_seconds']:13.2f}"
         )
+    m = results["memory"]
+    lines += [
+        "",
+        f"memory: peak RSS {m['peak_rss_mib'][0]:.0f} MiB after {m['steps'][0]} steps, "
+        f"{m['peak_rss_mib'][1]:.0f} MiB after {m['steps'][1]}: ratio {m['ratio']:.3f}",
+    ]
     lines += ["", f"{'target':24} {'value':>7} {'bound':>7}  met"]
     for name, target in results["targets"].items():
         lines.append(f"{name:24} {target['value']:7.2f} {target['target']:>7}  {'yes' if target['met'] else 'NO'}")

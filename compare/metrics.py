@@ -38,7 +38,8 @@ def diff(manual: np.ndarray, reference: np.ndarray, scale_floor: float = 0.0) ->
     if manual.size == 0:
         return TensorDiff(0.0, 0.0, ())
     with np.errstate(invalid="ignore", over="ignore"):  # inf − inf is NaN, reported below
-        delta = np.abs(manual - reference)
+        delta = np.asarray(manual - reference)  # (a 0-d difference would be a scalar, not an array)
+        np.abs(delta, out=delta)  # one array for the whole comparison: these tensors can be large
     flat = int(np.argmax(delta))  # NaN wins argmax, so a non-finite element is found here
     max_abs = float(delta.flat[flat])
     if not np.isfinite(max_abs):  # NaN or inf on at least one side (inf − inf and NaN − x are NaN)
@@ -47,7 +48,7 @@ def diff(manual: np.ndarray, reference: np.ndarray, scale_floor: float = 0.0) ->
         side = "both" if bad_manual and bad_torch else ("manual" if bad_manual else "torch")
         first = np.argwhere(~np.isfinite(manual) | ~np.isfinite(reference))[0]
         return TensorDiff(np.inf, np.inf, tuple(int(i) for i in first), f"nonfinite:{side}")
-    scale = max(float(np.max(np.abs(reference))), scale_floor)
+    scale = max(float(reference.max()), -float(reference.min()), scale_floor)  # max|reference|, no copy
     max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else np.inf)
     return TensorDiff(max_abs, max_rel, tuple(int(i) for i in np.unravel_index(flat, delta.shape)))
 
