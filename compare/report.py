@@ -13,18 +13,13 @@ from compare.tolerances import STAGES, tolerance
 from manual.optim.variants import VARIANTS
 
 
-def _number(value: float) -> float | None:
-    """JSON has no NaN or infinity: non-finite numbers are written as null."""
-    return float(value) if math.isfinite(value) else None
-
-
 def check_json(check: Check) -> dict:
     return {
         "step": check.step,
         "stage": check.stage,
         "tensor": check.tensor,
-        "max_abs": _number(check.diff.max_abs),
-        "max_rel": _number(check.diff.max_rel),
+        "max_abs": check.diff.max_abs,
+        "max_rel": check.diff.max_rel,
         "tolerance": check.max_rel,
         "worst_index": list(check.diff.worst_index),
         "problem": check.diff.problem,
@@ -32,7 +27,7 @@ def check_json(check: Check) -> dict:
 
 
 def build(result: RunResult, config: dict, run_dir: Path | None, started_at: str | None = None) -> dict:
-    """The ``--json`` report; every field is listed in the README."""
+    """The ``--json`` report; every field is listed in the README (``write_json`` nulls NaN and inf)."""
     failure = result.first_failure
     return {
         "started_at": started_at,
@@ -51,17 +46,14 @@ def build(result: RunResult, config: dict, run_dir: Path | None, started_at: str
             for stage in STAGES
         },
         "losses": {
-            "manual": [_number(loss) for loss in result.losses_manual],
-            "torch": [_number(loss) for loss in result.losses_torch],
+            "manual": list(result.losses_manual),
+            "torch": list(result.losses_torch),
         },
         "lr": list(result.lrs),
         "validation": [
             {
                 "step": v["step"],
-                **{
-                    side: {k: _number(x) if x is not None else None for k, x in v[side].items()}
-                    for side in ("manual", "torch")
-                },
+                **{side: dict(v[side]) for side in ("manual", "torch")},
             }
             for v in result.validation
         ],
@@ -85,8 +77,8 @@ def variant_json(result: RunResult, name: str | None) -> dict | None:
         "cause": variant.cause,
         "departs": failure is not None,
         "first_departure": None if failure is None else check_json(failure),
-        "max_rel_last_step": _number(per_step[-1]) if per_step else None,
-        "max_rel_worst": _number(max(per_step)) if per_step else None,
+        "max_rel_last_step": per_step[-1] if per_step else None,
+        "max_rel_worst": max(per_step) if per_step else None,
     }
 
 

@@ -1,7 +1,6 @@
 """Shared builders for the tests: hostile shapes (non-square layers, non-zero biases, batch > 1)."""
 
 import numpy as np
-import pytest
 import torch
 
 from compare import engine
@@ -49,6 +48,13 @@ def lockstep_run(
     return engine.run(lockstep, make_batches(spec, dtype, seed + 1), steps, stop_at_first_failure, lambda r: None)
 
 
-@pytest.fixture
-def hostile_spec() -> MLPSpec:
-    return MLPSpec(HOSTILE_WIDTHS, "tanh", "cross_entropy")
+def max_rel(actual: np.ndarray, reference: np.ndarray) -> float:
+    """``max|actual − reference| / max|reference|``: error relative to the tensor's scale (0/0 is 0)."""
+    actual, reference = np.asarray(actual), np.asarray(reference)
+    assert actual.shape == reference.shape, f"shape {actual.shape} != reference {reference.shape}"
+    assert np.all(np.isfinite(actual)) and np.all(np.isfinite(reference)), "non-finite value"
+    delta = float(np.max(np.abs(actual - reference), initial=0.0))
+    scale = float(np.max(np.abs(reference), initial=0.0))
+    if scale == 0.0:
+        return 0.0 if delta == 0.0 else np.inf  # an all-zero reference must be matched exactly
+    return delta / scale

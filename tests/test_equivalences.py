@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
-from test_optimizers import MAX_REL, SPEC, STEPS, gradient_sequence, initial_weights, max_rel, torch_twin
+from test_optimizers import MAX_REL, SPEC, STEPS, gradient_sequence, initial_weights, torch_twin
 
 import torch_ref
+from conftest import max_rel
 from manual.optim import (
     OPTIMIZERS,
     SGD,

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from torch.nn import functional as nnf
 
 from compare import engine
+from conftest import max_rel
 from manual import ACTIVATION_NAMES, LOSS_NAMES, CrossEntropyLoss, MLPSpec, MSELoss, init_state_dict
 from manual.layers import BATCHNORM_EPS, LEAKY_RELU_SLOPE, BatchNorm1d, Dropout, LeakyReLU, Linear, ReLU, Sigmoid, Tanh
 from manual.losses import BCEWithLogitsLoss
@@ -49,18 +50,6 @@ class Loss(Protocol):
     def forward(self, prediction: np.ndarray, target: np.ndarray) -> float: ...
 
     def backward(self) -> np.ndarray: ...
-
-
-def max_rel(actual: np.ndarray, reference: np.ndarray) -> float:
-    """``max|actual − reference| / max|reference|``: error relative to the tensor's scale (0/0 is 0)."""
-    actual, reference = np.asarray(actual), np.asarray(reference)
-    assert actual.shape == reference.shape, f"shape {actual.shape} != reference {reference.shape}"
-    assert np.all(np.isfinite(actual)) and np.all(np.isfinite(reference)), "non-finite value"
-    delta = float(np.max(np.abs(actual - reference), initial=0.0))
-    scale = float(np.max(np.abs(reference), initial=0.0))
-    if scale == 0.0:
-        return 0.0 if delta == 0.0 else np.inf  # an all-zero reference must be matched exactly
-    return delta / scale
 
 
 def to_torch(a: np.ndarray, requires_grad: bool = False) -> torch.Tensor:

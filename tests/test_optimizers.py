@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import torch_ref
+from conftest import max_rel
 from manual import MLPSpec, init_state_dict
 from manual.optim import OPTIMIZERS, SGD, Adagrad, Adam, AdamW, Momentum, Nesterov, RMSprop
 
@@ -67,18 +68,6 @@ CASES = [
     ),
 ]
 CASE_IDS = [case.name for case in CASES]
-
-
-def max_rel(actual: np.ndarray, reference: np.ndarray) -> float:
-    """``max|actual − reference| / max|reference|``: error relative to the tensor's scale (0/0 is 0)."""
-    actual, reference = np.asarray(actual), np.asarray(reference)
-    assert actual.shape == reference.shape, f"shape {actual.shape} != reference {reference.shape}"
-    assert np.all(np.isfinite(actual)) and np.all(np.isfinite(reference)), "non-finite value"
-    delta = float(np.max(np.abs(actual - reference), initial=0.0))
-    scale = float(np.max(np.abs(reference), initial=0.0))
-    if scale == 0.0:
-        return 0.0 if delta == 0.0 else np.inf  # an all-zero reference must be matched exactly
-    return delta / scale
 
 
 def initial_weights() -> dict[str, np.ndarray]:
