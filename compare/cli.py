@@ -1,5 +1,6 @@
 """``backprop-parity`` (also ``python -m compare``): exit 0 parity holds, 1 parity broken,
-2 bad input or usage (one line on stderr, no traceback)."""
+2 bad input or usage (one line on stderr, no traceback), 3 a data-parallel run could not finish
+(a rank failed or timed out; the report holds the steps done)."""
 
 import argparse
 import datetime as dt
@@ -11,7 +12,7 @@ from pathlib import Path
 import torch
 
 from compare import config as cfg
-from compare import data, engine, faults, report
+from compare import data, devices, distributed, engine, faults, report
 from compare.errors import InputError
 from compare.npz import write_npz
 from compare.tensorboard import RunWriters
@@ -19,7 +20,7 @@ from manual.optim import OPTIMIZERS
 from manual.optim.variants import VARIANTS
 from manual.spec import ACTIVATION_NAMES, LOSS_NAMES
 
-EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_ABORTED = 0, 1, 2, 3
 PROG = "backprop-parity"
 
 
@@ -198,6 +199,33 @@ def add_run_parser(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="run to the last step after a failure (default: stop at the first failure)",
     )
+    where = run.add_argument_group("device and processes (the manual side always runs here, on the CPU)")
+    where.add_argument(
+        "--device",
+        choices=devices.DEVICES,
+        default="cpu",
+        help="where the torch twin runs; cuda runs with TF32 off and deterministic algorithms on, and exits 2 "
+        "where no CUDA device exists (default: cpu)",
+    )
+    where.add_argument(
+        "--world-size",
+        dest="world_size",
+        type=int,
+        metavar="N",
+        help="run the torch twin as N data-parallel processes (DistributedDataParallel: gloo on cpu, nccl on "
+        "cuda), the batch split evenly among them, against the manual full-batch step; this command is rank 0 "
+        "and starts the others on 127.0.0.1. Under torchrun, N comes from its environment (default: one "
+        "process, no DDP)",
+    )
+    where.add_argument(
+        "--dist-timeout",
+        dest="dist_timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="the longest any rank waits for the others (start-up, each step's collectives, the end); a rank "
+        "that dies or hangs ends the run with exit 3 after at most this long (default: 60)",
+    )
     out = run.add_argument_group("output")
     out.add_argument(
         "--logdir", default="runs", help="TensorBoard root; each run gets a new directory in it (default: runs)"
@@ -270,8 +298,15 @@ def run_command(args: argparse.Namespace) -> int:
     prepared = cfg.resolve(args)
     config = prepared.config
     spec = config.spec
+    member = distributed.membership(args.world_size)
+    device = devices.resolve(config.device)
+    if member is not None:
+        device = distributed.rank_device(device, member)
+        if member.rank != 0:  # started by torchrun: a replica that follows rank 0, which checks and writes
+            return serve_torchrun(prepared, member, device, args.dist_timeout)
     run_dir = new_run_dir(Path(args.logdir), args.run_name, config.optimizer, config.dtype)
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    device_settings = devices.configure(device)
 
     manual_optimizer = VARIANTS[config.variant].optimizer(**config.hyperparameters) if config.variant else None
     lockstep = engine.twins(
@@ -284,21 +319,25 @@ def run_command(args: argparse.Namespace) -> int:
         config.schedule,
         config.clip_grad_norm,
         cfg.dropout_seed(config.seed),
+        device,
     )
     if config.inject:
         faults.inject(config.inject, lockstep)
 
-    writers = RunWriters(run_dir, config.dtype, config.log_every) if args.tensorboard else None
+    writers = RunWriters(run_dir, config.dtype, config.log_every, device.type) if args.tensorboard else None
     lockstep.stats_every = config.log_every if writers else None
     lockstep.gradcheck = config.gradcheck
     lockstep.resync = config.resync
-    config_json = {**config.to_json(), "run_dir": str(run_dir)}
+    config_json = {**config.to_json(), "device_settings": device_settings}
     if writers:
-        writers.start(config_json)
+        writers.start({**config_json, "run_dir": str(run_dir)})
+    where = f"torch on {device_settings['device']}"
+    if member is not None:
+        where += f" as {member.world_size} DDP ranks ({distributed.backend(device)})"
     print(
         f"{PROG}: {config.optimizer} {config.hyperparameters} on {config.dataset}, layers "
         f"{','.join(map(str, config.layers))} {config.activation} {config.loss}, {config.dtype}, "
-        f"{config.steps} steps of batch {config.batch_size} -> {run_dir}",
+        f"{config.steps} steps of batch {config.batch_size}, {where} -> {run_dir}",
         flush=True,
     )
     every = max(1, config.steps // 10)
@@ -323,11 +362,21 @@ def run_command(args: argparse.Namespace) -> int:
 
     stop = StopRequest()
     previous = {sig: signal.signal(sig, stop.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    group, aborted = None, None
     try:
+        if member is not None:
+            group = distributed.Group(member, device, args.dist_timeout, args)
+            group.attach(lockstep)
         engine.run(
             lockstep, cfg.batch_stream(prepared), config.steps, config.stop_at_first_failure, on_step, result, stop
         )
+        if group is not None:
+            group.close()
+    except distributed.GroupError as error:
+        aborted = str(error)
     finally:
+        if group is not None and not group.closed:
+            group.abort()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if stop.signum is not None:
@@ -335,16 +384,35 @@ def run_command(args: argparse.Namespace) -> int:
         text = report.verdict(result, config.steps, config.variant)
         if writers:
             writers.finish(text)  # flushes every event file
-        document = report.build(result, config.to_json(), run_dir, started_at)
+        document = report.build(result, config_json, run_dir, started_at)
         report.write_json(run_dir / "report.json", document)
         if args.json:
             report.write_json(Path(args.json), document)
     print(text)
+    if aborted is not None:
+        print(f"{PROG}: error: {aborted}; the report holds the {result.steps} steps done", file=sys.stderr)
+        return EXIT_ABORTED
     if stop.signum is not None:
         return 128 + int(stop.signum)  # the shell's convention: 130 for Ctrl-C, 143 for SIGTERM
     if args.save_weights:
         write_npz(Path(args.save_weights), lockstep.manual_model.state_dict())
     return EXIT_PASS if result.passed else EXIT_FAIL
+
+
+def serve_torchrun(
+    prepared: cfg.Prepared, member: distributed.Membership, device: torch.device, timeout_s: float
+) -> int:
+    """A rank other than 0 under torchrun: join torchrun's group and follow rank 0 to the end."""
+
+    def join(device: torch.device) -> None:
+        torch.distributed.init_process_group(distributed.backend(device), timeout=dt.timedelta(seconds=timeout_s))
+
+    try:
+        distributed.serve(prepared, member, device, join)
+    except (RuntimeError, torch.distributed.DistError) as error:
+        print(f"{PROG}: error: rank {member.rank}: {distributed.first_line(error)}", file=sys.stderr)
+        return EXIT_ABORTED
+    return EXIT_PASS
 
 
 class StopRequest:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compare import data, faults
+from compare import data, devices, distributed, faults
 from compare.errors import InputError
 from compare.npz import read_npz
 from manual.init import init_state_dict
@@ -77,6 +77,8 @@ class RunConfig:
     log_every: int = 25
     gradcheck: bool = False
     resync: bool = False
+    device: str = "cpu"  # where the torch twin runs
+    world_size: int | None = None  # data-parallel ranks of the torch twin (None: one process, no DDP)
 
     @property
     def spec(self) -> MLPSpec:
@@ -228,6 +230,14 @@ def resolve(args: argparse.Namespace) -> Prepared:
         raise InputError(f"--batch-size must be between 1 and the {n} training examples, got {args.batch_size}")
     if args.batchnorm and args.batch_size < 2:
         raise InputError("--batchnorm needs --batch-size of at least 2 (a batch of one has no variance)")
+    member = distributed.membership(args.world_size)
+    if member is not None:
+        distributed.check(member, args.batch_size, args.batchnorm, args.device)
+        if args.batchnorm and args.batch_size // member.world_size < 2:
+            raise InputError("--batchnorm needs at least 2 examples per rank (--batch-size / --world-size)")
+    if not (math.isfinite(args.dist_timeout) and args.dist_timeout > 0):
+        raise InputError(f"--dist-timeout must be a positive number of seconds, got {args.dist_timeout}")
+    devices.resolve(args.device, distributed.ranks_here(member))
     spec = MLPSpec(layers, args.activation, args.loss, args.dropout, args.batchnorm)
     dtype = DTYPES[args.dtype]
     if args.weights is not None:
@@ -257,6 +267,8 @@ def resolve(args: argparse.Namespace) -> Prepared:
         log_every=args.log_every,
         gradcheck=args.gradcheck,
         resync=args.resync,
+        device=args.device,
+        world_size=member.world_size if member is not None else None,
     )
     faults.check(config)
     X = dataset.X.astype(dtype)

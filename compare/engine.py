@@ -34,8 +34,7 @@ from manual.layers import Dropout
 from manual.mlp import MLP
 from manual.optim import OPTIMIZERS
 from manual.spec import MLPSpec
-from torch_ref import InjectedMasks, build_loss, build_model, build_optimizer, load_weights
-from torch_ref import schedules as torch_schedules
+from torch_ref import InjectedMasks, build_twin
 from torch_ref.optim import named_state
 
 
@@ -117,9 +116,12 @@ class Lockstep:
         self.gradcheck = False
         self._gradcheck_rng = np.random.default_rng(0)
         self._gradchecked_failure = False
+        # torch's forward and backward on a batch, ``(x, y, dropout masks) -> (layer outputs, loss)``:
+        # this process's by default; compare.distributed puts a data-parallel one in its place.
+        self.torch_pass = self._torch_train_pass
 
     def step(self, step: int, x: np.ndarray, y: np.ndarray) -> StepRecord:
-        checks = Checks(step, self.dtype)
+        checks = Checks(step, self.dtype, self.device.type)
         model, tmodel = self.manual_model, self.torch_model
         before = copy.deepcopy(model) if self.gradcheck else None
         model.train()
@@ -127,17 +129,10 @@ class Lockstep:
         outs = model.forward(x)
         loss_manual = model.loss.forward(outs[-1], y)
         douts = model.backward(model.loss.backward())
-        for i, layer in enumerate(model.layers):
-            if isinstance(layer, Dropout) and layer.mask is not None:
-                self.masks.set(i, layer.mask, self.device)  # the mask NumPy drew, injected into torch
+        masks = {i: layer.mask for i, layer in enumerate(model.layers) if isinstance(layer, Dropout)}
+        touts, loss_torch = self.torch_pass(x, y, masks)
 
-        self.torch_optimizer.zero_grad(set_to_none=True)
-        touts = self._torch_forward(x, keep_grads=True)
-        yt = torch.from_numpy(y).to(self.device)
-        loss_torch = self.torch_loss(touts[-1], yt)
-        loss_torch.backward()
-
-        inputs = [torch.from_numpy(x), *touts[:-1]]  # what each torch module received
+        inputs = [torch.from_numpy(x).to(self.device), *touts[:-1]]  # what each torch module received
         for i, (a, b) in enumerate(zip(outs, touts, strict=True)):
             checks.add("forward", f"{i}.out", a, b, scales.forward_floor(tmodel[i], inputs[i]))
         loss_floor = scales.loss_floor(self.torch_loss, touts[-1], y)
@@ -168,7 +163,10 @@ class Lockstep:
 
         lr_manual, lr_torch = float(self.manual_optimizer.lr), float(self.torch_optimizer.param_groups[0]["lr"])
         if any(check.diff.problem == "shape" for check in checks.checks):
-            # A gradient of the wrong shape cannot update its parameter: the finding is recorded, the step ends.
+            # A gradient of the wrong shape cannot update its parameter: the finding is recorded, the step
+            # ends. torch, the reference, still takes its step (its data-parallel replicas take theirs).
+            self.torch_optimizer.step()
+            self._schedules_step()
             return StepRecord(step, loss_manual, float(loss_torch.item()), lr_torch, checks.checks, {}, witnesses)
         before = self._snapshot() if self.stats_every and logs_at(step, self.stats_every) else None
         self.manual_optimizer.step(model.named_parameters(), manual_grads, self.manual_state)
@@ -195,15 +193,32 @@ class Lockstep:
             tmodel.eval()
             with torch.no_grad():
                 touts = self._torch_forward(x, keep_grads=False)
-            inputs = [torch.from_numpy(x), *touts[:-1]]
+            inputs = [torch.from_numpy(x).to(self.device), *touts[:-1]]
             for i, (a, b) in enumerate(zip(model.forward(x), touts, strict=True)):
                 checks.add("eval", f"{i}.out", a, b, scales.forward_floor(tmodel[i], inputs[i]))
-        if self.manual_schedule is not None:
-            self.manual_schedule.step()
-            self.torch_schedule.step()
+        self._schedules_step()
         if self.resync:
             self._resync(torch_state)
         return StepRecord(step, loss_manual, float(loss_torch.item()), lr_torch, checks.checks, stats, witnesses)
+
+    def _torch_train_pass(
+        self, x: np.ndarray, y: np.ndarray, masks: dict[int, np.ndarray | None]
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """torch's forward and backward on the batch: every layer's output (its ``.grad`` dL/d output kept)
+        and the loss. ``masks``: the dropout masks NumPy drew, by layer index, injected into torch."""
+        for i, mask in masks.items():
+            if mask is not None:
+                self.masks.set(i, mask, self.device)
+        self.torch_optimizer.zero_grad(set_to_none=True)
+        touts = self._torch_forward(x, keep_grads=True)
+        loss = self.torch_loss(touts[-1], torch.from_numpy(y).to(self.device))
+        loss.backward()
+        return touts, loss
+
+    def _schedules_step(self) -> None:
+        if self.manual_schedule is not None:
+            self.manual_schedule.step()
+            self.torch_schedule.step()
 
     def _resync(self, torch_state: dict[str, dict]) -> None:
         """Torch's values into the manual side's own arrays (copied, never shared)."""
@@ -312,25 +327,28 @@ def twins(
     schedule: list | None = None,
     clip: float | None = None,
     seed: int = 0,
+    device: torch.device | str = "cpu",
 ) -> Lockstep:
     """Both models from the same weights (copied into each) and both optimizers from one kwargs dict.
 
     ``manual_optimizer`` replaces the hand-written optimizer, e.g. with a rule under test;
-    ``schedule`` is a parsed ``--lr-schedule``; ``seed`` seeds the manual side's dropout masks.
+    ``schedule`` is a parsed ``--lr-schedule``; ``seed`` seeds the manual side's dropout masks;
+    ``device`` is where the torch twin runs (set up by ``compare.devices.configure`` for a GPU).
     """
     manual_model = MLP(spec, weights, np.random.default_rng(seed))
     manual_optimizer = manual_optimizer or OPTIMIZERS[optimizer](**hyperparameters)
-    torch_model = build_model(spec, getattr(torch, dtype))
-    load_weights(torch_model, spec, weights)
-    torch_optimizer = build_optimizer(optimizer, torch_model, hyperparameters)
-    schedules = (None, None)
-    if schedule:
-        schedules = (
-            manual_schedules.build(schedule, manual_optimizer),
-            torch_schedules.build(schedule, torch_optimizer),
-        )
+    twin = build_twin(spec, weights, optimizer, hyperparameters, dtype, schedule, device)
+    manual_schedule = manual_schedules.build(schedule, manual_optimizer) if schedule else None
     return Lockstep(
-        manual_model, manual_optimizer, torch_model, build_loss(spec), torch_optimizer, dtype, *schedules, clip
+        manual_model,
+        manual_optimizer,
+        twin.model,
+        twin.loss,
+        twin.optimizer,
+        dtype,
+        manual_schedule,
+        twin.schedule,
+        clip,
     )
 
 
@@ -340,6 +358,7 @@ class Checks:
 
     step: int
     dtype: str
+    device: str = "cpu"  # where the torch twin ran: the tolerance table has an entry per device
     checks: list[Check] = field(default_factory=list)
 
     def add(
@@ -355,7 +374,7 @@ class Checks:
             reference = reference.detach().cpu().numpy()
         if reference is None:
             reference = np.full(np.shape(manual), np.nan)  # torch produced no gradient at all
-        self._record(stage, name, manual, reference, tolerance(self.dtype, stage).max_rel, floor)
+        self._record(stage, name, manual, reference, tolerance(self.dtype, stage, self.device).max_rel, floor)
 
     def add_state(self, name: str, manual, reference, amplification: float = 1.0) -> None:
         """Optimizer state and buffers: arrays at the state tolerance, integer counters exactly.
@@ -372,7 +391,7 @@ class Checks:
             self.checks.append(Check(self.step, "state", name, TensorDiff(np.inf, np.inf, (), f"missing:{side}"), 0.0))
             return
         exact = isinstance(manual, int | np.integer) or isinstance(reference, int | np.integer)
-        max_rel = 0.0 if exact else tolerance(self.dtype, "state").max_rel
+        max_rel = 0.0 if exact else tolerance(self.dtype, "state", self.device).max_rel
         reference = np.asarray(reference)
         floor = amplification * float(np.max(np.abs(reference))) if amplification > 1 and reference.size else 0.0
         self._record("state", name, np.asarray(manual), reference, max_rel, floor)

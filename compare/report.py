@@ -40,8 +40,8 @@ def build(result: RunResult, config: dict, run_dir: Path | None, started_at: str
         "worst": {stage: check_json(check) for stage, check in result.worst_by_stage().items()},
         "tolerances": {
             stage: {
-                "max_rel": tolerance(config["dtype"], stage).max_rel,
-                "reason": tolerance(config["dtype"], stage).reason,
+                "max_rel": tolerance(config["dtype"], stage, config.get("device", "cpu")).max_rel,
+                "reason": tolerance(config["dtype"], stage, config.get("device", "cpu")).reason,
             }
             for stage in STAGES
         },

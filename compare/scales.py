@@ -28,12 +28,15 @@ import numpy as np
 import torch
 from torch import nn
 
+# SyncBatchNorm (the data-parallel BatchNorm on GPUs) is a sibling of BatchNorm1d, not a subclass.
+BATCHNORMS = (nn.BatchNorm1d, nn.SyncBatchNorm)
+
 
 def amax(tensor: torch.Tensor | None) -> float:
     return 0.0 if tensor is None or tensor.numel() == 0 else float(tensor.detach().abs().max())
 
 
-def _batch_stats(module: nn.BatchNorm1d, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _batch_stats(module: nn.BatchNorm1d | nn.SyncBatchNorm, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(x̂, 1/√(σ² + ε)) of a training-mode BatchNorm from its input."""
     x = x.detach()
     inv_std = 1.0 / torch.sqrt(x.var(dim=0, unbiased=False) + module.eps)
@@ -43,7 +46,7 @@ def _batch_stats(module: nn.BatchNorm1d, x: torch.Tensor) -> tuple[torch.Tensor,
 def forward_floor(module: nn.Module, x: torch.Tensor) -> float:
     if isinstance(module, nn.Linear):
         return amax(x) * amax(module.weight) + amax(module.bias)
-    if isinstance(module, nn.BatchNorm1d):
+    if isinstance(module, BATCHNORMS):
         return 0.0
     if isinstance(module, nn.Dropout):
         return amax(x) / (1.0 - module.p)
@@ -72,7 +75,7 @@ def input_grad_floor(module: nn.Module, x: torch.Tensor, g: float) -> float:
     """``g``: the scale of the gradient arriving at the module's output (its own size or its floor)."""
     if isinstance(module, nn.Linear):
         return g * amax(module.weight)
-    if isinstance(module, nn.BatchNorm1d):
+    if isinstance(module, BATCHNORMS):
         return g * amax(module.weight) * amax(_batch_stats(module, x)[1])
     if isinstance(module, nn.Dropout):
         return g / (1.0 - module.p)
@@ -82,7 +85,7 @@ def input_grad_floor(module: nn.Module, x: torch.Tensor, g: float) -> float:
 def param_grad_floors(module: nn.Module, x: torch.Tensor, g: float) -> dict[str, float]:
     if isinstance(module, nn.Linear):
         return {"weight": g * amax(x), "bias": g}
-    if isinstance(module, nn.BatchNorm1d):
+    if isinstance(module, BATCHNORMS):
         return {"weight": g * amax(_batch_stats(module, x)[0]), "bias": g}
     return {}
 

@@ -60,11 +60,11 @@ def scalar_summary(values: dict[str, float]) -> Summary:
 class RunWriters:
     """One writer per sub-run; each directory is new, so nothing interleaves with an old run."""
 
-    def __init__(self, run_dir: Path, dtype: str, log_every: int) -> None:
+    def __init__(self, run_dir: Path, dtype: str, log_every: int, device: str = "cpu") -> None:
         self.dtype = dtype
         self.log_every = log_every
         self.writers = {name: EventWriter(run_dir / name) for name in (*SIDES, "parity")}
-        limits = {stage: tolerance(dtype, stage).max_rel for stage in STAGES}
+        limits = {stage: tolerance(dtype, stage, device).max_rel for stage in STAGES}
         self.tolerances = {
             **{f"tolerance/{stage}": limit for stage, limit in limits.items()},
             **{f"log10_tolerance/{stage}": log10(limit) for stage, limit in limits.items()},

@@ -21,7 +21,8 @@ README_FLAGS = (
     "--optimizer --lr --momentum --dampening --nesterov --betas --eps --weight-decay --amsgrad "
     "--layers --activation --loss --dataset --data --weights --save-weights --steps --batch-size "
     "--seed --dtype --logdir --run-name --json --no-tensorboard --keep-going --alpha --centered --lr-decay "
-    "--initial-accumulator-value --lr-schedule --clip-grad-norm --variant --dropout --batchnorm"
+    "--initial-accumulator-value --lr-schedule --clip-grad-norm --variant --dropout --batchnorm "
+    "--device --world-size --dist-timeout"
 ).split()
 LOSS_RTOL = {"float64": 1e-10, "float32": 1e-5}  # manual vs torch loss, per step, in the JSON report
 

@@ -2,12 +2,15 @@
 
 from torch_ref.model import InjectedMasks, build_loss, build_model, export_weights, load_weights
 from torch_ref.optim import build_optimizer, named_state
+from torch_ref.twin import TorchTwin, build_twin
 
 __all__ = [
     "InjectedMasks",
+    "TorchTwin",
     "build_loss",
     "build_model",
     "build_optimizer",
+    "build_twin",
     "export_weights",
     "load_weights",
     "named_state",

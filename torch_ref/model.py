@@ -22,7 +22,7 @@ LOSSES: dict[str, type[nn.Module]] = {
 }
 
 
-def build_module(node: Node, spec: MLPSpec, dtype: torch.dtype, device: str) -> nn.Module:
+def build_module(node: Node, spec: MLPSpec, dtype: torch.dtype, device: torch.device | str) -> nn.Module:
     if node.kind == "linear":
         return nn.Linear(node.width_in, node.width_out, bias=node.bias, dtype=dtype, device=device)
     if node.kind == "batchnorm":
@@ -32,7 +32,7 @@ def build_module(node: Node, spec: MLPSpec, dtype: torch.dtype, device: str) -> 
     return ACTIVATIONS[node.kind]()
 
 
-def build_model(spec: MLPSpec, dtype: torch.dtype = torch.float64, device: str = "cpu") -> nn.Sequential:
+def build_model(spec: MLPSpec, dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu") -> nn.Sequential:
     """The spec's layout as torch modules; ``dtype`` is passed explicitly (never the global default)."""
     return nn.Sequential(*(build_module(node, spec, dtype, device) for node in spec.layout()))
 
