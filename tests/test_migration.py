@@ -55,6 +55,7 @@ GOTCHAS = [
     "AdamW is not Adam with weight decay",
     "BatchNorm's running variance",
     "Dropout scaling",
+    "Data parallelism averages the shards' gradients",
 ]
 
 
