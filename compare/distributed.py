@@ -171,13 +171,15 @@ class Replica:
         loss = self.twin.loss(prediction, torch.from_numpy(y[rows]).to(self.device))
         loss.backward()  # DDP all-reduces every parameter's gradient to the mean over ranks here
         world = self.member.world_size
+        outputs = [self.outputs[index] for index in range(len(self.twin.model))]
+        pieces = [tensor.detach() for output in outputs for tensor in (output, output.grad)]
+        gathered = gather(*pieces, loss.detach().reshape(1))
         full_outputs = []
-        for index in range(len(self.twin.model)):
-            output = self.outputs[index]
-            full = gather(output.detach())
-            full.grad = gather(output.grad) / world  # dL/d out = (1/N) dL_r/d out, L = (1/N) Σ L_r
+        for index in range(len(outputs)):
+            full, grad = gathered[2 * index], gathered[2 * index + 1]
+            full.grad = grad / world  # dL/d out = (1/N) dL_r/d out, as L = (1/N) Σ_r L_r
             full_outputs.append(full)
-        return full_outputs, gather(loss.detach().reshape(1)).sum() / world
+        return full_outputs, gathered[-1].sum() / world
 
     def release(self) -> None:
         """Drop the DDP wrapper (and its reducer) before the process group goes: a reducer that outlives
@@ -194,11 +196,18 @@ class Replica:
             self.twin.schedule.step()
 
 
-def gather(tensor: torch.Tensor) -> torch.Tensor:
-    """Every rank's ``tensor`` concatenated along the batch axis, in rank order."""
-    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, tensor.contiguous())
-    return torch.cat(parts)
+def gather(*tensors: torch.Tensor) -> list[torch.Tensor]:
+    """Every rank's ``tensors``, each concatenated along the batch axis in rank order: one all-gather
+    of them all, flattened into one buffer (a collective per tensor would cost a round trip each)."""
+    flat = torch.cat([tensor.reshape(-1) for tensor in tensors])
+    parts = [torch.empty_like(flat) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, flat)
+    gathered, offset = [], 0
+    for tensor in tensors:
+        size = tensor.numel()
+        gathered.append(torch.cat([part[offset : offset + size].view(tensor.shape) for part in parts]))
+        offset += size
+    return gathered
 
 
 def convert_batchnorm(model: nn.Sequential) -> None:
