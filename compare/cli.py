@@ -5,6 +5,7 @@
 import argparse
 import datetime as dt
 import importlib
+import os
 import signal
 import sys
 from pathlib import Path
@@ -438,6 +439,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # a second Ctrl-C, after the first asked for a clean stop
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`backprop-parity runs | head`): the files are written
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit-time flush fails quietly
+        return 128 + signal.SIGPIPE
     except InputError as error:
         one_line = str(error).replace("\r", "\\r").replace("\n", "\\n")  # a path may hold a newline
         print(f"{PROG}: error: {one_line}", file=sys.stderr)

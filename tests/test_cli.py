@@ -445,3 +445,20 @@ def test_program_bad_input(name, args, word, files, tmp_path):
     assert len(done.stderr.splitlines()) == 1, done.stderr
     assert word in done.stderr
     assert run_dirs(tmp_path / "runs") == []
+
+
+def test_a_reader_that_goes_away_ends_the_run_quietly_with_its_report(tmp_path):
+    """`backprop-parity run | head -1`: the pipe closes after one line; no traceback, exit 128 + SIGPIPE,
+    and the run directory still gets the report of the steps done."""
+    argv = [sys.executable, "-m", "compare", "run", "--steps", "200", "--logdir", str(tmp_path)]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.readline()  # the header
+    assert process.stdout.readline().startswith(b"step      1")  # the next line comes at step 20
+    process.stdout.close()
+    status = process.wait(timeout=120)
+    err = process.stderr.read().decode()
+    assert status == 141, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err
+    (run_dir,) = run_dirs(tmp_path)
+    document = json.loads((run_dir / "report.json").read_text())
+    assert not document["complete"] and document["steps"] >= 1
