@@ -393,13 +393,19 @@ class Checks:
         exact = isinstance(manual, int | np.integer) or isinstance(reference, int | np.integer)
         max_rel = 0.0 if exact else tolerance(self.dtype, "state", self.device).max_rel
         reference = np.asarray(reference)
-        floor = amplification * float(np.max(np.abs(reference))) if amplification > 1 and reference.size else 0.0
-        self._record("state", name, np.asarray(manual), reference, max_rel, floor)
+        self._record("state", name, np.asarray(manual), reference, max_rel, amplification=amplification)
 
     def _record(
-        self, stage: str, name: str, manual: np.ndarray, reference: np.ndarray, max_rel: float, floor: float = 0.0
+        self,
+        stage: str,
+        name: str,
+        manual: np.ndarray,
+        reference: np.ndarray,
+        max_rel: float,
+        floor: float = 0.0,
+        amplification: float = 1.0,
     ) -> None:
-        result = diff(manual, reference, floor)
+        result = diff(manual, reference, floor, amplification)
         check = Check(self.step, stage, name, result, max_rel)
         if not check.passed:
             check = Check(self.step, stage, name, result, max_rel, tuple(worst_elements(manual, reference)))

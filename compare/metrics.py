@@ -9,6 +9,8 @@ Definitions (torch is the reference side):
   One refinement: a node can produce a result much smaller than the terms it combined (a ReLU
   zeroing most of a batch, a gradient sum whose terms cancel); rounding error scales with the
   terms, so the scale is never less than ``scale_floor``, the terms' magnitude (``compare.scales``).
+  A tensor that may inherit a larger relative error than its own rounding (optimizer state built from
+  an ill-conditioned gradient) is measured against ``amplification`` times its scale instead.
 * ``worst_index``: where ``|manual − torch|`` is largest.
 
 A non-finite value (NaN, ±inf) on either side makes both numbers ``inf`` and names the side.
@@ -30,7 +32,13 @@ class TensorDiff:
         return self.problem is None and self.max_rel <= max_rel
 
 
-def diff(manual: np.ndarray, reference: np.ndarray, scale_floor: float = 0.0) -> TensorDiff:
+def amax(array: np.ndarray) -> float:
+    """``max|array|`` read as the largest and the smallest element, with no ``|array|`` copy; NaN if any is NaN."""
+    return max(float(array.max()), -float(array.min()))
+
+
+def diff(manual: np.ndarray, reference: np.ndarray, scale_floor: float = 0.0, amplification: float = 1.0) -> TensorDiff:
+    """``amplification`` (≥ 1): the scale is ``max(amplification · max|reference|, scale_floor)``."""
     manual = np.asarray(manual, dtype=np.float64)
     reference = np.asarray(reference, dtype=np.float64)
     if manual.shape != reference.shape:
@@ -48,7 +56,7 @@ def diff(manual: np.ndarray, reference: np.ndarray, scale_floor: float = 0.0) ->
         side = "both" if bad_manual and bad_torch else ("manual" if bad_manual else "torch")
         first = np.argwhere(~np.isfinite(manual) | ~np.isfinite(reference))[0]
         return TensorDiff(np.inf, np.inf, tuple(int(i) for i in first), f"nonfinite:{side}")
-    scale = max(float(reference.max()), -float(reference.min()), scale_floor)  # max|reference|, no copy
+    scale = max(amplification * amax(reference), scale_floor)
     max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else np.inf)
     return TensorDiff(max_abs, max_rel, tuple(int(i) for i in np.unravel_index(flat, delta.shape)))
 

@@ -33,7 +33,11 @@ BATCHNORMS = (nn.BatchNorm1d, nn.SyncBatchNorm)
 
 
 def amax(tensor: torch.Tensor | None) -> float:
-    return 0.0 if tensor is None or tensor.numel() == 0 else float(tensor.detach().abs().max())
+    """``max|tensor|`` in one pass, with no ``|tensor|`` temporary (0 for none or empty; NaN if any NaN)."""
+    if tensor is None or tensor.numel() == 0:
+        return 0.0
+    low, high = torch.aminmax(tensor.detach())
+    return max(-float(low), float(high))
 
 
 def _batch_stats(module: nn.BatchNorm1d | nn.SyncBatchNorm, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,8 +8,10 @@ from tensorboard.backend.event_processing.event_accumulator import (
     STORE_EVERYTHING_SIZE_GUIDANCE,
     EventAccumulator,
 )
+from torch.utils.tensorboard import summary
 
 from compare.cli import main
+from compare.tensorboard import HISTOGRAM_BINS, histogram_summary
 from compare.tolerances import STAGES
 
 STEPS = 15
@@ -136,3 +138,12 @@ def test_event_checksums_equal_tensorboards_own():
     for size in (0, 1, 7, 8, 100, 4096):
         data = rng.bytes(size)
         assert masked_crc32c(data) == reference(data)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_histogram_summary_is_what_torch_writes(dtype):
+    """The histogram written without torch's float64 copy is byte for byte the one ``summary.histogram`` makes."""
+    array = np.random.default_rng(0).standard_normal((64, 48)).astype(dtype)
+    for values in (array, array.T, array[:1, :1]):
+        expected = summary.histogram("weights/0.weight", values, HISTOGRAM_BINS)
+        assert histogram_summary("weights/0.weight", values).SerializeToString() == expected.SerializeToString()

@@ -27,7 +27,10 @@ def build_optimizer(name: str, model: nn.Module, hyperparameters: Mapping) -> to
 
 
 def named_state(optimizer: torch.optim.Optimizer, model: nn.Module) -> dict[str, dict[str, np.ndarray | int | None]]:
-    """Optimizer state as ``{parameter name: {state key: NumPy copy}}``; ``step`` as an int."""
+    """Optimizer state as ``{parameter name: {state key: NumPy array}}``; ``step`` as an int.
+
+    The arrays share the state's memory (on the CPU; a copy on another device): the next step
+    overwrites them, so copy what must outlive it."""
     state: dict[str, dict[str, np.ndarray | int | None]] = {}
     for name, param in model.named_parameters():
         entries: dict[str, np.ndarray | int | None] = {}
@@ -35,7 +38,7 @@ def named_state(optimizer: torch.optim.Optimizer, model: nn.Module) -> dict[str,
             if key == "step":
                 entries[key] = int(value.item()) if isinstance(value, torch.Tensor) else int(value)
             elif isinstance(value, torch.Tensor):
-                entries[key] = value.detach().cpu().numpy().copy()
+                entries[key] = value.detach().cpu().numpy()
             else:
                 entries[key] = value
         state[name] = entries
