@@ -1,9 +1,10 @@
 """Shared builders for the tests: hostile shapes (non-square layers, non-zero biases, batch > 1)."""
 
 import numpy as np
+import pytest
 import torch
 
-from compare import engine
+from compare import cli, engine
 from manual import MLPSpec, init_state_dict
 
 HOSTILE_WIDTHS = (3, 7, 5, 4)  # non-square everywhere: a transposed weight cannot pass unnoticed
@@ -58,3 +59,13 @@ def max_rel(actual: np.ndarray, reference: np.ndarray) -> float:
     if scale == 0.0:
         return 0.0 if delta == 0.0 else np.inf  # an all-zero reference must be matched exactly
     return delta / scale
+
+
+def invoke(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
+    """``cli.main(argv)`` in-process: (exit status, stdout, stderr); argparse's exits become statuses."""
+    try:
+        status = cli.main(argv)
+    except SystemExit as exit_:
+        status = exit_.code
+    out, err = capsys.readouterr()
+    return status, out, err

@@ -12,15 +12,7 @@ import torch
 from threadpoolctl import threadpool_info
 
 from compare import bench, cli
-
-
-def invoke(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
-    try:
-        status = cli.main(argv)
-    except SystemExit as exit_:
-        status = exit_.code
-    out, err = capsys.readouterr()
-    return status, out, err
+from conftest import invoke
 
 
 @pytest.fixture(scope="module")

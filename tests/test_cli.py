@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compare import cli
+from conftest import invoke
 
 STAGES = ("forward", "loss", "grad", "state", "param")
 # The flags the README promises; ``--help`` must mention every one.
@@ -25,16 +25,6 @@ README_FLAGS = (
     "--device --world-size --dist-timeout"
 ).split()
 LOSS_RTOL = {"float64": 1e-10, "float32": 1e-5}  # manual vs torch loss, per step, in the JSON report
-
-
-def invoke(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
-    """``cli.main(argv)`` in-process: (exit status, stdout, stderr); argparse's exits become statuses."""
-    try:
-        status = cli.main(argv)
-    except SystemExit as exit_:
-        status = exit_.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def run_argv(logdir: Path, *args: str, steps: int = 5) -> list[str]:

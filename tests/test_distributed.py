@@ -17,10 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_cli import invoke, run_dirs
+from test_cli import run_dirs
 
-from compare import cli, distributed
+from compare import cli, distributed, engine
+from compare import config as cfg
 from compare.tolerances import STAGES, tolerance
+from conftest import invoke
 
 pytestmark = pytest.mark.distributed
 PROGRAM = [sys.executable, "-m", "compare"]
@@ -92,9 +94,6 @@ def test_ranks_train_on_disjoint_shards_and_rank0_compares_the_full_batch(tmp_pa
     args = cli.build_parser().parse_args(
         ["run", "--world-size", "2", "--batch-size", "16", "--logdir", str(tmp_path / "runs")]
     )
-    from compare import config as cfg
-    from compare import engine
-
     prepared = cfg.resolve(args)
     config = prepared.config
     lockstep = engine.twins(

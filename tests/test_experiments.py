@@ -19,10 +19,10 @@ from tensorboard.backend.event_processing.event_accumulator import (
     EventAccumulator,
 )
 
-from compare import cli
 from compare.experiments import EXPERIMENTS, datasets, graph
 from compare.experiments.base import ParityError, Session
 from compare.tolerances import tolerance
+from conftest import invoke
 from manual import layers
 from manual.optim import OPTIMIZERS
 
@@ -45,15 +45,6 @@ def assert_parity_held(session: Session, steps: int) -> None:
     for entry in session.parity:
         assert entry.worst and max(entry.worst.values()) <= TOLERANCE, entry
         assert entry.measured_worst <= TOLERANCE, entry
-
-
-def invoke(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
-    try:
-        status = cli.main(argv)
-    except SystemExit as exit_:
-        status = exit_.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def scalars(run_dir: Path) -> dict[str, list]:
