@@ -37,28 +37,47 @@ def amax(array: np.ndarray) -> float:
     return max(float(array.max()), -float(array.min()))
 
 
+# Tensors are compared a block at a time, so that the difference of a block is still in cache when its
+# largest element is found: each array is read from memory once, where whole-array NumPy calls read it
+# (or its difference) five times. 2^16 elements (512 KiB in float64) measured best among 2^14..2^19
+# (a step's worth of 784-1024-1024-10 tensors: 18 ms whole, 11.7 ms in blocks; 2 cores, AMD EPYC).
+BLOCK = 1 << 16
+
+
 def diff(manual: np.ndarray, reference: np.ndarray, scale_floor: float = 0.0, amplification: float = 1.0) -> TensorDiff:
     """``amplification`` (≥ 1): the scale is ``max(amplification · max|reference|, scale_floor)``."""
-    manual = np.asarray(manual, dtype=np.float64)
-    reference = np.asarray(reference, dtype=np.float64)
+    manual, reference = np.asarray(manual), np.asarray(reference)
     if manual.shape != reference.shape:
         return TensorDiff(np.inf, np.inf, (), "shape")
     if manual.size == 0:
         return TensorDiff(0.0, 0.0, ())
+    m, r = manual.reshape(-1), reference.reshape(-1)
+    delta = np.empty(min(BLOCK, m.size))  # |manual − torch| of one block, in float64 whatever the dtype
+    max_abs, flat, high, low = -1.0, 0, -np.inf, np.inf
     with np.errstate(invalid="ignore", over="ignore"):  # inf − inf is NaN, reported below
-        delta = np.asarray(manual - reference)  # (a 0-d difference would be a scalar, not an array)
-        np.abs(delta, out=delta)  # one array for the whole comparison: these tensors can be large
-    flat = int(np.argmax(delta))  # NaN wins argmax, so a non-finite element is found here
-    max_abs = float(delta.flat[flat])
-    if not np.isfinite(max_abs):  # NaN or inf on at least one side (inf − inf and NaN − x are NaN)
-        bad_manual = not np.all(np.isfinite(manual))
-        bad_torch = not np.all(np.isfinite(reference))
-        side = "both" if bad_manual and bad_torch else ("manual" if bad_manual else "torch")
-        first = np.argwhere(~np.isfinite(manual) | ~np.isfinite(reference))[0]
-        return TensorDiff(np.inf, np.inf, tuple(int(i) for i in first), f"nonfinite:{side}")
-    scale = max(amplification * amax(reference), scale_floor)
+        for start in range(0, m.size, BLOCK):
+            block = delta[: min(BLOCK, m.size - start)]
+            m_block, r_block = m[start : start + BLOCK], r[start : start + BLOCK]
+            np.subtract(m_block, r_block, out=block, dtype=np.float64)
+            np.abs(block, out=block)
+            i = int(np.argmax(block))  # NaN wins argmax, so a non-finite element is found here
+            if not block[i] <= max_abs:
+                max_abs, flat = float(block[i]), start + i
+                if not np.isfinite(max_abs):
+                    return nonfinite(manual, reference)
+            high, low = max(high, float(r_block.max())), min(low, float(r_block.min()))
+    scale = max(amplification * max(high, -low), scale_floor)
     max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else np.inf)
-    return TensorDiff(max_abs, max_rel, tuple(int(i) for i in np.unravel_index(flat, delta.shape)))
+    return TensorDiff(max_abs, max_rel, tuple(int(i) for i in np.unravel_index(flat, manual.shape)))
+
+
+def nonfinite(manual: np.ndarray, reference: np.ndarray) -> TensorDiff:
+    """NaN or inf on at least one side (inf − inf and NaN − x are NaN): which side, and the first such element."""
+    bad_manual = not np.all(np.isfinite(manual))
+    bad_torch = not np.all(np.isfinite(reference))
+    side = "both" if bad_manual and bad_torch else ("manual" if bad_manual else "torch")
+    first = np.argwhere(~np.isfinite(manual) | ~np.isfinite(reference))[0]
+    return TensorDiff(np.inf, np.inf, tuple(int(i) for i in first), f"nonfinite:{side}")
 
 
 def worst_elements(manual: np.ndarray, reference: np.ndarray, count: int = 5) -> list[dict]:

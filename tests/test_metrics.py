@@ -31,3 +31,57 @@ def test_amplification_scales_the_reference_as_an_explicit_floor_would(amplifica
     manual = reference + 1e-12 * RNG.standard_normal(reference.shape)
     floor = amplification * float(np.max(np.abs(reference)))
     assert metrics.diff(manual, reference, amplification=amplification) == metrics.diff(manual, reference, floor)
+
+
+def plain_diff(manual: np.ndarray, reference: np.ndarray) -> tuple[float, float, tuple[int, ...]]:
+    """The definitions in compare.metrics, read off whole arrays."""
+    delta = np.abs(manual.astype(np.float64) - reference.astype(np.float64))
+    index = np.unravel_index(int(np.argmax(delta)), delta.shape)
+    return float(delta.max()), float(delta.max() / np.max(np.abs(reference))), tuple(int(i) for i in index)
+
+
+BLOCKED = [  # (shape, where the largest difference is put): tensors of several blocks, the worst in any of them
+    ((3 * metrics.BLOCK + 17,), 0),
+    ((3 * metrics.BLOCK + 17,), 2 * metrics.BLOCK + 5),
+    ((3 * metrics.BLOCK + 17,), 3 * metrics.BLOCK + 16),  # in the short last block
+    ((700, 300), metrics.BLOCK),  # the first element of the second block
+    ((metrics.BLOCK,), metrics.BLOCK - 1),
+]
+
+
+@pytest.mark.parametrize(("shape", "worst"), BLOCKED)
+def test_blockwise_diff_gives_the_whole_arrays_numbers(shape, worst):
+    reference = RNG.standard_normal(shape)
+    reference.flat[RNG.integers(reference.size)] = -50.0  # the scale, somewhere else
+    manual = reference + 1e-12 * RNG.standard_normal(shape)
+    manual.flat[worst] += 1e-9
+    result = metrics.diff(manual, reference)
+    assert (result.max_abs, result.max_rel, result.worst_index) == plain_diff(manual, reference)
+    assert np.ravel_multi_index(result.worst_index, shape) == worst
+
+
+def test_ties_name_the_first_worst_element_as_argmax_does():
+    reference = np.zeros(2 * metrics.BLOCK)
+    manual = reference.copy()
+    manual[[10, metrics.BLOCK + 10]] = 1.0
+    assert metrics.diff(manual, reference).worst_index == (10,)
+
+
+@pytest.mark.parametrize("where", [3, metrics.BLOCK + 3])
+@pytest.mark.parametrize(
+    ("value", "side", "problem"), [(np.nan, 0, "nonfinite:manual"), (np.inf, 1, "nonfinite:torch")]
+)
+def test_a_nonfinite_element_in_any_block_names_its_side_and_index(where, value, side, problem):
+    arrays = [RNG.standard_normal(2 * metrics.BLOCK), RNG.standard_normal(2 * metrics.BLOCK)]
+    arrays[side][where] = value
+    result = metrics.diff(*arrays)
+    assert (result.problem, result.worst_index, result.max_rel) == (problem, (where,), np.inf)
+
+
+def test_float32_tensors_are_subtracted_in_float64():
+    """1e8 − 1e-3 rounds to 1e8 in float32; the difference must be taken after widening to float64."""
+    reference = np.zeros(metrics.BLOCK + 1, dtype=np.float32)
+    manual = reference.copy()
+    manual[-1], reference[-1] = 1e8, 1e-3
+    result = metrics.diff(manual, reference)
+    assert result.max_abs == float(manual[-1]) - float(reference[-1]) != float(manual[-1] - reference[-1])
