@@ -46,13 +46,18 @@ from manual.mlp import MLP
 from manual.optim import OPTIMIZERS
 from torch_ref import build_loss, build_model, build_optimizer, load_weights
 
-# The two sides take turns on the same cores, and a BLAS thread pool that keeps spinning after its
-# work holds a core the other side then waits for: OpenBLAS spins for about 2^28 cycles (0.1 s) by
+# The two sides take turns on the same cores, and a thread pool that keeps spinning after its work
+# holds a core the other side then waits for. OpenBLAS (NumPy's) spins for about 2^28 cycles (0.1 s) by
 # default, which made a lockstep run 1.6x slower (10 steps of 784-1024-1024-10: 2.5 s against 1.5 s,
-# 2 cores; the bare loops, which never alternate, barely change). The suite therefore runs in a
-# child process whose OpenBLAS threads go to sleep at once (an environment variable, read when the
-# library loads); torch's OpenMP pool spins only briefly by default and is left as it is.
-QUIET_POOLS = {"OPENBLAS_THREAD_TIMEOUT": "4"}  # 2^4 cycles, OpenBLAS's minimum
+# 2 cores; the bare loops, which never alternate, barely change). GNU OpenMP (torch's pool, MKL's too)
+# spins 300,000 rounds: alternating the two bare steps cost 1.13x their separate loops with it and 1.08x
+# with 10,000 (four runs each, 2 cores; torch's own loop unchanged, 1.06 s and 1.07 s for 25 steps),
+# where OMP_WAIT_POLICY=PASSIVE slowed torch's own loop by a tenth. The suite therefore runs in a child
+# process with these variables set; both libraries read them when they load.
+QUIET_POOLS = {
+    "OPENBLAS_THREAD_TIMEOUT": "4",  # 2^4 cycles, OpenBLAS's minimum
+    "GOMP_SPINCOUNT": "10000",
+}
 LOG_EVERY = 25  # the run command's --log-every default: TensorBoard "at defaults"
 OPTIMIZER = "adam"  # at torch's defaults on both sides
 TARGETS = {  # the targets: (comparison, bound)

@@ -109,6 +109,7 @@ class Lockstep:
         # A textbook variant keeps some state torch has no counterpart for: compare only the rest.
         self.comparable_state = getattr(manual_optimizer, "comparable_state", None)
         self.stats_every: int | None = None  # per-parameter norms every K steps (for TensorBoard), or never
+        self._before: dict[str, dict[str, np.ndarray]] = {}  # {side: {param: value before the update}}, reused
         # After each step, copy torch's parameters, buffers and optimizer state into the manual side, so
         # every step starts from identical values: what is left is that step's own difference.
         self.resync = False
@@ -254,19 +255,28 @@ class Lockstep:
         }
 
     def _snapshot(self) -> dict[str, dict[str, np.ndarray]]:
-        return {side: {n: p.copy() for n, p in params.items()} for side, (params, _) in self.sides().items()}
+        """Each side's parameters before the update, copied into arrays kept between logged steps (fresh
+        arrays of a large model cost more in new pages than the copy itself)."""
+        for side, (params, _) in self.sides().items():
+            arrays = self._before.setdefault(side, {})
+            for name, param in params.items():
+                if name not in arrays:
+                    arrays[name] = np.empty_like(param)
+                np.copyto(arrays[name], param)
+        return self._before
 
     def _stats(self, before: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, dict[str, float]]]:
-        """Gradient norm, parameter norm and ‖Δθ‖/‖θ‖ (update-to-parameter ratio) per parameter and side."""
+        """Gradient norm, parameter norm and ‖Δθ‖/‖θ‖ (update-to-parameter ratio) per parameter and side.
+        ``before`` (the snapshot) is overwritten with the updates."""
         stats = {}
         for side, (params, grads) in self.sides().items():
             norms = {name: float(np.linalg.norm(p)) for name, p in params.items()}
+            updates = {name: np.subtract(p, before[side][name], out=before[side][name]) for name, p in params.items()}
             stats[side] = {
                 "grad_norm": {name: float(np.linalg.norm(g)) for name, g in grads.items()},
                 "param_norm": norms,
                 "update_ratio": {
-                    name: float(np.linalg.norm(p - before[side][name])) / max(norms[name], 1e-300)
-                    for name, p in params.items()
+                    name: float(np.linalg.norm(update)) / max(norms[name], 1e-300) for name, update in updates.items()
                 },
             }
         return stats

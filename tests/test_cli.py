@@ -302,6 +302,20 @@ def test_tensorboard_run_writes_event_files(tmp_path, capsys):
     assert (logdir / "tb" / "report.json").is_file()
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # NumPy reports the overflow it computes
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_a_run_whose_weights_overflow_ends_with_its_verdict(tmp_path, capsys):
+    """SGD at lr 1e300 turns the weights into inf and NaN within a few steps: the run still logs every
+    step (histograms of the finite values only) and ends with a FAIL verdict, not a traceback."""
+    logdir = tmp_path / "runs"
+    argv = ["run", "--optimizer", "sgd", "--lr", "1e300", "--steps", "6", "--log-every", "2", "--keep-going"]
+    status, _, err = invoke([*argv, "--logdir", str(logdir), "--run-name", "diverged"], capsys)
+    assert status == 1, err
+    report = json.loads((logdir / "diverged" / "report.json").read_text())
+    assert report["complete"] is True and report["passed"] is False
+    assert "nonfinite" in json.dumps(report)  # the weights did overflow: the test exercises what it says
+
+
 def test_default_run_names_never_collide(tmp_path, capsys):
     logdir = tmp_path / "runs"
     status, _, err = invoke(run_argv(logdir), capsys)
