@@ -18,6 +18,7 @@ Stages, in the order a step computes them (the first failure is the earliest in 
 
 import copy
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -113,6 +114,9 @@ class Lockstep:
         # After each step, copy torch's parameters, buffers and optimizer state into the manual side, so
         # every step starts from identical values: what is left is that step's own difference.
         self.resync = False
+        # Compare the forward, loss and gradients on a second thread while the manual optimizer steps,
+        # where that is safe (see _overlaps); False compares everything in this thread.
+        self.background = True
         # Finite differences at step 1 and at the first step whose forward, loss or gradients disagree.
         self.gradcheck = False
         self._gradcheck_rng = np.random.default_rng(0)
@@ -122,7 +126,7 @@ class Lockstep:
         self.torch_pass = self._torch_train_pass
 
     def step(self, step: int, x: np.ndarray, y: np.ndarray) -> StepRecord:
-        checks = Checks(step, self.dtype, self.device.type)
+        checks = Checks(step, self.dtype, self.device.type, background=self._overlaps())
         model, tmodel = self.manual_model, self.torch_model
         before = copy.deepcopy(model) if self.gradcheck else None
         model.train()
@@ -154,7 +158,7 @@ class Lockstep:
                 name = f"{i}.{key}"
                 checks.add("grad", name, manual_grads[name], torch_params[name].grad, floors[key])
                 conditioning[name] = scales.conditioning(floors[key], torch_params[name].grad)
-        witnesses = self._witnesses(step, before, x, y, checks.checks, manual_grads, torch_params)
+        witnesses = self._witnesses(step, before, x, y, checks, manual_grads, torch_params)
         if self.clip_grad_norm is not None:
             norm_manual = self.manual_clip(manual_grads, self.clip_grad_norm)
             norm_torch = torch.nn.utils.clip_grad_norm_(tmodel.parameters(), self.clip_grad_norm, foreach=False)
@@ -163,14 +167,15 @@ class Lockstep:
                 checks.add("grad", f"{name}.clipped", grad, torch_params[name].grad)
 
         lr_manual, lr_torch = float(self.manual_optimizer.lr), float(self.torch_optimizer.param_groups[0]["lr"])
-        if any(check.diff.problem == "shape" for check in checks.checks):
+        if checks.wrong_shape:
             # A gradient of the wrong shape cannot update its parameter: the finding is recorded, the step
             # ends. torch, the reference, still takes its step (its data-parallel replicas take theirs).
             self.torch_optimizer.step()
             self._schedules_step()
-            return StepRecord(step, loss_manual, float(loss_torch.item()), lr_torch, checks.checks, {}, witnesses)
+            return StepRecord(step, loss_manual, float(loss_torch.item()), lr_torch, checks.collect(), {}, witnesses)
         before = self._snapshot() if self.stats_every and logs_at(step, self.stats_every) else None
-        self.manual_optimizer.step(model.named_parameters(), manual_grads, self.manual_state)
+        self.manual_optimizer.step(model.named_parameters(), manual_grads, self.manual_state)  # (checks go on)
+        checks.collect()  # before torch's step, which wants both cores
         self.torch_optimizer.step()
         stats = self._stats(before) if before is not None else {}
 
@@ -200,7 +205,7 @@ class Lockstep:
         self._schedules_step()
         if self.resync:
             self._resync(torch_state)
-        return StepRecord(step, loss_manual, float(loss_torch.item()), lr_torch, checks.checks, stats, witnesses)
+        return StepRecord(step, loss_manual, float(loss_torch.item()), lr_torch, checks.collect(), stats, witnesses)
 
     def _torch_train_pass(
         self, x: np.ndarray, y: np.ndarray, masks: dict[int, np.ndarray | None]
@@ -221,6 +226,19 @@ class Lockstep:
             self.manual_schedule.step()
             self.torch_schedule.step()
 
+    def _overlaps(self) -> bool:
+        """Whether this step's forward, loss and gradient comparisons may run on a second thread while the
+        manual optimizer steps (NumPy's element-wise work uses one core; comparing takes the other). Only
+        when nothing writes to the gradients meanwhile: no clipping (it scales them in place), no
+        finite-difference witnesses (they need the verdicts first), and one of this package's own
+        optimizers, none of which writes to a gradient (a rule under test might)."""
+        return (
+            self.background
+            and self.clip_grad_norm is None
+            and not self.gradcheck
+            and type(self.manual_optimizer) in BACKGROUND_SAFE_OPTIMIZERS
+        )
+
     def _resync(self, torch_state: dict[str, dict]) -> None:
         """Torch's values into the manual side's own arrays (copied, never shared)."""
         live = {**self.manual_model.named_parameters(), **self.manual_model.named_buffers()}
@@ -235,9 +253,11 @@ class Lockstep:
                 else:
                     entries[key][...] = value
 
-    def _witnesses(self, step, before, x, y, checks, manual_grads, torch_params) -> list[Witness]:
-        failed = any(not check.passed for check in checks)
-        if before is None or not (step == 1 or (failed and not self._gradchecked_failure)):
+    def _witnesses(self, step, before, x, y, checks: "Checks", manual_grads, torch_params) -> list[Witness]:
+        if before is None:
+            return []
+        failed = any(not check.passed for check in checks.collect())
+        if not (step == 1 or (failed and not self._gradchecked_failure)):
             return []
         self._gradchecked_failure |= failed
         torch_grads = {name: p.grad.detach().cpu().numpy() for name, p in torch_params.items()}
@@ -362,14 +382,25 @@ def twins(
     )
 
 
+# One thread, shared by every Lockstep of the process, that compares while the manual optimizer steps.
+COMPARER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compare")
+BACKGROUND_SAFE_OPTIMIZERS = frozenset(OPTIMIZERS.values())
+
+
 @dataclass
 class Checks:
-    """Collects the checks of one step, each held to its dtype-and-stage tolerance."""
+    """Collects the checks of one step, each held to its dtype-and-stage tolerance.
+
+    With ``background``, comparisons run on ``COMPARER`` until ``collect()``, which waits for them
+    (the caller promises that nothing writes to the compared arrays meanwhile); later ones run at once."""
 
     step: int
     dtype: str
     device: str = "cpu"  # where the torch twin ran: the tolerance table has an entry per device
+    background: bool = False
     checks: list[Check] = field(default_factory=list)
+    wrong_shape: bool = False  # a tensor of the wrong shape was added (known at once, even in the background)
+    _pending: list[Future] = field(default_factory=list)
 
     def add(
         self,
@@ -398,12 +429,21 @@ class Checks:
             return
         if manual is None or reference is None:
             side = "manual" if manual is None else "torch"
-            self.checks.append(Check(self.step, "state", name, TensorDiff(np.inf, np.inf, (), f"missing:{side}"), 0.0))
+            missing = TensorDiff(np.inf, np.inf, (), f"missing:{side}")
+            self.collect().append(Check(self.step, "state", name, missing, 0.0))
             return
         exact = isinstance(manual, int | np.integer) or isinstance(reference, int | np.integer)
         max_rel = 0.0 if exact else tolerance(self.dtype, "state", self.device).max_rel
         reference = np.asarray(reference)
         self._record("state", name, np.asarray(manual), reference, max_rel, amplification=amplification)
+
+    def collect(self) -> list[Check]:
+        """Every check so far, in the order added, once the background comparisons are done; later
+        comparisons run at once."""
+        self.background = False
+        self.checks.extend(future.result() for future in self._pending)
+        self._pending.clear()
+        return self.checks
 
     def _record(
         self,
@@ -415,11 +455,30 @@ class Checks:
         floor: float = 0.0,
         amplification: float = 1.0,
     ) -> None:
-        result = diff(manual, reference, floor, amplification)
-        check = Check(self.step, stage, name, result, max_rel)
-        if not check.passed:
-            check = Check(self.step, stage, name, result, max_rel, tuple(worst_elements(manual, reference)))
-        self.checks.append(check)
+        self.wrong_shape |= np.shape(manual) != np.shape(reference)
+        args = (self.step, stage, name, manual, reference, max_rel, floor, amplification)
+        if self.background:
+            self._pending.append(COMPARER.submit(judge, *args))
+        else:
+            self.collect().append(judge(*args))
+
+
+def judge(
+    step: int,
+    stage: str,
+    name: str,
+    manual: np.ndarray,
+    reference: np.ndarray,
+    max_rel: float,
+    floor: float = 0.0,
+    amplification: float = 1.0,
+) -> Check:
+    """One comparison, with the worst elements side by side when it fails."""
+    result = diff(manual, reference, floor, amplification)
+    check = Check(step, stage, name, result, max_rel)
+    if not check.passed:
+        check = Check(step, stage, name, result, max_rel, tuple(worst_elements(manual, reference)))
+    return check
 
 
 @dataclass
