@@ -24,7 +24,7 @@ def records(optimizer: str, patch, background: bool, steps: int = 6) -> list[eng
     lockstep = engine.twins(SPEC, weights, optimizer, {"lr": 0.05}, "float64")
     if patch is not None:
         patch(lockstep)
-    lockstep.background = background
+    lockstep.background = background  # (a model this small is compared in the foreground by default)
     assert lockstep._overlaps() is background
     return engine.run(lockstep, make_batches(SPEC, "float64", 1), steps, False, lambda r: None).records
 
@@ -60,6 +60,7 @@ SETTINGS = [  # (what, change to a fresh Lockstep, whether the gradients may be 
 def test_the_background_is_used_only_when_nothing_writes_to_the_gradients(what, change, expected):
     weights = init_state_dict(SPEC, np.random.default_rng(0), np.float64)
     lockstep = engine.twins(SPEC, weights, "adam", {}, "float64")
+    lockstep.background = True
     change(lockstep)
     assert lockstep._overlaps() is expected
 
@@ -68,6 +69,7 @@ def test_a_rule_that_writes_to_its_gradients_is_judged_on_the_gradients_it_was_g
     """Were its gradients compared while it ran, they could read as zeros: the grad stage must pass."""
     weights = init_state_dict(SPEC, np.random.default_rng(0), np.float64)
     lockstep = engine.twins(SPEC, weights, "adam", {}, "float64", manual_optimizer=ZeroesGradients())
+    lockstep.background = True
     result = engine.run(lockstep, make_batches(SPEC, "float64", 1), 4, False, lambda r: None)
     assert all(check.passed for record in result.records for check in record.checks if check.stage == "grad")
 
@@ -85,3 +87,10 @@ def test_package_optimizers_never_write_to_their_gradients():
             optimizer.step(params, given, state)
         assert all(np.array_equal(given[key], grads[key]) for key in grads), name
     assert engine.BACKGROUND_SAFE_OPTIMIZERS == frozenset(OPTIMIZERS.values())
+
+
+@pytest.mark.parametrize(("widths", "background"), [((2, 16, 16, 3), False), ((784, 256, 256, 10), True)])
+def test_the_background_is_on_by_default_from_a_size_where_it_pays(widths, background):
+    spec = MLPSpec(widths, "relu", "cross_entropy")
+    lockstep = engine.twins(spec, init_state_dict(spec, np.random.default_rng(0), np.float64), "adam", {}, "float64")
+    assert lockstep.background is background
