@@ -477,8 +477,8 @@ class Checks:
         args = (self.step, stage, name, manual, reference, max_rel, floor, amplification)
         if self.background:
             self._queued.append(args)
-        else:
-            self.collect().append(judge(*args))
+        else:  # nothing is queued or running once the background mode has ended (collect)
+            self.checks.append(judge(*args))
 
 
 def judge(

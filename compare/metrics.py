@@ -53,7 +53,7 @@ def diff(manual: np.ndarray, reference: np.ndarray, scale_floor: float = 0.0, am
         return TensorDiff(0.0, 0.0, ())
     m, r = manual.reshape(-1), reference.reshape(-1)
     delta = np.empty(min(BLOCK, m.size))  # |manual − torch| of one block, in float64 whatever the dtype
-    max_abs, flat, high, low = -1.0, 0, -np.inf, np.inf
+    max_abs, flat, reference_max = -1.0, 0, 0.0
     with np.errstate(invalid="ignore", over="ignore"):  # inf − inf is NaN, reported below
         for start in range(0, m.size, BLOCK):
             block = delta[: min(BLOCK, m.size - start)]
@@ -65,8 +65,8 @@ def diff(manual: np.ndarray, reference: np.ndarray, scale_floor: float = 0.0, am
                 max_abs, flat = float(block[i]), start + i
                 if not np.isfinite(max_abs):
                     return nonfinite(manual, reference)
-            high, low = max(high, float(r_block.max())), min(low, float(r_block.min()))
-    scale = max(amplification * max(high, -low), scale_floor)
+            reference_max = max(reference_max, amax(r_block))
+    scale = max(amplification * reference_max, scale_floor)
     max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else np.inf)
     return TensorDiff(max_abs, max_rel, tuple(int(i) for i in np.unravel_index(flat, manual.shape)))
 

@@ -29,6 +29,7 @@ def check_json(check: Check) -> dict:
 def build(result: RunResult, config: dict, run_dir: Path | None, started_at: str | None = None) -> dict:
     """The ``--json`` report; every field is listed in the README (``write_json`` nulls NaN and inf)."""
     failure = result.first_failure
+    limits = {stage: tolerance(config["dtype"], stage, config.get("device", "cpu")) for stage in STAGES}
     return {
         "started_at": started_at,
         "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -38,13 +39,7 @@ def build(result: RunResult, config: dict, run_dir: Path | None, started_at: str
         "first_failure": None if failure is None else {**check_json(failure), "worst_elements": list(failure.worst)},
         "failed_steps": result.failed_steps,
         "worst": {stage: check_json(check) for stage, check in result.worst_by_stage().items()},
-        "tolerances": {
-            stage: {
-                "max_rel": tolerance(config["dtype"], stage, config.get("device", "cpu")).max_rel,
-                "reason": tolerance(config["dtype"], stage, config.get("device", "cpu")).reason,
-            }
-            for stage in STAGES
-        },
+        "tolerances": {stage: {"max_rel": limit.max_rel, "reason": limit.reason} for stage, limit in limits.items()},
         "losses": {
             "manual": list(result.losses_manual),
             "torch": list(result.losses_torch),
