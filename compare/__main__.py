@@ -2,7 +2,7 @@
 
 import sys
 
-from compare.cli import main
+from compare.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from compare import cli, engine
+from compare.cli import main as cli
+from compare.core import engine, mlp_pair
+from compare.faults.override import NONE, Override
 from manual import MLPSpec, init_state_dict
 
 HOSTILE_WIDTHS = (3, 7, 5, 4)  # non-square everywhere: a transposed weight cannot pass unnoticed
@@ -40,10 +42,26 @@ def lockstep_run(
     patch=None,
     schedule: list | None = None,
     clip: float | None = None,
+    override: Override = NONE,
+    **options,
 ) -> engine.RunResult:
-    """A lockstep run on random data; ``patch(lockstep)`` may swap a manual piece for a faulty one."""
+    """A lockstep run on random data; ``override`` (a fault's, say) is built into the manual side, and
+    ``patch(lockstep)`` may swap a piece of the manual model for a faulty one; ``options`` are further
+    ``compare.core.engine.Options`` fields."""
     weights = init_state_dict(spec, np.random.default_rng(seed), getattr(np, dtype))
-    lockstep = engine.twins(spec, weights, optimizer, hyperparameters, dtype, manual_optimizer, schedule, clip, seed)
+    lockstep = mlp_pair.twins(
+        spec,
+        weights,
+        optimizer,
+        hyperparameters,
+        dtype,
+        manual_optimizer,
+        schedule,
+        clip,
+        seed,
+        override=override,
+        **options,
+    )
     if patch is not None:
         patch(lockstep)
     return engine.run(lockstep, make_batches(spec, dtype, seed + 1), steps, stop_at_first_failure, lambda r: None)

@@ -4,7 +4,10 @@ same comparisons give in the foreground, and run there only when nothing writes 
 import numpy as np
 import pytest
 
-from compare import engine, faults
+from compare.core import engine, mlp_pair
+from compare.core.manual_side import RULES_THAT_LEAVE_GRADS
+from compare.faults import layers, losses, optimizers
+from compare.faults.override import NONE, layer_as, loss_as, optimizer_as
 from conftest import HOSTILE_WIDTHS, make_batches
 from manual import MLPSpec, init_state_dict
 from manual.layers import Linear
@@ -13,19 +16,19 @@ from manual.optim import OPTIMIZERS, Adam
 SPEC = MLPSpec(HOSTILE_WIDTHS, "relu", "cross_entropy")
 CASES = [  # (name, optimizer, patch): a clean run, and faults that fail in the forward-to-gradient stages
     ("clean", "adam", None),
-    ("bias grad averaged", "adam", faults.recast_layers(Linear, faults.LinearBiasGradAveraged)),
-    ("bias grad of the wrong shape", "sgd", faults.recast_layers(Linear, faults.LinearBiasGradNotSummed)),
-    ("loss grad without the mean", "momentum", faults.recast_loss(faults.CrossEntropyGradWithoutMean)),
+    ("bias grad averaged", "adam", layer_as(Linear, layers.LinearBiasGradAveraged)),
+    ("bias grad of the wrong shape", "sgd", layer_as(Linear, layers.LinearBiasGradNotSummed)),
+    ("loss grad without the mean", "momentum", loss_as(losses.CrossEntropyGradWithoutMean)),
 ]
 
 
 def records(optimizer: str, patch, background: bool, steps: int = 6) -> list[engine.StepRecord]:
     weights = init_state_dict(SPEC, np.random.default_rng(0), np.float64)
-    lockstep = engine.twins(SPEC, weights, optimizer, {"lr": 0.05}, "float64")
-    if patch is not None:
-        patch(lockstep)
-    lockstep.background = background  # (a model this small is compared in the foreground by default)
-    assert lockstep._overlaps() is background
+    # (a model this small is compared in the foreground by default)
+    lockstep = mlp_pair.twins(
+        SPEC, weights, optimizer, {"lr": 0.05}, "float64", override=patch or NONE, background=background
+    )
+    assert lockstep.background is background
     return engine.run(lockstep, make_batches(SPEC, "float64", 1), steps, False, lambda r: None).records
 
 
@@ -46,30 +49,27 @@ class ZeroesGradients(Adam):
             grad[...] = 0.0
 
 
-SETTINGS = [  # (what, change to a fresh Lockstep, whether the gradients may be compared in the background)
-    ("an optimizer of this package", lambda lockstep: None, True),
-    ("clipping, which scales the gradients in place", lambda lockstep: setattr(lockstep, "clip_grad_norm", 1.0), False),
-    ("finite-difference witnesses", lambda lockstep: setattr(lockstep, "gradcheck", True), False),
-    ("a rule under test", lambda lockstep: setattr(lockstep, "manual_optimizer", ZeroesGradients()), False),
-    ("a faulty subclass of a package optimizer", faults.recast_optimizer(faults.AdamNoBiasCorrection), False),
-    ("background turned off", lambda lockstep: setattr(lockstep, "background", False), False),
+SETTINGS = [  # (what, how the Lockstep is built, whether the gradients may be compared in the background)
+    ("an optimizer of this package", {}, True),
+    ("clipping, which scales the gradients in place", {"clip": 1.0}, False),
+    ("finite-difference witnesses", {"gradcheck": True}, False),
+    ("a rule under test", {"manual_optimizer": ZeroesGradients()}, False),
+    ("a faulty subclass of a package optimizer", {"override": optimizer_as(optimizers.AdamNoBiasCorrection)}, False),
+    ("background turned off", {"background": False}, False),
 ]
 
 
-@pytest.mark.parametrize(("what", "change", "expected"), SETTINGS, ids=[setting[0] for setting in SETTINGS])
-def test_the_background_is_used_only_when_nothing_writes_to_the_gradients(what, change, expected):
+@pytest.mark.parametrize(("what", "built", "expected"), SETTINGS, ids=[setting[0] for setting in SETTINGS])
+def test_the_background_is_used_only_when_nothing_writes_to_the_gradients(what, built, expected):
     weights = init_state_dict(SPEC, np.random.default_rng(0), np.float64)
-    lockstep = engine.twins(SPEC, weights, "adam", {}, "float64")
-    lockstep.background = True
-    change(lockstep)
-    assert lockstep._overlaps() is expected
+    lockstep = mlp_pair.twins(SPEC, weights, "adam", {}, "float64", **{"background": True, **built})
+    assert lockstep.background is expected
 
 
 def test_a_rule_that_writes_to_its_gradients_is_judged_on_the_gradients_it_was_given():
     """Were its gradients compared while it ran, they could read as zeros: the grad stage must pass."""
     weights = init_state_dict(SPEC, np.random.default_rng(0), np.float64)
-    lockstep = engine.twins(SPEC, weights, "adam", {}, "float64", manual_optimizer=ZeroesGradients())
-    lockstep.background = True
+    lockstep = mlp_pair.twins(SPEC, weights, "adam", {}, "float64", manual_optimizer=ZeroesGradients(), background=True)
     result = engine.run(lockstep, make_batches(SPEC, "float64", 1), 4, False, lambda r: None)
     assert all(check.passed for record in result.records for check in record.checks if check.stage == "grad")
 
@@ -86,11 +86,11 @@ def test_package_optimizers_never_write_to_their_gradients():
         for _ in range(3):
             optimizer.step(params, given, state)
         assert all(np.array_equal(given[key], grads[key]) for key in grads), name
-    assert engine.BACKGROUND_SAFE_OPTIMIZERS == frozenset(OPTIMIZERS.values())
+    assert RULES_THAT_LEAVE_GRADS == frozenset(OPTIMIZERS.values())
 
 
 @pytest.mark.parametrize(("widths", "background"), [((2, 16, 16, 3), False), ((784, 256, 256, 10), True)])
 def test_the_background_is_on_by_default_from_a_size_where_it_pays(widths, background):
     spec = MLPSpec(widths, "relu", "cross_entropy")
-    lockstep = engine.twins(spec, init_state_dict(spec, np.random.default_rng(0), np.float64), "adam", {}, "float64")
+    lockstep = mlp_pair.twins(spec, init_state_dict(spec, np.random.default_rng(0), np.float64), "adam", {}, "float64")
     assert lockstep.background is background

@@ -11,7 +11,8 @@ import pytest
 import torch
 from threadpoolctl import threadpool_info
 
-from compare import bench, cli
+from compare.bench import suite as bench
+from compare.cli import main as cli
 from conftest import invoke
 
 

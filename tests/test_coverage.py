@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from compare.cli import main
+from compare.cli.main import main
+from compare.faults.override import clip_with
 from conftest import lockstep_run
 from manual import MLPSpec
 from manual.clip import clip_grad_norm
@@ -39,14 +40,14 @@ def test_dropout_mask_really_is_applied_and_eval_turns_it_off():
     seen = {}
 
     def watch(lockstep):
-        original = lockstep.manual_model.layers[2].forward
+        original = lockstep.manual.model.layers[2].forward
 
         def forward(x):
             out = original(x)
-            seen["train" if lockstep.manual_model.layers[2].training else "eval"] = (x, out)
+            seen["train" if lockstep.manual.model.layers[2].training else "eval"] = (x, out)
             return out
 
-        lockstep.manual_model.layers[2].forward = forward
+        lockstep.manual.model.layers[2].forward = forward
 
     result = lockstep_run(spec, "sgd", {"lr": 0.1}, steps=1, patch=watch)
     assert result.first_failure is None
@@ -80,8 +81,8 @@ class DropoutNotInverted(Dropout):
 
 def swap(index, make):
     def patch(lockstep):
-        old = lockstep.manual_model.layers[index]
-        lockstep.manual_model.layers[index] = make(old)
+        old = lockstep.manual.model.layers[index]
+        lockstep.manual.model.layers[index] = make(old)
 
     return patch
 
@@ -126,10 +127,8 @@ def test_clipping_fault_is_caught_at_the_clipped_gradient():
     """Clipping the manual side to half the threshold: the raw gradients and norm agree, the clipped do not."""
     spec = MLPSpec(WIDTHS, "tanh", "mse")
 
-    def half_threshold(lockstep):
-        lockstep.manual_clip = lambda grads, max_norm: clip_grad_norm(grads, max_norm / 2)
-
-    failure = lockstep_run(spec, "sgd", {"lr": 0.5}, steps=3, clip=0.01, patch=half_threshold).first_failure
+    half_threshold = clip_with(lambda grads, max_norm: clip_grad_norm(grads, max_norm / 2))
+    failure = lockstep_run(spec, "sgd", {"lr": 0.5}, steps=3, clip=0.01, override=half_threshold).first_failure
     assert failure is not None
     assert (failure.step, failure.stage, failure.tensor) == (1, "grad", "0.weight.clipped")
 

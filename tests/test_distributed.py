@@ -19,9 +19,11 @@ import pytest
 import torch
 from test_cli import run_dirs
 
-from compare import cli, distributed, engine
-from compare import config as cfg
-from compare.tolerances import STAGES, tolerance
+from compare.core import distributed, engine, mlp_pair
+from compare.core.tolerances import STAGES, tolerance
+from compare.inputs import world
+from compare.inputs.config import RunConfig
+from compare.inputs.prepare import batch_stream, prepare
 from conftest import invoke
 
 pytestmark = pytest.mark.distributed
@@ -91,19 +93,15 @@ def test_ranks_train_on_disjoint_shards_and_rank0_compares_the_full_batch(tmp_pa
     """In-process rank 0 and one spawned rank: rank 0's own replica saw half the batch, and what it
     compared (gathered from both ranks) is the full batch; the parameter gradients, all-reduced by
     DDP, equal the manual full-batch gradients."""
-    args = cli.build_parser().parse_args(
-        ["run", "--world-size", "2", "--batch-size", "16", "--logdir", str(tmp_path / "runs")]
-    )
-    prepared = cfg.resolve(args)
+    prepared = prepare(RunConfig(world_size=2, batch_size=16))
     config = prepared.config
-    lockstep = engine.twins(
-        config.spec, prepared.weights, config.optimizer, config.hyperparameters, config.dtype, seed=0
-    )
-    member = distributed.membership(2)
-    group = distributed.Group(member, torch.device("cpu"), 60.0, args)
+    pair = mlp_pair.Pair(config.spec, prepared.weights, config.optimizer, config.hyperparameters, config.dtype)
+    member = world.membership(2)
+    group = distributed.Group(member, torch.device("cpu"), 60.0, prepared)
     try:
-        group.attach(lockstep)
-        x, y = next(cfg.batch_stream(prepared))
+        reference = group.side(mlp_pair.torch_twin(pair), config.spec, None)
+        lockstep = engine.Lockstep(mlp_pair.manual_side(pair), reference)
+        x, y = next(batch_stream(prepared))
         record = lockstep.step(1, x, y)
         group.close()
     finally:
@@ -112,7 +110,7 @@ def test_ranks_train_on_disjoint_shards_and_rank0_compares_the_full_batch(tmp_pa
     assert record.first_failure is None
     assert group.replica.outputs[0].shape[0] == 8  # rank 0's replica ran rows 0..7 only
     forward = {check.tensor: check for check in record.checks if check.stage == "forward"}
-    assert set(forward) == {f"{i}.out" for i in range(len(lockstep.torch_model))}
+    assert set(forward) == {f"{i}.out" for i in range(len(lockstep.reference.model))}
     grads = {check.tensor: check for check in record.checks if check.stage == "grad"}
     assert {"0.weight", "0.bias", "4.weight", "4.bias"} <= set(grads)
     assert all(check.diff.max_rel <= 1e-12 for check in grads.values())

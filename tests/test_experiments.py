@@ -19,9 +19,9 @@ from tensorboard.backend.event_processing.event_accumulator import (
     EventAccumulator,
 )
 
+from compare.core.tolerances import tolerance
 from compare.experiments import EXPERIMENTS, datasets, graph
 from compare.experiments.base import ParityError, Session
-from compare.tolerances import tolerance
 from conftest import invoke
 from manual import layers
 from manual.optim import OPTIMIZERS

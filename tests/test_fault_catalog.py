@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compare import faults, faults_cli
-from compare.cli import main
+from compare import faults
+from compare.cli import faults as faults_cli
+from compare.cli.main import main
+from compare.core.tolerances import STAGES
 from compare.faults import CATALOG, FILES
-from compare.tolerances import STAGES
 
 NAMES = list(CATALOG)
 
@@ -138,10 +139,11 @@ def test_table_fails_on_a_missed_or_mislocated_fault(monkeypatch, capsys):
     base = CATALOG["bias-grad-averaged"]
     catalog = {
         "mislocated": dataclasses.replace(base, name="mislocated", expected=(1, "grad", "4.weight")),
-        "missed": dataclasses.replace(base, name="missed", apply=lambda lockstep: None),
+        "missed": dataclasses.replace(base, name="missed", override=faults.NONE),
     }
     monkeypatch.setattr(faults_cli, "CATALOG", catalog)
     monkeypatch.setattr(faults, "CATALOG", catalog)  # what --inject accepts and applies
+    monkeypatch.setattr(faults.catalog, "CATALOG", catalog)  # what checks that it can act
     assert main(["faults", "--table"]) == 1
     out, err = capsys.readouterr()
     rows = out.strip().splitlines()[2:]

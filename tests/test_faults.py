@@ -60,14 +60,14 @@ class CrossEntropyWithoutMean(CrossEntropyLoss):
 
 def swap_layer(index, layer):
     def patch(lockstep):
-        lockstep.manual_model.layers[index] = layer
+        lockstep.manual.model.layers[index] = layer
 
     return patch
 
 
 def swap_loss(loss):
     def patch(lockstep):
-        lockstep.manual_model.loss = loss
+        lockstep.manual.model.loss = loss
 
     return patch
 

@@ -16,7 +16,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from torch.nn import functional as nnf
 
-from compare import engine
+from compare.core import mlp_pair
 from conftest import max_rel
 from manual import ACTIVATION_NAMES, LOSS_NAMES, CrossEntropyLoss, MLPSpec, MSELoss, init_state_dict
 from manual.layers import BATCHNORM_EPS, LEAKY_RELU_SLOPE, BatchNorm1d, Dropout, LeakyReLU, Linear, ReLU, Sigmoid, Tanh
@@ -305,7 +305,7 @@ def test_mlp_gradients_match_torch_for_random_architectures(
     """One lockstep step of the checker itself: every layer output, the loss and every gradient agree.
 
     Its metric measures each tensor against the magnitude of the terms that produced it
-    (``compare.scales``): BatchNorm makes some gradients cancel almost exactly (a width-1 layer
+    (``compare.core.scales``): BatchNorm makes some gradients cancel almost exactly (a width-1 layer
     before it is scale-invariant), and only the terms' size says how much rounding that leaves.
     """
     assume(batch >= 2 or not batchnorm)  # a batch of one has no variance to normalise by
@@ -319,7 +319,7 @@ def test_mlp_gradients_match_torch_for_random_architectures(
         target = rng.uniform(0.0, 1.0, (batch, spec.widths[-1]))  # (N, C) probabilities
     else:
         target = rng.standard_normal((batch, spec.widths[-1]))  # (N, C)
-    lockstep = engine.twins(spec, weights, "sgd", {"lr": 0.1}, "float64", seed=seed)
+    lockstep = mlp_pair.twins(spec, weights, "sgd", {"lr": 0.1}, "float64", seed=seed)
     record = lockstep.step(1, x, target)
     checked = {check.tensor for check in record.checks if check.stage == "grad"}
     assert set(spec.parameter_shapes()) <= checked  # every parameter gradient was compared

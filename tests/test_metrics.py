@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from compare import metrics, scales
+from compare.core import metrics, scales
 
 RNG = np.random.default_rng(0)
 ARRAYS = [RNG.standard_normal((64, 48)), -np.abs(RNG.standard_normal(7)), np.array(3.0), np.zeros(5)]
@@ -34,7 +34,7 @@ def test_amplification_scales_the_reference_as_an_explicit_floor_would(amplifica
 
 
 def plain_diff(manual: np.ndarray, reference: np.ndarray) -> tuple[float, float, tuple[int, ...]]:
-    """The definitions in compare.metrics, read off whole arrays."""
+    """The definitions in compare.core.metrics, read off whole arrays."""
     delta = np.abs(manual.astype(np.float64) - reference.astype(np.float64))
     index = np.unravel_index(int(np.argmax(delta)), delta.shape)
     return float(delta.max()), float(delta.max() / np.max(np.abs(reference))), tuple(int(i) for i in index)

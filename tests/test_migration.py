@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import test_layers
 
-from compare.cli import main
+from compare.cli.main import main
 
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "migration.md"
 FENCE = re.compile(r"^```(\w*)\s*$")

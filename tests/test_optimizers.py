@@ -15,7 +15,7 @@ import torch
 import torch_ref
 from conftest import max_rel
 from manual import MLPSpec, init_state_dict
-from manual.optim import OPTIMIZERS, SGD, Adagrad, Adam, AdamW, Momentum, Nesterov, RMSprop
+from manual.optim import OPTIMIZERS, REGISTRY, SGD, SQUARED_STATE, Adagrad, Adam, AdamW, Momentum, Nesterov, RMSprop
 
 SPEC = MLPSpec((4, 3, 2), "tanh")  # four parameters, non-square: 0.weight (3, 4), 0.bias (3,), 2.weight, 2.bias
 STEPS = 25  # ≥ 20: momentum buffers, bias corrections and amsgrad's running max all need many steps to show
@@ -155,7 +155,12 @@ def test_sgd_presets_default_as_named(name: str, expected: dict) -> None:
 
 
 def test_registries_name_the_same_optimizers() -> None:
-    assert OPTIMIZERS.keys() == torch_ref.optim.OPTIMIZERS.keys()
+    # one registry: each entry's rule, torch class (one that exists) and squared state, nothing elsewhere
+    assert OPTIMIZERS == {name: entry.rule for name, entry in REGISTRY.items()}
+    assert all(
+        issubclass(getattr(torch.optim, entry.torch_class), torch.optim.Optimizer) for entry in REGISTRY.values()
+    )
+    assert all(set(entry.squared_state) <= set(SQUARED_STATE) for entry in REGISTRY.values())
     # regular optimizers carry no `comparable_state`: a checker compares all of their state with torch's
     assert [name for name, cls in OPTIMIZERS.items() if hasattr(cls, "comparable_state")] == []
 

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from compare.cli import main
-from compare.tolerances import STAGES, tolerance
+from compare.cli.main import main
+from compare.core.tolerances import STAGES, tolerance
 from conftest import HOSTILE_WIDTHS, lockstep_run
 from manual import ACTIVATION_NAMES, LOSS_NAMES, MLPSpec
 from manual.optim import OPTIMIZERS

@@ -10,9 +10,9 @@ from tensorboard.backend.event_processing.event_accumulator import (
 )
 from torch.utils.tensorboard import summary
 
-from compare.cli import main
-from compare.tensorboard import HISTOGRAM_BINS, histogram_summary
-from compare.tolerances import STAGES
+from compare.cli.main import main
+from compare.core.tolerances import STAGES
+from compare.output.tensorboard import HISTOGRAM_BINS, histogram_summary
 
 STEPS = 15
 LOG_EVERY = 4  # validation, norms and histograms at steps 1, 4, 8, 12
@@ -129,10 +129,10 @@ def test_runs_lists_each_run_with_its_verdict(run, capsys):
 
 
 def test_event_checksums_equal_tensorboards_own():
-    """compare.events frames records with a C CRC-32C; it must equal tensorboard's pure-Python one."""
+    """compare.output.events frames records with a C CRC-32C; it must equal tensorboard's pure-Python one."""
     from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c as reference
 
-    from compare.events import masked_crc32c
+    from compare.output.events import masked_crc32c
 
     rng = np.random.default_rng(0)
     for size in (0, 1, 7, 8, 100, 4096):

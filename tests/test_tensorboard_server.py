@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from compare.cli import main
+from compare.cli.main import main
 
 pytestmark = pytest.mark.server
 STEPS = 12

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from compare.cli import main
+from compare.cli.main import main
 from conftest import lockstep_run
 from manual import ACTIVATION_NAMES, LOSS_NAMES, MLPSpec
 from manual.layers import Tanh
@@ -79,7 +79,7 @@ class TanhNaNFromStep3(Tanh):
 
 def nan_on_manual(lockstep):
     TanhNaNFromStep3.calls = 0
-    lockstep.manual_model.layers[1] = TanhNaNFromStep3()
+    lockstep.manual.model.layers[1] = TanhNaNFromStep3()
 
 
 def nan_on_torch(lockstep):
@@ -89,7 +89,7 @@ def nan_on_torch(lockstep):
         calls.append(1)
         return output if len(calls) < 3 else output * float("nan")
 
-    lockstep.torch_model[1].register_forward_hook(hook)
+    lockstep.reference.model[1].register_forward_hook(hook)
 
 
 @pytest.mark.parametrize(("patch", "side"), [(nan_on_manual, "manual"), (nan_on_torch, "torch")])
@@ -129,10 +129,9 @@ def test_gradcheck_blames_the_manual_side_for_a_wrong_gradient(capsys):
             return dout * (1.0 - self._out)  # 1 − out instead of 1 − out²
 
     def patch(lockstep):
-        lockstep.manual_model.layers[1] = TanhWrong()
-        lockstep.gradcheck = True
+        lockstep.manual.model.layers[1] = TanhWrong()
 
-    result = lockstep_run(MLPSpec((3, 6, 4), "tanh", "cross_entropy"), "sgd", {"lr": 0.1}, patch=patch)
+    result = lockstep_run(MLPSpec((3, 6, 4), "tanh", "cross_entropy"), "sgd", {"lr": 0.1}, patch=patch, gradcheck=True)
     found = [w for r in result.records for w in r.gradcheck]
     assert result.first_failure.stage == "grad"
     assert {w.sides_with for w in found if w.param == "0.weight"} == {"torch"}

@@ -6,24 +6,17 @@ import numpy as np
 import torch
 from torch import nn
 
-OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
-    "sgd": torch.optim.SGD,
-    "momentum": torch.optim.SGD,  # SGD with momentum; the manual side defaults μ to 0.9
-    "nesterov": torch.optim.SGD,  # nesterov=True; the manual side defaults μ to 0.9 and nesterov to True
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,  # in torch 2.13, Adam with decoupled_weight_decay=True
-    "rmsprop": torch.optim.RMSprop,
-    "adagrad": torch.optim.Adagrad,  # builds its state (step 0, sum s₀) in the constructor, not at step 1
-}
+from manual.optim import REGISTRY
 
 
 def build_optimizer(name: str, model: nn.Module, hyperparameters: Mapping) -> torch.optim.Optimizer:
-    """``torch.optim.<name>`` over ``model``'s parameters.
+    """The ``torch.optim`` class registered for ``name`` (``manual.optim.REGISTRY``) over ``model``'s parameters.
 
     ``foreach=False`` selects the single-tensor path, the same one on CPU and GPU, whose
     formulas the manual optimizers follow.
     """
-    return OPTIMIZERS[name](model.parameters(), **hyperparameters, foreach=False)
+    torch_class = getattr(torch.optim, REGISTRY[name].torch_class)
+    return torch_class(model.parameters(), **hyperparameters, foreach=False)
 
 
 def named_state(optimizer: torch.optim.Optimizer, model: nn.Module) -> dict[str, dict[str, np.ndarray | int | None]]:

@@ -1,9 +1,9 @@
 """What every experiment shares: its session (a fresh TensorBoard directory, progress lines), lockstep
-training on ``compare.engine`` with parity asserted at every step, and the outcome it ends with.
+training on ``compare.core.engine`` with parity asserted at every step, and the outcome it ends with.
 
 Every curve an experiment reports is computed twice, once by each twin: the engine compares every
 tensor of every step, and each further measurement (a validation loss, a gradient norm) is taken on
-both sides and compared too, at the float64 tolerance of ``compare.tolerances``. The first
+both sides and compared too, at the float64 tolerance of ``compare.core.tolerances``. The first
 disagreement raises :class:`ParityError`, which ends the experiment with exit status 1: numbers
 computed by twins that disagree would prove nothing.
 
@@ -20,16 +20,16 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
-import torch
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 
-from compare import config as cfg
-from compare import data, engine, report
-from compare.metrics import diff
-from compare.tolerances import STAGES, tolerance
+from compare.core import engine, mlp_pair
+from compare.core.metrics import diff
+from compare.core.tolerances import STAGES, tolerance
+from compare.inputs import data, seeds
+from compare.output import report
 from manual import MLPSpec
-from manual.optim import OPTIMIZERS
+from manual.optim import REGISTRY
 
 DTYPE = "float64"  # parity is proven at float64's tolerance; float32 would only blur the curves' meaning
 DIVERGENCE_FACTOR = 10.0  # a loss this many times its first value has left the basin: stop, report the step
@@ -212,12 +212,12 @@ class Session:
 
 def build_twins(spec: MLPSpec, weights: dict[str, np.ndarray], optimizer: str, seed: int, **hyper) -> engine.Lockstep:
     """Both twins from ``weights`` (copied into each), one optimizer kwargs dict for both."""
-    hyperparameters = OPTIMIZERS[optimizer](**hyper).hyperparameters()
-    return engine.twins(spec, weights, optimizer, hyperparameters, DTYPE, seed=cfg.dropout_seed(seed))
+    hyperparameters = REGISTRY[optimizer].rule(**hyper).hyperparameters()
+    return mlp_pair.twins(spec, weights, optimizer, hyperparameters, DTYPE, seed=seeds.dropout_seed(seed))
 
 
 def split_rng(seed: int) -> np.random.Generator:
-    """A fifth independent stream (after ``compare.config``'s data, init, batch and dropout ones), for
+    """A fifth independent stream (after ``compare.inputs.config``'s data, init, batch and dropout ones), for
     train/validation splits."""
     return np.random.default_rng(np.random.SeedSequence(seed).spawn(5)[4])
 
@@ -235,35 +235,13 @@ def batches(
 
 def evaluate(lockstep: engine.Lockstep, dataset: data.Dataset, prefix: str) -> Pairs:
     """Loss and accuracy on ``dataset`` in evaluation mode (dropout off), computed by each twin."""
-    model, tmodel = lockstep.manual_model, lockstep.torch_model
-    model.eval()
-    tmodel.eval()
-    try:
-        logits = model.forward(dataset.X)[-1]  # (N, C)
-        loss_manual = model.loss.forward(logits, dataset.y)
-        with torch.no_grad():
-            tlogits = tmodel(torch.from_numpy(dataset.X).to(lockstep.device))
-            loss_torch = float(lockstep.torch_loss(tlogits, torch.from_numpy(dataset.y).to(lockstep.device)))
-        accuracy_manual = float(np.mean(np.argmax(logits, axis=1) == dataset.y))
-        accuracy_torch = float(np.mean(tlogits.argmax(dim=1).cpu().numpy() == dataset.y))
-    finally:
-        model.train()
-        tmodel.train()
-    return {f"loss/{prefix}": (loss_manual, loss_torch), f"accuracy/{prefix}": (accuracy_manual, accuracy_torch)}
+    found = lockstep.evaluate(dataset.X, dataset.y)
+    return {f"{metric}/{prefix}": (found["manual"][metric], found["torch"][metric]) for metric in ("loss", "accuracy")}
 
 
 def predict(subrun: str, lockstep: engine.Lockstep, X: np.ndarray) -> np.ndarray:
     """Each twin's outputs for ``X`` in evaluation mode, compared; returns the manual one (N, C)."""
-    model, tmodel = lockstep.manual_model, lockstep.torch_model
-    model.eval()
-    tmodel.eval()
-    try:
-        manual = model.forward(X)[-1]
-        with torch.no_grad():
-            reference = tmodel(torch.from_numpy(X).to(lockstep.device)).cpu().numpy()
-    finally:
-        model.train()
-        tmodel.train()
+    manual, reference = lockstep.manual.predict(X), lockstep.reference.predict(X)
     limit = tolerance(DTYPE, "eval").max_rel
     result = diff(manual, reference)
     if not result.within(limit):
@@ -276,15 +254,11 @@ def layer_grad_norms(lockstep: engine.Lockstep) -> Pairs:
 
     Tags ``grad_norm/layer01`` (the first layer, nearest the input) to ``layerNN`` (the output layer).
     """
-    manual = lockstep.manual_model.named_grads()
-    torch_params = dict(lockstep.torch_model.named_parameters())
+    manual, reference = lockstep.manual.grads(), lockstep.reference.grads()
     pairs = {}
-    for k, (index, _, _) in enumerate(lockstep.manual_model.spec.linears(), start=1):
+    for k, (index, _, _) in enumerate(lockstep.manual.model.spec.linears(), start=1):
         name = f"{index}.weight"
-        pairs[f"grad_norm/layer{k:02d}"] = (
-            float(np.linalg.norm(manual[name])),
-            float(torch.linalg.vector_norm(torch_params[name].grad)),
-        )
+        pairs[f"grad_norm/layer{k:02d}"] = (float(np.linalg.norm(manual[name])), float(np.linalg.norm(reference[name])))
     return pairs
 
 
@@ -349,7 +323,7 @@ def train(
     measure: Callable[[int], Pairs] | None = None,
     stop_on_divergence: bool = False,
 ) -> Trained:
-    """``steps`` lockstep steps (``compare.engine.run``, stopping at the first disagreement).
+    """``steps`` lockstep steps (``compare.core.engine.run``, stopping at the first disagreement).
 
     After each step ``measure(step)`` may return measurements taken on both twins (``{}`` to skip a
     step): each is compared, and logged to TensorBoard under the same tag for manual and torch.

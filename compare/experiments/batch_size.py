@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compare import config as cfg
 from compare.experiments import datasets
 from compare.experiments.base import Experiment, Outcome, Session, batches, build_twins, evaluate, train
+from compare.inputs import seeds
 from manual import MLPSpec, init_state_dict
 
 
@@ -33,7 +33,7 @@ class Params:
 
 
 def run(params: Params, session: Session) -> Outcome:
-    data_rng, init_rng, _ = cfg.streams(params.seed)
+    data_rng, init_rng, _ = seeds.streams(params.seed)
     dataset = datasets.load(params.dataset, data_rng)
     n = len(dataset.X)
     spec = MLPSpec((dataset.X.shape[1], *params.hidden, dataset.num_outputs), "relu", "cross_entropy")
@@ -45,7 +45,7 @@ def run(params: Params, session: Session) -> Outcome:
         if not 1 <= batch <= n:
             raise ValueError(f"batch size {size} is out of range for {n} examples")
         name = "full-batch" if batch == n else ("single-example" if batch == 1 else f"batch-{batch}")
-        _, _, batch_rng = cfg.streams(params.seed)
+        _, _, batch_rng = seeds.streams(params.seed)
         lockstep = build_twins(spec, weights, "sgd", params.seed, lr=params.lr)
 
         def measure(step: int, lockstep=lockstep):

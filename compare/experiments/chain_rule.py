@@ -75,9 +75,9 @@ def run(params: Params, session: Session) -> Outcome:
     featured = {"w13_2": ("2.weight", (0, 2)), "w32_1": ("0.weight", (2, 1))}
 
     def measure(step: int) -> dict[str, tuple[float, float]]:
-        manual_grads = lockstep.manual_model.named_grads()
-        manual_params = lockstep.manual_model.named_parameters()
-        torch_params = dict(lockstep.torch_model.named_parameters())
+        manual_grads = lockstep.manual.grads()
+        manual_params = lockstep.manual.parameters()
+        torch_params = dict(lockstep.reference.model.named_parameters())
         pairs = {}
         for key, (name, index) in featured.items():
             pairs[f"grad/{key}"] = (float(manual_grads[name][index]), float(torch_params[name].grad[index]))
@@ -95,8 +95,8 @@ def run(params: Params, session: Session) -> Outcome:
             **{f"updated/{key}": (hand[f"new_{key}"], twins[f"updated/{key}"]) for key in featured},
         },
     )
-    manual_grads = lockstep.manual_model.named_grads()
-    manual_params = lockstep.manual_model.named_parameters()
+    manual_grads = lockstep.manual.grads()
+    manual_params = lockstep.manual.parameters()
     h = hand
     table = [
         "network 2-3-2: sigmoid hidden layer, linear output, E = MSE over 2 outputs = ½Σ(ŷ − y)², "

@@ -1,4 +1,4 @@
-"""The experiments' data: the built-in synthetic sets of ``compare.data`` and two real ones kept in
+"""The experiments' data: the built-in synthetic sets of ``compare.inputs.data`` and two real ones kept in
 this package (``data/README.md`` names their sources and licences). Nothing is ever downloaded.
 
 Letters: N examples, D features.
@@ -9,8 +9,8 @@ from importlib import resources
 
 import numpy as np
 
-from compare import data
-from compare.data import Dataset
+from compare.inputs import data
+from compare.inputs.data import Dataset
 
 __all__ = ["DESCRIPTIONS", "NAMES", "Dataset", "digits", "iris", "load", "split"]
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compare import config as cfg
 from compare.experiments import datasets
 from compare.experiments.base import (
     Experiment,
@@ -28,6 +27,7 @@ from compare.experiments.base import (
     split_rng,
     train,
 )
+from compare.inputs import seeds
 from manual import MLPSpec, init_state_dict
 
 PROBES = 2000  # random inputs in the data's bounding box, to compare the functions away from the data
@@ -49,15 +49,15 @@ class Params:
 
 
 def run(params: Params, session: Session) -> Outcome:
-    data_rng, _, _ = cfg.streams(params.seed)
+    data_rng, _, _ = seeds.streams(params.seed)
     dataset = datasets.load(params.dataset, data_rng)
     spec = MLPSpec((dataset.X.shape[1], *params.hidden, dataset.num_outputs), "relu", "cross_entropy")
     # inputs between and around the training points: where the networks were never told the answer
     probe = split_rng(params.seed).uniform(dataset.X.min(axis=0), dataset.X.max(axis=0), (PROBES, dataset.X.shape[1]))
     finals: dict[int, dict] = {}
     for init_seed in range(params.seed, params.seed + params.inits):
-        _, init_rng, _ = cfg.streams(init_seed)
-        _, _, batch_rng = cfg.streams(params.seed)  # the same batches for every start
+        _, init_rng, _ = seeds.streams(init_seed)
+        _, _, batch_rng = seeds.streams(params.seed)  # the same batches for every start
         lockstep = build_twins(spec, init_state_dict(spec, init_rng), "adam", params.seed, lr=params.lr)
 
         def measure(step: int, lockstep=lockstep):
@@ -71,7 +71,7 @@ def run(params: Params, session: Session) -> Outcome:
             params.steps,
             measure,
         )
-        parameters = lockstep.manual_model.named_parameters()  # torch's are the same (compared every step)
+        parameters = lockstep.manual.parameters()  # torch's are the same (compared every step)
         finals[init_seed] = {
             "loss": float(trained.curve("loss/full")[-1]),
             "accuracy": float(trained.curve("accuracy/full")[-1]),

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compare import config as cfg
 from compare.experiments import datasets
 from compare.experiments.base import DIVERGENCE_FACTOR, Experiment, Outcome, Session, batches, build_twins, train
+from compare.inputs import seeds
 from manual import MLPSpec, init_state_dict
 
 OSCILLATION_SHARE = 0.2
@@ -64,13 +64,13 @@ def verdicts(runs: dict[float, dict]) -> dict[float, str]:
 
 
 def run(params: Params, session: Session) -> Outcome:
-    data_rng, init_rng, _ = cfg.streams(params.seed)
+    data_rng, init_rng, _ = seeds.streams(params.seed)
     dataset = datasets.load(params.dataset, data_rng)
     spec = MLPSpec((dataset.X.shape[1], *params.hidden, dataset.num_outputs), params.activation, "cross_entropy")
     weights = init_state_dict(spec, init_rng)  # one start for every learning rate
     runs: dict[float, dict] = {}
     for lr in params.lrs:
-        _, _, batch_rng = cfg.streams(params.seed)
+        _, _, batch_rng = seeds.streams(params.seed)
         lockstep = build_twins(spec, weights, "sgd", params.seed, lr=lr)
         stream = batches(dataset, len(dataset.X), batch_rng)  # full batch: gradient descent proper
         with np.errstate(over="ignore", invalid="ignore"):  # a diverging run overflows, on purpose

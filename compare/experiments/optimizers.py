@@ -4,7 +4,7 @@ SGD steps against the gradient; Momentum adds inertia (the previous update's dir
 zig-zag across a valley cancels, the lecture's 관성); Nesterov looks ahead along it; Adagrad and
 RMSprop scale each parameter's step by its gradient history; Adam combines momentum with that
 scaling, and AdamW decouples weight decay from it. Each runs with the command line's default
-learning rate (``compare.config.DEFAULT_LR``) and torch's other defaults, exactly as
+learning rate (``compare.inputs.config.DEFAULT_LR``) and torch's other defaults, exactly as
 ``backprop-parity run --optimizer NAME`` would, for the same number of steps; after each step both
 twins evaluate the whole training set. The textbook variants (``--variant``) are not torch's rules and
 so are not raced here: ``backprop-parity run --variant`` shows where they depart.
@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compare import config as cfg
 from compare.experiments import datasets
 from compare.experiments.base import Experiment, Outcome, Session, batches, build_twins, check_pairs, evaluate, train
+from compare.inputs import seeds
 from manual import MLPSpec, init_state_dict
-from manual.optim import OPTIMIZERS
+from manual.optim import OPTIMIZERS, REGISTRY
 
 
 @dataclass(frozen=True)
@@ -37,15 +37,15 @@ class Params:
 
 
 def run(params: Params, session: Session) -> Outcome:
-    data_rng, init_rng, _ = cfg.streams(params.seed)
+    data_rng, init_rng, _ = seeds.streams(params.seed)
     dataset = datasets.load(params.dataset, data_rng)
     spec = MLPSpec((dataset.X.shape[1], *params.hidden, dataset.num_outputs), "relu", "cross_entropy")
     weights = init_state_dict(spec, init_rng)
     results, curves = {}, {}
     initial = None
     for name in params.optimizers:
-        _, _, batch_rng = cfg.streams(params.seed)  # the same batches, in the same order, for each
-        lockstep = build_twins(spec, weights, name, params.seed, lr=cfg.DEFAULT_LR[name])
+        _, _, batch_rng = seeds.streams(params.seed)  # the same batches, in the same order, for each
+        lockstep = build_twins(spec, weights, name, params.seed, lr=REGISTRY[name].default_lr)
         if initial is None:  # the same start for all: the loss before any step, by both twins
             initial = evaluate(lockstep, dataset, "full")["loss/full"]
             check_pairs("initial", 0, {"loss/full": initial})
@@ -57,7 +57,7 @@ def run(params: Params, session: Session) -> Outcome:
         full = trained.curve("loss/full")
         curves[name] = full
         results[name] = {
-            "lr": cfg.DEFAULT_LR[name],
+            "lr": REGISTRY[name].default_lr,
             "full_last": float(full[-1]),
             "accuracy_last": float(trained.curve("accuracy/full")[-1]),
         }

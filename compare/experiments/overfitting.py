@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compare import config as cfg
 from compare.experiments import datasets
 from compare.experiments.base import Experiment, Outcome, Session, batches, build_twins, evaluate, split_rng, train
+from compare.inputs import seeds
 from manual import MLPSpec, init_state_dict
 
 
@@ -48,7 +48,7 @@ def renumber(weights: dict[str, np.ndarray], source: MLPSpec, target: MLPSpec) -
 
 
 def run(params: Params, session: Session) -> Outcome:
-    data_rng, init_rng, _ = cfg.streams(params.seed)
+    data_rng, init_rng, _ = seeds.streams(params.seed)
     full = datasets.load(params.dataset, data_rng)
     train_set, rest = datasets.split(full, params.train_size, split_rng(params.seed))
     val_set = datasets.Dataset(rest.name, rest.X[: params.val_size], rest.y[: params.val_size])
@@ -65,7 +65,7 @@ def run(params: Params, session: Session) -> Outcome:
     for name, (dropout, weight_decay) in variants.items():
         spec = MLPSpec(widths, "relu", "cross_entropy", dropout=dropout)
         weights = renumber(initial, plain, spec)  # the same weights; Dropout shifts the Sequential's indices
-        _, _, batch_rng = cfg.streams(params.seed)
+        _, _, batch_rng = seeds.streams(params.seed)
         lockstep = build_twins(spec, weights, params.optimizer, params.seed, lr=params.lr, weight_decay=weight_decay)
 
         def measure(step: int, lockstep=lockstep):

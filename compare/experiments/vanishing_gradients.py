@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compare import config as cfg
 from compare.experiments import datasets
 from compare.experiments.base import Experiment, Outcome, Pairs, Session, batches, build_twins, layer_grad_norms, train
+from compare.inputs import seeds
 from manual import MLPSpec, init_state_dict
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu")
@@ -47,7 +47,7 @@ class Params:
 
 
 def run(params: Params, session: Session) -> Outcome:
-    data_rng, _, _ = cfg.streams(params.seed)
+    data_rng, _, _ = seeds.streams(params.seed)
     dataset = datasets.load(params.dataset, data_rng)
     widths = (dataset.X.shape[1], *([params.width] * (params.depth - 1)), dataset.num_outputs)
     last = f"layer{params.depth:02d}"
@@ -55,7 +55,7 @@ def run(params: Params, session: Session) -> Outcome:
     table = [f"{'activation':<11} {'‖∂L/∂W⁽¹⁾‖/‖∂L/∂W⁽ᴸ⁾‖ step 1':>28} {'median':>10} {'loss first → last':>20}"]
     for activation in params.activations:
         spec = MLPSpec(widths, activation, "cross_entropy")
-        _, init_rng, batch_rng = cfg.streams(params.seed)  # the same draws for every activation
+        _, init_rng, batch_rng = seeds.streams(params.seed)  # the same draws for every activation
         lockstep = build_twins(spec, init_state_dict(spec, init_rng), "sgd", params.seed, lr=params.lr)
 
         def measure(step: int, lockstep=lockstep) -> Pairs:

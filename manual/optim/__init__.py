@@ -6,9 +6,12 @@ dict builds both twins) with explicit state: ``init(params) -> state`` and
 State is ``{parameter name: {state key: value}}`` with torch's state keys. ``lr`` is a plain
 attribute, read at every step, which a schedule (``manual.schedules``) may change between steps.
 
-``OPTIMIZERS`` holds torch's rules only; ``VARIANTS`` holds textbook rules under their own names,
+``REGISTRY`` holds torch's rules only, each with its torch class and squared state (``OPTIMIZERS``
+maps each name to its rule); ``VARIANTS`` holds textbook rules under their own names,
 each with the torch optimizer it is compared against and the cause of the departure.
 """
+
+from dataclasses import dataclass
 
 from manual.optim.adagrad import Adagrad
 from manual.optim.adam import Adam
@@ -17,19 +20,40 @@ from manual.optim.rmsprop import RMSprop
 from manual.optim.sgd import SGD, Momentum, Nesterov
 from manual.optim.variants import VARIANTS, AdamEpsHat, ClassicMomentum, RMSpropEpsInside, Variant
 
-OPTIMIZERS = {
-    "sgd": SGD,
-    "momentum": Momentum,
-    "nesterov": Nesterov,
-    "adam": Adam,
-    "adamw": AdamW,
-    "rmsprop": RMSprop,
-    "adagrad": Adagrad,
+
+@dataclass(frozen=True)
+class Registered:
+    """Everything the package knows about one optimizer, in one place.
+
+    ``rule``: the hand-written class; ``torch_class``: the ``torch.optim`` class it is checked against (by
+    name: this package imports no torch); ``squared_state``: state keys built from g², whose relative
+    error is twice the gradient's; ``default_lr``: the command line's ``--lr`` when none is given (torch's
+    1e-3 barely moves the built-in spirals in 500 steps, and the curves should show learning)."""
+
+    rule: type
+    torch_class: str
+    squared_state: frozenset[str]
+    default_lr: float
+
+
+REGISTRY: dict[str, Registered] = {
+    "sgd": Registered(SGD, "SGD", frozenset(), 0.1),
+    "momentum": Registered(Momentum, "SGD", frozenset(), 0.05),  # SGD with μ defaulting to 0.9
+    "nesterov": Registered(Nesterov, "SGD", frozenset(), 0.05),  # nesterov=True, μ 0.9
+    "adam": Registered(Adam, "Adam", frozenset({"exp_avg_sq", "max_exp_avg_sq"}), 0.01),
+    "adamw": Registered(AdamW, "AdamW", frozenset({"exp_avg_sq", "max_exp_avg_sq"}), 0.01),
+    "rmsprop": Registered(RMSprop, "RMSprop", frozenset({"square_avg"}), 0.01),
+    "adagrad": Registered(Adagrad, "Adagrad", frozenset({"sum"}), 0.05),
 }
+OPTIMIZERS = {name: entry.rule for name, entry in REGISTRY.items()}  # name → rule, a view of REGISTRY
+SQUARED_STATE = frozenset().union(*(entry.squared_state for entry in REGISTRY.values()))
+
 
 __all__ = [
     "OPTIMIZERS",
+    "REGISTRY",
     "SGD",
+    "SQUARED_STATE",
     "VARIANTS",
     "Adagrad",
     "Adam",
@@ -40,5 +64,6 @@ __all__ = [
     "Nesterov",
     "RMSprop",
     "RMSpropEpsInside",
+    "Registered",
     "Variant",
 ]

@@ -1,0 +1,57 @@
+"""``backprop-parity`` (also ``python -m compare``): one sub-command per module in ``COMMANDS``; exit
+statuses from ``compare.cli.exits``. To add a command, write a module with ``add_parser(commands)``
+that adds its sub-parser and sets ``handler`` (a function of the parsed arguments returning the exit
+status), and list it here; raising ``InputError`` in the handler gives one line and exit 2."""
+
+import argparse
+import importlib
+import os
+import signal
+import sys
+
+from compare.cli import PROG, exits
+from compare.errors import InputError
+
+COMMANDS: tuple[str, ...] = (
+    "compare.cli.run",
+    "compare.cli.runs",
+    "compare.cli.faults",
+    "compare.cli.experiment",
+    "compare.cli.bench",
+)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line (and exit 2), not a usage block."""
+
+    def error(self, message: str):
+        self.exit(exits.USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog=PROG,
+        description="Prove hand-written backprop right: a NumPy MLP and its torch twin, "
+        "trained in lockstep, every tensor compared at every step.",
+        epilog="exit status: " + "; ".join(f"{code} {meaning}" for code, meaning in exits.TABLE.items()),
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
+    for module in COMMANDS:
+        importlib.import_module(module).add_parser(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:  # a second Ctrl-C, after the first asked for a clean stop
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return exits.INTERRUPTED
+    except BrokenPipeError:  # the reader went away (`backprop-parity runs | head`): the files are written
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit-time flush fails quietly
+        return exits.SIGNAL_BASE + signal.SIGPIPE
+    except InputError as error:
+        one_line = str(error).replace("\r", "\\r").replace("\n", "\\n")  # a path may hold a newline
+        print(f"{PROG}: error: {one_line}", file=sys.stderr)
+        return exits.USAGE

@@ -1,0 +1,78 @@
+"""The optimizer flags of ``run``, derived from the hand-written optimizers' dataclass fields (torch's
+keyword names): a hyperparameter a registered optimizer gains becomes a flag with no edit here.
+``MEANING`` only adds the symbol or a word of explanation to a flag's help."""
+
+import argparse
+import dataclasses
+
+from manual.optim import REGISTRY
+from manual.optim.variants import VARIANTS
+
+MEANING = {
+    "lr": "learning rate γ",
+    "momentum": "μ",
+    "dampening": "τ",
+    "nesterov": "Nesterov momentum",
+    "betas": "β1,β2",
+    "eps": "ε, outside the root",
+    "weight_decay": "λ: L2 added to the gradient; adamw decays the weights directly",
+    "amsgrad": "keep the running max of exp_avg_sq",
+    "alpha": "smoothing constant",
+    "centered": "normalise by the gradient's estimated variance",
+    "lr_decay": "γ/(1 + (t − 1)·η)",
+    "initial_accumulator_value": "the accumulator's start",
+}
+
+
+def betas(text: str) -> tuple[float, float]:
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"expected B1,B2 such as 0.9,0.999, got {text!r}")
+    try:
+        return float(parts[0]), float(parts[1])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two numbers B1,B2, got {text!r}") from None
+
+
+def hyperparameter_fields() -> dict[str, dict[str, object]]:
+    """Each torch keyword any registered optimizer (or textbook variant) takes → {optimizer: its default}."""
+    found: dict[str, dict[str, object]] = {}
+    rules = {name: entry.rule for name, entry in REGISTRY.items()}
+    rules.update({name: variant.optimizer for name, variant in VARIANTS.items()})
+    for name, rule in rules.items():
+        for f in dataclasses.fields(rule):
+            found.setdefault(f.name, {})[name] = f.default
+    return found
+
+
+def _help(key: str, defaults: dict[str, object]) -> str:
+    takers = [name for name in defaults if name in REGISTRY] or list(defaults)
+    if key == "lr":
+        shown = ", ".join(f"{name} {entry.default_lr}" for name, entry in REGISTRY.items())
+        return f"learning rate γ (default: {shown}; chosen so the default spiral run visibly learns)"
+    values = {name: defaults[name] for name in takers}
+    common = max(set(map(repr, values.values())), key=list(map(repr, values.values())).count)
+    others = [f"{name} {value}" for name, value in values.items() if repr(value) != common]
+    shown = common if not others else f"{common}; {', '.join(others)}"
+    shown = shown.replace("(", "").replace(")", "").replace(" ", "") if key == "betas" else shown
+    return f"{', '.join(takers)}: {MEANING.get(key, key)} (default: {shown})"
+
+
+def add_flags(group: argparse._ArgumentGroup) -> tuple[str, ...]:
+    """One flag per hyperparameter; returns the keywords, in the order added."""
+    fields = hyperparameter_fields()
+    for key, defaults in fields.items():
+        example = next(iter(defaults.values()))
+        flag = "--" + key.replace("_", "-")
+        if isinstance(example, bool):
+            group.add_argument(flag, dest=key, action="store_true", help=_help(key, defaults))
+        elif isinstance(example, tuple):
+            group.add_argument(flag, dest=key, type=betas, metavar="B1,B2", help=_help(key, defaults))
+        else:
+            group.add_argument(flag, dest=key, type=float, help=_help(key, defaults))
+    return tuple(fields)
+
+
+def given(args: argparse.Namespace, keys: tuple[str, ...]) -> dict:
+    """The hyperparameters the user set on the command line."""
+    return {key: getattr(args, key) for key in keys if getattr(args, key) not in (None, False)}

@@ -1,0 +1,184 @@
+"""The lockstep engine: one batch to both sides, then every tensor compared, stage by stage.
+
+The engine knows two sides only through ``compare.core.side`` (the manual side under test, the torch
+reference) and the stages only through ``compare.core.stages``, which defines their order. Everything
+that changes how a step runs is an ``Options`` field, given when the engine is built.
+"""
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from compare.core import gradcheck, stages
+from compare.core.checks import BACKGROUND_MIN_PARAMETERS, Checks
+from compare.core.evaluate import evaluate, loss_kind
+from compare.core.gradcheck import Witness
+from compare.core.records import RunResult, StepRecord
+from compare.core.side import Side
+from compare.core.torch_side import TorchSide
+
+
+@dataclass(frozen=True)
+class Options:
+    """How the engine runs a step.
+
+    ``dtype``: the tolerance table's row. ``clip_grad_norm``: both sides clip to this global norm after
+    the gradients are compared. ``resync``: after each step torch's parameters, buffers and optimizer
+    state are copied into the manual side, so each step is compared from identical values. ``gradcheck``:
+    finite differences of the manual loss at step 1 and at the first step whose gradients disagree
+    (needs a manual side with ``snapshot()``). ``background``: compare forward, loss and gradients on a
+    second thread while the manual optimizer steps (``None``: for models of ``BACKGROUND_MIN_PARAMETERS``
+    or more). ``inject_masks``: the manual side's dropout masks are applied by torch. ``stats_every``:
+    per-parameter norms every K steps (for TensorBoard), or never.
+    """
+
+    dtype: str = "float64"
+    clip_grad_norm: float | None = None
+    resync: bool = False
+    gradcheck: bool = False
+    background: bool | None = None
+    inject_masks: bool = True
+    stats_every: int | None = None
+
+
+class Lockstep:
+    """Two sides advanced together, one step at a time; ``step`` returns what was compared."""
+
+    def __init__(self, manual: Side, reference: TorchSide, options: Options = Options()) -> None:
+        self.manual = manual
+        self.reference = reference
+        self.options = options
+        self.device = reference.device
+        background = options.background
+        if background is None:
+            background = sum(np.size(p) for p in manual.parameters().values()) >= BACKGROUND_MIN_PARAMETERS
+        # Only when nothing writes to the gradients while they are compared: no clipping (in place), no
+        # finite-difference witnesses (they need the verdicts first), a rule known to leave them alone.
+        self.background = (
+            background
+            and options.clip_grad_norm is None
+            and not options.gradcheck
+            and getattr(manual, "leaves_grads", False)
+        )
+        self._before: dict[str, dict[str, np.ndarray]] = {}  # {side: {param: value before the update}}, reused
+        self._gradcheck_rng = np.random.default_rng(0)
+        self._gradchecked_failure = False
+
+    def step(self, step: int, x: np.ndarray, y: np.ndarray) -> StepRecord:
+        checks = Checks(step, self.options.dtype, self.device.type, background=self.background)
+        before = self.manual.snapshot() if self.options.gradcheck else None
+        manual = self.manual.train_pass(x, y, {})
+        reference = self.reference.train_pass(x, y, manual.masks if self.options.inject_masks else {})
+        stages.forward(checks, manual, reference)
+        stages.loss(checks, manual, reference)
+        conditioning = stages.grad(checks, manual, reference)
+        witnesses = self._witnesses(step, before, x, y, checks, manual.grads, reference)
+        if self.options.clip_grad_norm is not None:
+            stages.clipped(checks, self.manual, self.reference, self.options.clip_grad_norm)
+        lrs = (self.manual.lr(), self.reference.lr())
+        losses = (float(manual.loss), float(reference.loss.item()))
+        if checks.wrong_shape:
+            # A gradient of the wrong shape cannot update its parameter: the finding is recorded, the step
+            # ends. torch, the reference, still takes its step (its data-parallel replicas take theirs).
+            self.reference.update()
+            self._end_step()
+            return StepRecord(step, *losses, lrs[1], checks.collect(), {}, witnesses)
+        logs = self.options.stats_every and logs_at(step, self.options.stats_every)
+        before_update = self._snapshot() if logs else None
+        checks.compare_in_background()
+        self.manual.update()
+        checks.collect()  # before torch's step, which wants both cores
+        self.reference.update()
+        stats = self._stats(before_update) if before_update is not None else {}
+        stages.state(checks, self.manual, self.reference, lrs, conditioning)
+        stages.param(checks, self.manual, self.reference)
+        stages.evaluation(checks, self.manual, self.reference, x)
+        self._end_step()
+        if self.options.resync:
+            self.manual.load(self.reference.values(), self.reference.state())
+        return StepRecord(step, *losses, lrs[1], checks.collect(), stats, witnesses)
+
+    def _end_step(self) -> None:
+        self.manual.end_step()
+        self.reference.end_step()
+
+    def _witnesses(self, step, before, x, y, checks: Checks, manual_grads, reference) -> list[Witness]:
+        if before is None:
+            return []
+        failed = any(not check.passed for check in checks.collect())
+        if not (step == 1 or (failed and not self._gradchecked_failure)):
+            return []
+        self._gradchecked_failure |= failed
+        torch_grads = {name: g.detach().cpu().numpy() for name, g in reference.grads.items() if g is not None}
+        return gradcheck.witnesses(step, before, x, y, manual_grads, torch_grads, self._gradcheck_rng)
+
+    def sides(self) -> dict[str, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]:
+        """Each side's live ``(parameters, gradients)`` as NumPy arrays (torch's are views, not copies)."""
+        return {
+            "manual": (self.manual.parameters(), self.manual.grads()),
+            "torch": (self.reference.parameters(), self.reference.grads()),
+        }
+
+    def _snapshot(self) -> dict[str, dict[str, np.ndarray]]:
+        """Each side's parameters before the update, copied into arrays kept between logged steps (fresh
+        arrays of a large model cost more in new pages than the copy itself)."""
+        for side, (params, _) in self.sides().items():
+            arrays = self._before.setdefault(side, {})
+            for name, param in params.items():
+                if name not in arrays:
+                    arrays[name] = np.empty_like(param)
+                np.copyto(arrays[name], param)
+        return self._before
+
+    def _stats(self, before: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, dict[str, float]]]:
+        """Gradient norm, parameter norm and ‖Δθ‖/‖θ‖ (update-to-parameter ratio) per parameter and side.
+        ``before`` (the snapshot) is overwritten with the updates."""
+        stats = {}
+        for side, (params, grads) in self.sides().items():
+            norms = {name: float(np.linalg.norm(p)) for name, p in params.items()}
+            updates = {name: np.subtract(p, before[side][name], out=before[side][name]) for name, p in params.items()}
+            stats[side] = {
+                "grad_norm": {name: float(np.linalg.norm(g)) for name, g in grads.items()},
+                "param_norm": norms,
+                "update_ratio": {
+                    name: float(np.linalg.norm(update)) / max(norms[name], 1e-300) for name, update in updates.items()
+                },
+            }
+        return stats
+
+    def evaluate(self, X: np.ndarray, y: np.ndarray) -> dict[str, dict[str, float | None]]:
+        """Loss and accuracy of both sides on held-out data, in evaluation mode."""
+        sides = {"manual": self.manual, "torch": self.reference}
+        return evaluate(sides, X, y, loss_kind(self.reference.loss))
+
+
+def logs_at(step: int, every: int) -> bool:
+    """The steps that log the heavier curves: the first, then every ``every``-th."""
+    return step == 1 or step % every == 0
+
+
+def run(
+    lockstep: Lockstep,
+    batches: Iterator[tuple[np.ndarray, np.ndarray]],
+    steps: int,
+    stop_at_first_failure: bool,
+    on_step: Callable[[StepRecord], None],
+    result: RunResult | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> RunResult:
+    """Advance both twins ``steps`` times; ``result`` is filled as it goes. ``should_stop`` is asked
+    between steps (a signal arrived, say): the run then ends cleanly with ``complete`` False, every
+    finished step recorded and handed to ``on_step``."""
+    result = result if result is not None else RunResult()
+    for step in range(1, steps + 1):
+        if should_stop():
+            return result
+        x, y = next(batches)
+        record = lockstep.step(step, x, y)
+        on_step(record)  # first: a caller that raises here (a divergence it watches for) leaves it out
+        result.add(record)
+        if record.first_failure is not None and stop_at_first_failure:
+            break
+    result.complete = True
+    return result

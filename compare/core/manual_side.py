@@ -1,0 +1,123 @@
+"""The package's hand-written MLP and optimizer as a side of the engine (``compare.core.side``).
+
+This is the one place in ``compare.core`` that knows ``manual.MLP``: its layers, its dropout masks,
+its buffers and its optimizer's explicit state.
+"""
+
+import copy
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from compare.core.side import Pass, Tensors
+from manual.clip import clip_grad_norm
+from manual.layers import Dropout
+from manual.mlp import MLP
+from manual.optim import OPTIMIZERS
+
+# Rules known never to write to a gradient in their step, so the gradients may be compared on a second
+# thread meanwhile (a rule under test might write to them).
+RULES_THAT_LEAVE_GRADS = frozenset(OPTIMIZERS.values())
+
+
+class ManualSide:
+    """``model`` trained by ``optimizer`` (explicit ``init``/``step`` state), with an optional schedule.
+
+    ``clip``: the clipping function (``manual.clip.clip_grad_norm`` unless a fault replaces it);
+    ``state_keys``: the state keys to compare (a textbook rule's own extra state has no torch counterpart).
+    """
+
+    def __init__(
+        self,
+        model: MLP,
+        optimizer: Any,
+        schedule: Any = None,
+        clip: Callable[[dict[str, np.ndarray], float], float] = clip_grad_norm,
+        state_keys: frozenset[str] | None = None,
+    ) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        self.optimizer_state = optimizer.init(model.named_parameters())
+        self.schedule = schedule
+        self._clip = clip
+        self.state_keys = state_keys
+        self.leaves_grads = type(optimizer) in RULES_THAT_LEAVE_GRADS
+        self.mode_dependent = model.spec.mode_dependent
+
+    def train_pass(self, x: np.ndarray, y: np.ndarray, masks: Mapping[int, np.ndarray] | None = None) -> Pass:
+        model = self.model.train()
+        outs = model.forward(x)
+        loss = model.loss.forward(outs[-1], y)
+        douts = model.backward(model.loss.backward())
+        names = [f"{i}.out" for i in range(len(outs))]
+        return Pass(
+            loss=np.float64(loss),
+            grads=model.named_grads(),
+            outputs=dict(zip(names, outs, strict=True)),
+            output_grads=dict(zip(names, douts, strict=True)),
+            masks={i: layer.mask for i, layer in enumerate(model.layers) if isinstance(layer, Dropout)},
+        )
+
+    def clip(self, max_norm: float) -> float:
+        return float(self._clip(self.model.named_grads(), max_norm))
+
+    def lr(self) -> float:
+        return float(self.optimizer.lr)
+
+    def update(self) -> None:
+        self.optimizer.step(self.model.named_parameters(), self.model.named_grads(), self.optimizer_state)
+
+    def end_step(self) -> None:
+        if self.schedule is not None:
+            self.schedule.step()
+
+    def state(self) -> dict[str, dict[str, Any]]:
+        return self.optimizer_state
+
+    def buffers(self) -> Tensors:
+        """Running statistics as arrays; the integer counter as an int (compared exactly)."""
+        return {
+            name: buffer.item() if buffer.dtype.kind == "i" else buffer
+            for name, buffer in self.model.named_buffers().items()
+        }
+
+    def parameters(self) -> Tensors:
+        return self.model.named_parameters()
+
+    def grads(self) -> Tensors:
+        return self.model.named_grads()
+
+    def eval_outputs(self, x: np.ndarray) -> Tensors:
+        try:
+            outs = self.model.eval().forward(x)
+        finally:
+            self.model.train()
+        return {f"{i}.out": out for i, out in enumerate(outs)}
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        try:
+            return self.model.eval().forward(X)[-1]
+        finally:
+            self.model.train()
+
+    def loss_value(self, prediction: np.ndarray, y: np.ndarray) -> float:
+        return float(self.model.loss.forward(prediction, y))
+
+    def snapshot(self) -> MLP:
+        """A copy of the model as it is now (the finite-difference witness evaluates the loss on it)."""
+        return copy.deepcopy(self.model)
+
+    def load(self, values: Mapping[str, np.ndarray], state: Mapping[str, Mapping[str, Any]]) -> None:
+        """Another side's parameters, buffers and optimizer state into this side's own arrays (copied)."""
+        live = {**self.model.named_parameters(), **self.model.named_buffers()}
+        for name, value in values.items():
+            live[name][...] = value
+        for name, entries in self.optimizer_state.items():
+            for key, value in state[name].items():
+                if key not in entries or value is None:
+                    continue
+                if isinstance(value, int) or entries[key] is None:
+                    entries[key] = value if isinstance(value, int) else np.array(value, copy=True)
+                else:
+                    entries[key][...] = value

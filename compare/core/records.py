@@ -1,0 +1,101 @@
+"""What a run records: one ``Check`` per tensor compared, a ``StepRecord`` per step, a ``RunResult``
+aggregated over the run (the first failure is the earliest check in the stage order of
+``compare.core.stages``)."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from compare.core.gradcheck import Witness
+from compare.core.metrics import TensorDiff
+from compare.core.tolerances import STAGES
+
+
+@dataclass(frozen=True)
+class Check:
+    """One tensor compared at one step and stage."""
+
+    step: int
+    stage: str
+    tensor: str
+    diff: TensorDiff
+    max_rel: float  # the tolerance it was held to
+    worst: tuple[dict, ...] = ()  # side-by-side elements, filled only when it fails
+
+    @property
+    def passed(self) -> bool:
+        return self.diff.within(self.max_rel)
+
+
+@dataclass
+class StepRecord:
+    step: int
+    loss_manual: float
+    loss_torch: float
+    lr: float
+    checks: list[Check]
+    # {side: {"grad_norm" | "param_norm" | "update_ratio": {param name: value}}}, when collected
+    stats: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    gradcheck: list[Witness] = field(default_factory=list)  # finite differences, when asked for
+
+    @property
+    def first_failure(self) -> Check | None:
+        return next((check for check in self.checks if not check.passed), None)
+
+    def worst_by_stage(self) -> dict[str, Check]:
+        """For each stage, the check with the largest ``max_rel`` (ties: the earliest)."""
+        worst: dict[str, Check] = {}
+        for check in self.checks:
+            if check.stage not in worst or check.diff.max_rel > worst[check.stage].diff.max_rel:
+                worst[check.stage] = check
+        return worst
+
+
+@dataclass
+class RunResult:
+    """What a lockstep run found, aggregated step by step so that memory does not grow with the run's
+    length beyond a few numbers per step; ``records`` keeps every step's checks only when asked
+    (``keep_records``). ``complete`` is False when the run was interrupted."""
+
+    keep_records: bool = True
+    records: list[StepRecord] = field(default_factory=list)
+    steps: int = 0
+    losses_manual: list[float] = field(default_factory=list)
+    losses_torch: list[float] = field(default_factory=list)
+    lrs: list[float] = field(default_factory=list)
+    step_worst: list[float] = field(default_factory=list)  # each step's largest max_rel
+    worst: dict[str, Check] = field(default_factory=dict)  # each stage's largest max_rel so far
+    witnesses: list[Witness] = field(default_factory=list)
+    first_failure: Check | None = None
+    failed_steps: int = 0
+    complete: bool = False
+    validation: list[dict] = field(default_factory=list)  # {"step", "manual": {...}, "torch": {...}}
+    # Filled by compare.run: where the run wrote, its verdict text and JSON report, and why a
+    # data-parallel run ended early (None when it did not).
+    run_dir: Path | None = None
+    verdict: str = ""
+    report: dict | None = None
+    aborted: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.first_failure is None and self.complete
+
+    def add(self, record: StepRecord) -> None:
+        self.steps += 1
+        self.losses_manual.append(record.loss_manual)
+        self.losses_torch.append(record.loss_torch)
+        self.lrs.append(record.lr)
+        self.step_worst.append(max((check.diff.max_rel for check in record.checks), default=0.0))
+        for stage, check in record.worst_by_stage().items():
+            if stage not in self.worst or check.diff.max_rel > self.worst[stage].diff.max_rel:
+                self.worst[stage] = check
+        self.witnesses.extend(record.gradcheck)
+        failure = record.first_failure
+        if failure is not None:
+            self.failed_steps += 1
+            self.first_failure = self.first_failure or failure
+        if self.keep_records:
+            self.records.append(record)
+
+    def worst_by_stage(self) -> dict[str, Check]:
+        return {stage: self.worst[stage] for stage in STAGES if stage in self.worst}

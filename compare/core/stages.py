@@ -1,0 +1,96 @@
+"""The stages of a step, one function each, in the order ``Lockstep.step`` calls them. The first failure
+of a step is the earliest check in this order (``ORDER``):
+
+* ``forward``: every layer's output, ``<i>.out`` (skipped when the manual side exposes none);
+* ``loss``: the scalar loss;
+* ``grad``: in chain-rule order from the loss down, dL/d``<i>.out`` and each layer's parameter
+  gradients (``<i>.weight``, ``<i>.bias``); with clipping, then ``total_norm`` and every
+  ``<param>.clipped`` gradient;
+* ``state``: the learning rate used (``lr``), every optimizer-state tensor after the update,
+  ``<param>.<key>`` (``momentum_buffer``, ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq``, ``step``, ...),
+  and the buffers (BatchNorm's ``running_mean``, ``running_var``, ``num_batches_tracked``);
+* ``param``: every parameter after the update;
+* ``eval`` (models whose output depends on the mode: Dropout, BatchNorm): every layer's output in
+  evaluation mode, on the same batch, after the update.
+"""
+
+import numpy as np
+
+from compare.core import scales
+from compare.core.checks import Checks
+from compare.core.side import Pass, Side
+from compare.core.torch_side import ReferencePass, TorchSide
+
+ORDER = ("forward", "loss", "grad", "state", "param", "eval")
+
+
+def forward(checks: Checks, manual: Pass, reference: ReferencePass) -> None:
+    if manual.outputs is None:
+        return
+    for name, out in reference.outputs.items():
+        checks.add("forward", name, manual.outputs.get(name), out, reference.floors["forward"][name])
+
+
+def loss(checks: Checks, manual: Pass, reference: ReferencePass) -> None:
+    checks.add("loss", "loss", np.float64(manual.loss), reference.loss, reference.floors["loss"]["loss"])
+
+
+def grad(checks: Checks, manual: Pass, reference: ReferencePass) -> dict[str, float]:
+    """The gradients in chain-rule order; returns each parameter's conditioning (how much its gradient
+    cancelled, ≥ 1), which its optimizer state inherits."""
+    conditioning = {}
+    floors = reference.floors["grad"]
+    for name in reference.grad_order:
+        if name in reference.output_grads:
+            if manual.output_grads is not None:
+                checks.add("grad", name, manual.output_grads.get(name), reference.output_grads[name], floors[name])
+            continue
+        checks.add("grad", name, manual.grads.get(name), reference.grads[name], floors[name])
+        conditioning[name] = scales.conditioning(floors[name], reference.grads[name])
+    return conditioning
+
+
+def clipped(checks: Checks, manual: Side, reference: TorchSide, max_norm: float) -> None:
+    """Both sides clip their gradients in place; the total norm and every clipped gradient compared."""
+    checks.add("grad", "total_norm", np.float64(manual.clip(max_norm)), np.float64(reference.clip(max_norm)))
+    reference_grads = reference.grads()
+    for name, value in manual.grads().items():
+        checks.add("grad", f"{name}.clipped", value, reference_grads.get(name))
+
+
+def state(
+    checks: Checks, manual: Side, reference: TorchSide, lrs: tuple[float, float], conditioning: dict[str, float]
+) -> None:
+    """The lr used, the optimizer state after the update, the buffers. A side whose ``state()`` is
+    ``None`` does not expose its state: it is not compared. ``manual.state_keys``, when set, limits
+    the keys compared."""
+    checks.add("state", "lr", np.float64(lrs[0]), np.float64(lrs[1]))
+    manual_state, reference_state = manual.state(), reference.state()
+    if manual_state is not None:
+        allowed = getattr(manual, "state_keys", None)
+        for name, reference_entries in reference_state.items():
+            manual_entries = manual_state.get(name, {})
+            keys = set(manual_entries) | set(reference_entries)
+            for key in sorted(keys if allowed is None else keys & allowed):
+                amplification = scales.state_amplification(key, conditioning.get(name, 1.0))
+                checks.add_state(f"{name}.{key}", manual_entries.get(key), reference_entries.get(key), amplification)
+    manual_buffers = manual.buffers()
+    for name, buffer in reference.buffers().items():
+        checks.add_state(name, manual_buffers.get(name), buffer)
+
+
+def param(checks: Checks, manual: Side, reference: TorchSide) -> None:
+    manual_params = manual.parameters()
+    for name, value in reference.model.named_parameters():
+        checks.add("param", name, manual_params.get(name), value.detach())
+
+
+def evaluation(checks: Checks, manual: Side, reference: TorchSide, x: np.ndarray) -> None:
+    if not reference.mode_dependent:
+        return
+    manual_outs = manual.eval_outputs(x)
+    if manual_outs is None:
+        return
+    outs, floors = reference.eval_pass(x)
+    for name, out in outs.items():
+        checks.add("eval", name, manual_outs.get(name), out, floors[name])

@@ -1,0 +1,158 @@
+"""The torch reference as a side of the engine (``compare.core.side``), in one process.
+
+Besides each tensor, the reference reports the scale floor every comparison is measured against
+(``compare.core.scales``): the magnitude of the terms that produced the tensor, computed from torch's
+own modules and tensors. ``compare.core.distributed.DataParallelSide`` replaces only the forward and
+backward, with the same model under ``DistributedDataParallel``.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from compare.core import scales
+from compare.core.side import Pass, Tensors
+from torch_ref import InjectedMasks, TorchTwin
+from torch_ref.optim import named_state
+
+
+@dataclass
+class ReferencePass(Pass):
+    """The reference's pass, with the floor of each tensor and the grad stage's chain-rule order."""
+
+    floors: dict[str, dict[str, float]] = field(default_factory=dict)  # stage → tensor name → floor
+    grad_order: tuple[str, ...] = ()  # "<i>.out" and parameter names, from the loss down
+
+
+class TorchSide:
+    """The twin (``torch_ref.TorchTwin``): an ``nn.Sequential``, its loss, optimizer and schedule."""
+
+    def __init__(self, twin: TorchTwin) -> None:
+        self.twin = twin
+        self.model: nn.Sequential = twin.model
+        self.loss = twin.loss
+        self.optimizer = twin.optimizer
+        self.schedule = twin.schedule
+        self.masks = InjectedMasks(twin.model)  # registered first: later hooks see the masked outputs
+        self.device = next(twin.model.parameters()).device
+        self.mode_dependent = any(isinstance(m, nn.Dropout | nn.BatchNorm1d | nn.SyncBatchNorm) for m in self.model)
+
+    def train_pass(self, x: np.ndarray, y: np.ndarray, masks: Mapping[int, np.ndarray] | None = None) -> ReferencePass:
+        outs, loss = self.forward_backward(x, y, masks or {})
+        return self._pass(x, y, outs, loss)
+
+    def forward_backward(
+        self, x: np.ndarray, y: np.ndarray, masks: Mapping[int, np.ndarray]
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Every layer's output (each with ``.grad``, dL/d output) and the loss, on the whole batch."""
+        for i, mask in masks.items():
+            if mask is not None:
+                self.masks.set(i, mask, self.device)
+        self.optimizer.zero_grad(set_to_none=True)
+        outs = self._forward(x, keep_grads=True)
+        loss = self.loss(outs[-1], torch.from_numpy(y).to(self.device))
+        loss.backward()
+        return outs, loss
+
+    def _pass(self, x: np.ndarray, y: np.ndarray, outs: list[torch.Tensor], loss: torch.Tensor) -> ReferencePass:
+        inputs = [torch.from_numpy(x).to(self.device), *outs[:-1]]  # what each module received
+        names = [f"{i}.out" for i in range(len(outs))]
+        floors: dict[str, dict[str, float]] = {
+            "forward": {name: scales.forward_floor(self.model[i], inputs[i]) for i, name in enumerate(names)},
+            "loss": {"loss": scales.loss_floor(self.loss, outs[-1], y)},
+            "grad": {},
+        }
+        grads, order = {}, []
+        # Each dL/d(i.out)'s floor is the size of the terms it came from, carried back through the chain
+        # rule; the loss's own gradient starts it (near a minimum, p − y cancels but p and y do not).
+        floor = scales.loss_grad_floor(self.loss, outs[-1], y)
+        for i in reversed(range(len(outs))):
+            if i + 1 < len(outs):
+                floor = scales.input_grad_floor(self.model[i + 1], outs[i], max(scales.amax(outs[i + 1].grad), floor))
+            order.append(names[i])
+            floors["grad"][names[i]] = floor
+            param_floors = scales.param_grad_floors(self.model[i], inputs[i], max(scales.amax(outs[i].grad), floor))
+            for key, param in self.model[i].named_parameters(recurse=False):
+                order.append(f"{i}.{key}")
+                floors["grad"][f"{i}.{key}"] = param_floors[key]
+                grads[f"{i}.{key}"] = param.grad
+        return ReferencePass(
+            loss=loss.detach(),
+            grads=grads,
+            outputs=dict(zip(names, outs, strict=True)),
+            output_grads={name: out.grad for name, out in zip(names, outs, strict=True)},
+            floors=floors,
+            grad_order=tuple(order),
+        )
+
+    def clip(self, max_norm: float) -> float:
+        return float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm, foreach=False))
+
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def update(self) -> None:
+        self.optimizer.step()
+
+    def end_step(self) -> None:
+        if self.schedule is not None:
+            self.schedule.step()
+
+    def state(self) -> dict[str, dict[str, Any]]:
+        return named_state(self.optimizer, self.model)
+
+    def buffers(self) -> Tensors:
+        return dict(self.model.named_buffers())
+
+    def parameters(self) -> Tensors:
+        """NumPy views of the live parameters (copies on another device)."""
+        return {name: p.detach().cpu().numpy() for name, p in self.model.named_parameters()}
+
+    def grads(self) -> Tensors:
+        return {name: p.grad.detach().cpu().numpy() for name, p in self.model.named_parameters() if p.grad is not None}
+
+    def values(self) -> dict[str, np.ndarray]:
+        """Parameters and buffers, by name, as NumPy (what a resync copies into the manual side)."""
+        return {name: tensor.detach().cpu().numpy() for name, tensor in self.model.state_dict().items()}
+
+    def eval_outputs(self, x: np.ndarray) -> Tensors:
+        return self.eval_pass(x)[0]
+
+    def eval_pass(self, x: np.ndarray) -> tuple[Tensors, dict[str, float]]:
+        """Every layer's output in evaluation mode, and each one's floor."""
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                outs = self._forward(x, keep_grads=False)
+        finally:
+            self.model.train()
+        inputs = [torch.from_numpy(x).to(self.device), *outs[:-1]]
+        names = [f"{i}.out" for i in range(len(outs))]
+        floors = {name: scales.forward_floor(self.model[i], inputs[i]) for i, name in enumerate(names)}
+        return dict(zip(names, outs, strict=True)), floors
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                return self.model(torch.from_numpy(X).to(self.device)).cpu().numpy()
+        finally:
+            self.model.train()
+
+    def loss_value(self, prediction: np.ndarray, y: np.ndarray) -> float:
+        with torch.no_grad():
+            return float(self.loss(torch.from_numpy(prediction).to(self.device), torch.from_numpy(y).to(self.device)))
+
+    def _forward(self, x: np.ndarray, keep_grads: bool) -> list[torch.Tensor]:
+        h = torch.from_numpy(x).to(self.device)
+        outs = []
+        for layer in self.model:
+            h = layer(h)
+            if keep_grads:
+                h.retain_grad()  # keep dL/d(layer output) for the grad stage
+            outs.append(h)
+        return outs

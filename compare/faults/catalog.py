@@ -1,0 +1,367 @@
+"""The fault catalog: realistic mistakes made when hand-writing backprop and optimizers, each
+swapped into the manual twin so the checker can be seen to catch it at the right place.
+
+Every fault is the correct piece (layer, loss, optimizer, clipping, schedule) with the minimum
+overridden to make the mistake, and carries:
+
+* the command-line arguments under which the mistake can act at all (a ReLU gradient at exactly 0
+  needs a pre-activation of exactly 0; a softmax without max-subtraction needs a logit past
+  log(max float) ≈ 709.8 in float64; a dampening mistake needs ``--dampening`` > 0);
+* the expected first failure ``(step, stage, tensor)``, derived from the order a step computes
+  (forward, loss, grad from the loss down, state, param: ``compare.core.engine``) and from the first
+  step at which the mistake changes a number, with the reasoning in ``why``.
+
+``backprop-parity run --inject NAME`` applies one to a run; ``backprop-parity faults --table`` runs
+them all and checks each against its expectation.
+
+Default layout (``--layers 2,16,16,3``): 0 Linear, 1 activation, 2 Linear, 3 activation, 4 Linear;
+so the grad stage checks 4.out, 4.weight, 4.bias, 3.out, 2.out, 2.weight, ... and dL/d``<i>.out``
+is computed by the backward of layer ``i + 1``.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from compare.errors import InputError
+from compare.faults import layers, loop, losses, optimizers
+from compare.faults.files import FILES
+from compare.faults.needs import (
+    Need,
+    activation_is,
+    has,
+    hyperparameter_off,
+    hyperparameter_positive,
+    loss_is,
+    optimizer_is,
+    square_layers,
+    two_steps,
+)
+from compare.faults.override import SCHEDULE_FIRST, Override, clip_with, layer_as, layer_made, loss_as, optimizer_as
+from manual.layers import BatchNorm1d, Dropout, LeakyReLU, Linear, ReLU, Sigmoid
+
+if TYPE_CHECKING:
+    from compare.inputs.config import RunConfig
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    description: str
+    expected: tuple[int, str, str]  # (step, stage, tensor) of the first failure
+    why: str  # the reasoning behind ``expected``
+    override: Override  # what it replaces in the manual side
+    args: tuple[str, ...] = ()  # run arguments under which it can act; ``{name}`` is a file of FILES
+    needs: tuple[Need, ...] = ()
+    problem: str | None = None  # the failure's ``problem`` when it is not a plain difference
+
+    @property
+    def steps(self) -> int:
+        """Enough steps to reach the expected failure and to show that nothing fails before it."""
+        return self.expected[0] + 2
+
+    def files(self) -> list[str]:
+        return [key for key in FILES if any(f"{{{key}}}" in arg for arg in self.args)]
+
+    def argv(self, folder: Path | None = None) -> list[str]:
+        """The run arguments, with ``--steps``; input files are written into ``folder`` (or shown as NAME.npz)."""
+        paths = {}
+        for key in self.files():
+            if folder is None:
+                paths[key] = f"{key}.npz"
+            else:
+                paths[key] = str(folder / f"{key}.npz")
+                FILES[key](Path(paths[key]))
+        return [*(arg.format(**paths) for arg in self.args), "--steps", str(self.steps)]
+
+
+BIAS_NOTE = "the last Linear's bias is the first bias gradient checked"
+CATALOG_LIST = [
+    Fault(
+        "transposed-weight-grad",
+        "Linear weight gradient xᵀ·dout (the (in, out)-layout formula): the transpose of torch's (out, in) one",
+        (1, "grad", "4.weight"),
+        "the first parameter gradient checked is the last Linear's weight; on square layers the transpose has "
+        "the right shape, so it is a silent wrong value (on non-square ones NumPy raises in the update)",
+        layer_as(Linear, layers.LinearTransposedWeightGrad),
+        args=("--dataset", "xor", "--layers", "2,2,2,2"),
+        needs=(square_layers,),
+    ),
+    Fault(
+        "bias-grad-averaged",
+        "Linear bias gradient averaged over the batch instead of summed (the loss's 1/N applied twice)",
+        (1, "grad", "4.bias"),
+        f"dL/d4.out and 4.weight are right; {BIAS_NOTE}, wrong by 1/N from step 1",
+        layer_as(Linear, layers.LinearBiasGradAveraged),
+    ),
+    Fault(
+        "bias-grad-not-summed",
+        "Linear bias gradient left per example, (N, O), instead of summed over the batch to (O,)",
+        (1, "grad", "4.bias"),
+        f"{BIAS_NOTE}; its shape is wrong (problem 'shape'), and the manual update then cannot broadcast it",
+        layer_as(Linear, layers.LinearBiasGradNotSummed),
+        problem="shape",
+    ),
+    Fault(
+        "missing-zero-grad",
+        "gradients never zeroed: each step's Linear gradients are added to the previous step's",
+        (2, "grad", "4.weight"),
+        "step 1 has nothing to accumulate onto; at step 2 the first parameter gradient checked holds g1 + g2",
+        layer_as(Linear, layers.LinearGradsNeverZeroed),
+        needs=(two_steps,),
+    ),
+    Fault(
+        "relu-grad-at-zero",
+        "ReLU backward with mask x >= 0: derivative 1 at exactly 0 (torch: 0)",
+        (1, "grad", "2.out"),
+        "acts only on pre-activations of exactly 0: with zero biases, the spiral's three points at the origin give "
+        "exact zeros from layer 0 on, and only until the first update moves the biases; the full batch (nothing "
+        "held out) puts them into step 1. The first ReLU backward is layer 3's, which computes dL/d2.out",
+        layer_as(ReLU, layers.ReLUGradOneAtZero),
+        args=("--weights", "{zero_bias_weights}", "--val-fraction", "0", "--batch-size", "300"),
+        needs=(activation_is("relu"),),
+    ),
+    Fault(
+        "leaky-relu-keras-slope",
+        "LeakyReLU with Keras's default slope 0.3 instead of torch's 0.01",
+        (1, "forward", "1.out"),
+        "the first activation's output differs wherever its input is negative, in every batch",
+        layer_made(LeakyReLU, lambda layer: layers.LeakyReLUKerasSlope()),
+        args=("--activation", "leaky_relu"),
+        needs=(activation_is("leaky_relu"),),
+    ),
+    Fault(
+        "sigmoid-grad-from-preactivation",
+        "sigmoid derivative taken as x(1 − x) of the pre-activation instead of out(1 − out)",
+        (1, "grad", "2.out"),
+        "the forward is right; the first sigmoid backward is layer 3's, which computes dL/d2.out",
+        layer_as(Sigmoid, layers.SigmoidGradFromPreactivation),
+        args=("--activation", "sigmoid"),
+        needs=(activation_is("sigmoid"),),
+    ),
+    Fault(
+        "softmax-without-max-shift",
+        "softmax as e^z/Σe^z without subtracting the row max: overflows to inf/inf = NaN for large logits",
+        (1, "loss", "loss"),
+        "equal to rounding while every logit stays below log(max float) ≈ 709.8 (float64); on inputs 1000x "
+        "unnormalised the logits pass that at step 1, and the manual loss is NaN/inf (nonfinite:manual)",
+        loss_as(losses.CrossEntropyNoMaxShift),
+        args=("--data", "{unnormalised_spiral}"),
+        needs=(loss_is("cross_entropy"),),
+        problem="nonfinite:manual",
+    ),
+    Fault(
+        "cross-entropy-grad-without-mean",
+        "cross-entropy gradient softmax − onehot without the 1/N of the mean",
+        (1, "grad", "4.out"),
+        "the loss value is right; the first gradient checked, dL/d4.out, is N times torch's",
+        loss_as(losses.CrossEntropyGradWithoutMean),
+        needs=(loss_is("cross_entropy"),),
+    ),
+    Fault(
+        "cross-entropy-log-eps",
+        "cross-entropy as −log(p + 1e-7), the textbook guard against log(0)",
+        (1, "loss", "loss"),
+        "the forward outputs are right; the loss value is off by about 1e-7/p from step 1",
+        loss_as(losses.CrossEntropyLogEps),
+        needs=(loss_is("cross_entropy"),),
+    ),
+    Fault(
+        "mse-mean-over-batch-only",
+        "MSE summed over the outputs and averaged over the batch only (torch averages over all N·C elements)",
+        (1, "loss", "loss"),
+        "with C = 3 one-hot targets the loss is 3x torch's from step 1",
+        loss_as(losses.MSEMeanOverBatchOnly),
+        args=("--loss", "mse"),
+        needs=(loss_is("mse"),),
+    ),
+    Fault(
+        "dropout-not-inverted",
+        "dropout masks in training without the 1/(1 − p) scale",
+        (1, "forward", "2.out"),
+        "layer 2 is the first Dropout; its output is (1 − p) times torch's wherever the mask keeps a unit",
+        layer_as(Dropout, layers.DropoutNotInverted),
+        args=("--dropout", "0.2"),
+        needs=(has("dropout", "--dropout > 0"),),
+    ),
+    Fault(
+        "dropout-backward-without-mask",
+        "dropout backward passes dout through unmasked",
+        (1, "grad", "4.out"),
+        "layout 0 L, 1 act, 2 drop, 3 L, 4 act, 5 drop, 6 L: the last Dropout (5) computes dL/d4.out",
+        layer_as(Dropout, layers.DropoutBackwardWithoutMask),
+        args=("--dropout", "0.2"),
+        needs=(has("dropout", "--dropout > 0"),),
+    ),
+    Fault(
+        "batchnorm-biased-running-var",
+        "BatchNorm running variance updated with the biased batch variance (torch keeps the unbiased one)",
+        (1, "state", "1.running_var"),
+        "training-mode outputs use batch statistics, so nothing before the state stage changes; "
+        "1.running_mean is right, 1.running_var is off by N/(N − 1) in its update",
+        layer_as(BatchNorm1d, layers.BatchNormBiasedRunningVar),
+        args=("--batchnorm",),
+        needs=(has("batchnorm", "--batchnorm"),),
+    ),
+    Fault(
+        "batchnorm-unbiased-normalisation",
+        "BatchNorm normalising with the unbiased variance (ddof=1) instead of the biased one",
+        (1, "forward", "1.out"),
+        "layer 1 is the first BatchNorm; its output is scaled by √((N − 1)/N) from step 1",
+        layer_as(BatchNorm1d, layers.BatchNormUnbiasedNormalisation),
+        args=("--batchnorm",),
+        needs=(has("batchnorm", "--batchnorm"),),
+    ),
+    Fault(
+        "batchnorm-momentum-inverted",
+        "BatchNorm running statistics as m·running + (1 − m)·batch with torch's m = 0.1 (Keras's convention)",
+        (1, "state", "1.running_mean"),
+        "outputs use batch statistics; the first buffer checked, 1.running_mean, takes 0.9 of the batch mean",
+        layer_as(BatchNorm1d, layers.BatchNormMomentumInverted),
+        args=("--batchnorm",),
+        needs=(has("batchnorm", "--batchnorm"),),
+    ),
+    Fault(
+        "batchnorm-backward-constant-stats",
+        "BatchNorm backward treating the batch mean and variance as constants: dx = γ·dout/√(σ² + ε)",
+        (1, "grad", "3.out"),
+        "layout 0 L, 1 BN, 2 act, 3 L, 4 BN, 5 act, 6 L: γ and β gradients are right, and the last BatchNorm "
+        "(4) computes dL/d3.out",
+        layer_as(BatchNorm1d, layers.BatchNormBackwardConstantStats),
+        args=("--batchnorm",),
+        needs=(has("batchnorm", "--batchnorm"),),
+    ),
+    Fault(
+        "clip-each-tensor",
+        "gradient clipping applied to each tensor's own norm instead of the global norm",
+        (1, "grad", "0.weight.clipped"),
+        "the raw gradients and the returned global norm are right; the first clipped gradient, 0.weight's, "
+        "is scaled by max/‖g‖ of its own instead of max/‖all‖ (the norm exceeds 0.01 at step 1)",
+        clip_with(loop.clip_each_tensor),
+        args=("--clip-grad-norm", "0.01"),
+        needs=(has("clip_grad_norm", "--clip-grad-norm"),),
+    ),
+    Fault(
+        "schedule-stepped-before-update",
+        "lr scheduler stepped before the optimizer step in the loop: every lr comes one step early",
+        (3, "state", "lr"),
+        "with StepLR(3, 0.5) torch halves the lr at step 4; one step ahead, the manual lr halves at step 3, "
+        "and the lr is the first tensor of the state stage",
+        SCHEDULE_FIRST,
+        args=("--lr-schedule", "step:3:0.5"),
+        needs=(has("lr_schedule", "--lr-schedule"),),
+    ),
+    Fault(
+        "momentum-zero-init-dampened",
+        "momentum buffer initialised to zeros, so the first step is dampened (torch copies g undamped)",
+        (1, "state", "0.weight.momentum_buffer"),
+        "with τ > 0 step 1 gives (1 − τ)·g instead of g; with τ = 0 the two agree, hence --dampening",
+        optimizer_as(optimizers.MomentumBufferZeroInit),
+        args=("--optimizer", "momentum", "--dampening", "0.5"),
+        needs=(
+            optimizer_is("momentum", "sgd"),
+            hyperparameter_positive("momentum"),
+            hyperparameter_positive("dampening"),
+        ),
+    ),
+    Fault(
+        "momentum-lr-in-buffer",
+        "lr folded into the momentum buffer (v ← μv + γg; θ ← θ − v), which an lr schedule exposes",
+        (6, "param", "0.weight"),
+        "equal to torch's rule while the lr is constant; StepLR(5, 0.1) changes it at step 6, where the buffer "
+        "still carries the old lr. The buffer γ·b has no torch counterpart, so the parameters show it",
+        optimizer_as(optimizers.MomentumLrInBuffer),
+        args=("--optimizer", "momentum", "--lr-schedule", "step:5:0.1"),
+        needs=(
+            optimizer_is("momentum", "sgd"),
+            hyperparameter_positive("momentum"),
+            hyperparameter_off("dampening"),
+            hyperparameter_off("nesterov"),
+            has("lr_schedule", "--lr-schedule"),
+        ),
+    ),
+    Fault(
+        "l2-on-weights-only",
+        "weight decay added to the .weight tensors only (torch's weight_decay decays the biases too)",
+        (1, "param", "0.bias"),
+        "SGD keeps no state; 0.weight is right and 0.bias, the second parameter updated, misses λ·b",
+        optimizer_as(optimizers.SGDDecayWeightsOnly),
+        args=("--optimizer", "sgd", "--weight-decay", "0.01"),
+        needs=(optimizer_is("sgd", "momentum", "nesterov"), hyperparameter_positive("weight_decay")),
+    ),
+    Fault(
+        "adam-eps-inside-root",
+        "Adam with ε inside the root, √(v̂ + ε), instead of √v̂ + ε",
+        (1, "param", "0.weight"),
+        "m and v are right; the first update of the first parameter divides by a different denominator",
+        optimizer_as(optimizers.AdamEpsInsideRoot),
+        args=("--optimizer", "adam"),
+        needs=(optimizer_is("adam"), hyperparameter_off("amsgrad")),
+    ),
+    Fault(
+        "adam-no-bias-correction",
+        "Adam without the 1/(1 − β1^t) and 1/(1 − β2^t) bias corrections",
+        (1, "param", "0.weight"),
+        "m and v are right; at step 1 the uncorrected step is √(1 − β2)/(1 − β1) ≈ 0.32 of torch's",
+        optimizer_as(optimizers.AdamNoBiasCorrection),
+        args=("--optimizer", "adam"),
+        needs=(optimizer_is("adam"), hyperparameter_off("amsgrad")),
+    ),
+    Fault(
+        "adam-global-step-counter",
+        "Adam with one step counter for the optimizer, bumped by every tensor, driving the bias correction",
+        (1, "state", "0.bias.step"),
+        "the first parameter gets t = 1 as in torch; the second (0.bias) already gets t = 2 at step 1",
+        optimizer_as(optimizers.AdamGlobalStepCounter),
+        args=("--optimizer", "adam"),
+        needs=(optimizer_is("adam"), hyperparameter_off("amsgrad")),
+    ),
+    Fault(
+        "adam-beta-on-new-gradient",
+        "Adam first moment as β1·g + (1 − β1)·m: β1 weighing the new gradient (a reversed lerp)",
+        (1, "state", "0.weight.exp_avg"),
+        "from zero, step 1 gives m = 0.9·g instead of 0.1·g in the first parameter's exp_avg",
+        optimizer_as(optimizers.AdamBetaOnTheNewGradient),
+        args=("--optimizer", "adam"),
+        needs=(optimizer_is("adam"), hyperparameter_off("amsgrad")),
+    ),
+    Fault(
+        "adamw-decay-not-scaled-by-lr",
+        "AdamW decay θ·(1 − λ) instead of torch's θ·(1 − γλ)",
+        (1, "param", "0.weight"),
+        "the decay touches only the parameters; at step 1 the first one shrinks by λ instead of γλ",
+        optimizer_as(optimizers.AdamWDecayNotScaledByLr),
+        args=("--optimizer", "adamw"),
+        needs=(optimizer_is("adamw"), hyperparameter_positive("weight_decay")),
+    ),
+    Fault(
+        "adamw-coupled-l2",
+        "AdamW written as Adam with λθ added to the gradient (coupled L2 instead of decoupled decay)",
+        (1, "state", "0.weight.exp_avg"),
+        "λθ enters the first moment at step 1; exp_avg is the first state tensor checked",
+        optimizer_as(optimizers.AdamWCoupledL2),
+        args=("--optimizer", "adamw"),
+        needs=(optimizer_is("adamw"), hyperparameter_positive("weight_decay")),
+    ),
+    Fault(
+        "adagrad-lr-decay-off-by-one",
+        "Adagrad lr decay γ/(1 + t·η) with the step just counted (torch: t − 1, so step 1 runs at γ)",
+        (1, "param", "0.weight"),
+        "the accumulator is right; step 1 already runs at γ/(1 + η)",
+        optimizer_as(optimizers.AdagradLrDecayOffByOne),
+        args=("--optimizer", "adagrad", "--lr-decay", "0.1"),
+        needs=(optimizer_is("adagrad"), hyperparameter_positive("lr_decay")),
+    ),
+]
+CATALOG: dict[str, Fault] = {fault.name: fault for fault in CATALOG_LIST}
+
+
+def check(config: "RunConfig") -> None:
+    """Raise ``InputError`` when ``config.inject`` names a fault that cannot act on this run."""
+    if config.inject is None:
+        return
+    if config.variant is not None:
+        raise InputError(f"--inject {config.inject} cannot be combined with --variant (both replace the manual rule)")
+    missing = [what for need in CATALOG[config.inject].needs if (what := need(config)) is not None]
+    if missing:
+        raise InputError(f"--inject {config.inject} cannot act on this run: it needs {', '.join(missing)}")

@@ -1,0 +1,158 @@
+"""The verdict: the JSON report (a contract for scripts) and the text a person reads."""
+
+import datetime as dt
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+from compare.core import gradcheck
+from compare.core.records import Check, RunResult
+from compare.core.tolerances import STAGES, tolerance
+from manual.optim.variants import VARIANTS
+
+
+def check_json(check: Check) -> dict:
+    return {
+        "step": check.step,
+        "stage": check.stage,
+        "tensor": check.tensor,
+        "max_abs": check.diff.max_abs,
+        "max_rel": check.diff.max_rel,
+        "tolerance": check.max_rel,
+        "worst_index": list(check.diff.worst_index),
+        "problem": check.diff.problem,
+    }
+
+
+def build(result: RunResult, config: dict, run_dir: Path | None, started_at: str | None = None) -> dict:
+    """The ``--json`` report; every field is listed in the README (``write_json`` nulls NaN and inf)."""
+    failure = result.first_failure
+    limits = {stage: tolerance(config["dtype"], stage, config.get("device", "cpu")) for stage in STAGES}
+    return {
+        "started_at": started_at,
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "passed": result.passed,
+        "complete": result.complete,
+        "steps": result.steps,
+        "first_failure": None if failure is None else {**check_json(failure), "worst_elements": list(failure.worst)},
+        "failed_steps": result.failed_steps,
+        "worst": {stage: check_json(check) for stage, check in result.worst_by_stage().items()},
+        "tolerances": {stage: {"max_rel": limit.max_rel, "reason": limit.reason} for stage, limit in limits.items()},
+        "losses": {
+            "manual": list(result.losses_manual),
+            "torch": list(result.losses_torch),
+        },
+        "lr": list(result.lrs),
+        "validation": [
+            {
+                "step": v["step"],
+                **{side: dict(v[side]) for side in ("manual", "torch")},
+            }
+            for v in result.validation
+        ],
+        "variant": variant_json(result, config.get("variant")),
+        "gradcheck": [w.to_json() for w in result.witnesses] if config.get("gradcheck") else None,
+        "config": config,
+        "run_dir": None if run_dir is None else str(run_dir),
+    }
+
+
+def variant_json(result: RunResult, name: str | None) -> dict | None:
+    """For a textbook variant: where it departs from torch's rule, by how much, and why."""
+    if name is None:
+        return None
+    variant = VARIANTS[name]
+    per_step = result.step_worst
+    failure = result.first_failure
+    return {
+        "name": name,
+        "compared_with": variant.torch_name,
+        "cause": variant.cause,
+        "departs": failure is not None,
+        "first_departure": None if failure is None else check_json(failure),
+        "max_rel_last_step": per_step[-1] if per_step else None,
+        "max_rel_worst": max(per_step) if per_step else None,
+    }
+
+
+def finite(value):
+    """The report with every NaN and infinity replaced by null, recursively (JSON has neither)."""
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json(path: Path, report: dict) -> None:
+    """Write atomically, so a reader never sees half a report."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".json.tmp")
+    try:
+        with os.fdopen(handle, "w") as file:
+            json.dump(finite(report), file, indent=2, allow_nan=False)
+            file.write("\n")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def variant_lines(result: RunResult, name: str) -> list[str]:
+    info = variant_json(result, name)
+    head = f"VARIANT {name} (manual) vs torch's {info['compared_with']}: "
+    if not info["departs"]:
+        head += f"agrees within tolerance at every one of the {result.steps} steps"
+    else:
+        first = info["first_departure"]
+        head += (
+            f"departs at step {first['step']} ({first['stage']} {first['tensor']}, max_rel {_fmt(first['max_rel'])}); "
+            f"worst max_rel {_fmt(info['max_rel_worst'])}, at the last step {_fmt(info['max_rel_last_step'])}"
+        )
+    return [head, f"  why: {info['cause']}"]
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "inf"
+    return f"{value:.3e}" if math.isfinite(value) else str(value)
+
+
+def verdict(result: RunResult, steps_requested: int, variant: str | None = None) -> str:
+    """A few lines: the worst difference per stage, then PASS or the first failure, side by side."""
+    lines = ["stage     worst max_rel  tolerance  at (step, tensor)"]
+    if variant is not None:
+        lines = [*variant_lines(result, variant), *lines]
+
+    for stage, check in result.worst_by_stage().items():
+        mark = "ok " if check.passed else "BAD"
+        lines.append(
+            f"{stage:<9} {_fmt(check.diff.max_rel):>13}  {check.max_rel:9.1e}  {mark} step {check.step}, {check.tensor}"
+        )
+    if result.witnesses:
+        lines.append(gradcheck.summary(result.witnesses))
+    steps = result.steps
+    if not result.complete:
+        lines.append(f"INCOMPLETE: interrupted after {steps} of {steps_requested} steps")
+    failure = result.first_failure
+    if failure is None:
+        if result.complete:
+            lines.append(f"PASS: parity holds at every stage of all {steps} steps")
+        return "\n".join(lines)
+    problem = f" ({failure.diff.problem})" if failure.diff.problem else ""
+    lines.append(
+        f"FAIL: first difference at step {failure.step}, stage {failure.stage}, tensor {failure.tensor}{problem}: "
+        f"max_abs {_fmt(failure.diff.max_abs)}, max_rel {_fmt(failure.diff.max_rel)} > tolerance {failure.max_rel:.1e}"
+    )
+    if failure.worst:
+        lines.append(f"  {'index':<12} {'manual':>24} {'torch':>24} {'|diff|':>11}")
+        for row in failure.worst:
+            delta = abs(row["manual"] - row["torch"])
+            index = ",".join(str(i) for i in row["index"]) or "-"
+            lines.append(f"  {index:<12} {row['manual']:>24.17g} {row['torch']:>24.17g} {_fmt(delta):>11}")
+    if result.failed_steps > 1:
+        lines.append(f"  {result.failed_steps} of {steps} steps had a tensor outside tolerance")
+    return "\n".join(lines)

@@ -1,0 +1,168 @@
+"""From a configuration to a verdict: prepare the inputs, build both sides, run them in lockstep, write
+the run directory (report.json, TensorBoard events). ``compare.run(config)`` and the command line's
+``run`` both go through ``run`` here; everything the user gave is checked before anything is written.
+"""
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from compare import faults
+from compare.core import distributed, engine
+from compare.core.engine import Lockstep, Options
+from compare.core.mlp_pair import Pair, manual_side, torch_side, torch_twin
+from compare.core.records import RunResult, StepRecord
+from compare.inputs import devices, world
+from compare.inputs.config import RunConfig
+from compare.inputs.npz import write_npz
+from compare.inputs.prepare import Prepared, batch_stream, prepare
+from compare.inputs.seeds import dropout_seed
+from compare.output import report
+from compare.output.rundir import check_output_file, check_run_name, new_run_dir
+from compare.output.tensorboard import RunWriters
+from manual.optim.variants import VARIANTS
+
+
+@dataclass(frozen=True)
+class Output:
+    """Where a run writes: a new directory under ``logdir`` (``run_name``, or ``<time>-<optimizer>-<dtype>``)
+    with report.json and, unless ``tensorboard`` is off, the event files; ``json`` and ``save_weights``
+    are further files the user asked for."""
+
+    logdir: Path = Path("runs")
+    run_name: str | None = None
+    tensorboard: bool = True
+    json: str | None = None
+    save_weights: str | None = None
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """What a caller hears while a run goes: ``announce`` once with the run's one-line description,
+    ``on_step`` after each step (with the lockstep, for its evaluate), ``should_stop`` between steps."""
+
+    announce: Callable[[str], None] = lambda line: None
+    on_step: Callable[[StepRecord], None] = lambda record: None
+    should_stop: Callable[[], bool] = lambda: False
+
+
+def check(config: RunConfig, output: Output = Output()) -> Prepared:
+    """Everything about the run that can be wrong, checked before any work starts."""
+    check_output_file("--json", output.json)
+    check_output_file("--save-weights", output.save_weights)
+    check_run_name(output.run_name)
+    prepared = prepare(config)
+    faults.check(prepared.config)
+    return prepared
+
+
+def build(prepared: Prepared, device: torch.device, group: distributed.Group | None, stats: bool) -> Lockstep:
+    """Both sides of the run (the fault, if any, built into the manual side) and the engine."""
+    config = prepared.config
+    variant = VARIANTS[config.variant].optimizer(**config.hyperparameters) if config.variant else None
+    pair = Pair(
+        config.spec,
+        prepared.weights,
+        config.optimizer,
+        config.hyperparameters,
+        config.dtype,
+        variant,
+        config.schedule,
+        dropout_seed(config.seed),
+        device,
+        faults.CATALOG[config.inject].override if config.inject else faults.NONE,
+    )
+    if group is None:
+        reference = torch_side(pair)
+    else:
+        reference = group.side(torch_twin(pair), config.spec, config.clip_grad_norm)
+    options = Options(
+        dtype=config.dtype,
+        clip_grad_norm=config.clip_grad_norm,
+        resync=config.resync,
+        gradcheck=config.gradcheck,
+        stats_every=config.log_every if stats else None,
+    )
+    return Lockstep(manual_side(pair), reference, options)
+
+
+def describe(config: RunConfig, where: str, run_dir: Path) -> str:
+    return (
+        f"{config.optimizer} {config.hyperparameters} on {config.to_json()['dataset']}, layers "
+        f"{','.join(map(str, config.layers))} {config.activation} {config.loss}, {config.dtype}, "
+        f"{config.steps} steps of batch {config.batch_size}, {where} -> {run_dir}"
+    )
+
+
+def run(config: RunConfig, output: Output = Output(), hooks: Hooks = Hooks(), dist_timeout: float = 60.0) -> RunResult:
+    """Run the check ``config`` describes; the result carries the verdict, the report and the run directory.
+
+    A data-parallel run whose group fails ends early with ``result.aborted`` set (the report holds the
+    steps done); ``hooks.should_stop`` ends it cleanly between steps (``result.complete`` False)."""
+    prepared = check(config, output)
+    config = prepared.config
+    member = world.membership(config.world_size)
+    device = devices.resolve(config.device)
+    if member is not None:
+        device = distributed.rank_device(device, member)
+    run_dir = new_run_dir(output.logdir, output.run_name, f"{{time}}-{config.optimizer}-{config.dtype}")
+    started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    settings = devices.configure(device)
+    config_json = {**config.to_json(), "device_settings": settings}
+    writers = RunWriters(run_dir, config.dtype, config.log_every, device.type) if output.tensorboard else None
+    where = f"torch on {settings['device']}"
+    if member is not None:
+        where += f" as {member.world_size} DDP ranks ({distributed.backend(device)})"
+    hooks.announce(describe(config, where, run_dir))
+    result = RunResult(keep_records=False, run_dir=run_dir)  # streamed: memory does not grow with the steps
+    group = None
+    try:
+        if writers:
+            writers.start({**config_json, "run_dir": str(run_dir)})
+        if member is not None:
+            group = distributed.Group(member, device, dist_timeout, prepared)
+        lockstep = build(prepared, device, group, stats=writers is not None)
+        on_step = _logger(prepared, lockstep, writers, result, hooks.on_step)
+        stop_early = config.stop_at_first_failure
+        engine.run(lockstep, batch_stream(prepared), config.steps, stop_early, on_step, result, hooks.should_stop)
+        if group is not None:
+            group.close()
+    except distributed.GroupError as error:
+        result.aborted = str(error)
+    finally:
+        if group is not None and not group.closed:
+            group.abort()
+        _finish(result, config, config_json, run_dir, started_at, writers, output)
+    if output.save_weights and result.aborted is None and result.complete:
+        write_npz(Path(output.save_weights), lockstep.manual.model.state_dict())
+    return result
+
+
+def _logger(prepared: Prepared, lockstep: Lockstep, writers: RunWriters | None, result: RunResult, then):
+    """Each step: held-out evaluation every ``log_every`` steps, the event files, then the caller's hook."""
+    every = prepared.config.log_every
+
+    def on_step(record: StepRecord) -> None:
+        if len(prepared.X_val) and engine.logs_at(record.step, every):
+            metrics = lockstep.evaluate(prepared.X_val, prepared.targets_val)
+            result.validation.append({"step": record.step, **metrics})
+            if writers:
+                writers.log_validation(record.step, metrics)
+        if writers:
+            writers.log_step(record, lockstep)
+        then(record)
+
+    return on_step
+
+
+def _finish(result, config, config_json, run_dir, started_at, writers, output) -> None:
+    result.verdict = report.verdict(result, config.steps, config.variant)
+    if writers:
+        writers.finish(result.verdict)  # flushes every event file
+    result.report = report.build(result, config_json, run_dir, started_at)
+    report.write_json(run_dir / "report.json", result.report)
+    if output.json:
+        report.write_json(Path(output.json), result.report)
