@@ -21,7 +21,6 @@ torch's defaults, ``foreach=False`` as the checker builds it):
 import argparse
 import contextlib
 import datetime as dt
-import itertools
 import json
 import math
 import os
@@ -39,12 +38,15 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from compare.core import engine, mlp_pair
-from compare.output.tensorboard import RunWriters
-from manual import MLPSpec, init_state_dict
-from manual.mlp import MLP
-from manual.optim import OPTIMIZERS
-from torch_ref import build_loss, build_model, build_optimizer, load_weights
+from compare.bench.workloads import (
+    LOG_EVERY,
+    bare_loop,
+    lockstep_run,
+    manual_step,
+    matmul,
+    problem,
+    torch_step,
+)
 
 # The two sides take turns on the same cores, and a thread pool that keeps spinning after its work
 # holds a core the other side then waits for. OpenBLAS (NumPy's) spins for about 2^28 cycles (0.1 s) by
@@ -58,8 +60,6 @@ QUIET_POOLS = {
     "OPENBLAS_THREAD_TIMEOUT": "4",  # 2^4 cycles, OpenBLAS's minimum
     "GOMP_SPINCOUNT": "10000",
 }
-LOG_EVERY = 25  # the run command's --log-every default: TensorBoard "at defaults"
-OPTIMIZER = "adam"  # at torch's defaults on both sides
 TARGETS = {  # the issue's targets: (comparison, bound)
     "manual_vs_torch": (">=", 0.9),  # manual steps per second / torch steps per second, float64
     "manual_vs_matmul_peak": (">=", 0.6),  # manual FLOP rate / np.matmul FLOP rate, float64
@@ -151,107 +151,6 @@ def machine() -> dict:
         "numpy_blas": blas,
         "torch": torch.__version__,
     }
-
-
-# --- the things timed ------------------------------------------------------------------------------
-
-
-@dataclass
-class Problem:
-    """A model, its initial weights and one batch, shared by both sides."""
-
-    spec: MLPSpec
-    weights: dict[str, np.ndarray]
-    x: np.ndarray  # (N, D)
-    y: np.ndarray  # (N,) labels
-
-    @property
-    def weight_count(self) -> int:
-        """Elements of the weight matrices: each costs one multiply-add per example in the forward."""
-        return sum(array.size for name, array in self.weights.items() if name.endswith(".weight"))
-
-    def flops_per_step(self) -> int:
-        """2 for the forward's multiply-adds, 4 for the backward's two products, per example and weight."""
-        return 6 * len(self.x) * self.weight_count
-
-
-def problem(layers: tuple[int, ...], batch: int, dtype: str, seed: int = 0) -> Problem:
-    spec = MLPSpec(layers, "relu", "cross_entropy")
-    rng = np.random.default_rng(seed)
-    weights = init_state_dict(spec, rng, np.dtype(dtype))
-    x = rng.standard_normal((batch, layers[0])).astype(dtype)
-    return Problem(spec, weights, x, rng.integers(0, layers[-1], batch))
-
-
-def manual_step(p: Problem) -> Callable[[], None]:
-    """One hand-written training step per call: forward, loss, backward, Adam."""
-    model = MLP(p.spec, p.weights)
-    optimizer = OPTIMIZERS[OPTIMIZER]()
-    params = model.named_parameters()
-    state = optimizer.init(params)
-
-    def step() -> None:
-        outputs = model.forward(p.x)
-        model.loss.forward(outputs[-1], p.y)
-        model.backward(model.loss.backward())
-        optimizer.step(params, model.named_grads(), state)
-
-    return step
-
-
-def torch_step(p: Problem) -> Callable[[], None]:
-    """One torch training step per call: zero_grad, forward, loss, backward, Adam (foreach=False)."""
-    model = build_model(p.spec, getattr(torch, str(p.x.dtype)))
-    load_weights(model, p.spec, p.weights)
-    optimizer = build_optimizer(OPTIMIZER, model, {})
-    loss = build_loss(p.spec)
-    x, y = torch.from_numpy(p.x), torch.from_numpy(p.y)
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        loss(model(x), y).backward()
-        optimizer.step()
-
-    return step
-
-
-def matmul(n: int, dtype: str) -> tuple[Callable[[], None], int]:
-    """``np.matmul`` of two random ``n × n`` matrices into a preallocated result, and its FLOPs."""
-    rng = np.random.default_rng(1)
-    a, b = (rng.standard_normal((n, n)).astype(dtype) for _ in range(2))
-    c = np.empty((n, n), dtype=dtype)
-    return lambda: np.matmul(a, b, out=c), 2 * n**3
-
-
-def lockstep_run(p: Problem, steps: int) -> Callable[[], None]:
-    """A full checked run per call: fresh twins, every stage compared, TensorBoard at the defaults."""
-    dtype = str(p.x.dtype)
-
-    def run() -> None:
-        lockstep = mlp_pair.twins(p.spec, p.weights, OPTIMIZER, {}, dtype, stats_every=LOG_EVERY)
-        with tempfile.TemporaryDirectory() as run_dir:
-            writers = RunWriters(Path(run_dir), dtype, LOG_EVERY)
-            writers.start({"optimizer": OPTIMIZER, "layers": str(p.spec.widths), "dtype": dtype})
-
-            def log(record: engine.StepRecord) -> None:
-                writers.log_step(record, lockstep)
-
-            result = engine.RunResult(keep_records=False)
-            engine.run(lockstep, itertools.repeat((p.x, p.y)), steps, False, log, result)
-            writers.finish("bench")
-
-    return run
-
-
-def bare_loop(make_step: Callable[[Problem], Callable[[], None]], p: Problem, steps: int) -> Callable[[], None]:
-    """``steps`` unchecked steps of one side per call, from a fresh model (as the lockstep run starts)."""
-
-    def run() -> None:
-        step = make_step(p)
-        for _ in range(steps):
-            step()
-
-    return run
 
 
 def medians(calls: dict[str, Callable[[], None]], repeats: int, min_sample_s: float) -> dict[str, float]:
@@ -427,70 +326,6 @@ def child(sizes: str, n_threads: int, json_path: Path) -> subprocess.CompletedPr
     """Run the suite in a fresh interpreter with ``QUIET_POOLS`` (a variable already set is kept)."""
     command = [sys.executable, "-m", "compare.bench.suite", "--sizes", sizes, "--threads", str(n_threads)]
     return subprocess.run([*command, "--json", str(json_path)], env={**QUIET_POOLS, **os.environ}, check=False)
-
-
-# --- the plot: SVG written by hand (no plotting dependency) ----------------------------------------
-
-PANEL_W, PANEL_H, MARGIN = 360, 260, 60
-SIDE_STYLES = {"manual": ("#1f77b4", "none"), "torch": ("#ff7f0e", "6,4")}  # colour, dash pattern
-
-
-def svg_plot(scale: dict) -> str:
-    """Step time against width and against batch, both sides, log-log axes: one SVG document."""
-    panels = [
-        panel("width", f"step time vs hidden width (batch {scale['width'][0]['batch']})", scale["width"]),
-        panel("batch", f"step time vs batch (width {scale['batch'][0]['width']})", scale["batch"]),
-    ]
-    width, height = 2 * (PANEL_W + MARGIN) + MARGIN, PANEL_H + 2 * MARGIN + 30
-    body = "".join(
-        f'<g transform="translate({MARGIN + i * (PANEL_W + MARGIN)},{MARGIN})">{svg}</g>'
-        for i, svg in enumerate(panels)
-    )
-    legend = "".join(
-        f'<line x1="{MARGIN + 150 * i}" y1="{height - 18}" x2="{MARGIN + 150 * i + 30}" y2="{height - 18}" '
-        f'stroke="{colour}" stroke-width="2" stroke-dasharray="{dash}"/>'
-        f'<text x="{MARGIN + 150 * i + 36}" y="{height - 14}">{side}</text>'
-        for i, (side, (colour, dash)) in enumerate(SIDE_STYLES.items())
-    )
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'font-family="sans-serif" font-size="12">'
-        f'<rect width="{width}" height="{height}" fill="white"/>{body}{legend}</svg>\n'
-    )
-
-
-def panel(axis: str, title: str, points: list[dict]) -> str:
-    """One log-log panel, ``PANEL_W × PANEL_H``, x = ``axis`` of each point, y = step time in ms."""
-    xs = [point[axis] for point in points]
-    ms = [1e3 * point[f"{side}_seconds"] for point in points for side in SIDE_STYLES]
-    x_lo, x_hi = math.log10(min(xs)), math.log10(max(xs))
-    y_lo, y_hi = math.floor(math.log10(min(ms))), math.ceil(math.log10(max(ms)))
-    y_hi = max(y_hi, y_lo + 1)
-
-    def x_at(value: float) -> float:
-        return PANEL_W * (math.log10(value) - x_lo) / max(x_hi - x_lo, 1e-12)
-
-    def y_at(value: float) -> float:
-        return PANEL_H * (1 - (math.log10(value) - y_lo) / (y_hi - y_lo))
-
-    parts = [
-        f'<rect width="{PANEL_W}" height="{PANEL_H}" fill="none" stroke="#888"/>',
-        f'<text x="{PANEL_W / 2}" y="-12" text-anchor="middle">{title}</text>',
-        f'<text x="{PANEL_W / 2}" y="{PANEL_H + 36}" text-anchor="middle">{axis}</text>',
-        f'<text transform="translate(-44,{PANEL_H / 2}) rotate(-90)" text-anchor="middle">ms per step</text>',
-    ]
-    for x in xs:
-        parts.append(f'<text x="{x_at(x):.1f}" y="{PANEL_H + 16}" text-anchor="middle">{x}</text>')
-    for exponent in range(y_lo, y_hi + 1):
-        y = y_at(10.0**exponent)
-        parts.append(f'<line x1="0" y1="{y:.1f}" x2="{PANEL_W}" y2="{y:.1f}" stroke="#ddd"/>')
-        parts.append(f'<text x="-6" y="{y + 4:.1f}" text-anchor="end">{10.0**exponent:g}</text>')
-    for side, (colour, dash) in SIDE_STYLES.items():
-        line = " ".join(f"{x_at(p[axis]):.1f},{y_at(1e3 * p[f'{side}_seconds']):.1f}" for p in points)
-        parts.append(
-            f'<polyline points="{line}" fill="none" stroke="{colour}" stroke-width="2" stroke-dasharray="{dash}"/>'
-        )
-    return "".join(parts)
 
 
 if __name__ == "__main__":

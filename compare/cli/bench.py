@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+from compare.bench import plot
 from compare.bench import suite as bench
 from compare.cli import exits
 from compare.errors import InputError
@@ -56,7 +57,7 @@ def bench_command(args: argparse.Namespace) -> int:
         print(f"backprop-parity: error: the benchmark process exited {done.returncode}", file=sys.stderr)
         return exits.FAIL
     results = json.loads((out / "bench.json").read_text())
-    (out / "scaling.svg").write_text(bench.svg_plot(results["scaling"]))
+    (out / "scaling.svg").write_text(plot.svg_plot(results["scaling"]))
     print(summary(results))
     print(f"wrote {out / 'bench.json'} and {out / 'scaling.svg'}")
     return exits.PASS

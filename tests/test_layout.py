@@ -1,0 +1,148 @@
+"""The layout rules of the code base: no import cycles inside compare/, short files and functions, and one
+place for each fact (the exit codes, the run directory's name, the optimizer registry, the CLI's
+optimizer flags)."""
+
+import ast
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from compare.cli import exits
+from compare.cli.main import build_parser
+from manual.optim import REGISTRY
+from manual.optim.variants import VARIANTS
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("manual", "torch_ref", "compare")
+MAX_FILE_LINES, MAX_FUNCTION_LINES = 400, 60
+
+
+def sources(*packages: str) -> list[Path]:
+    return sorted(path for package in packages for path in (ROOT / package).rglob("*.py"))
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_at_load(path: Path, modules: set[str]) -> set[str]:
+    """The modules a file imports when it is loaded: module level, ``TYPE_CHECKING`` blocks left out
+    (imports inside functions run later, when every module is loaded). ``from package import module``
+    depends on the module (the package is its parent, loaded first in any case)."""
+    found = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            continue
+        for inner in ast.walk(node) if not isinstance(node, ast.FunctionDef | ast.ClassDef) else ():
+            if isinstance(inner, ast.Import):
+                found |= {alias.name for alias in inner.names}
+            elif isinstance(inner, ast.ImportFrom) and inner.module and inner.level == 0:
+                submodules = {f"{inner.module}.{alias.name}" for alias in inner.names} & modules
+                found |= submodules if submodules else {inner.module}
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = {module_name(path): path for path in sources("compare")}
+    names = set(modules)
+    return {
+        name: {m for m in imports_at_load(path, names) if m in names and m != name} for name, path in modules.items()
+    }
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A cycle of imports, as the modules along it, or None (depth-first search, three colours)."""
+    state: dict[str, int] = {}  # 1 on the current path, 2 done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for target in sorted(graph[node]):
+            if state.get(target) == 1:
+                return [*path[path.index(target) :], target]
+            if target not in state and (cycle := visit(target)):
+                return cycle
+        state[node] = 2
+        path.pop()
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_no_import_cycles_inside_compare():
+    assert find_cycle(import_graph()) is None
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_the_configuration_does_not_know_the_command_line_or_the_engine():
+    """Data-parallel ranks and Python users get a resolved configuration, never an argparse namespace."""
+    graph = import_graph()
+    for module in ("compare.inputs.config", "compare.inputs.prepare"):
+        reached, frontier = set(), [module]
+        while frontier:
+            for target in graph[frontier.pop()] - reached:
+                reached.add(target)
+                frontier.append(target)
+        assert not {m for m in reached if m.startswith(("compare.cli", "compare.core"))}, module
+    assert "argparse" not in (ROOT / "compare/core/distributed.py").read_text()
+
+
+@pytest.mark.parametrize("path", sources(*PACKAGES), ids=lambda p: str(p.relative_to(ROOT)))
+def test_files_and_functions_are_short(path: Path):
+    text = path.read_text()
+    assert text.count("\n") <= MAX_FILE_LINES
+    long = [
+        f"{node.name}: {node.end_lineno - node.lineno + 1} lines"
+        for node in ast.walk(ast.parse(text))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno - node.lineno >= MAX_FUNCTION_LINES
+    ]
+    assert long == []
+
+
+def test_one_table_of_exit_codes():
+    """No module but compare/cli/exits.py names an exit status or exits with a number of its own."""
+    offenders = []
+    for path in sources("compare"):
+        if path == ROOT / "compare/cli/exits.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Name) and node.id.startswith("EXIT_"):
+                offenders.append(f"{path.name}: {node.id}")
+            if isinstance(node, ast.Call) and ast.unparse(node.func) == "sys.exit" and node.args:
+                if isinstance(node.args[0], ast.Constant):
+                    offenders.append(f"{path.name}: {ast.unparse(node)}")
+    assert offenders == []
+    assert set(exits.TABLE) == {exits.PASS, exits.FAIL, exits.USAGE, exits.ABORTED, exits.INTERRUPTED}
+
+
+def test_run_directories_are_named_in_one_place():
+    """The time stamp of a run directory's name is written by compare/output/rundir.py alone."""
+    writers = [path.name for path in sources("compare") if "%Y%m%d-%H%M%S" in path.read_text()]
+    assert writers == ["rundir.py"]
+
+
+def test_one_registry_names_every_optimizer():
+    """Each registered optimizer's rule, torch class and squared state come from REGISTRY; the CLI's
+    --optimizer choices are its keys."""
+    run = build_parser()._subparsers._group_actions[0].choices["run"]
+    choices = next(action.choices for action in run._actions if action.dest == "optimizer")
+    assert list(choices) == list(REGISTRY)
+
+
+def test_optimizer_flags_are_derived_from_the_optimizer_dataclasses():
+    run = build_parser()._subparsers._group_actions[0].choices["run"]
+    flags = {action.dest for action in run._actions}
+    rules = [entry.rule for entry in REGISTRY.values()] + [variant.optimizer for variant in VARIANTS.values()]
+    keywords = {field.name for rule in rules for field in dataclasses.fields(rule)}
+    assert keywords <= flags
