@@ -32,7 +32,7 @@ class Output:
     with report.json and, unless ``tensorboard`` is off, the event files; ``json`` and ``save_weights``
     are further files the user asked for."""
 
-    logdir: Path = Path("runs")
+    logdir: Path | str = "runs"
     run_name: str | None = None
     tensorboard: bool = True
     json: str | None = None
@@ -108,7 +108,7 @@ def run(config: RunConfig, output: Output = Output(), hooks: Hooks = Hooks(), di
     device = devices.resolve(config.device)
     if member is not None:
         device = distributed.rank_device(device, member)
-    run_dir = new_run_dir(output.logdir, output.run_name, f"{{time}}-{config.optimizer}-{config.dtype}")
+    run_dir = new_run_dir(Path(output.logdir), output.run_name, f"{{time}}-{config.optimizer}-{config.dtype}")
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     settings = devices.configure(device)
     config_json = {**config.to_json(), "device_settings": settings}

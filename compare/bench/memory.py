@@ -1,6 +1,6 @@
 """Memory does not grow with run length: peak RSS of a 100-step and a 10,000-step run, side by side.
 
-    .venv/bin/python bench/memory.py [--short 100] [--long 10000]
+    .venv/bin/python -m compare.bench.memory [--short 100] [--long 10000]
 
 Each run is a fresh `python -m compare run --keep-going` (TensorBoard on, the defaults otherwise), so
 it runs every step whatever the verdict; its peak RSS is read from the kernel's accounting for that

@@ -1,7 +1,7 @@
 """How small a mistake the tolerances catch: the smallest relative perturbation of one gradient
 element that the checker flags, per dtype, found by bisection on real lockstep steps.
 
-    .venv/bin/python bench/sensitivity.py
+    .venv/bin/python -m compare.bench.sensitivity
 
 The perturbation multiplies one element of the manual gradient of ``2.weight`` (spiral data, the
 default 2-16-16-3 ReLU network, batch 32) by (1 + δ) at step 1. Reported for the element of largest

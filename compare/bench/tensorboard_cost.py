@@ -1,7 +1,7 @@
 """What TensorBoard logging costs: a 2,000-step run with all curves at their defaults against the
 same run with --no-tensorboard, alternated and repeated; prints the medians and their ratio.
 
-    .venv/bin/python bench/tensorboard_cost.py [--steps 2000] [--repeats 3]
+    .venv/bin/python -m compare.bench.tensorboard_cost [--steps 2000] [--repeats 3]
 
 Target (issue: TensorBoard that tells the story of every run): ratio at most 1.20.
 """
