@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from compare.experiments.base import Experiment, Outcome, Pairs, Session, SubRunParity, check_pairs
-from compare.i18n import _
+from compare.i18n import N_, _
 from manual import layers, losses
 from manual.optim import SGD
 
@@ -248,8 +248,10 @@ def run(params: Params, session: Session) -> Outcome:
 
 EXPERIMENT = Experiment(
     "chain-rule",
-    "the notes' worked update: a 2-3-2 sigmoid network with squared error, ∂E/∂w₃₂⁽²⁾ and a hidden weight's "
-    "gradient (error from both outputs) term by term, delta form out(1−out), by hand = NumPy = torch",
+    N_(
+        "the notes' worked update: a 2-3-2 sigmoid network with squared error, ∂E/∂w₃₂⁽²⁾ and a hidden weight's "
+        "gradient (error from both outputs) term by term, delta form out(1−out), by hand = NumPy = torch"
+    ),
     Params,
     run,
 )

@@ -49,4 +49,10 @@ def _(message: str) -> str:
     return message if current is None else current.gettext(message)
 
 
-__all__ = ["DEFAULT", "DOMAIN", "LANGUAGES", "LOCALE_DIR", "_", "language", "translation"]
+def N_(message: str) -> str:  # noqa: N802 (gettext's conventional name)
+    """Marks ``message`` for the catalog where it is defined (a module constant); ``_`` translates it
+    where it is shown."""
+    return message
+
+
+__all__ = ["DEFAULT", "DOMAIN", "LANGUAGES", "LOCALE_DIR", "N_", "_", "language", "translation"]
