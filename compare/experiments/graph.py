@@ -162,7 +162,12 @@ def torch_pass(graph: Graph) -> tuple[dict[str, float], dict[tuple[str, str], fl
 
 
 def run(params: Params, session: Session) -> Outcome:
-    table: list[str] = []
+    table = [
+        _(
+            "the notes' order: 1. build the graph of add and multiply nodes, 2. forward from left to right, "
+            "3. backward from right to left, each node multiplying the upstream gradient by its local derivative"
+        )
+    ]
     numbers: dict[str, float | int | str | None] = {}
     for graph in GRAPHS:
         values, local, grads = manual_pass(graph)
