@@ -326,6 +326,10 @@ def _diverged(record: engine.StepRecord, first_loss: float) -> bool:
     return not all(map(math.isfinite, losses)) or min(losses) > DIVERGENCE_FACTOR * first_loss
 
 
+def _progress(name: str, step: int, steps: int, loss: float) -> str:
+    return i18n._("  {name}: step {step}/{steps}, loss {loss:.4g}").format(name=name, step=step, steps=steps, loss=loss)
+
+
 def train(
     session: Session,
     name: str,
@@ -370,11 +374,7 @@ def train(
         now = time.perf_counter()
         if now - last_print >= PROGRESS_SECONDS:
             last_print = now
-            session.say(
-                i18n._("  {name}: step {step}/{steps}, loss {loss:.4g}").format(
-                    name=name, step=record.step, steps=steps, loss=record.loss_torch
-                )
-            )
+            session.say(_progress(name, record.step, steps, record.loss_torch))
 
     diverged_at = None
     try:

@@ -34,6 +34,35 @@ class Params:
     hidden: tuple[int, ...] = (16, 16)
 
 
+def conclude(params: Params, results: dict[str, dict], n: int, budget: int) -> str:
+    """The conclusion, in the session's language, from each run's measured numbers."""
+    names = list(results)
+    listed = " / ".join(names)
+
+    def each(key: str, spec: str) -> str:
+        return " / ".join(format(results[name][key], spec) for name in names)
+
+    conclusion = _(
+        "SGD at lr {lr} on {dataset} ({n} examples), every run from the same weights, batch {sizes} ({listed}). "
+        "After the same {steps} steps the whole-set loss is {full_last}; after the same {budget} examples seen it "
+        "is {at_budget}, so per example processed the smaller batch gets further. The price is noise: the loss of "
+        "the batch trained on jumps by {jitter} per step (RMS), and the whole-set loss rose on {rises} of the steps."
+    ).format(
+        lr=params.lr,
+        dataset=params.dataset,
+        n=n,
+        sizes=each("batch_size", "d"),
+        listed=listed,
+        steps=params.steps,
+        full_last=each("full_last", ".3f"),
+        budget=budget,
+        at_budget=each("full_at_budget", ".3f"),
+        jitter=each("train_loss_jitter", ".3f"),
+        rises=each("full_loss_rises", ".0%"),
+    )
+    return conclusion
+
+
 def run(params: Params, session: Session) -> Outcome:
     data_rng, init_rng, _batch_rng = seeds.streams(params.seed)
     dataset = datasets.load(params.dataset, data_rng)
@@ -90,30 +119,7 @@ def run(params: Params, session: Session) -> Outcome:
             f"{r['train_loss_jitter']:>18.4f} {r['full_loss_rises']:>16.0%}"
         )
         numbers |= {f"{name}/{key}": value for key, value in r.items()}
-    names = list(results)
-    listed = " / ".join(names)
-
-    def each(key: str, spec: str) -> str:
-        return " / ".join(format(results[name][key], spec) for name in names)
-
-    conclusion = _(
-        "SGD at lr {lr} on {dataset} ({n} examples), every run from the same weights, batch {sizes} ({listed}). "
-        "After the same {steps} steps the whole-set loss is {full_last}; after the same {budget} examples seen it "
-        "is {at_budget}, so per example processed the smaller batch gets further. The price is noise: the loss of "
-        "the batch trained on jumps by {jitter} per step (RMS), and the whole-set loss rose on {rises} of the steps."
-    ).format(
-        lr=params.lr,
-        dataset=params.dataset,
-        n=n,
-        sizes=each("batch_size", "d"),
-        listed=listed,
-        steps=params.steps,
-        full_last=each("full_last", ".3f"),
-        budget=budget,
-        at_budget=each("full_at_budget", ".3f"),
-        jitter=each("train_loss_jitter", ".3f"),
-        rises=each("full_loss_rises", ".0%"),
-    )
+    conclusion = conclude(params, results, n, budget)
     return Outcome(table, conclusion, numbers)
 
 

@@ -161,6 +161,28 @@ def torch_pass(graph: Graph) -> tuple[dict[str, float], dict[tuple[str, str], fl
     return values, local, {name: float(t.grad) for name, t in tensors.items()}
 
 
+def conclude(session: Session, n: dict) -> str:
+    """The conclusion, in the session's language, from the graphs' numbers ``n``."""
+    compared = sum(entry.measured for entry in session.parity)
+    conclusion = _(
+        "all {compared} node values, local derivatives and gradients equal torch.autograd's (worst max_rel "
+        "{worst:.1e}). The multiply node swaps its inputs: ∂price/∂apple_price = apple_count × tax = {d_apple:.4g} "
+        "and ∂price/∂tax = apple_price × apple_count = {d_tax:.4g}; the add node passes its gradient on unchanged, "
+        "so both fruit totals get ∂price/∂subtotal = tax, and ∂price/∂orange_price = orange_count × tax = "
+        "{d_orange:.4g} (price {price:.6g}). Chain rule: ∂z/∂x = ∂z/∂t · ∂t/∂x = 2t · 1 = {dz:.4g} at t = {t:.4g}."
+    ).format(
+        compared=compared,
+        worst=max(n[f"{g.name}/max_rel"] for g in GRAPHS),
+        d_apple=n["apple/dprice/dapple_price"],
+        d_tax=n["apple/dprice/dtax"],
+        d_orange=n["apple_orange/dprice/dorange_price"],
+        price=n["apple_orange/price"],
+        dz=n["composite/dz/dx"],
+        t=n["composite/t"],
+    )
+    return conclusion
+
+
 def run(params: Params, session: Session) -> Outcome:
     table = [
         _(
@@ -211,24 +233,7 @@ def run(params: Params, session: Session) -> Outcome:
         numbers |= {f"{graph.name}/d{graph.output}/d{name}": grads[name] for name in graph.leaves}
         numbers[f"{graph.name}/max_rel"] = worst
 
-    compared = sum(entry.measured for entry in session.parity)
-    n = numbers
-    conclusion = _(
-        "all {compared} node values, local derivatives and gradients equal torch.autograd's (worst max_rel "
-        "{worst:.1e}). The multiply node swaps its inputs: ∂price/∂apple_price = apple_count × tax = {d_apple:.4g} "
-        "and ∂price/∂tax = apple_price × apple_count = {d_tax:.4g}; the add node passes its gradient on unchanged, "
-        "so both fruit totals get ∂price/∂subtotal = tax, and ∂price/∂orange_price = orange_count × tax = "
-        "{d_orange:.4g} (price {price:.6g}). Chain rule: ∂z/∂x = ∂z/∂t · ∂t/∂x = 2t · 1 = {dz:.4g} at t = {t:.4g}."
-    ).format(
-        compared=compared,
-        worst=max(n[f"{g.name}/max_rel"] for g in GRAPHS),
-        d_apple=n["apple/dprice/dapple_price"],
-        d_tax=n["apple/dprice/dtax"],
-        d_orange=n["apple_orange/dprice/dorange_price"],
-        price=n["apple_orange/price"],
-        dz=n["composite/dz/dx"],
-        t=n["composite/t"],
-    )
+    conclusion = conclude(session, numbers)
     return Outcome(table, conclusion, numbers)
 
 

@@ -50,16 +50,28 @@ class Params:
             raise ValueError(f"a spread needs at least 2 initialisations, got {self.inits}")
 
 
+def conclude(params: Params, n: dict, widths: tuple[int, ...]) -> str:
+    """The conclusion, in the session's language, from the measured spread ``n``."""
+    conclusion = _(
+        "{inits} initialisations of the same {widths} network, trained alike for {steps} Adam steps on {dataset}, "
+        "end at whole-set losses from {loss_min:.3f} to {loss_max:.3f} (mean {loss_mean:.3f}, standard deviation "
+        "{loss_std:.3f}; accuracy {accuracy_min:.1%} to {accuracy_max:.1%}). Their final weights lie "
+        "{weight_distance_mean:.2f} apart relative to their size, and two of them disagree on "
+        "{disagreement_mean:.1%} of the examples on average (at most {disagreement_max:.1%}), and on "
+        "{probe_disagreement_mean:.1%} of {probes} random inputs in the data's range (at most "
+        "{probe_disagreement_max:.1%}): different minima, different functions, not one minimum found {inits} times."
+    ).format(**n, widths="-".join(map(str, widths)), steps=params.steps, probes=PROBES)
+    return conclusion
+
+
 def run(params: Params, session: Session) -> Outcome:
-    data_rng, _init_rng, _batch_rng = seeds.streams(params.seed)
-    dataset = datasets.load(params.dataset, data_rng)
+    dataset = datasets.load(params.dataset, seeds.streams(params.seed)[0])
     spec = MLPSpec((dataset.X.shape[1], *params.hidden, dataset.num_outputs), "relu", "cross_entropy")
     # inputs between and around the training points: where the networks were never told the answer
     probe = split_rng(params.seed).uniform(dataset.X.min(axis=0), dataset.X.max(axis=0), (PROBES, dataset.X.shape[1]))
     finals: dict[int, dict] = {}
     for init_seed in range(params.seed, params.seed + params.inits):
-        _data_rng, init_rng, _unused = seeds.streams(init_seed)
-        *_data_and_init, batch_rng = seeds.streams(params.seed)  # the same batches for every start
+        init_rng, batch_rng = seeds.streams(init_seed)[1], seeds.streams(params.seed)[2]  # the same batches for all
         lockstep = build_twins(spec, init_state_dict(spec, init_rng), "adam", params.seed, lr=params.lr)
 
         def measure(step: int, lockstep=lockstep):
@@ -110,16 +122,7 @@ def run(params: Params, session: Session) -> Outcome:
         "probe_disagreement_mean": float(np.mean(probe_disagreement)),
         "probe_disagreement_max": float(np.max(probe_disagreement)),
     }
-    n = numbers
-    conclusion = _(
-        "{inits} initialisations of the same {widths} network, trained alike for {steps} Adam steps on {dataset}, "
-        "end at whole-set losses from {loss_min:.3f} to {loss_max:.3f} (mean {loss_mean:.3f}, standard deviation "
-        "{loss_std:.3f}; accuracy {accuracy_min:.1%} to {accuracy_max:.1%}). Their final weights lie "
-        "{weight_distance_mean:.2f} apart relative to their size, and two of them disagree on "
-        "{disagreement_mean:.1%} of the examples on average (at most {disagreement_max:.1%}), and on "
-        "{probe_disagreement_mean:.1%} of {probes} random inputs in the data's range (at most "
-        "{probe_disagreement_max:.1%}): different minima, different functions, not one minimum found {inits} times."
-    ).format(**n, widths="-".join(map(str, spec.widths)), steps=params.steps, probes=PROBES)
+    conclusion = conclude(params, numbers, spec.widths)
     return Outcome(table, conclusion, numbers)
 
 

@@ -66,6 +66,43 @@ def verdicts(runs: dict[float, dict]) -> dict[float, str]:
     return {lr: result[lr] for lr in runs}
 
 
+def conclude(params: Params, runs: dict[float, dict], verdict: dict[float, str], shown: dict[str, str]) -> str:
+    """The conclusion, in the session's language, from each learning rate's curve and verdict."""
+    best = min(r["last"] for lr, r in runs.items() if verdict[lr] != "diverged")
+    described = []
+    for lr, r in runs.items():
+        if verdict[lr] == "diverged":
+            text = _(
+                "lr {lr:g} diverged at step {step} (its loss went from {first:.3f} to {last:.4g}, past {factor:g}× "
+                "its first, or overflowed)"
+            )
+        elif verdict[lr] == "oscillating":
+            text = _("lr {lr:g} oscillated, the loss rising on {rises:.0%} of the steps (ending at {last:.3f})")
+        else:
+            text = _("lr {lr:g} was {verdict}, ending at {last:.3f} ({ratio:.1f}× the lowest)")
+        described.append(
+            text.format(
+                lr=lr,
+                step=r["diverged_at"],
+                first=r["first"],
+                last=r["last"],
+                factor=DIVERGENCE_FACTOR,
+                rises=r["rises"],
+                verdict=shown[verdict[lr]],
+                ratio=r["last"] / best if verdict[lr] in ("good", "slow") else None,  # only those texts use it
+            )
+        )
+    conclusion = (
+        _(
+            "full-batch gradient descent for {steps} steps on {dataset}, every run from the same weights (first "
+            "loss {first:.3f}): "
+        ).format(steps=params.steps, dataset=params.dataset, first=runs[params.lrs[0]]["first"])
+        + "; ".join(described)
+        + _(". Parity held on every step of every run, each diverging run up to the step it was stopped at.")
+    )
+    return conclusion
+
+
 def run(params: Params, session: Session) -> Outcome:
     data_rng, init_rng, _batch_rng = seeds.streams(params.seed)
     dataset = datasets.load(params.dataset, data_rng)
@@ -110,38 +147,7 @@ def run(params: Params, session: Session) -> Outcome:
         )
         numbers |= {f"lr_{lr:g}/{key}": value for key, value in r.items() if key != "losses"}
         numbers[f"lr_{lr:g}/verdict"] = verdict[lr]
-    best = min(r["last"] for lr, r in runs.items() if verdict[lr] != "diverged")
-    described = []
-    for lr, r in runs.items():
-        if verdict[lr] == "diverged":
-            text = _(
-                "lr {lr:g} diverged at step {step} (its loss went from {first:.3f} to {last:.4g}, past {factor:g}× "
-                "its first, or overflowed)"
-            )
-        elif verdict[lr] == "oscillating":
-            text = _("lr {lr:g} oscillated, the loss rising on {rises:.0%} of the steps (ending at {last:.3f})")
-        else:
-            text = _("lr {lr:g} was {verdict}, ending at {last:.3f} ({ratio:.1f}× the lowest)")
-        described.append(
-            text.format(
-                lr=lr,
-                step=r["diverged_at"],
-                first=r["first"],
-                last=r["last"],
-                factor=DIVERGENCE_FACTOR,
-                rises=r["rises"],
-                verdict=shown[verdict[lr]],
-                ratio=r["last"] / best if verdict[lr] in ("good", "slow") else None,  # only those texts use it
-            )
-        )
-    conclusion = (
-        _(
-            "full-batch gradient descent for {steps} steps on {dataset}, every run from the same weights (first "
-            "loss {first:.3f}): "
-        ).format(steps=params.steps, dataset=params.dataset, first=runs[params.lrs[0]]["first"])
-        + "; ".join(described)
-        + _(". Parity held on every step of every run, each diverging run up to the step it was stopped at.")
-    )
+    conclusion = conclude(params, runs, verdict, shown)
     return Outcome(table, conclusion, numbers)
 
 

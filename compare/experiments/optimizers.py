@@ -38,6 +38,30 @@ class Params:
             raise ValueError(f"unknown optimizer {unknown[0]!r}; choose from {', '.join(OPTIMIZERS)}")
 
 
+def conclude(params: Params, results: dict[str, dict], ranked: list[str], target: float, initial: float) -> str:
+    """The conclusion, in the session's language, from each optimizer's measured numbers."""
+    described = ", ".join(
+        f"{name} {results[name]['full_last']:.3f} ({results[name]['accuracy_last']:.0%})" for name in ranked
+    )
+    by_speed = sorted(results, key=lambda name: results[name]["steps_to_target"])
+    soonest = ", ".join(f"{name} {results[name]['steps_to_target']}" for name in by_speed)
+    conclusion = _(
+        "from the same weights on the same {batch}-example batches of {dataset}, after {steps} steps the whole-set "
+        "loss (from {initial:.3f} at the start; accuracy) ranks: {described}. Steps each took to reach {slowest}'s "
+        "final {target:.3f}: {soonest}. Each curve is computed by both twins, which agree to rounding at every step."
+    ).format(
+        batch=params.batch_size,
+        dataset=params.dataset,
+        steps=params.steps,
+        initial=initial,
+        described=described,
+        slowest=ranked[-1],
+        target=target,
+        soonest=soonest,
+    )
+    return conclusion
+
+
 def run(params: Params, session: Session) -> Outcome:
     data_rng, init_rng, _batch_rng = seeds.streams(params.seed)
     dataset = datasets.load(params.dataset, data_rng)
@@ -83,25 +107,7 @@ def run(params: Params, session: Session) -> Outcome:
         table.append(f"{name:<10} {r['lr']:>6g} {r['full_last']:>26.4f} {r['accuracy_last']:>9.1%} {reached:>15}")
         numbers |= {f"{name}/{key}": value for key, value in r.items()}
     numbers["ranking"] = ",".join(ranked)
-    described = ", ".join(
-        f"{name} {results[name]['full_last']:.3f} ({results[name]['accuracy_last']:.0%})" for name in ranked
-    )
-    by_speed = sorted(results, key=lambda name: results[name]["steps_to_target"])
-    soonest = ", ".join(f"{name} {results[name]['steps_to_target']}" for name in by_speed)
-    conclusion = _(
-        "from the same weights on the same {batch}-example batches of {dataset}, after {steps} steps the whole-set "
-        "loss (from {initial:.3f} at the start; accuracy) ranks: {described}. Steps each took to reach {slowest}'s "
-        "final {target:.3f}: {soonest}. Each curve is computed by both twins, which agree to rounding at every step."
-    ).format(
-        batch=params.batch_size,
-        dataset=params.dataset,
-        steps=params.steps,
-        initial=initial[1],
-        described=described,
-        slowest=ranked[-1],
-        target=target,
-        soonest=soonest,
-    )
+    conclusion = conclude(params, results, ranked, target, initial[1])
     return Outcome(table, conclusion, numbers)
 
 

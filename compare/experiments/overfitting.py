@@ -49,6 +49,57 @@ def renumber(weights: dict[str, np.ndarray], source: MLPSpec, target: MLPSpec) -
     return renamed
 
 
+def header() -> str:
+    return (
+        f"{_('variant'):<21} {_('train loss'):>10} {_('val lowest (step)'):>20} {_('val last'):>9} {_('climb'):>7} "
+        f"{_('gap'):>7} {_('train acc'):>10} {_('val acc'):>8}"
+    )
+
+
+def conclude(params: Params, results: dict[str, dict], parameters: int, train_size: int) -> str:
+    """The conclusion, in the session's language, from each variant's measured numbers."""
+    plain = results["plain"]
+    other = _(
+        "with {name} it ends at {last:.3f} ({climb:+.3f} above its lowest, {lowest:.3f}), validation accuracy "
+        "{accuracy:.1%}"
+    )
+    others = "; ".join(
+        other.format(
+            name=name, last=r["val_last"], climb=r["val_climb"], lowest=r["val_lowest"], accuracy=r["val_accuracy_last"]
+        )
+        for name, r in results.items()
+        if name != "plain"
+    )
+    best = min(results, key=lambda name: results[name]["val_last"])
+    conclusion = _(
+        "{parameters} weights, {train} training examples of {dataset}, {steps} {optimizer} steps. Without "
+        "regularisation the training loss fell to {train_last:.4f} ({train_accuracy:.0%} right) while the "
+        "validation loss bottomed at {lowest:.3f} at step {lowest_step} and climbed back to {last:.3f} "
+        "({climb:+.3f}): overfitting, the validation loss {gap:.3f} above the training loss (validation accuracy "
+        "{accuracy:.1%}). With dropout p = {dropout} and weight decay λ = {decay}: {others}. Lowest final "
+        "validation loss: {best}."
+    ).format(
+        parameters=parameters,
+        train=train_size,
+        dataset=params.dataset,
+        steps=params.steps,
+        optimizer=params.optimizer,
+        train_last=plain["train_last"],
+        train_accuracy=plain["train_accuracy_last"],
+        lowest=plain["val_lowest"],
+        lowest_step=plain["val_lowest_step"],
+        last=plain["val_last"],
+        climb=plain["val_climb"],
+        gap=plain["gap_last"],
+        accuracy=plain["val_accuracy_last"],
+        dropout=params.dropout,
+        decay=params.weight_decay,
+        others=others,
+        best=best,
+    )
+    return conclusion
+
+
 def run(params: Params, session: Session) -> Outcome:
     data_rng, init_rng, _batch_rng = seeds.streams(params.seed)
     full = datasets.load(params.dataset, data_rng)
@@ -91,10 +142,7 @@ def run(params: Params, session: Session) -> Outcome:
         }
         session.say(steps_line(name, trained.steps, trained.seconds))
 
-    table = [
-        f"{_('variant'):<21} {_('train loss'):>10} {_('val lowest (step)'):>20} {_('val last'):>9} {_('climb'):>7} "
-        f"{_('gap'):>7} {_('train acc'):>10} {_('val acc'):>8}"
-    ]
+    table = [header()]
     numbers: dict[str, float | int | str | None] = {
         "dataset": params.dataset,
         "train_size": len(train_set.X),
@@ -108,45 +156,7 @@ def run(params: Params, session: Session) -> Outcome:
             f"{r['val_accuracy_last']:>8.1%}"
         )
         numbers |= {f"{name}/{key}": value for key, value in r.items()}
-    plain = results["plain"]
-    other = _(
-        "with {name} it ends at {last:.3f} ({climb:+.3f} above its lowest, {lowest:.3f}), validation accuracy "
-        "{accuracy:.1%}"
-    )
-    others = "; ".join(
-        other.format(
-            name=name, last=r["val_last"], climb=r["val_climb"], lowest=r["val_lowest"], accuracy=r["val_accuracy_last"]
-        )
-        for name, r in results.items()
-        if name != "plain"
-    )
-    best = min(results, key=lambda name: results[name]["val_last"])
-    conclusion = _(
-        "{parameters} weights, {train} training examples of {dataset}, {steps} {optimizer} steps. Without "
-        "regularisation the training loss fell to {train_last:.4f} ({train_accuracy:.0%} right) while the "
-        "validation loss bottomed at {lowest:.3f} at step {lowest_step} and climbed back to {last:.3f} "
-        "({climb:+.3f}): overfitting, the validation loss {gap:.3f} above the training loss (validation accuracy "
-        "{accuracy:.1%}). With dropout p = {dropout} and weight decay λ = {decay}: {others}. Lowest final "
-        "validation loss: {best}."
-    ).format(
-        parameters=numbers["parameters"],
-        train=len(train_set.X),
-        dataset=params.dataset,
-        steps=params.steps,
-        optimizer=params.optimizer,
-        train_last=plain["train_last"],
-        train_accuracy=plain["train_accuracy_last"],
-        lowest=plain["val_lowest"],
-        lowest_step=plain["val_lowest_step"],
-        last=plain["val_last"],
-        climb=plain["val_climb"],
-        gap=plain["gap_last"],
-        accuracy=plain["val_accuracy_last"],
-        dropout=params.dropout,
-        decay=params.weight_decay,
-        others=others,
-        best=best,
-    )
+    conclusion = conclude(params, results, numbers["parameters"], len(train_set.X))
     return Outcome(table, conclusion, numbers)
 
 

@@ -48,6 +48,46 @@ class Params:
             raise ValueError(f"depth must be at least 2 Linear layers, got {self.depth}")
 
 
+def conclude(params: Params, n: dict, classes: int) -> str:
+    """The conclusion, in the session's language, from the measured ratios ``n``."""
+    bound = SIGMOID_DERIVATIVE_MAX ** (params.depth - 1)
+    parts = [
+        _("at depth {depth} the gradient reaching the first layer, relative to the last layer's, is").format(
+            depth=params.depth
+        )
+    ]
+    each = _("{activation} {median:.1e} (step 1: {first:.1e})")
+    parts.append(
+        "; ".join(
+            each.format(activation=a, median=n[f"{a}/ratio_median"], first=n[f"{a}/ratio_step1"])
+            for a in params.activations
+        )
+        + _(" (median over training).")
+    )
+    if "sigmoid" in params.activations and "relu" in params.activations:
+        parts.append(
+            _(
+                "Sigmoid's first layer gets {share:.1e} times ReLU's share: its derivative is at most {bound}, and "
+                "{bound}^{hidden} = {product:.1e} through {hidden} hidden layers. After {steps} SGD steps its loss "
+                "went {sigmoid_first:.3f} → {sigmoid_last:.3f} (ln {classes} = {uniform:.3f}, the loss of a uniform "
+                "guess) while ReLU's went {relu_first:.3f} → {relu_last:.3f}."
+            ).format(
+                share=n["sigmoid/ratio_median"] / n["relu/ratio_median"],
+                bound=SIGMOID_DERIVATIVE_MAX,
+                hidden=params.depth - 1,
+                product=bound,
+                steps=params.steps,
+                sigmoid_first=n["sigmoid/loss_first"],
+                sigmoid_last=n["sigmoid/loss_last"],
+                classes=classes,
+                uniform=math.log(classes),
+                relu_first=n["relu/loss_first"],
+                relu_last=n["relu/loss_last"],
+            )
+        )
+    return " ".join(parts)
+
+
 def run(params: Params, session: Session) -> Outcome:
     data_rng, _init_rng, _batch_rng = seeds.streams(params.seed)
     dataset = datasets.load(params.dataset, data_rng)
@@ -86,43 +126,8 @@ def run(params: Params, session: Session) -> Outcome:
         )
         session.say(steps_line(activation, trained.steps, trained.seconds))
 
-    n = numbers
-    bound = SIGMOID_DERIVATIVE_MAX ** (params.depth - 1)
-    parts = [
-        _("at depth {depth} the gradient reaching the first layer, relative to the last layer's, is").format(
-            depth=params.depth
-        )
-    ]
-    each = _("{activation} {median:.1e} (step 1: {first:.1e})")
-    parts.append(
-        "; ".join(
-            each.format(activation=a, median=n[f"{a}/ratio_median"], first=n[f"{a}/ratio_step1"])
-            for a in params.activations
-        )
-        + _(" (median over training).")
-    )
-    if "sigmoid" in params.activations and "relu" in params.activations:
-        parts.append(
-            _(
-                "Sigmoid's first layer gets {share:.1e} times ReLU's share: its derivative is at most {bound}, and "
-                "{bound}^{hidden} = {product:.1e} through {hidden} hidden layers. After {steps} SGD steps its loss "
-                "went {sigmoid_first:.3f} → {sigmoid_last:.3f} (ln {classes} = {uniform:.3f}, the loss of a uniform "
-                "guess) while ReLU's went {relu_first:.3f} → {relu_last:.3f}."
-            ).format(
-                share=n["sigmoid/ratio_median"] / n["relu/ratio_median"],
-                bound=SIGMOID_DERIVATIVE_MAX,
-                hidden=params.depth - 1,
-                product=bound,
-                steps=params.steps,
-                sigmoid_first=n["sigmoid/loss_first"],
-                sigmoid_last=n["sigmoid/loss_last"],
-                classes=dataset.num_outputs,
-                uniform=math.log(dataset.num_outputs),
-                relu_first=n["relu/loss_first"],
-                relu_last=n["relu/loss_last"],
-            )
-        )
-    return Outcome(table, " ".join(parts), numbers)
+    conclusion = conclude(params, numbers, dataset.num_outputs)
+    return Outcome(table, conclusion, numbers)
 
 
 EXPERIMENT = Experiment(
