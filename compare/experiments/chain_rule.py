@@ -184,6 +184,8 @@ def derivation(h: dict[str, float], lr: float) -> list[str]:
     v = {key: f"{value:.6f}" for key, value in h.items()} | {"lr": lr, "x": X[0].tolist(), "t": T[0].tolist()}
     v |= {"g32": f"{h['grad_w32_2']:.9f}", "g23": f"{h['grad_w23_1']:.9f}", "E_next": f"{h['E_next']:.9f}"}
     v |= {"new32": f"{h['new_w32_2']:.9f}", "new23": f"{h['new_w23_1']:.9f}", "E9": f"{h['E']:.9f}"}
+    v |= {f"({key})": f"({h[key]:.6f})" if h[key] < 0 else v[key] for key in ("e2", "delta1", "delta2")}  # in products
+    v["x_w23"] = f"{WEIGHTS[W23_1[0]][W23_1[1]]:.6f}"
     lines = [
         _(
             "network 2-3-2 as in the notes: sigmoid at both layers, E = ½Σₖ(oₖ − tₖ)² (torch's MSELoss, the mean "
@@ -194,20 +196,19 @@ def derivation(h: dict[str, float], lr: float) -> list[str]:
         _("   forward: h₃ = {h3}, o = ({o1}, {o2}), E = {E}"),
         _("3. backprop (chain rule), output layer, w₃₂⁽²⁾ = 2.weight[1, 2] (hidden 3 → output 2):"),
         "   ∂E/∂w₃₂⁽²⁾ = ∂E/∂o₂ · ∂o₂/∂net₂⁽²⁾ · ∂net₂⁽²⁾/∂w₃₂⁽²⁾ = (o₂ − t₂) · o₂(1 − o₂) · h₃",
-        "              = {e2} × {s2} × {h3} = {g32}",
+        "              = {(e2)} × {s2} × {h3} = {g32}",
         _("   delta: δ₂⁽²⁾ = (o₂ − t₂)·o₂(1 − o₂) = {delta2}"),
         _(
             "   hidden layer, w₂₃⁽¹⁾ = 0.weight[2, 1] (input 2 → hidden 3): h₃ has no target of its own, so its "
             "error comes back from both outputs"
         ),
         "   ∂E/∂w₂₃⁽¹⁾ = [δ₁⁽²⁾·w₃₁⁽²⁾ + δ₂⁽²⁾·w₃₂⁽²⁾] · h₃(1 − h₃) · x₂",
-        "              = [{delta1} × {w31_2} + {delta2} × {w32_2}] × {s3} × {x2}",
+        "              = [{(delta1)} × {w31_2} + {(delta2)} × {w32_2}] × {s3} × {x2}",
         "              = {back3} × {s3} × {x2} = {g23}",
         _("   delta: δ₃⁽¹⁾ = ∂E/∂h₃ · h₃(1 − h₃) = {delta3}; both deltas take the form out(1 − out) ≤ 0.25"),
         _("4. update: w ← w − η·∂E/∂w at η = {lr}: w₃₂⁽²⁾ {w32_2} → {new32}, w₂₃⁽¹⁾ {x_w23} → {new23}"),
         _("5. repeat: the next forward pass from the new weights gives E = {E_next} (was {E9})"),
     ]
-    v["x_w23"] = f"{WEIGHTS[W23_1[0]][W23_1[1]]:.6f}"
     return [line.format(**v) for line in lines]
 
 
