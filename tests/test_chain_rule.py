@@ -11,6 +11,7 @@ import io
 import math
 
 import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from compare.experiments import chain_rule
 from compare.experiments.base import ParityError, Session
@@ -101,3 +102,20 @@ def test_the_output_shows_the_training_loop_in_the_notes_order(tmp_path, capsys)
     steps = ["1. initialise", "2. mini-batch", "3. backprop", "4. update", "5. repeat"]
     positions = [out.find(f"\n{step}") for step in steps]
     assert -1 not in positions and positions == sorted(positions), positions
+
+
+def test_tensorboard_holds_each_term_for_both_sides_and_the_derivation(tmp_path):
+    session = Session("chain-rule", tmp_path, io.StringIO(), tensorboard=True)
+    outcome = chain_rule.EXPERIMENT.run(chain_rule.Params(), session)
+    values = {}
+    for side in ("manual", "torch"):
+        events = EventAccumulator(str(tmp_path / "step" / side))
+        events.Reload()
+        values[side] = {tag: events.Scalars(tag)[0].value for tag in events.Tags()["scalars"]}
+    assert set(values["manual"]) == {f"term/{key}" for key in chain_rule.TERMS} == set(values["torch"])
+    for key in ("grad_w32_2", "grad_w23_1"):  # TensorBoard stores float32: agreement to its precision
+        assert values["manual"][f"term/{key}"] == pytest.approx(outcome.numbers[key], rel=1e-6)
+        assert values["torch"][f"term/{key}"] == pytest.approx(outcome.numbers[key], rel=1e-6)
+    parity = EventAccumulator(str(tmp_path / "step" / "parity"))
+    parity.Reload()
+    assert parity.Tags()["tensors"]  # the derivation, as text
