@@ -2,6 +2,9 @@
 lockstep (parity asserted at every step), logged to TensorBoard, ending with a conclusion that carries
 the measured numbers. ``backprop-parity experiment --list`` lists them.
 
+``--lang ko`` prints the headings, the tables' column names and the conclusion in Korean (the gettext
+catalog of ``compare.i18n``); the numbers are the same in every language. English is the default.
+
 Exit status: 0 parity held throughout, 1 parity broke (the experiment stops and says where),
 2 bad input or usage (one line on stderr), 130 interrupted.
 """
@@ -21,6 +24,7 @@ from compare.cli import exits
 from compare.errors import InputError
 from compare.experiments import EXPERIMENTS, datasets
 from compare.experiments.base import ParityError, Session
+from compare.i18n import DEFAULT, LANGUAGES, _, language
 from compare.inputs import config as cfg
 from compare.output import report
 from compare.output.rundir import check_output_file, new_run_dir
@@ -58,6 +62,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="write no event files (the run directory still gets summary.json)",
     )
     parser.add_argument("--json", metavar="FILE", help="also write the summary here (replaced if it exists)")
+    parser.add_argument(
+        "--lang",
+        choices=LANGUAGES,
+        default=DEFAULT,
+        help="language of the headings, tables and conclusion: en (default) or ko (Korean); the numbers are the same",
+    )
     parser.set_defaults(handler=experiment_command)
 
 
@@ -73,7 +83,7 @@ def defaults_text() -> str:
 
 def list_lines() -> list[str]:
     width = max(map(len, EXPERIMENTS))
-    return [f"{name:<{width}}  {experiment.summary}" for name, experiment in EXPERIMENTS.items()]
+    return [f"{name:<{width}}  {_(experiment.summary)}" for name, experiment in EXPERIMENTS.items()]
 
 
 def resolve_params(args: argparse.Namespace):
@@ -102,6 +112,11 @@ def _finite(value):
 
 
 def experiment_command(args: argparse.Namespace) -> int:
+    with language(args.lang):
+        return _experiment(args)
+
+
+def _experiment(args: argparse.Namespace) -> int:
     if args.list:
         if args.name is not None:
             raise InputError("give either an experiment NAME or --list, not both")
@@ -116,15 +131,16 @@ def experiment_command(args: argparse.Namespace) -> int:
     root = new_run_dir(Path(args.logdir), None, f"experiment-{args.name}-{{time}}")
     session = Session(args.name, root, sys.stdout, args.tensorboard)
     settings = ", ".join(f"{key} {value}" for key, value in dataclasses.asdict(params).items())
-    session.say(f"experiment {args.name}: {experiment.summary}")
-    session.say(f"  {settings or 'no settings'} -> {root}")
-    summary = {"experiment": args.name, "params": dataclasses.asdict(params), "run_dir": str(root)}
+    session.say(_("experiment {name}: {summary}").format(name=args.name, summary=_(experiment.summary)))
+    session.say(f"  {settings or _('no settings')} -> {root}")
+    summary = {"experiment": args.name, "params": dataclasses.asdict(params), "run_dir": str(root), "lang": args.lang}
     started = time.perf_counter()
     status = exits.PASS
     try:
         outcome = experiment.run(params, session)
     except ParityError as broken:
-        session.say(f"FAIL: parity broken in sub-run {broken.subrun}; the experiment stops here\n{broken.detail}")
+        failed = _("FAIL: parity broken in sub-run {subrun}; the experiment stops here").format(subrun=broken.subrun)
+        session.say(f"{failed}\n{broken.detail}")
         summary |= {"passed": False, "parity_failure": {"subrun": broken.subrun, "detail": broken.detail}}
         status = exits.FAIL
     except KeyboardInterrupt:
@@ -135,8 +151,9 @@ def experiment_command(args: argparse.Namespace) -> int:
         seconds = time.perf_counter() - started
         for line in [*outcome.table, session.parity_line()]:
             session.say(line)
-        session.say(textwrap.fill(f"conclusion: {outcome.conclusion}", width=110, subsequent_indent="  "))
-        session.say(f"done in {seconds:.1f} s")
+        conclusion = _("conclusion: {conclusion}").format(conclusion=outcome.conclusion)
+        session.say(textwrap.fill(conclusion, width=110, subsequent_indent="  "))
+        session.say(_("done in {seconds:.1f} s").format(seconds=seconds))
         numbers = {key: _finite(value) for key, value in outcome.numbers.items()}
         summary |= {"passed": True, "seconds": seconds, "conclusion": outcome.conclusion, "numbers": numbers}
     summary["parity"] = [

@@ -23,6 +23,7 @@ import numpy as np
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 
+from compare import i18n
 from compare.core import engine, mlp_pair
 from compare.core.metrics import diff
 from compare.core.tolerances import STAGES, tolerance
@@ -183,27 +184,38 @@ class Session:
         steps = sum(entry.steps for entry in self.parity)
         measured = sum(entry.measured for entry in self.parity)
         measured_worst = max((entry.measured_worst for entry in self.parity), default=0.0)
-        limit = f"tolerance {tolerance(DTYPE, 'grad').max_rel:.0e}, float64"
+        limit = i18n._("tolerance {tolerance:.0e}, float64").format(tolerance=tolerance(DTYPE, "grad").max_rel)
         if steps == 0:
-            return (
-                f"parity: all {measured} values and gradients agree with torch "
-                f"(worst max_rel {measured_worst:.1e}; {limit})"
-            )
+            return i18n._(
+                "parity: all {measured} values and gradients agree with torch (worst max_rel {worst:.1e}; {limit})"
+            ).format(measured=measured, worst=measured_worst, limit=limit)
         worst: dict[str, float] = {}
         for entry in self.parity:
             for stage, value in entry.worst.items():
                 worst[stage] = max(worst.get(stage, 0.0), value)
         stages = ", ".join(f"{stage} {worst[stage]:.1e}" for stage in STAGES if stage in worst)
         diverged = sum(entry.diverged_at is not None for entry in self.parity)
-        stopped = f", {diverged} of them stopped at divergence" if diverged else ""
+        stopped = i18n._(", {diverged} of them stopped at divergence").format(diverged=diverged) if diverged else ""
         further = (
-            f"; {measured} further measurements taken on both sides agree (worst max_rel {measured_worst:.1e})"
+            i18n._("; {measured} further measurements taken on both sides agree (worst max_rel {worst:.1e})").format(
+                measured=measured, worst=measured_worst
+            )
             if measured
             else ""
         )
-        return (
-            f"parity: held at every one of {steps} lockstep steps in {len(self.parity)} sub-run"
-            f"{'s' if len(self.parity) > 1 else ''}{stopped}; worst max_rel per stage: {stages}{further} ({limit})"
+        template = (
+            i18n._(
+                "parity: held at every one of {steps} lockstep steps in {runs} sub-runs{stopped}; "
+                "worst max_rel per stage: {stages}{further} ({limit})"
+            )
+            if len(self.parity) > 1
+            else i18n._(
+                "parity: held at every one of {steps} lockstep steps in {runs} sub-run{stopped}; "
+                "worst max_rel per stage: {stages}{further} ({limit})"
+            )
+        )
+        return template.format(
+            steps=steps, runs=len(self.parity), stopped=stopped, stages=stages, further=further, limit=limit
         )
 
 
@@ -314,6 +326,10 @@ def _diverged(record: engine.StepRecord, first_loss: float) -> bool:
     return not all(map(math.isfinite, losses)) or min(losses) > DIVERGENCE_FACTOR * first_loss
 
 
+def _progress(name: str, step: int, steps: int, loss: float) -> str:
+    return i18n._("  {name}: step {step}/{steps}, loss {loss:.4g}").format(name=name, step=step, steps=steps, loss=loss)
+
+
 def train(
     session: Session,
     name: str,
@@ -358,7 +374,7 @@ def train(
         now = time.perf_counter()
         if now - last_print >= PROGRESS_SECONDS:
             last_print = now
-            session.say(f"  {name}: step {record.step}/{steps}, loss {record.loss_torch:.4g}")
+            session.say(_progress(name, record.step, steps, record.loss_torch))
 
     diverged_at = None
     try:

@@ -18,6 +18,8 @@ import numpy as np
 
 from compare.experiments import datasets
 from compare.experiments.base import Experiment, Outcome, Session, batches, build_twins, evaluate, train
+from compare.experiments.text import steps_line
+from compare.i18n import N_, _
 from compare.inputs import seeds
 from manual import MLPSpec, init_state_dict
 
@@ -32,8 +34,37 @@ class Params:
     hidden: tuple[int, ...] = (16, 16)
 
 
+def conclude(params: Params, results: dict[str, dict], n: int, budget: int) -> str:
+    """The conclusion, in the session's language, from each run's measured numbers."""
+    names = list(results)
+    listed = " / ".join(names)
+
+    def each(key: str, spec: str) -> str:
+        return " / ".join(format(results[name][key], spec) for name in names)
+
+    conclusion = _(
+        "SGD at lr {lr} on {dataset} ({n} examples), every run from the same weights, batch {sizes} ({listed}). "
+        "After the same {steps} steps the whole-set loss is {full_last}; after the same {budget} examples seen it "
+        "is {at_budget}, so per example processed the smaller batch gets further. The price is noise: the loss of "
+        "the batch trained on jumps by {jitter} per step (RMS), and the whole-set loss rose on {rises} of the steps."
+    ).format(
+        lr=params.lr,
+        dataset=params.dataset,
+        n=n,
+        sizes=each("batch_size", "d"),
+        listed=listed,
+        steps=params.steps,
+        full_last=each("full_last", ".3f"),
+        budget=budget,
+        at_budget=each("full_at_budget", ".3f"),
+        jitter=each("train_loss_jitter", ".3f"),
+        rises=each("full_loss_rises", ".0%"),
+    )
+    return conclusion
+
+
 def run(params: Params, session: Session) -> Outcome:
-    data_rng, init_rng, _ = seeds.streams(params.seed)
+    data_rng, init_rng, _batch_rng = seeds.streams(params.seed)
     dataset = datasets.load(params.dataset, data_rng)
     n = len(dataset.X)
     spec = MLPSpec((dataset.X.shape[1], *params.hidden, dataset.num_outputs), "relu", "cross_entropy")
@@ -45,7 +76,7 @@ def run(params: Params, session: Session) -> Outcome:
         if not 1 <= batch <= n:
             raise ValueError(f"batch size {size} is out of range for {n} examples")
         name = "full-batch" if batch == n else ("single-example" if batch == 1 else f"batch-{batch}")
-        _, _, batch_rng = seeds.streams(params.seed)
+        _data_rng, _init_rng, batch_rng = seeds.streams(params.seed)
         lockstep = build_twins(spec, weights, "sgd", params.seed, lr=params.lr)
 
         def measure(step: int, lockstep=lockstep):
@@ -62,15 +93,17 @@ def run(params: Params, session: Session) -> Outcome:
             "train_loss_jitter": float(np.sqrt(np.mean(np.diff(trained.losses) ** 2))),
             "full_loss_rises": float(np.mean(np.diff(full) > 0)),
         }
-        session.say(f"  {name}: {trained.steps} steps in {trained.seconds:.1f} s")
+        session.say(steps_line(name, trained.steps, trained.seconds))
     budget = min(r["examples_seen"] for r in results.values())  # the same number of examples for each
     for name, r in results.items():
         steps = -(-budget // r["batch_size"])  # the first step by which it has seen that many
         r |= {"budget_steps": steps, "full_at_budget": float(curves[name][steps - 1])}
 
+    after_steps = _("loss after {steps} steps").format(steps=params.steps)
+    after_examples = _("loss after {examples} examples").format(examples=budget)
     table = [
-        f"{'run':<15} {'batch':>6} {f'loss after {params.steps} steps':>22} {'accuracy':>9} "
-        f"{f'loss after {budget} examples':>26} {'batch-loss jitter':>18} {'whole-set rises':>16}"
+        f"{_('run'):<15} {_('batch'):>6} {after_steps:>22} {_('accuracy'):>9} "
+        f"{after_examples:>26} {_('batch-loss jitter'):>18} {_('whole-set rises'):>16}"
     ]
     numbers: dict[str, float | int | str | None] = {
         "dataset": params.dataset,
@@ -79,32 +112,20 @@ def run(params: Params, session: Session) -> Outcome:
         "examples_budget": budget,
     }
     for name, r in results.items():
-        at_budget = f"{r['full_at_budget']:.4f} ({r['budget_steps']} step{'s' if r['budget_steps'] > 1 else ''})"
+        counted = _("{count} steps") if r["budget_steps"] > 1 else _("{count} step")
+        at_budget = f"{r['full_at_budget']:.4f} ({counted.format(count=r['budget_steps'])})"
         table.append(
             f"{name:<15} {r['batch_size']:>6} {r['full_last']:>22.4f} {r['accuracy_last']:>9.1%} {at_budget:>26} "
             f"{r['train_loss_jitter']:>18.4f} {r['full_loss_rises']:>16.0%}"
         )
         numbers |= {f"{name}/{key}": value for key, value in r.items()}
-    names = list(results)
-    listed = " / ".join(names)
-
-    def each(key: str, spec: str) -> str:
-        return " / ".join(format(results[name][key], spec) for name in names)
-
-    conclusion = (
-        f"SGD at lr {params.lr} on {params.dataset} ({n} examples), every run from the same weights, batch "
-        f"{each('batch_size', 'd')} ({listed}). After the same {params.steps} steps the whole-set loss is "
-        f"{each('full_last', '.3f')}; after the same {budget} examples seen it is {each('full_at_budget', '.3f')}, "
-        f"so per example processed the smaller batch gets further. The price is noise: the loss of the batch "
-        f"trained on jumps by {each('train_loss_jitter', '.3f')} per step (RMS), and the whole-set loss rose on "
-        f"{each('full_loss_rises', '.0%')} of the steps."
-    )
+    conclusion = conclude(params, results, n, budget)
     return Outcome(table, conclusion, numbers)
 
 
 EXPERIMENT = Experiment(
     "batch-size",
-    "full-batch gradient descent vs mini-batch vs single-example SGD: loss curves and their noise",
+    N_("full-batch gradient descent vs mini-batch vs single-example SGD: loss curves and their noise"),
     Params,
     run,
 )

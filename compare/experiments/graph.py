@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from compare.experiments.base import Experiment, Outcome, Pairs, Session, SubRunParity, check_pairs
+from compare.i18n import N_, _
 
 
 class AddNode:
@@ -70,7 +71,7 @@ class Op:
 @dataclass(frozen=True)
 class Graph:
     name: str
-    title: str
+    title: str  # English, marked for the catalog (N_); shown through _()
     leaves: dict[str, float]
     ops: tuple[Op, ...]  # in forward order; the last one's output is the graph's output
 
@@ -82,14 +83,16 @@ class Graph:
 GRAPHS = (
     Graph(
         "apple",
-        "2 apples at 100, 10 % tax: price = apple_price × apple_count × tax",
+        N_("2 apples at 100, 10 % tax: price = apple_price × apple_count × tax"),
         {"apple_price": 100.0, "apple_count": 2.0, "tax": 1.1},
         (Op("apple_total", "mul", ("apple_price", "apple_count")), Op("price", "mul", ("apple_total", "tax"))),
     ),
     Graph(
         "apple_orange",
-        "2 apples at 100 and 3 oranges at 150, 10 % tax: price = (apple_price × apple_count + orange_price "
-        "× orange_count) × tax",
+        N_(
+            "2 apples at 100 and 3 oranges at 150, 10 % tax: price = (apple_price × apple_count + orange_price "
+            "× orange_count) × tax"
+        ),
         {"apple_price": 100.0, "apple_count": 2.0, "orange_price": 150.0, "orange_count": 3.0, "tax": 1.1},
         (
             Op("apple_total", "mul", ("apple_price", "apple_count")),
@@ -100,7 +103,7 @@ GRAPHS = (
     ),
     Graph(
         "composite",
-        "z = t², t = x + y at x = 2, y = 1: the chain rule ∂z/∂x = ∂z/∂t · ∂t/∂x = 2t · 1",
+        N_("z = t², t = x + y at x = 2, y = 1: the chain rule ∂z/∂x = ∂z/∂t · ∂t/∂x = 2t · 1"),
         {"x": 2.0, "y": 1.0},
         (Op("t", "add", ("x", "y")), Op("z", "square", ("t",))),
     ),
@@ -158,8 +161,35 @@ def torch_pass(graph: Graph) -> tuple[dict[str, float], dict[tuple[str, str], fl
     return values, local, {name: float(t.grad) for name, t in tensors.items()}
 
 
+def conclude(session: Session, n: dict) -> str:
+    """The conclusion, in the session's language, from the graphs' numbers ``n``."""
+    compared = sum(entry.measured for entry in session.parity)
+    conclusion = _(
+        "all {compared} node values, local derivatives and gradients equal torch.autograd's (worst max_rel "
+        "{worst:.1e}). The multiply node swaps its inputs: ∂price/∂apple_price = apple_count × tax = {d_apple:.4g} "
+        "and ∂price/∂tax = apple_price × apple_count = {d_tax:.4g}; the add node passes its gradient on unchanged, "
+        "so both fruit totals get ∂price/∂subtotal = tax, and ∂price/∂orange_price = orange_count × tax = "
+        "{d_orange:.4g} (price {price:.6g}). Chain rule: ∂z/∂x = ∂z/∂t · ∂t/∂x = 2t · 1 = {dz:.4g} at t = {t:.4g}."
+    ).format(
+        compared=compared,
+        worst=max(n[f"{g.name}/max_rel"] for g in GRAPHS),
+        d_apple=n["apple/dprice/dapple_price"],
+        d_tax=n["apple/dprice/dtax"],
+        d_orange=n["apple_orange/dprice/dorange_price"],
+        price=n["apple_orange/price"],
+        dz=n["composite/dz/dx"],
+        t=n["composite/t"],
+    )
+    return conclusion
+
+
 def run(params: Params, session: Session) -> Outcome:
-    table: list[str] = []
+    table = [
+        _(
+            "the notes' order: 1. build the graph of add and multiply nodes, 2. forward from left to right, "
+            "3. backward from right to left, each node multiplying the upstream gradient by its local derivative"
+        )
+    ]
     numbers: dict[str, float | int | str | None] = {}
     for graph in GRAPHS:
         values, local, grads = manual_pass(graph)
@@ -176,15 +206,22 @@ def run(params: Params, session: Session) -> Outcome:
         formulas = {op.out: f"{op.out} = {FORMULAS[op.kind].format(*op.inputs)}" for op in graph.ops}
         edges = [(formulas[op.out], f"∂{op.out}/∂{name}", op.out, name) for op in graph.ops for name in op.inputs]
         width = max(len(formula) for formula, *_ in edges)
-        label_width = max(len(label) for _, label, *_ in edges)
-        lines = [f"graph {graph.name}: {graph.title}; {graph.output} = {values[graph.output]:.6g}"]
-        lines.append(f"  {'node':<{width}}  {'local derivative':<{label_width}} {'manual':>10} {'torch.autograd':>15}")
+        label_width = max(len(label) for _formula, label, *_rest in edges)
+        lines = [
+            _("graph {name}: {title}; {output} = {value:.6g}").format(
+                name=graph.name, title=_(graph.title), output=graph.output, value=values[graph.output]
+            )
+        ]
+        lines.append(
+            f"  {_('node'):<{width}}  {_('local derivative'):<{label_width}} {_('manual'):>10} {'torch.autograd':>15}"
+        )
         for formula, label, out, name in edges:
             lines.append(
                 f"  {formula:<{width}}  {label:<{label_width}} {local[(out, name)]:>10.6g} {tlocal[(out, name)]:>15.6g}"
             )
         lines.append(
-            f"  {'value':<14} {'forward':>10}   {f'∂{graph.output}/∂value: manual':>24} {'torch.autograd':>15}"
+            f"  {_('value'):<14} {_('forward'):>10}   "
+            f"{_('∂{output}/∂value: manual').format(output=graph.output):>24} {'torch.autograd':>15}"
         )
         for name in values:
             lines.append(f"  {name:<14} {values[name]:>10.6g}   {grads[name]:>24.6g} {tgrads[name]:>15.6g}")
@@ -196,26 +233,16 @@ def run(params: Params, session: Session) -> Outcome:
         numbers |= {f"{graph.name}/d{graph.output}/d{name}": grads[name] for name in graph.leaves}
         numbers[f"{graph.name}/max_rel"] = worst
 
-    compared = sum(entry.measured for entry in session.parity)
-    n = numbers
-    conclusion = (
-        f"all {compared} node values, local derivatives and gradients equal torch.autograd's "
-        f"(worst max_rel {max(n[f'{g.name}/max_rel'] for g in GRAPHS):.1e}). "
-        "The multiply node swaps its inputs: ∂price/∂apple_price = apple_count × tax = "
-        f"{n['apple/dprice/dapple_price']:.4g} "
-        f"and ∂price/∂tax = apple_price × apple_count = {n['apple/dprice/dtax']:.4g}; "
-        f"the add node passes its gradient on unchanged, so both fruit totals get ∂price/∂subtotal = tax, and "
-        f"∂price/∂orange_price = orange_count × tax = {n['apple_orange/dprice/dorange_price']:.4g} "
-        f"(price {n['apple_orange/price']:.6g}). "
-        f"Chain rule: ∂z/∂x = ∂z/∂t · ∂t/∂x = 2t · 1 = {n['composite/dz/dx']:.4g} at t = {n['composite/t']:.4g}."
-    )
+    conclusion = conclude(session, numbers)
     return Outcome(table, conclusion, numbers)
 
 
 EXPERIMENT = Experiment(
     "graph",
-    "computational graphs: add/multiply nodes with local forward and backward (the apple-and-orange bill), "
-    "the chain rule through z = (x + y)²; every local gradient vs torch.autograd",
+    N_(
+        "computational graphs: add/multiply nodes with local forward and backward (the apple-and-orange bill), "
+        "the chain rule through z = (x + y)²; every local gradient vs torch.autograd"
+    ),
     Params,
     run,
 )

@@ -27,6 +27,8 @@ from compare.experiments.base import (
     split_rng,
     train,
 )
+from compare.experiments.text import steps_line
+from compare.i18n import N_, _
 from compare.inputs import seeds
 from manual import MLPSpec, init_state_dict
 
@@ -48,16 +50,28 @@ class Params:
             raise ValueError(f"a spread needs at least 2 initialisations, got {self.inits}")
 
 
+def conclude(params: Params, n: dict, widths: tuple[int, ...]) -> str:
+    """The conclusion, in the session's language, from the measured spread ``n``."""
+    conclusion = _(
+        "{inits} initialisations of the same {widths} network, trained alike for {steps} Adam steps on {dataset}, "
+        "end at whole-set losses from {loss_min:.3f} to {loss_max:.3f} (mean {loss_mean:.3f}, standard deviation "
+        "{loss_std:.3f}; accuracy {accuracy_min:.1%} to {accuracy_max:.1%}). Their final weights lie "
+        "{weight_distance_mean:.2f} apart relative to their size, and two of them disagree on "
+        "{disagreement_mean:.1%} of the examples on average (at most {disagreement_max:.1%}), and on "
+        "{probe_disagreement_mean:.1%} of {probes} random inputs in the data's range (at most "
+        "{probe_disagreement_max:.1%}): different minima, different functions, not one minimum found {inits} times."
+    ).format(**n, widths="-".join(map(str, widths)), steps=params.steps, probes=PROBES)
+    return conclusion
+
+
 def run(params: Params, session: Session) -> Outcome:
-    data_rng, _, _ = seeds.streams(params.seed)
-    dataset = datasets.load(params.dataset, data_rng)
+    dataset = datasets.load(params.dataset, seeds.streams(params.seed)[0])
     spec = MLPSpec((dataset.X.shape[1], *params.hidden, dataset.num_outputs), "relu", "cross_entropy")
     # inputs between and around the training points: where the networks were never told the answer
     probe = split_rng(params.seed).uniform(dataset.X.min(axis=0), dataset.X.max(axis=0), (PROBES, dataset.X.shape[1]))
     finals: dict[int, dict] = {}
     for init_seed in range(params.seed, params.seed + params.inits):
-        _, init_rng, _ = seeds.streams(init_seed)
-        _, _, batch_rng = seeds.streams(params.seed)  # the same batches for every start
+        init_rng, batch_rng = seeds.streams(init_seed)[1], seeds.streams(params.seed)[2]  # the same batches for all
         lockstep = build_twins(spec, init_state_dict(spec, init_rng), "adam", params.seed, lr=params.lr)
 
         def measure(step: int, lockstep=lockstep):
@@ -79,7 +93,7 @@ def run(params: Params, session: Session) -> Outcome:
             "predictions": np.argmax(predict(f"init-{init_seed}", lockstep, dataset.X), axis=1),
             "probe_predictions": np.argmax(predict(f"init-{init_seed}", lockstep, probe), axis=1),
         }
-        session.say(f"  init seed {init_seed}: {trained.steps} steps in {trained.seconds:.1f} s")
+        session.say(steps_line(_("init seed {seed}").format(seed=init_seed), trained.steps, trained.seconds))
 
     losses = np.array([f["loss"] for f in finals.values()])
     accuracies = np.array([f["accuracy"] for f in finals.values()])
@@ -91,7 +105,7 @@ def run(params: Params, session: Session) -> Outcome:
     ]
     disagreement = [float(np.mean(a["predictions"] != b["predictions"])) for a, b in pairs]
     probe_disagreement = [float(np.mean(a["probe_predictions"] != b["probe_predictions"])) for a, b in pairs]
-    table = [f"{'init seed':>9} {'whole-set loss':>15} {'accuracy':>9}"]
+    table = [f"{_('init seed'):>9} {_('whole-set loss'):>15} {_('accuracy'):>9}"]
     table += [f"{seed:>9} {f['loss']:>15.4f} {f['accuracy']:>9.1%}" for seed, f in finals.items()]
     numbers: dict[str, float | int | str | None] = {
         "dataset": params.dataset,
@@ -108,24 +122,16 @@ def run(params: Params, session: Session) -> Outcome:
         "probe_disagreement_mean": float(np.mean(probe_disagreement)),
         "probe_disagreement_max": float(np.max(probe_disagreement)),
     }
-    n = numbers
-    conclusion = (
-        f"{params.inits} initialisations of the same {'-'.join(map(str, spec.widths))} network, trained alike for "
-        f"{params.steps} Adam steps on {params.dataset}, end at whole-set losses from {n['loss_min']:.3f} to "
-        f"{n['loss_max']:.3f} (mean {n['loss_mean']:.3f}, standard deviation {n['loss_std']:.3f}; accuracy "
-        f"{n['accuracy_min']:.1%} to {n['accuracy_max']:.1%}). Their final weights lie {n['weight_distance_mean']:.2f} "
-        f"apart relative to their size, and two of them disagree on {n['disagreement_mean']:.1%} of the examples on "
-        f"average (at most {n['disagreement_max']:.1%}), and on {n['probe_disagreement_mean']:.1%} of {PROBES} "
-        f"random inputs in the data's range (at most {n['probe_disagreement_max']:.1%}): different minima, "
-        f"different functions, not one minimum found {params.inits} times."
-    )
+    conclusion = conclude(params, numbers, spec.widths)
     return Outcome(table, conclusion, numbers)
 
 
 EXPERIMENT = Experiment(
     "init",
-    "the same network from several random initialisations ends in different minima; the spread of loss, weights "
-    "and predictions is reported",
+    N_(
+        "the same network from several random initialisations ends in different minima; the spread of loss, "
+        "weights and predictions is reported"
+    ),
     Params,
     run,
 )

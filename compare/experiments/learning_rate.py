@@ -24,9 +24,12 @@ import numpy as np
 
 from compare.experiments import datasets
 from compare.experiments.base import DIVERGENCE_FACTOR, Experiment, Outcome, Session, batches, build_twins, train
+from compare.experiments.text import steps_line
+from compare.i18n import N_, _
 from compare.inputs import seeds
 from manual import MLPSpec, init_state_dict
 
+VERDICTS = {"slow": N_("slow"), "good": N_("good"), "oscillating": N_("oscillating"), "diverged": N_("diverged")}
 OSCILLATION_SHARE = 0.2
 SLOW_FACTOR = 4
 
@@ -63,14 +66,51 @@ def verdicts(runs: dict[float, dict]) -> dict[float, str]:
     return {lr: result[lr] for lr in runs}
 
 
+def conclude(params: Params, runs: dict[float, dict], verdict: dict[float, str], shown: dict[str, str]) -> str:
+    """The conclusion, in the session's language, from each learning rate's curve and verdict."""
+    best = min(r["last"] for lr, r in runs.items() if verdict[lr] != "diverged")
+    described = []
+    for lr, r in runs.items():
+        if verdict[lr] == "diverged":
+            text = _(
+                "lr {lr:g} diverged at step {step} (its loss went from {first:.3f} to {last:.4g}, past {factor:g}× "
+                "its first, or overflowed)"
+            )
+        elif verdict[lr] == "oscillating":
+            text = _("lr {lr:g} oscillated, the loss rising on {rises:.0%} of the steps (ending at {last:.3f})")
+        else:
+            text = _("lr {lr:g} was {verdict}, ending at {last:.3f} ({ratio:.1f}× the lowest)")
+        described.append(
+            text.format(
+                lr=lr,
+                step=r["diverged_at"],
+                first=r["first"],
+                last=r["last"],
+                factor=DIVERGENCE_FACTOR,
+                rises=r["rises"],
+                verdict=shown[verdict[lr]],
+                ratio=r["last"] / best if verdict[lr] in ("good", "slow") else None,  # only those texts use it
+            )
+        )
+    conclusion = (
+        _(
+            "full-batch gradient descent for {steps} steps on {dataset}, every run from the same weights (first "
+            "loss {first:.3f}): "
+        ).format(steps=params.steps, dataset=params.dataset, first=runs[params.lrs[0]]["first"])
+        + "; ".join(described)
+        + _(". Parity held on every step of every run, each diverging run up to the step it was stopped at.")
+    )
+    return conclusion
+
+
 def run(params: Params, session: Session) -> Outcome:
-    data_rng, init_rng, _ = seeds.streams(params.seed)
+    data_rng, init_rng, _batch_rng = seeds.streams(params.seed)
     dataset = datasets.load(params.dataset, data_rng)
     spec = MLPSpec((dataset.X.shape[1], *params.hidden, dataset.num_outputs), params.activation, "cross_entropy")
     weights = init_state_dict(spec, init_rng)  # one start for every learning rate
     runs: dict[float, dict] = {}
     for lr in params.lrs:
-        _, _, batch_rng = seeds.streams(params.seed)
+        _data_rng, _init_rng, batch_rng = seeds.streams(params.seed)
         lockstep = build_twins(spec, weights, "sgd", params.seed, lr=lr)
         stream = batches(dataset, len(dataset.X), batch_rng)  # full batch: gradient descent proper
         with np.errstate(over="ignore", invalid="ignore"):  # a diverging run overflows, on purpose
@@ -86,49 +126,37 @@ def run(params: Params, session: Session) -> Outcome:
             "steps": trained.steps,
             "losses": losses,
         }
-        note = f"diverged at step {trained.diverged_at}" if trained.diverged_at else f"loss {losses[-1]:.4g}"
-        session.say(f"  lr {lr:g}: {trained.steps} steps in {trained.seconds:.1f} s, {note}")
+        note = (
+            _("diverged at step {step}").format(step=trained.diverged_at)
+            if trained.diverged_at
+            else _("loss {loss:.4g}").format(loss=losses[-1])
+        )
+        session.say(steps_line(f"lr {lr:g}", trained.steps, trained.seconds, note))
     verdict = verdicts(runs)
 
-    table = [f"{'lr':>8}  {'verdict':<12} {'loss first → last':>20} {'lowest':>9} {'steps up':>9}  note"]
+    table = [
+        f"{'lr':>8}  {_('verdict'):<12} {_('loss first → last'):>20} {_('lowest'):>9} {_('steps up'):>9}  {_('note')}"
+    ]
+    shown = {key: _(text) for key, text in VERDICTS.items()}
     numbers: dict[str, float | int | str | None] = {"dataset": params.dataset, "steps": params.steps}
     for lr, r in runs.items():
-        note = f"diverged at step {r['diverged_at']}" if r["diverged_at"] else ""
+        note = _("diverged at step {step}").format(step=r["diverged_at"]) if r["diverged_at"] else ""
         table.append(
-            f"{lr:>8g}  {verdict[lr]:<12} {r['first']:>9.4f} → {r['last']:<9.4g} {r['min']:>9.4f} "
+            f"{lr:>8g}  {shown[verdict[lr]]:<12} {r['first']:>9.4f} → {r['last']:<9.4g} {r['min']:>9.4f} "
             f"{r['rises']:>8.0%}  {note}"
         )
         numbers |= {f"lr_{lr:g}/{key}": value for key, value in r.items() if key != "losses"}
         numbers[f"lr_{lr:g}/verdict"] = verdict[lr]
-    best = min(r["last"] for lr, r in runs.items() if verdict[lr] != "diverged")
-    described = []
-    for lr, r in runs.items():
-        if verdict[lr] == "diverged":
-            described.append(
-                f"lr {lr:g} diverged at step {r['diverged_at']} (its loss went from {r['first']:.3f} to "
-                f"{r['last']:.4g}, past {DIVERGENCE_FACTOR:g}× its first, or overflowed)"
-            )
-        elif verdict[lr] == "oscillating":
-            described.append(
-                f"lr {lr:g} oscillated, the loss rising on {r['rises']:.0%} of the steps (ending at {r['last']:.3f})"
-            )
-        else:
-            described.append(
-                f"lr {lr:g} was {verdict[lr]}, ending at {r['last']:.3f} ({r['last'] / best:.1f}× the lowest)"
-            )
-    conclusion = (
-        f"full-batch gradient descent for {params.steps} steps on {params.dataset}, every run from the same weights "
-        f"(first loss {runs[params.lrs[0]]['first']:.3f}): "
-        + "; ".join(described)
-        + ". Parity held on every step of every run, each diverging run up to the step it was stopped at."
-    )
+    conclusion = conclude(params, runs, verdict, shown)
     return Outcome(table, conclusion, numbers)
 
 
 EXPERIMENT = Experiment(
     "learning-rate",
-    "a learning-rate sweep from too small (slow) through good to too large (oscillation, divergence detected and "
-    "reported)",
+    N_(
+        "a learning-rate sweep from too small (slow) through good to too large (oscillation, divergence detected "
+        "and reported)"
+    ),
     Params,
     run,
 )

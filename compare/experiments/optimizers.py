@@ -16,6 +16,8 @@ import numpy as np
 
 from compare.experiments import datasets
 from compare.experiments.base import Experiment, Outcome, Session, batches, build_twins, check_pairs, evaluate, train
+from compare.experiments.text import steps_line
+from compare.i18n import N_, _
 from compare.inputs import seeds
 from manual import MLPSpec, init_state_dict
 from manual.optim import OPTIMIZERS, REGISTRY
@@ -36,15 +38,39 @@ class Params:
             raise ValueError(f"unknown optimizer {unknown[0]!r}; choose from {', '.join(OPTIMIZERS)}")
 
 
+def conclude(params: Params, results: dict[str, dict], ranked: list[str], target: float, initial: float) -> str:
+    """The conclusion, in the session's language, from each optimizer's measured numbers."""
+    described = ", ".join(
+        f"{name} {results[name]['full_last']:.3f} ({results[name]['accuracy_last']:.0%})" for name in ranked
+    )
+    by_speed = sorted(results, key=lambda name: results[name]["steps_to_target"])
+    soonest = ", ".join(f"{name} {results[name]['steps_to_target']}" for name in by_speed)
+    conclusion = _(
+        "from the same weights on the same {batch}-example batches of {dataset}, after {steps} steps the whole-set "
+        "loss (from {initial:.3f} at the start; accuracy) ranks: {described}. Steps each took to reach {slowest}'s "
+        "final {target:.3f}: {soonest}. Each curve is computed by both twins, which agree to rounding at every step."
+    ).format(
+        batch=params.batch_size,
+        dataset=params.dataset,
+        steps=params.steps,
+        initial=initial,
+        described=described,
+        slowest=ranked[-1],
+        target=target,
+        soonest=soonest,
+    )
+    return conclusion
+
+
 def run(params: Params, session: Session) -> Outcome:
-    data_rng, init_rng, _ = seeds.streams(params.seed)
+    data_rng, init_rng, _batch_rng = seeds.streams(params.seed)
     dataset = datasets.load(params.dataset, data_rng)
     spec = MLPSpec((dataset.X.shape[1], *params.hidden, dataset.num_outputs), "relu", "cross_entropy")
     weights = init_state_dict(spec, init_rng)
     results, curves = {}, {}
     initial = None
     for name in params.optimizers:
-        _, _, batch_rng = seeds.streams(params.seed)  # the same batches, in the same order, for each
+        _data_rng, _init_rng, batch_rng = seeds.streams(params.seed)  # the same batches, in the same order, for each
         lockstep = build_twins(spec, weights, name, params.seed, lr=REGISTRY[name].default_lr)
         if initial is None:  # the same start for all: the loss before any step, by both twins
             initial = evaluate(lockstep, dataset, "full")["loss/full"]
@@ -61,16 +87,15 @@ def run(params: Params, session: Session) -> Outcome:
             "full_last": float(full[-1]),
             "accuracy_last": float(trained.curve("accuracy/full")[-1]),
         }
-        session.say(f"  {name}: {trained.steps} steps in {trained.seconds:.1f} s")
+        session.say(steps_line(name, trained.steps, trained.seconds))
 
     ranked = sorted(results, key=lambda name: results[name]["full_last"])
     target = results[ranked[-1]]["full_last"]  # where the slowest ended: how soon does each get there?
     for name, r in results.items():
         reached = np.flatnonzero(curves[name] <= target)
         r["steps_to_target"] = int(reached[0]) + 1 if reached.size else None
-    table = [
-        f"{'optimizer':<10} {'lr':>6} {'whole-set loss, last step':>26} {'accuracy':>9} {f'steps to {target:.3f}':>15}"
-    ]
+    to_target = _("steps to {target:.3f}").format(target=target)
+    table = [f"{_('optimizer'):<10} {'lr':>6} {_('whole-set loss, last step'):>26} {_('accuracy'):>9} {to_target:>15}"]
     numbers: dict[str, float | int | str | None] = {
         "dataset": params.dataset,
         "steps": params.steps,
@@ -78,28 +103,20 @@ def run(params: Params, session: Session) -> Outcome:
     }
     for name in ranked:
         r = results[name]
-        reached = str(r["steps_to_target"]) if r["steps_to_target"] else "never"
+        reached = str(r["steps_to_target"]) if r["steps_to_target"] else _("never")
         table.append(f"{name:<10} {r['lr']:>6g} {r['full_last']:>26.4f} {r['accuracy_last']:>9.1%} {reached:>15}")
         numbers |= {f"{name}/{key}": value for key, value in r.items()}
     numbers["ranking"] = ",".join(ranked)
-    described = ", ".join(
-        f"{name} {results[name]['full_last']:.3f} ({results[name]['accuracy_last']:.0%})" for name in ranked
-    )
-    by_speed = sorted(results, key=lambda name: results[name]["steps_to_target"])
-    soonest = ", ".join(f"{name} {results[name]['steps_to_target']}" for name in by_speed)
-    conclusion = (
-        f"from the same weights on the same {params.batch_size}-example batches of {params.dataset}, after "
-        f"{params.steps} steps the whole-set loss (from {initial[1]:.3f} at the start; accuracy) ranks: {described}. "
-        f"Steps each took to reach {ranked[-1]}'s final {target:.3f}: {soonest}. Each curve is computed by both "
-        "twins, which agree to rounding at every step."
-    )
+    conclusion = conclude(params, results, ranked, target, initial[1])
     return Outcome(table, conclusion, numbers)
 
 
 EXPERIMENT = Experiment(
     "optimizers",
-    "SGD, Momentum, Nesterov, Adam, AdamW, RMSprop, Adagrad (every optimizer in the package) from the same initial "
-    "weights on the same data",
+    N_(
+        "SGD, Momentum, Nesterov, Adam, AdamW, RMSprop, Adagrad (every optimizer in the package) from the same "
+        "initial weights on the same data"
+    ),
     Params,
     run,
 )

@@ -19,6 +19,8 @@ import numpy as np
 
 from compare.experiments import datasets
 from compare.experiments.base import Experiment, Outcome, Session, batches, build_twins, evaluate, split_rng, train
+from compare.experiments.text import steps_line
+from compare.i18n import N_, _
 from compare.inputs import seeds
 from manual import MLPSpec, init_state_dict
 
@@ -42,13 +44,64 @@ class Params:
 def renumber(weights: dict[str, np.ndarray], source: MLPSpec, target: MLPSpec) -> dict[str, np.ndarray]:
     """``weights`` of ``source`` under ``target``'s names: Linear layer k keeps its arrays."""
     renamed = {}
-    for (old, _, _), (new, _, _) in zip(source.linears(), target.linears(), strict=True):
+    for (old, *_widths), (new, *_same) in zip(source.linears(), target.linears(), strict=True):
         renamed |= {f"{new}.{key}": weights[f"{old}.{key}"] for key in ("weight", "bias")}
     return renamed
 
 
+def header() -> str:
+    return (
+        f"{_('variant'):<21} {_('train loss'):>10} {_('val lowest (step)'):>20} {_('val last'):>9} {_('climb'):>7} "
+        f"{_('gap'):>7} {_('train acc'):>10} {_('val acc'):>8}"
+    )
+
+
+def conclude(params: Params, results: dict[str, dict], parameters: int, train_size: int) -> str:
+    """The conclusion, in the session's language, from each variant's measured numbers."""
+    plain = results["plain"]
+    other = _(
+        "with {name} it ends at {last:.3f} ({climb:+.3f} above its lowest, {lowest:.3f}), validation accuracy "
+        "{accuracy:.1%}"
+    )
+    others = "; ".join(
+        other.format(
+            name=name, last=r["val_last"], climb=r["val_climb"], lowest=r["val_lowest"], accuracy=r["val_accuracy_last"]
+        )
+        for name, r in results.items()
+        if name != "plain"
+    )
+    best = min(results, key=lambda name: results[name]["val_last"])
+    conclusion = _(
+        "{parameters} weights, {train} training examples of {dataset}, {steps} {optimizer} steps. Without "
+        "regularisation the training loss fell to {train_last:.4f} ({train_accuracy:.0%} right) while the "
+        "validation loss bottomed at {lowest:.3f} at step {lowest_step} and climbed back to {last:.3f} "
+        "({climb:+.3f}): overfitting, the validation loss {gap:.3f} above the training loss (validation accuracy "
+        "{accuracy:.1%}). With dropout p = {dropout} and weight decay λ = {decay}: {others}. Lowest final "
+        "validation loss: {best}."
+    ).format(
+        parameters=parameters,
+        train=train_size,
+        dataset=params.dataset,
+        steps=params.steps,
+        optimizer=params.optimizer,
+        train_last=plain["train_last"],
+        train_accuracy=plain["train_accuracy_last"],
+        lowest=plain["val_lowest"],
+        lowest_step=plain["val_lowest_step"],
+        last=plain["val_last"],
+        climb=plain["val_climb"],
+        gap=plain["gap_last"],
+        accuracy=plain["val_accuracy_last"],
+        dropout=params.dropout,
+        decay=params.weight_decay,
+        others=others,
+        best=best,
+    )
+    return conclusion
+
+
 def run(params: Params, session: Session) -> Outcome:
-    data_rng, init_rng, _ = seeds.streams(params.seed)
+    data_rng, init_rng, _batch_rng = seeds.streams(params.seed)
     full = datasets.load(params.dataset, data_rng)
     train_set, rest = datasets.split(full, params.train_size, split_rng(params.seed))
     val_set = datasets.Dataset(rest.name, rest.X[: params.val_size], rest.y[: params.val_size])
@@ -65,7 +118,7 @@ def run(params: Params, session: Session) -> Outcome:
     for name, (dropout, weight_decay) in variants.items():
         spec = MLPSpec(widths, "relu", "cross_entropy", dropout=dropout)
         weights = renumber(initial, plain, spec)  # the same weights; Dropout shifts the Sequential's indices
-        _, _, batch_rng = seeds.streams(params.seed)
+        _data_rng, _init_rng, batch_rng = seeds.streams(params.seed)
         lockstep = build_twins(spec, weights, params.optimizer, params.seed, lr=params.lr, weight_decay=weight_decay)
 
         def measure(step: int, lockstep=lockstep):
@@ -87,12 +140,9 @@ def run(params: Params, session: Session) -> Outcome:
             "train_accuracy_last": float(trained.curve("accuracy/train_set")[-1]),
             "val_accuracy_last": float(trained.curve("accuracy/validation")[-1]),
         }
-        session.say(f"  {name}: {trained.steps} steps in {trained.seconds:.1f} s")
+        session.say(steps_line(name, trained.steps, trained.seconds))
 
-    table = [
-        f"{'variant':<21} {'train loss':>10} {'val lowest (step)':>20} {'val last':>9} {'climb':>7} {'gap':>7} "
-        f"{'train acc':>10} {'val acc':>8}"
-    ]
+    table = [header()]
     numbers: dict[str, float | int | str | None] = {
         "dataset": params.dataset,
         "train_size": len(train_set.X),
@@ -106,29 +156,13 @@ def run(params: Params, session: Session) -> Outcome:
             f"{r['val_accuracy_last']:>8.1%}"
         )
         numbers |= {f"{name}/{key}": value for key, value in r.items()}
-    plain = results["plain"]
-    others = "; ".join(
-        f"with {name} it ends at {r['val_last']:.3f} ({r['val_climb']:+.3f} above its lowest, {r['val_lowest']:.3f}), "
-        f"validation accuracy {r['val_accuracy_last']:.1%}"
-        for name, r in results.items()
-        if name != "plain"
-    )
-    best = min(results, key=lambda name: results[name]["val_last"])
-    conclusion = (
-        f"{numbers['parameters']} weights, {len(train_set.X)} training examples of {params.dataset}, "
-        f"{params.steps} {params.optimizer} steps. Without regularisation the training loss fell to "
-        f"{plain['train_last']:.4f} ({plain['train_accuracy_last']:.0%} right) while the validation loss bottomed at "
-        f"{plain['val_lowest']:.3f} at step {plain['val_lowest_step']} and climbed back to {plain['val_last']:.3f} "
-        f"({plain['val_climb']:+.3f}): overfitting, the validation loss {plain['gap_last']:.3f} above the training "
-        f"loss (validation accuracy {plain['val_accuracy_last']:.1%}). With dropout p = {params.dropout} and weight "
-        f"decay λ = {params.weight_decay}: {others}. Lowest final validation loss: {best}."
-    )
+    conclusion = conclude(params, results, numbers["parameters"], len(train_set.X))
     return Outcome(table, conclusion, numbers)
 
 
 EXPERIMENT = Experiment(
     "overfitting",
-    "train vs validation curves of a large net on a small training set, with and without dropout and weight decay",
+    N_("train vs validation curves of a large net on a small training set, with and without dropout and weight decay"),
     Params,
     run,
 )

@@ -23,6 +23,8 @@ import numpy as np
 
 from compare.experiments import datasets
 from compare.experiments.base import Experiment, Outcome, Pairs, Session, batches, build_twins, layer_grad_norms, train
+from compare.experiments.text import steps_line
+from compare.i18n import N_, _
 from compare.inputs import seeds
 from manual import MLPSpec, init_state_dict
 
@@ -46,16 +48,58 @@ class Params:
             raise ValueError(f"depth must be at least 2 Linear layers, got {self.depth}")
 
 
+def conclude(params: Params, n: dict, classes: int) -> str:
+    """The conclusion, in the session's language, from the measured ratios ``n``."""
+    bound = SIGMOID_DERIVATIVE_MAX ** (params.depth - 1)
+    parts = [
+        _("at depth {depth} the gradient reaching the first layer, relative to the last layer's, is").format(
+            depth=params.depth
+        )
+    ]
+    each = _("{activation} {median:.1e} (step 1: {first:.1e})")
+    parts.append(
+        "; ".join(
+            each.format(activation=a, median=n[f"{a}/ratio_median"], first=n[f"{a}/ratio_step1"])
+            for a in params.activations
+        )
+        + _(" (median over training).")
+    )
+    if "sigmoid" in params.activations and "relu" in params.activations:
+        parts.append(
+            _(
+                "Sigmoid's first layer gets {share:.1e} times ReLU's share: its derivative is at most {bound}, and "
+                "{bound}^{hidden} = {product:.1e} through {hidden} hidden layers. After {steps} SGD steps its loss "
+                "went {sigmoid_first:.3f} → {sigmoid_last:.3f} (ln {classes} = {uniform:.3f}, the loss of a uniform "
+                "guess) while ReLU's went {relu_first:.3f} → {relu_last:.3f}."
+            ).format(
+                share=n["sigmoid/ratio_median"] / n["relu/ratio_median"],
+                bound=SIGMOID_DERIVATIVE_MAX,
+                hidden=params.depth - 1,
+                product=bound,
+                steps=params.steps,
+                sigmoid_first=n["sigmoid/loss_first"],
+                sigmoid_last=n["sigmoid/loss_last"],
+                classes=classes,
+                uniform=math.log(classes),
+                relu_first=n["relu/loss_first"],
+                relu_last=n["relu/loss_last"],
+            )
+        )
+    return " ".join(parts)
+
+
 def run(params: Params, session: Session) -> Outcome:
-    data_rng, _, _ = seeds.streams(params.seed)
+    data_rng, _init_rng, _batch_rng = seeds.streams(params.seed)
     dataset = datasets.load(params.dataset, data_rng)
     widths = (dataset.X.shape[1], *([params.width] * (params.depth - 1)), dataset.num_outputs)
     last = f"layer{params.depth:02d}"
     numbers: dict[str, float | int | str | None] = {"depth": params.depth, "dataset": params.dataset}
-    table = [f"{'activation':<11} {'‖∂L/∂W⁽¹⁾‖/‖∂L/∂W⁽ᴸ⁾‖ step 1':>28} {'median':>10} {'loss first → last':>20}"]
+    table = [
+        f"{_('activation'):<11} {_('‖∂L/∂W⁽¹⁾‖/‖∂L/∂W⁽ᴸ⁾‖ step 1'):>28} {_('median'):>10} {_('loss first → last'):>20}"
+    ]
     for activation in params.activations:
         spec = MLPSpec(widths, activation, "cross_entropy")
-        _, init_rng, batch_rng = seeds.streams(params.seed)  # the same draws for every activation
+        _data_rng, init_rng, batch_rng = seeds.streams(params.seed)  # the same draws for every activation
         lockstep = build_twins(spec, init_state_dict(spec, init_rng), "sgd", params.seed, lr=params.lr)
 
         def measure(step: int, lockstep=lockstep) -> Pairs:
@@ -80,31 +124,18 @@ def run(params: Params, session: Session) -> Outcome:
             f"{activation:<11} {ratios[0]:>28.2e} {np.median(ratios):>10.2e} "
             f"{trained.losses[0]:>9.3f} → {trained.losses[-1]:<8.3f}"
         )
-        session.say(f"  {activation}: {trained.steps} steps in {trained.seconds:.1f} s")
+        session.say(steps_line(activation, trained.steps, trained.seconds))
 
-    n = numbers
-    bound = SIGMOID_DERIVATIVE_MAX ** (params.depth - 1)
-    parts = [f"at depth {params.depth} the gradient reaching the first layer, relative to the last layer's, is"]
-    parts.append(
-        "; ".join(f"{a} {n[f'{a}/ratio_median']:.1e} (step 1: {n[f'{a}/ratio_step1']:.1e})" for a in params.activations)
-        + " (median over training)."
-    )
-    if "sigmoid" in params.activations and "relu" in params.activations:
-        parts.append(
-            f"Sigmoid's first layer gets {n['sigmoid/ratio_median'] / n['relu/ratio_median']:.1e} times ReLU's share: "
-            f"its derivative is at most {SIGMOID_DERIVATIVE_MAX}, and {SIGMOID_DERIVATIVE_MAX}^{params.depth - 1} = "
-            f"{bound:.1e} through {params.depth - 1} hidden layers. After {params.steps} SGD steps its loss went "
-            f"{n['sigmoid/loss_first']:.3f} → {n['sigmoid/loss_last']:.3f} (ln {dataset.num_outputs} = "
-            f"{math.log(dataset.num_outputs):.3f}, the loss of a uniform guess) while ReLU's went "
-            f"{n['relu/loss_first']:.3f} → {n['relu/loss_last']:.3f}."
-        )
-    return Outcome(table, " ".join(parts), numbers)
+    conclusion = conclude(params, numbers, dataset.num_outputs)
+    return Outcome(table, conclusion, numbers)
 
 
 EXPERIMENT = Experiment(
     "vanishing-gradients",
-    "10-layer MLPs with sigmoid, tanh, ReLU, LeakyReLU: per-layer gradient norms over training, first/last-layer "
-    "ratio (sigmoid' ≤ 0.25)",
+    N_(
+        "10-layer MLPs with sigmoid, tanh, ReLU, LeakyReLU: per-layer gradient norms over training, first/last-layer "
+        "ratio (sigmoid' ≤ 0.25)"
+    ),
     Params,
     run,
 )
