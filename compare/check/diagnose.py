@@ -1,0 +1,135 @@
+"""Name the mistake: replay the failing part with each known mistake and textbook variant, and report
+the one that reproduces the user's numbers within tolerance.
+
+The candidates are the fault catalog's pieces (``compare.faults``: a layer, a loss or an optimizer with
+the minimum overridden) and the textbook variants of ``manual.optim.variants``, each built from the same
+starting values and hyperparameters as torch's piece and run on the very inputs the user's code got.
+A candidate matches when every tensor the user's code produced agrees with the candidate's to the
+tolerance of the check (the user's code is then that mistake, to rounding).
+"""
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from compare.check.report import Diagnosis
+from compare.core.metrics import diff
+from compare.core.tolerances import tolerance
+from compare.faults.catalog import CATALOG_LIST
+from manual import layers as manual_layers
+from manual import losses as manual_losses
+
+
+def _manual_layer(module: nn.Module) -> manual_layers.Node | None:
+    """The package's NumPy layer equal to ``module`` (its values copied), or ``None`` for other modules."""
+
+    def value(tensor) -> np.ndarray:
+        return tensor.detach().cpu().numpy().copy()
+
+    if type(module) is nn.Linear:
+        return manual_layers.Linear(value(module.weight), None if module.bias is None else value(module.bias))
+    if type(module) is nn.BatchNorm1d and module.affine and module.track_running_stats:
+        return manual_layers.BatchNorm1d(
+            value(module.weight), value(module.bias), value(module.running_mean), value(module.running_var),
+            value(module.num_batches_tracked), module.momentum, module.eps,
+        )  # fmt: skip
+    simple = {nn.ReLU: manual_layers.ReLU, nn.Sigmoid: manual_layers.Sigmoid, nn.Tanh: manual_layers.Tanh}
+    if type(module) in simple:
+        return simple[type(module)]()
+    if type(module) is nn.LeakyReLU:
+        return manual_layers.LeakyReLU(module.negative_slope)
+    return None
+
+
+def closest(user: Iterable[tuple[Any, Any]], dtype: str, stage: str = "grad") -> float | None:
+    """The worst ``max_rel`` over (user value, candidate value) pairs, or ``None`` past the tolerance."""
+    worst = 0.0
+    for mine, theirs in user:
+        if mine is None:
+            continue
+        if theirs is None:
+            return None
+        result = diff(np.asarray(mine, dtype=np.float64), np.asarray(theirs, dtype=np.float64))
+        if result.problem is not None or result.max_rel > tolerance(dtype, stage).max_rel:
+            return None
+        worst = max(worst, result.max_rel)
+    return worst
+
+
+def _replay_layer(candidate: manual_layers.Node, runs: Sequence) -> list[tuple[Any, Any]]:
+    pairs = []
+    for run in runs:
+        out = candidate.forward(run.x.copy())
+        dx = candidate.backward(run.dout.copy())
+        theirs = {"out": out, "dx": dx, **candidate.grads}
+        for key, value in candidate.buffers.items():
+            theirs[key] = int(value) if value.dtype.kind in "iu" else value.copy()
+        pairs.extend((mine, theirs.get(key)) for key, mine in run.tensors.items())
+    return pairs
+
+
+def diagnose_layer(start: nn.Module, runs: Sequence, report, dtype: str) -> Diagnosis | None:
+    """The catalog's layer mistake (``compare.faults.layers``) that reproduces the user's layer."""
+    if _manual_layer(start) is None:
+        return None
+    base = type(_manual_layer(start))
+    for fault in CATALOG_LIST:
+        if fault.override.layer_base is not base:
+            continue
+        try:
+            candidate = fault.override.make_layer(_manual_layer(start))
+            worst = closest(_replay_layer(candidate, runs), dtype)
+        except Exception:  # a candidate that cannot run on these inputs does not match
+            continue
+        if worst is not None:
+            return Diagnosis(fault.name, fault.description, worst)
+    return None
+
+
+LOSSES: dict[type, type] = {
+    nn.CrossEntropyLoss: manual_losses.CrossEntropyLoss,
+    nn.MSELoss: manual_losses.MSELoss,
+    nn.BCEWithLogitsLoss: manual_losses.BCEWithLogitsLoss,
+}
+
+
+def diagnose_loss(
+    torch_loss: nn.Module, runs: Sequence[tuple[np.ndarray, np.ndarray, Any, Any]], dtype: str
+) -> Diagnosis | None:
+    """The catalog's loss mistake (``compare.faults.losses``) that reproduces the user's loss.
+
+    ``runs``: per step, (scores, labels as the package's loss takes them, the user's loss, the user's
+    dL/dscores)."""
+    base = LOSSES.get(type(torch_loss))
+    if base is None or getattr(torch_loss, "reduction", "mean") != "mean":
+        return None
+    for fault in CATALOG_LIST:
+        if fault.override.loss is None or not issubclass(fault.override.loss, base):
+            continue
+        candidate = fault.override.loss()
+        pairs: list[tuple[Any, Any]] = []
+        try:
+            with np.errstate(all="ignore"):
+                for scores, labels, loss, dscores in runs:
+                    value = candidate.forward(scores.copy(), labels)
+                    pairs += [(loss, np.float64(value)), (dscores, candidate.backward())]
+        except Exception:  # the candidate cannot run on these inputs: no match
+            continue
+        worst = closest(pairs, dtype, "loss")
+        if worst is not None:
+            return Diagnosis(fault.name, fault.description, worst)
+    return None
+
+
+def first_match(candidates: Iterable[tuple[str, str, Callable[[], float | None]]]) -> Diagnosis | None:
+    """The first candidate whose replay (a function returning its worst ``max_rel``, or ``None``) matches."""
+    for name, explanation, replay in candidates:
+        try:
+            worst = replay()
+        except Exception:  # a candidate that cannot run with these settings does not match
+            continue
+        if worst is not None:
+            return Diagnosis(name, explanation, worst)
+    return None
