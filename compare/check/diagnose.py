@@ -8,7 +8,9 @@ A candidate matches when every tensor the user's code produced agrees with the c
 tolerance of the check (the user's code is then that mistake, to rounding).
 """
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import fields
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -20,6 +22,8 @@ from compare.core.tolerances import tolerance
 from compare.faults.catalog import CATALOG_LIST
 from manual import layers as manual_layers
 from manual import losses as manual_losses
+from manual import schedules as manual_schedules
+from manual.optim import REGISTRY, VARIANTS
 
 
 def _manual_layer(module: nn.Module) -> manual_layers.Node | None:
@@ -133,3 +137,56 @@ def first_match(candidates: Iterable[tuple[str, str, Callable[[], float | None]]
         if worst is not None:
             return Diagnosis(name, explanation, worst)
     return None
+
+
+def _optimizer_candidates(torch_class: type, hyperparameters: Mapping[str, Any], scheduled: bool) -> list:
+    """(name, explanation, factory, schedule_first) for every textbook variant and known mistake of
+    ``torch_class``, the variants first (a textbook form is the likelier origin of the same numbers)."""
+    hp = dict(hyperparameters)
+    entries = [entry for entry in REGISTRY.values() if entry.torch_class == torch_class.__name__]
+    candidates = []
+    for name, variant in VARIANTS.items():
+        if REGISTRY[variant.torch_name].torch_class == torch_class.__name__:
+            accepted = {f.name for f in fields(variant.optimizer)}
+            make = lambda variant=variant, accepted=accepted: variant.optimizer(  # noqa: E731
+                **{k: v for k, v in hp.items() if k in accepted}
+            )
+            candidates.append((name, variant.cause, make, False))
+    for fault in CATALOG_LIST:
+        rule = fault.override.optimizer
+        if rule is not None and any(issubclass(rule, entry.rule) for entry in entries):
+            candidates.append((fault.name, fault.description, lambda rule=rule: rule(**hp), False))
+        if fault.override.schedule_first and scheduled and entries:
+            candidates.append((fault.name, fault.description, lambda: entries[0].rule(**hp), True))
+    return candidates
+
+
+def _replay_optimizer(make: Callable, schedule_first: bool, run, dtype: str) -> float | None:
+    rule = make()
+    params = {name: value.copy() for name, value in run.start.items()}
+    state = rule.init(params)
+    schedule = manual_schedules.build(run.parsed, rule) if run.parsed else None
+    if schedule_first and schedule is not None:
+        schedule.step()
+    pairs: list[tuple[Any, Any]] = []
+    for grads, mine, lr in zip(run.grads, run.params, run.lrs, strict=True):
+        pairs.append((None if lr is None else np.float64(lr), np.float64(rule.lr)))
+        rule.step(params, {name: g.copy() for name, g in grads.items()}, state)
+        pairs.extend((mine.get(name), value.copy()) for name, value in params.items())
+        if schedule is not None:
+            schedule.step()
+    return closest(pairs, dtype, "param")
+
+
+def diagnose_optimizer(torch_class: type, hyperparameters: Mapping[str, Any], run, dtype: str) -> Diagnosis | None:
+    """The catalog's optimizer mistake (``compare.faults.optimizers``, or the scheduler stepped first) or
+    textbook variant (``manual.optim.variants``) that reproduces the user's parameters step by step."""
+    candidates = _optimizer_candidates(torch_class, hyperparameters, run.parsed is not None)
+    return first_match(
+        (
+            name,
+            f"your {torch_class.__name__} is torch's written as: {why}",
+            partial(_replay_optimizer, make, first, run, dtype),
+        )
+        for name, why, make, first in candidates
+    )
