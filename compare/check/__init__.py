@@ -3,7 +3,17 @@ with the mistake named (``check_layer``, ``check_loss``, ``check_optimizer``, ``
 
 from compare.check.layer import check_layer
 from compare.check.loss import check_loss
+from compare.check.network import check_model
 from compare.check.optimizer import check_optimizer
 from compare.check.report import Diagnosis, Failure, Report, assert_parity
 
-__all__ = ["Diagnosis", "Failure", "Report", "assert_parity", "check_layer", "check_loss", "check_optimizer"]
+__all__ = [
+    "Diagnosis",
+    "Failure",
+    "Report",
+    "assert_parity",
+    "check_layer",
+    "check_loss",
+    "check_model",
+    "check_optimizer",
+]

@@ -107,7 +107,7 @@ def _torch_side(start: Mapping[str, np.ndarray], stream: GradientStream | None) 
     return {name: torch.nn.Parameter(torch.from_numpy(value.copy())) for name, value in start.items()}
 
 
-def _parse(lr_schedule: str | None) -> list | None:
+def parse(lr_schedule: str | None) -> list | None:
     if lr_schedule is None:
         return None
     try:
@@ -135,7 +135,7 @@ def check_optimizer(
     ``lr_schedule``: the CLI's ``--lr-schedule`` text (``"step:20:0.1"``), setting the user's ``lr``
     attribute before each step as torch's scheduler sets torch's. ``params`` and ``gradients`` (one
     dict per step) replace the default stream of the package's MLP training on the spirals."""
-    parsed = _parse(lr_schedule)
+    parsed = parse(lr_schedule)
     stream = None if gradients is not None else GradientStream(dtype, seed)
     start = stream.start if stream is not None else {k: np.asarray(v, dtype=dtype) for k, v in (params or {}).items()}
     if gradients is not None and not start:
