@@ -107,6 +107,7 @@ def check_layer(
 def _step(step, user: Access, module, links, x, dout, rng, report: Report, dtype: str) -> LayerRun:
     checks = Checks(step, dtype)
     out = guard.as_array(guard.call(step, "forward", "forward(x)", user.obj.forward, guard.fresh(x)), np.dtype(dtype))
+    module.zero_grad(set_to_none=True)  # each step's gradients on their own, as a training loop zeroes them
     xt = torch.from_numpy(x.copy())
     if xt.is_floating_point():
         xt.requires_grad_(True)

@@ -57,7 +57,7 @@ class Diagnosis:
         return f"{self.name}: {self.explanation} (reproduced to {self.max_rel:.1g})"
 
 
-@dataclass
+@dataclass(repr=False)
 class Report:
     """Every comparison made (``checks``, in the order made), the first failure, the diagnosis.
 
@@ -108,6 +108,8 @@ class Report:
             lines.append("diagnosis: no known mistake or textbook variant reproduces your numbers")
         lines.extend(f"note: {note}" for note in self.notes)
         return "\n".join(lines)
+
+    __repr__ = __str__  # the table, in a REPL and in pytest's assertion messages
 
     def to_dict(self) -> dict:
         failure = self.first_failure
