@@ -128,15 +128,20 @@ def diagnose_loss(
 
 
 def first_match(candidates: Iterable[tuple[str, str, Callable[[], float | None]]]) -> Diagnosis | None:
-    """The first candidate whose replay (a function returning its worst ``max_rel``, or ``None``) matches."""
+    """The first candidate whose replay (a function returning its worst ``max_rel``, or ``None``) matches,
+    with the names of the later ones that match too."""
+    matches = []
     for name, explanation, replay in candidates:
         try:
             worst = replay()
         except Exception:  # a candidate that cannot run with these settings does not match
             continue
         if worst is not None:
-            return Diagnosis(name, explanation, worst)
-    return None
+            matches.append(Diagnosis(name, explanation, worst))
+    if not matches:
+        return None
+    first = matches[0]
+    return Diagnosis(first.name, first.explanation, first.max_rel, tuple(m.name for m in matches[1:]))
 
 
 def _optimizer_candidates(torch_class: type, hyperparameters: Mapping[str, Any], scheduled: bool) -> list:

@@ -52,9 +52,15 @@ class Diagnosis:
     name: str
     explanation: str
     max_rel: float = 0.0  # how close the replay came to the user's numbers
+    also: tuple[str, ...] = ()  # other candidates reproducing the same numbers (the same rule written otherwise)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.name, *self.also)
 
     def line(self) -> str:
-        return f"{self.name}: {self.explanation} (reproduced to {self.max_rel:.1g})"
+        also = f"; the same numbers as {', '.join(self.also)}" if self.also else ""
+        return f"{self.name}: {self.explanation} (reproduced to {self.max_rel:.1g}{also})"
 
 
 @dataclass(repr=False)
