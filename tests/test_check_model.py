@@ -1,0 +1,110 @@
+"""check_model: the textbook two-layer network (weights (in, out), in-place ReLU backward, ordered layers)
+and a function-style network trained in lockstep with their torch twins through the engine; a mistake
+in one layer named at the first departing layer; a nested torch Module as the twin; exceptions as
+findings."""
+
+import numpy as np
+import pytest
+import torch
+from check_styles import Adam, Affine, Relu, TwoLayerNet, two_layer_function
+from torch import nn
+
+import compare
+from compare.errors import InputError
+
+RNG = np.random.default_rng(5)
+X = RNG.standard_normal((60, 4))
+Y = RNG.integers(0, 3, 60)
+
+
+def twin() -> nn.Sequential:
+    return nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3))
+
+
+def test_the_textbook_network_passes_with_every_layer_compared():
+    report = compare.check_model(TwoLayerNet(4, 6, 3), twin(), nn.CrossEntropyLoss(), X, Y, batch_size=20, steps=6)
+    assert report.passed, report
+    step1 = [(c.stage, c.tensor) for c in report.checks if c.step == 1]
+    assert step1[:4] == [("forward", "0.out"), ("forward", "1.out"), ("forward", "2.out"), ("loss", "loss")]
+    assert ("grad", "1.out") in step1 and ("param", "0.weight") in step1
+    assert "0.weight ← W1.T" in report.notes[0]
+
+
+class BiasAveraged(Affine):
+    def backward(self, dout):
+        dx = super().backward(dout)
+        self.db = dout.mean(axis=0)
+        return dx
+
+
+def test_a_mistake_in_the_second_affine_fails_at_its_bias_gradient_at_step_1():
+    net = TwoLayerNet(4, 6, 3)
+    net.layers["Affine2"].__class__ = BiasAveraged
+    report = compare.check_model(net, twin(), nn.CrossEntropyLoss(), X, Y, batch_size=20, steps=3)
+    failure = report.first_failure
+    assert (failure.step, failure.stage, failure.tensor) == (1, "grad", "2.bias"), report
+
+
+class LeakyAtZeroRelu(Relu):
+    def backward(self, dout):
+        return dout  # the mask forgotten: dL/d(0.out) is wrong, the first layer output gradient departing
+
+
+def test_the_first_departing_layer_is_named():
+    net = TwoLayerNet(4, 6, 3, relu=LeakyAtZeroRelu)
+    report = compare.check_model(net, twin(), nn.CrossEntropyLoss(), X, Y, batch_size=20, steps=2)
+    failure = report.first_failure
+    assert (failure.step, failure.stage, failure.tensor) == (1, "grad", "0.out"), report
+
+
+def test_a_function_style_network_with_a_textbook_adam_passes():
+    params = TwoLayerNet(4, 6, 3).params
+    report = compare.check_model(
+        two_layer_function, twin(), nn.CrossEntropyLoss(), X, Y, params=params, batch_size=30, steps=8,
+        optimizer=Adam(lr=0.01), torch_optimizer=(torch.optim.Adam, {"lr": 0.01}),
+    )  # fmt: skip
+    assert report.passed, report
+    assert any("layer outputs not compared" in note for note in report.notes)
+
+
+class Net(nn.Module):
+    """A twin that is not a Sequential: its parameters live in named submodules."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(4, 6), nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+def test_a_nested_torch_module_twin_has_every_gradient_compared():
+    mapping = {"0.fc1.weight": "W1.T", "0.fc1.bias": "b1", "0.fc2.weight": "W2.T", "0.fc2.bias": "b2"}
+    report = compare.check_model(
+        TwoLayerNet(4, 6, 3), Net(), nn.CrossEntropyLoss(), X, Y, mapping=mapping, batch_size=20, steps=3
+    )
+    assert report.passed, report
+    grads = {c.tensor for c in report.checks if c.stage == "grad"}
+    assert {"0.fc1.weight", "0.fc2.bias"} <= grads
+
+
+def test_an_exception_in_gradient_is_a_finding_with_the_step():
+    calls = {"n": 0}
+
+    def flaky(params, x, y):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise FloatingPointError("overflow in exp")
+        return two_layer_function(params, x, y)
+
+    params = TwoLayerNet(4, 6, 3).params
+    report = compare.check_model(flaky, twin(), nn.CrossEntropyLoss(), X, Y, params=params, steps=5)
+    failure = report.first_failure
+    assert (failure.step, failure.stage, failure.problem) == (3, "loss", "exception")
+    assert failure.message == "FloatingPointError: overflow in exp"
+    assert len({c.step for c in report.checks}) == 2  # the steps before it were compared
+
+
+def test_only_one_of_the_two_optimizers_is_an_input_error():
+    with pytest.raises(InputError, match="both optimizer"):
+        compare.check_model(TwoLayerNet(4, 6, 3), twin(), nn.CrossEntropyLoss(), X, Y, optimizer=Adam())
