@@ -3,8 +3,11 @@ directory, exceptions in the user's code as one line (the traceback only when as
 
 import json
 import textwrap
+from pathlib import Path
 
+import numpy as np
 import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from compare.cli.main import main
 
@@ -67,13 +70,25 @@ def test_a_layer_file_passes_or_fails_with_the_report_written(tmp_path, capsys, 
         assert "diagnosis: bias-grad-averaged" in out
 
 
-def test_a_model_file_with_its_optimizers_and_options(tmp_path, capsys):
-    from pathlib import Path
-
+def test_a_model_file_with_its_optimizers_and_options_and_its_curves(tmp_path, capsys):
     file = write(tmp_path, MODEL.format(tests=str(Path(__file__).parent)))
     assert main(["check", file, "--logdir", str(tmp_path / "runs")]) == 0
     out = capsys.readouterr().out
     assert out.startswith("[model] PASS: your model, 4 step(s)")
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    document = json.loads((run_dir / "report.json").read_text())
+    losses = {}
+    for side in ("manual", "torch"):
+        events = EventAccumulator(str(run_dir / side))
+        events.Reload()
+        losses[side] = [event.value for event in events.Scalars("loss/train")]
+    assert len(losses["manual"]) == 4
+    # TensorBoard stores float32: the two sides' losses agree to float32's rounding
+    assert np.allclose(losses["manual"], losses["torch"], rtol=2 * np.finfo(np.float32).eps, atol=0)
+    parity = EventAccumulator(str(run_dir / "parity"))
+    parity.Reload()
+    worst = max(event.value for event in parity.Scalars("max_rel/param"))
+    assert worst <= 1e-10 and document["passed"]
 
 
 def test_an_exception_in_user_code_is_one_line_and_exit_1_the_traceback_on_request(tmp_path, capsys):

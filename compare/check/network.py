@@ -3,6 +3,7 @@
 
 import copy
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,12 +19,14 @@ from compare.core import engine
 from compare.core.records import RunResult
 from compare.core.torch_side import ReferencePass, TorchSide
 from compare.errors import InputError
+from compare.output.tensorboard import RunWriters
 from manual import schedules as manual_schedules
 from manual.optim import SGD
 from torch_ref import TorchTwin
 from torch_ref import schedules as torch_schedules
 
 DEFAULT_LR = 0.1  # plain SGD on both sides when no optimizer is given
+LOG_EVERY = 25  # histograms and reference lines every K steps: a run's default --log-every
 
 
 class ModuleSide(TorchSide):
@@ -111,23 +114,22 @@ def check_model(
     lr_schedule: str | None = None,
     dtype: str = "float64",
     seed: int = 0,
+    tensorboard_dir: str | Path | None = None,
 ) -> Report:
     """Train ``model`` and ``torch_model`` in lockstep for ``steps`` steps (default 20, or one per batch of
     ``batches``) and compare every step. ``optimizer``/``torch_optimizer``: the user's (any form
     ``check_optimizer`` takes) and torch's (an instance, or ``(class, hyperparameters)``); neither: plain
-    SGD at lr 0.1 on both."""
+    SGD at lr 0.1 on both. ``tensorboard_dir``: curves written there as a ``run`` writes them (``manual/``,
+    ``torch/``, ``parity/``)."""
     if (optimizer is None) != (torch_optimizer is None):
         raise InputError("pass both optimizer= and torch_optimizer= (or neither, for plain SGD on both)")
     model = guard.fresh(model)
     user_params, function = _user_params(model, params, dtype)
     torch_copy = _torch_copy(torch_model, dtype)
-    shapes = {name: tuple(p.shape) for name, p in torch_copy.named_parameters()}
-    links = resolve(shapes, user_params, mapping, layout, numbered=True)
+    links = resolve({n: tuple(p.shape) for n, p in torch_copy.named_parameters()}, user_params, mapping, layout, True)
     _load(torch_copy, user_params, links)
-    reference_optimizer = _torch_optimizer(torch_optimizer, torch_copy)
     parsed = parse(lr_schedule)
-    torch_schedule = torch_schedules.build(parsed, reference_optimizer) if parsed else None
-    reference = ModuleSide(TorchTwin(torch_copy, torch_loss, reference_optimizer, torch_schedule))
+    reference = _reference(torch_copy, torch_loss, torch_optimizer, parsed)
     user_optimizer = UserOptimizer(optimizer if optimizer is not None else SGD(lr=DEFAULT_LR), user_params)
     layers = ordered_layers(model) if function is None else None
     per_layer = layers is not None and last_layer(model) is not None and len(layers) == len(torch_copy)
@@ -138,15 +140,36 @@ def check_model(
     )  # fmt: skip
     steps = steps if steps is not None else (len(list(batches)) if isinstance(batches, list) else 20)
     report = Report("model", steps=steps)
-    result = RunResult()
     lockstep = engine.Lockstep(side, reference, engine.Options(dtype=dtype, background=False))
-    try:
-        engine.run(lockstep, _batches(X, y, batch_size, batches, seed), steps, False, lambda record: None, result)
-    except guard.UserCodeError as error:
-        report.error = error.failure
+    writers = None
+    if tensorboard_dir is not None:
+        writers = RunWriters(Path(tensorboard_dir), dtype, LOG_EVERY)
+        writers.start(
+            {"check": "model", "steps": steps, "dtype": dtype, "optimizer": type(user_optimizer.opt).__name__}
+        )
+    result = _train(lockstep, _batches(X, y, batch_size, batches, seed), steps, report, writers)
     report.checks = [check for record in result.records for check in record.checks]
     _notes(report, links, side, per_layer, layers)
+    if writers is not None:
+        writers.finish(str(report))
     return report
+
+
+def _train(lockstep: engine.Lockstep, batches: Iterator, steps: int, report: Report, writers) -> RunResult:
+    """The engine's run; an exception in the user's code ends it as the report's finding."""
+    result = RunResult()
+    on_step = (lambda record: writers.log_step(record, lockstep)) if writers is not None else (lambda record: None)
+    try:
+        engine.run(lockstep, batches, steps, False, on_step, result)
+    except guard.UserCodeError as error:
+        report.error = error.failure
+    return result
+
+
+def _reference(torch_copy: nn.Sequential, torch_loss: nn.Module, torch_optimizer: Any, parsed) -> ModuleSide:
+    reference_optimizer = _torch_optimizer(torch_optimizer, torch_copy)
+    torch_schedule = torch_schedules.build(parsed, reference_optimizer) if parsed else None
+    return ModuleSide(TorchTwin(torch_copy, torch_loss, reference_optimizer, torch_schedule))
 
 
 def _notes(report: Report, links: Mapping[str, Link], side: UserModelSide, per_layer: bool, layers) -> None:

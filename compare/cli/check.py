@@ -12,7 +12,8 @@ model          ``model``, ``torch_model``, ``torch_loss``, ``X``, ``y`` (and ``o
 
 ``options`` (a dict) gives keyword options to every check that takes them (``steps``, ``dtype``,
 ``mapping``, ``lr_schedule``, ``batch_size``, ...). Each check found runs; each verdict table is printed;
-``report.json`` goes into a new run directory under ``--logdir``. Exit 0 when every check passes, 1 when
+``report.json`` goes into a new run directory under ``--logdir``, with a model's TensorBoard curves
+(``manual/``, ``torch/``, ``parity/``, as a ``run`` writes them). Exit 0 when every check passes, 1 when
 one fails (an exception in the user's code is a finding: one line, the traceback only with
 ``--traceback``), 2 for bad input.
 """
@@ -71,10 +72,13 @@ def found_checks(namespace: dict[str, Any]) -> dict[str, tuple]:
     return found
 
 
-def run_check(function, args: list, optional: tuple[str, ...], namespace: dict[str, Any]) -> Report:
+def run_check(function, args: list, optional: tuple[str, ...], namespace: dict[str, Any], run_dir: Path) -> Report:
+    """One check with the file's ``options`` it accepts; a model's curves go into the run directory."""
     accepted = inspect.signature(function).parameters
     options = {key: value for key, value in dict(namespace.get("options", {})).items() if key in accepted}
     options.update({key: namespace[key] for key in optional if key in namespace})
+    if "tensorboard_dir" in accepted:
+        options["tensorboard_dir"] = run_dir
     return function(*args, **options)
 
 
@@ -101,10 +105,13 @@ def check_command(args: argparse.Namespace) -> int:
     if not checks:
         names = "; ".join(f"{name}: {', '.join(keys)}" for name, (_, keys, _) in CONVENTION.items())
         raise InputError(f"{args.file} defines none of the checks' names ({names})")
-    reports = {
-        name: run_check(function, values, optional, namespace) for name, (function, values, optional) in checks.items()
-    }
     run_dir = new_run_dir(Path(args.logdir), args.run_name, "check-{time}")
+    try:
+        reports = {name: run_check(*found, namespace, run_dir) for name, found in checks.items()}
+    except InputError:
+        if not any(run_dir.iterdir()):
+            run_dir.rmdir()  # bad input writes nothing
+        raise
     document = {"file": str(args.file), "passed": all(r.passed for r in reports.values())}
     document["checks"] = {name: report.to_dict() for name, report in reports.items()}
     text = json.dumps(document, indent=2)
