@@ -43,6 +43,16 @@ def test_a_mistake_in_the_second_affine_fails_at_its_bias_gradient_at_step_1():
     report = compare.check_model(net, twin(), nn.CrossEntropyLoss(), X, Y, batch_size=20, steps=3)
     failure = report.first_failure
     assert (failure.step, failure.stage, failure.tensor) == (1, "grad", "2.bias"), report
+    assert report.diagnosis.name == "bias-grad-averaged", report  # replayed on what Affine2 received
+
+
+def test_a_loss_layer_with_the_textbook_log_eps_is_named():
+    net = TwoLayerNet(4, 6, 3)
+    net.lastLayer.log_eps = 1e-7
+    report = compare.check_model(net, twin(), nn.CrossEntropyLoss(), X, Y, batch_size=20, steps=2)
+    failure = report.first_failure
+    assert (failure.step, failure.stage, failure.tensor) == (1, "loss", "loss"), report
+    assert report.diagnosis.name == "cross-entropy-log-eps", report
 
 
 class LeakyAtZeroRelu(Relu):

@@ -11,6 +11,7 @@ tolerance of the check (the user's code is then that mistake, to rounding).
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import fields
 from functools import partial
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -195,3 +196,39 @@ def diagnose_optimizer(torch_class: type, hyperparameters: Mapping[str, Any], ru
         )
         for name, why, make, first in candidates
     )
+
+
+def diagnose_model(start: nn.Sequential, torch_loss: nn.Module, recorded, grads: Mapping, failure, dtype: str):
+    """The layer or loss mistake behind a failure at step 1 of a model whose layers were recorded:
+    the failing tensor names the piece (``<i>.out`` in the forward stage: layer i; dL/d``<i>.out``:
+    layer i + 1, or the loss after the last layer; ``<i>.weight``: layer i), which is replayed on the
+    inputs it received. ``recorded``: the ``compare.check.model.Recorder`` of that step."""
+    last = len(start) - 1
+    prefix, _, key = failure.tensor.partition(".")
+    if failure.stage == "loss" or (failure.stage == "grad" and failure.tensor == f"{last}.out"):
+        scores = recorded.outputs.get(f"{last}.out")
+        if scores is None or recorded.targets is None:
+            return None
+        targets = recorded.targets
+        labels = (
+            targets.argmax(axis=1) if isinstance(torch_loss, nn.CrossEntropyLoss) and targets.ndim == 2 else targets
+        )
+        return diagnose_loss(
+            torch_loss, [(scores, labels, recorded.loss, recorded.output_grads.get(f"{last}.out"))], dtype
+        )
+    if not prefix.isdigit() or failure.stage not in ("forward", "grad"):
+        return None
+    index = int(prefix) + 1 if failure.stage == "grad" and key == "out" else int(prefix)
+    x = recorded.input if index == 0 else recorded.outputs.get(f"{index - 1}.out")
+    dout = recorded.output_grads.get(f"{index}.out")
+    if x is None or dout is None:
+        return None
+    tensors = {"out": recorded.outputs.get(f"{index}.out")}
+    if index > 0:
+        tensors["dx"] = recorded.output_grads.get(f"{index - 1}.out")
+    for name, value in grads.items():
+        module, _, param = name.partition(".")
+        if module == str(index):
+            tensors[param] = value
+    run = SimpleNamespace(x=x, dout=dout, tensors=tensors)
+    return diagnose_layer(start[index], [run], None, dtype)

@@ -48,6 +48,8 @@ class Recorder:
         self.outputs: dict[str, np.ndarray] = {}
         self.output_grads: dict[str, np.ndarray] = {}
         self.loss: Any = None
+        self.input: np.ndarray | None = None  # what the first layer received (the diagnosis replays from it)
+        self.targets: Any = None  # what the loss layer received
         for i, layer in enumerate(layers):
             layer.forward = self._forward(f"{i}.out", layer.forward)
             layer.backward = self._backward(f"{i}.out", layer.backward)
@@ -55,10 +57,12 @@ class Recorder:
             loss_layer.forward = self._loss(loss_layer.forward)
 
     def clear(self) -> None:
-        self.outputs, self.output_grads, self.loss = {}, {}, None
+        self.outputs, self.output_grads, self.loss, self.input, self.targets = {}, {}, None, None, None
 
     def _forward(self, name: str, forward: Callable) -> Callable:
         def recorded(*args, **kwargs):
+            if name == "0.out" and args:
+                self.input = guard.as_array(args[0])
             out = forward(*args, **kwargs)
             self.outputs[name] = guard.as_array(out)
             return out
@@ -74,6 +78,7 @@ class Recorder:
 
     def _loss(self, forward: Callable) -> Callable:
         def recorded(*args, **kwargs):
+            self.targets = guard.as_array(args[1]) if len(args) > 1 else None
             self.loss = forward(*args, **kwargs)
             return self.loss
 

@@ -11,12 +11,13 @@ import torch
 from torch import nn
 
 from compare.check import guard
+from compare.check.diagnose import diagnose_model
 from compare.check.mapping import Link, resolve
 from compare.check.model import UserModelSide, last_layer, ordered_layers
 from compare.check.optimizer import UserOptimizer, parse
 from compare.check.report import Report
 from compare.core import engine
-from compare.core.records import RunResult
+from compare.core.records import RunResult, StepRecord
 from compare.core.torch_side import ReferencePass, TorchSide
 from compare.errors import InputError
 from compare.output.tensorboard import RunWriters
@@ -128,11 +129,12 @@ def check_model(
     torch_copy = _torch_copy(torch_model, dtype)
     links = resolve({n: tuple(p.shape) for n, p in torch_copy.named_parameters()}, user_params, mapping, layout, True)
     _load(torch_copy, user_params, links)
+    start = copy.deepcopy(torch_copy) if per_layer_possible(model, function, torch_copy) else None
     parsed = parse(lr_schedule)
     reference = _reference(torch_copy, torch_loss, torch_optimizer, parsed)
     user_optimizer = UserOptimizer(optimizer if optimizer is not None else SGD(lr=DEFAULT_LR), user_params)
     layers = ordered_layers(model) if function is None else None
-    per_layer = layers is not None and last_layer(model) is not None and len(layers) == len(torch_copy)
+    per_layer = per_layer_possible(model, function, torch_copy)
     side = UserModelSide(
         model, user_params, links, user_optimizer,
         schedule=manual_schedules.build(parsed, user_optimizer.opt) if parsed else None,
@@ -147,7 +149,8 @@ def check_model(
         writers.start(
             {"check": "model", "steps": steps, "dtype": dtype, "optimizer": type(user_optimizer.opt).__name__}
         )
-    result = _train(lockstep, _batches(X, y, batch_size, batches, seed), steps, report, writers)
+    first = Diagnoser(start, torch_loss, side, report, dtype) if per_layer and start is not None else None
+    result = _train(lockstep, _batches(X, y, batch_size, batches, seed), steps, report, writers, first)
     report.checks = [check for record in result.records for check in record.checks]
     _notes(report, links, side, per_layer, layers)
     if writers is not None:
@@ -155,10 +158,36 @@ def check_model(
     return report
 
 
-def _train(lockstep: engine.Lockstep, batches: Iterator, steps: int, report: Report, writers) -> RunResult:
+def per_layer_possible(model: Any, function: Callable | None, torch_copy: nn.Sequential) -> bool:
+    layers = ordered_layers(model) if function is None else None
+    return layers is not None and last_layer(model) is not None and len(layers) == len(torch_copy)
+
+
+class Diagnoser:
+    """At step 1, when it fails, the layer or loss mistake replayed on what the user's pieces received."""
+
+    def __init__(self, start: nn.Sequential, torch_loss: nn.Module, side: UserModelSide, report: Report, dtype: str):
+        self.start, self.torch_loss, self.side, self.report, self.dtype = start, torch_loss, side, report, dtype
+
+    def __call__(self, record: StepRecord) -> None:
+        failure = record.first_failure
+        if record.step != 1 or failure is None:
+            return
+        self.report.diagnosed = True
+        recorder, grads = self.side.recorder, self.side.grads()
+        self.report.diagnosis = diagnose_model(self.start, self.torch_loss, recorder, grads, failure, self.dtype)
+
+
+def _train(lockstep: engine.Lockstep, batches: Iterator, steps: int, report: Report, writers, diagnose) -> RunResult:
     """The engine's run; an exception in the user's code ends it as the report's finding."""
     result = RunResult()
-    on_step = (lambda record: writers.log_step(record, lockstep)) if writers is not None else (lambda record: None)
+
+    def on_step(record: StepRecord) -> None:
+        if writers is not None:
+            writers.log_step(record, lockstep)
+        if diagnose is not None:
+            diagnose(record)
+
     try:
         engine.run(lockstep, batches, steps, False, on_step, result)
     except guard.UserCodeError as error:
