@@ -111,9 +111,13 @@ class UserModelSide:
         self.function = function
         self.reference_buffers = reference_buffers
         self.reference_lr = reference_lr
+        # The user's optimizer receives the user's own gradient arrays, the compared ones are copies of them,
+        # so nothing writes to the compared ones: the engine may compare them while the optimizer steps.
+        self.leaves_grads = True
         self.step = 0
         self.recorder = Recorder(ordered_layers(model) if per_layer else [], last_layer(model))
         self._grads: dict[str, np.ndarray] = {}
+        self._user_grads: dict[str, Any] = {}
         self.kept_buffers: dict[str, Any] = {}
 
     def train_pass(self, x: np.ndarray, y: np.ndarray, masks: Mapping[int, np.ndarray] | None = None) -> Pass:
@@ -129,7 +133,8 @@ class UserModelSide:
             loss = self.recorder.loss
             if loss is None:
                 loss = guard.call(self.step, "loss", "loss(x, t)", self.model.loss, guard.fresh(x), guard.fresh(y))
-        self._grads = {name: guard.as_array(value) for name, value in dict(grads).items()}
+        self._user_grads = dict(grads)  # the user's own arrays, for the user's optimizer
+        self._grads = {name: guard.as_array(value) for name, value in self._user_grads.items()}  # compared: copies
         outputs = dict(self.recorder.outputs) if self.per_layer else None
         output_grads = dict(self.recorder.output_grads) if self.per_layer else None
         self.kept_buffers = _layer_buffers(ordered_layers(self.model) or []) if self.per_layer else {}
@@ -144,8 +149,9 @@ class UserModelSide:
         return self.reference_lr() if lr is None else lr
 
     def update(self) -> None:
-        user_grads = {link.user: self._grads.get(link.user) for link in self.links.values()}
-        self.optimizer.step(self.step, {name: g for name, g in user_grads.items() if g is not None})
+        user_grads = {link.user: self._user_grads.get(link.user) for link in self.links.values()}
+        grads = {name: np.asarray(g) for name, g in user_grads.items() if g is not None}
+        self.optimizer.step(self.step, grads, copy=False)
 
     def end_step(self) -> None:
         if self.schedule is not None:

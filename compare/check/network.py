@@ -142,7 +142,7 @@ def check_model(
     )  # fmt: skip
     steps = steps if steps is not None else (len(list(batches)) if isinstance(batches, list) else 20)
     report = Report("model", steps=steps)
-    lockstep = engine.Lockstep(side, reference, engine.Options(dtype=dtype, background=False))
+    lockstep = engine.Lockstep(side, reference, engine.Options(dtype=dtype))
     writers = None
     if tensorboard_dir is not None:
         writers = RunWriters(Path(tensorboard_dir), dtype, LOG_EVERY)

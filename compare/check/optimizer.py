@@ -66,8 +66,9 @@ class UserOptimizer:
         if self.form != "textbook":
             self.state = guard.call(1, "state", "init(params)", self.opt.init, guard.fresh(params))
 
-    def step(self, step: int, grads: dict[str, np.ndarray]) -> None:
-        grads = {name: g.copy() for name, g in grads.items()}
+    def step(self, step: int, grads: dict[str, np.ndarray], copy: bool = True) -> None:
+        """``copy``: hand the user's code copies (False: ``grads`` are the user's own arrays already)."""
+        grads = {name: g.copy() for name, g in grads.items()} if copy else dict(grads)
         if self.form == "textbook":
             guard.call(step, "param", "update(params, grads)", self.opt.update, self.params, grads)
         elif self.form == "package":
