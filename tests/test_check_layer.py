@@ -216,3 +216,21 @@ def test_the_report_reads_back_as_json_and_shows_in_jupyter():
     assert len(data["checks"]) == len(report.checks)
     html = report._repr_html_()
     assert "<table>" in html and "FAIL" in html and "bias-grad-averaged" in html
+
+
+class RaisingTwin(nn.Module):
+    def forward(self, x):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+
+def test_a_twin_module_that_raises_is_a_finding_too():
+    report = compare.check_layer(Relu(), RaisingTwin(), X)
+    failure = report.first_failure
+    assert (failure.stage, failure.tensor, failure.problem) == ("forward", "torch_module(x)", "exception")
+    assert failure.message.startswith("RuntimeError: mat1 and mat2")
+
+
+def test_float32_is_checked_at_the_float32_tolerance():
+    report = compare.check_layer(affine(), nn.Linear(5, 3), X.astype(np.float32), dtype="float32")
+    assert report.passed, report
+    assert {c.max_rel for c in report.checks} == {compare.core.tolerances.tolerance("float32", "grad").max_rel}

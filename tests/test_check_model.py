@@ -118,3 +118,16 @@ def test_an_exception_in_gradient_is_a_finding_with_the_step():
 def test_only_one_of_the_two_optimizers_is_an_input_error():
     with pytest.raises(InputError, match="both optimizer"):
         compare.check_model(TwoLayerNet(4, 6, 3), twin(), nn.CrossEntropyLoss(), X, Y, optimizer=Adam())
+
+
+class RaisingNet(Net):
+    def forward(self, x):
+        raise RuntimeError("expected scalar type Double")
+
+
+def test_a_torch_twin_that_raises_is_a_finding():
+    mapping = {"0.fc1.weight": "W1.T", "0.fc1.bias": "b1", "0.fc2.weight": "W2.T", "0.fc2.bias": "b2"}
+    report = compare.check_model(TwoLayerNet(4, 6, 3), RaisingNet(), nn.CrossEntropyLoss(), X, Y, mapping=mapping)
+    failure = report.first_failure
+    assert (failure.step, failure.stage, failure.tensor) == (1, "forward", "torch_model(x)")
+    assert failure.message == "RuntimeError: expected scalar type Double"

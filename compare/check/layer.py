@@ -111,7 +111,7 @@ def _step(step, user: Access, module, links, x, dout, rng, report: Report, dtype
     xt = torch.from_numpy(x.copy())
     if xt.is_floating_point():
         xt.requires_grad_(True)
-    out_t = module(xt)
+    out_t = guard.call(step, "forward", "torch_module(x)", module, xt)
     checks.add("forward", "out", out, out_t, scales.forward_floor(module, xt))
     if dout is None:
         dout = rng.standard_normal(tuple(out_t.shape)).astype(dtype)
@@ -120,7 +120,7 @@ def _step(step, user: Access, module, links, x, dout, rng, report: Report, dtype
     dx = guard.as_array(guard.call(step, "grad", "backward(dout)", user.obj.backward, handed), np.dtype(dtype))
     if guard.wrote_into(dout, handed):
         _note(report, "backward(dout) wrote into the dout it was handed (a copy: nothing compared was changed)")
-    out_t.backward(torch.from_numpy(dout))
+    guard.call(step, "grad", "torch backward", out_t.backward, torch.from_numpy(dout))
     g = float(np.max(np.abs(dout))) if dout.size else 0.0
     floors = scales.param_grad_floors(module, xt, g)
     for name, param in module.named_parameters():

@@ -69,8 +69,10 @@ def check_loss(
             checks = Checks(step, dtype)
             value, grad = _user_pass(loss, step, s, t)
             st = torch.from_numpy(s.copy()).requires_grad_(True)
-            reference = torch_loss(st, torch.from_numpy(t.copy()))
-            reference.backward()
+            reference = guard.call(
+                step, "loss", "torch_loss(scores, targets)", torch_loss, st, torch.from_numpy(t.copy())
+            )
+            guard.call(step, "grad", "torch backward", reference.backward)
             value = guard.as_array(value, np.dtype(dtype))
             grad = guard.as_array(grad, np.dtype(dtype))
             checks.add("loss", "loss", value, reference, scales.loss_floor(torch_loss, st, t))

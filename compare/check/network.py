@@ -34,6 +34,13 @@ class ModuleSide(TorchSide):
     """The torch side for any module: gradients of parameters held by nested modules (a block inside
     the Sequential, a whole model wrapped as one entry) are compared too, after the per-module ones."""
 
+    steps_begun = 0
+
+    def forward_backward(self, x: np.ndarray, y: np.ndarray, masks: Mapping[int, np.ndarray]):
+        """torch's forward and backward; the twin is the user's code too, so an exception is a finding."""
+        self.steps_begun += 1
+        return guard.call(self.steps_begun, "forward", "torch_model(x)", super().forward_backward, x, y, masks)
+
     def _pass(self, x: np.ndarray, y: np.ndarray, outs: list[torch.Tensor], loss: torch.Tensor) -> ReferencePass:
         reference = super()._pass(x, y, outs, loss)
         extra = [(name, p) for name, p in self.model.named_parameters() if name not in reference.grads]
