@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from compare.check import guard
+import compare.check.guard as guard
 from compare.check.access import Access
 from compare.check.diagnose import diagnose_layer
 from compare.check.mapping import Link, resolve

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from compare.check import guard
+import compare.check.guard as guard
 from compare.check.diagnose import diagnose_loss
 from compare.check.report import Report
 from compare.core import scales

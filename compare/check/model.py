@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from compare.check import guard
+import compare.check.guard as guard
 from compare.check.mapping import Link
 from compare.check.optimizer import UserOptimizer
 from compare.core.side import Pass, Tensors

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from compare.check import guard
+import compare.check.guard as guard
 from compare.check.diagnose import diagnose_model
 from compare.check.mapping import Link, resolve
 from compare.check.model import UserModelSide, last_layer, ordered_layers

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from compare.check import guard
+import compare.check.guard as guard
 from compare.check.diagnose import diagnose_optimizer
 from compare.check.report import Report
 from compare.check.stream import GradientStream
