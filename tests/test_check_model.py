@@ -131,3 +131,10 @@ def test_a_torch_twin_that_raises_is_a_finding():
     failure = report.first_failure
     assert (failure.step, failure.stage, failure.tensor) == (1, "forward", "torch_model(x)")
     assert failure.message == "RuntimeError: expected scalar type Double"
+
+
+def test_the_speed_measurement_runs_its_textbook_network_to_parity():
+    from compare.check import speed
+
+    result = speed.measure(steps=2, repeats=1)  # check_model inside asserts parity; times are not asserted
+    assert set(result) == {"user", "torch", "check", "ratio"} and result["ratio"] > 0
