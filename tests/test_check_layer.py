@@ -119,6 +119,10 @@ def linear(fan_in, fan_out, seed=3):
     return manual_layers.Linear(rng.standard_normal((fan_out, fan_in)), rng.standard_normal(fan_out))
 
 
+def dropout(p=0.2):
+    return manual_layers.Dropout(p, np.random.default_rng(11))
+
+
 def batchnorm(width=5):
     return manual_layers.BatchNorm1d(
         np.linspace(0.8, 1.2, width), np.linspace(-0.1, 0.1, width), np.zeros(width), np.ones(width), np.array(0)
@@ -133,6 +137,12 @@ MISTAKES = [
      (2, "grad", "dweight")),
     ("transposed-weight-grad", lambda: recast(linear(5, 5), faulty.LinearTransposedWeightGrad), nn.Linear(5, 5), X, 1,
      {"layout": "out_in"}, (1, "grad", "dweight")),
+    ("bias-grad-not-summed", lambda: recast(linear(5, 3), faulty.LinearBiasGradNotSummed), nn.Linear(5, 3), X, 1, {},
+     (1, "grad", "dbias")),
+    ("dropout-not-inverted", lambda: recast(dropout(), faulty.DropoutNotInverted), nn.Dropout(0.2), X, 1, {},
+     (1, "forward", "out")),
+    ("dropout-backward-without-mask", lambda: recast(dropout(), faulty.DropoutBackwardWithoutMask), nn.Dropout(0.2),
+     X, 1, {}, (1, "grad", "dx")),
     ("relu-grad-at-zero", lambda: faulty.ReLUGradOneAtZero(), nn.ReLU(), zeros_in(X), 1, {}, (1, "grad", "dx")),
     ("leaky-relu-keras-slope", lambda: faulty.LeakyReLUKerasSlope(), nn.LeakyReLU(), X, 1, {}, (1, "forward", "out")),
     ("sigmoid-grad-from-preactivation", lambda: faulty.SigmoidGradFromPreactivation(), nn.Sigmoid(), X, 1, {},
@@ -141,6 +151,8 @@ MISTAKES = [
      nn.BatchNorm1d(5), X, 1, {}, (1, "forward", "out")),
     ("batchnorm-backward-constant-stats", lambda: recast(batchnorm(), faulty.BatchNormBackwardConstantStats),
      nn.BatchNorm1d(5), X, 1, {}, (1, "grad", "dx")),
+    ("batchnorm-biased-running-var", lambda: recast(batchnorm(), faulty.BatchNormBiasedRunningVar),
+     nn.BatchNorm1d(5), X, 1, {}, (1, "state", "running_var")),
     ("batchnorm-momentum-inverted", lambda: recast(batchnorm(), faulty.BatchNormMomentumInverted),
      nn.BatchNorm1d(5), X, 1, {}, (1, "state", "running_mean")),
 ]  # fmt: skip
@@ -155,6 +167,26 @@ def test_each_catalog_layer_mistake_fails_where_it_acts_and_is_named(name, make,
     assert report.diagnosis is not None and report.diagnosis.name == name, report
     with pytest.raises(AssertionError, match=f"diagnosis: {name}"):
         compare.assert_parity(report)
+
+
+class InvertedDropout:
+    """The textbook dropout made torch's (inverted): its mask is applied by torch too."""
+
+    def __init__(self, p):
+        self.p = p
+
+    def forward(self, x):
+        self.mask = np.random.default_rng(4).random(x.shape) >= self.p
+        return x * self.mask / (1 - self.p)
+
+    def backward(self, dout):
+        return dout * self.mask / (1 - self.p)
+
+
+def test_a_dropout_layer_is_checked_with_its_own_mask():
+    report = compare.check_layer(InvertedDropout(0.3), nn.Dropout(0.3), X, steps=2)
+    assert report.passed, report
+    assert len(report.checks) == 4
 
 
 def test_a_square_weight_without_a_layout_is_a_clear_error_naming_the_fix():

@@ -45,7 +45,20 @@ def _manual_layer(module: nn.Module) -> manual_layers.Node | None:
         return simple[type(module)]()
     if type(module) is nn.LeakyReLU:
         return manual_layers.LeakyReLU(module.negative_slope)
+    if type(module) is nn.Dropout:
+        return manual_layers.Dropout(module.p, FixedDraw(None))
     return None
+
+
+class FixedDraw:
+    """A stand-in for a random generator whose ``random(shape)`` gives 1 where ``mask`` keeps a unit and 0
+    where it drops one, so ``Dropout``'s ``random(shape) >= p`` redraws exactly the user's mask."""
+
+    def __init__(self, mask: np.ndarray | None) -> None:
+        self.mask = mask
+
+    def random(self, shape: tuple[int, ...]) -> np.ndarray:
+        return np.where(np.broadcast_to(self.mask, shape), 1.0, 0.0)
 
 
 def closest(user: Iterable[tuple[Any, Any]], dtype: str, stage: str = "grad") -> float | None:
@@ -56,7 +69,15 @@ def closest(user: Iterable[tuple[Any, Any]], dtype: str, stage: str = "grad") ->
             continue
         if theirs is None:
             return None
-        result = diff(np.asarray(mine, dtype=np.float64), np.asarray(theirs, dtype=np.float64))
+        mine, theirs = np.asarray(mine, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
+        if mine.shape == theirs.shape and not np.all(np.isfinite(mine)):
+            # A non-finite result is reproduced when the same elements are NaN or ±inf and the rest agree.
+            same = np.array_equal(np.isnan(mine), np.isnan(theirs)) and np.array_equal(np.isinf(mine), np.isinf(theirs))
+            if not same or not np.array_equal(mine[np.isinf(mine)], theirs[np.isinf(theirs)]):
+                return None
+            finite = np.isfinite(mine)
+            mine, theirs = mine[finite], theirs[finite]
+        result = diff(mine, theirs)
         if result.problem is not None or result.max_rel > tolerance(dtype, stage).max_rel:
             return None
         worst = max(worst, result.max_rel)
@@ -66,6 +87,8 @@ def closest(user: Iterable[tuple[Any, Any]], dtype: str, stage: str = "grad") ->
 def _replay_layer(candidate: manual_layers.Node, runs: Sequence) -> list[tuple[Any, Any]]:
     pairs = []
     for run in runs:
+        if isinstance(candidate, manual_layers.Dropout):
+            candidate.rng = FixedDraw(run.mask)  # the user's mask, drawn again
         out = candidate.forward(run.x.copy())
         dx = candidate.backward(run.dout.copy())
         theirs = {"out": out, "dx": dx, **candidate.grads}

@@ -28,6 +28,7 @@ from compare.check.mapping import Link, resolve
 from compare.check.report import Report
 from compare.core import scales
 from compare.core.checks import Checks
+from torch_ref import InjectedMasks
 
 
 @dataclass
@@ -36,15 +37,33 @@ class LayerRun:
 
     x: np.ndarray
     dout: np.ndarray
+    mask: np.ndarray | None  # a dropout layer's mask (the user's draw, which torch applies too)
     # "out", "dx", torch's parameter keys ("weight", "bias") for their gradients, buffer keys → user's value
     tensors: dict[str, Any] = field(default_factory=dict)
 
 
 def torch_copy(module: nn.Module, dtype: str) -> nn.Module:
+    """A training-mode copy in ``dtype``; a Dropout applies the user's mask (``torch_ref.InjectedMasks``:
+    torch's RNG cannot draw NumPy's mask, and torch still builds its own scale from it)."""
     twin = copy.deepcopy(module)
     if any(p.is_floating_point() for p in twin.parameters()) or any(b.is_floating_point() for b in twin.buffers()):
         twin = twin.to(getattr(torch, dtype))
+    if isinstance(twin, nn.Dropout):
+        twin.injected = InjectedMasks(nn.Sequential(twin))
     return twin.train()
+
+
+def dropout_mask(layer: Any, module: nn.Module, x: np.ndarray, out: np.ndarray | None) -> np.ndarray | None:
+    """The units the user's dropout kept: its ``mask`` attribute when it has one of the input's shape, else
+    every unit whose output is not 0 (a unit whose input is 0 gives 0 either way)."""
+    if not isinstance(module, nn.Dropout):
+        return None
+    mask = getattr(layer, "mask", None)
+    if isinstance(mask, np.ndarray) and mask.shape == x.shape:
+        return mask.astype(bool)
+    if out is None or np.shape(out) != x.shape:
+        return np.ones(x.shape, dtype=bool)
+    return (out != 0) | (x == 0)
 
 
 def load_user_values(module: nn.Module, user: Access, links: Mapping[str, Link]) -> None:
@@ -111,11 +130,14 @@ def _step(step, user: Access, module, links, x, dout, rng, report: Report, dtype
     xt = torch.from_numpy(x.copy())
     if xt.is_floating_point():
         xt.requires_grad_(True)
+    mask = dropout_mask(user.obj, module, x, out)
+    if mask is not None:
+        module.injected.set(0, mask, xt.device)
     out_t = guard.call(step, "forward", "torch_module(x)", module, xt)
     checks.add("forward", "out", out, out_t, scales.forward_floor(module, xt))
     if dout is None:
         dout = rng.standard_normal(tuple(out_t.shape)).astype(dtype)
-    run = LayerRun(x, dout, {"out": out})
+    run = LayerRun(x, dout, mask, {"out": out})
     handed = dout.copy()
     dx = guard.as_array(guard.call(step, "grad", "backward(dout)", user.obj.backward, handed), np.dtype(dtype))
     if guard.wrote_into(dout, handed):
