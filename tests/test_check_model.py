@@ -3,10 +3,12 @@ and a function-style network trained in lockstep with their torch twins through 
 in one layer named at the first departing layer; a nested torch Module as the twin; exceptions as
 findings."""
 
+from collections import OrderedDict
+
 import numpy as np
 import pytest
 import torch
-from check_styles import Adam, Affine, Relu, TwoLayerNet, two_layer_function
+from check_styles import Adam, Affine, BatchNormalization, Relu, TwoLayerNet, two_layer_function
 from torch import nn
 
 import compare
@@ -138,3 +140,37 @@ def test_the_speed_measurement_runs_its_textbook_network_to_parity():
 
     result = speed.measure(steps=2, repeats=1)  # check_model inside asserts parity; times are not asserted
     assert set(result) == {"user", "torch", "check", "ratio"} and result["ratio"] > 0
+
+
+class BatchNormNet(TwoLayerNet):
+    """Affine → BatchNormalization → ReLU → Affine, with gamma1 and beta1 among the params."""
+
+    def __init__(self, unbiased_running_var=True):
+        super().__init__(4, 6, 3)
+        self.params["gamma1"], self.params["beta1"] = np.linspace(0.8, 1.2, 6), np.linspace(-0.1, 0.1, 6)
+        norm = BatchNormalization(
+            self.params["gamma1"], self.params["beta1"], unbiased_running_var=unbiased_running_var
+        )
+        affine1, relu, affine2 = self.layers.values()
+        self.layers = OrderedDict(Affine1=affine1, BN1=norm, Relu1=relu, Affine2=affine2)
+
+    def gradient(self, x, t):
+        grads = super().gradient(x, t)
+        grads["gamma1"], grads["beta1"] = self.layers["BN1"].dgamma, self.layers["BN1"].dbeta
+        return grads
+
+
+def batchnorm_twin() -> nn.Sequential:
+    return nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 3))
+
+
+def test_a_network_with_batchnorm_has_its_running_statistics_compared_and_its_mistake_named():
+    report = compare.check_model(BatchNormNet(), batchnorm_twin(), nn.CrossEntropyLoss(), X, Y, batch_size=20, steps=4)
+    assert report.passed, report
+    assert {"1.running_mean", "1.running_var"} <= {c.tensor for c in report.checks if c.stage == "state"}
+    assert any("1.num_batches_tracked not compared" in note for note in report.notes)
+    biased = BatchNormNet(unbiased_running_var=False)
+    report = compare.check_model(biased, batchnorm_twin(), nn.CrossEntropyLoss(), X, Y, batch_size=20, steps=2)
+    failure = report.first_failure
+    assert (failure.step, failure.stage, failure.tensor) == (1, "state", "1.running_var"), report
+    assert report.diagnosis.name == "batchnorm-biased-running-var"

@@ -221,11 +221,20 @@ def diagnose_optimizer(torch_class: type, hyperparameters: Mapping[str, Any], ru
     )
 
 
-def diagnose_model(start: nn.Sequential, torch_loss: nn.Module, recorded, grads: Mapping, failure, dtype: str):
+def diagnose_model(
+    start: nn.Sequential,
+    torch_loss: nn.Module,
+    recorded,
+    grads: Mapping,
+    failure,
+    dtype: str,
+    buffers: Mapping | None = None,
+):
     """The layer or loss mistake behind a failure at step 1 of a model whose layers were recorded:
     the failing tensor names the piece (``<i>.out`` in the forward stage: layer i; dL/d``<i>.out``:
-    layer i + 1, or the loss after the last layer; ``<i>.weight``: layer i), which is replayed on the
-    inputs it received. ``recorded``: the ``compare.check.model.Recorder`` of that step."""
+    layer i + 1, or the loss after the last layer; ``<i>.weight`` or a buffer ``<i>.running_var``: layer
+    i), which is replayed on the inputs it received; ``buffers``: the running statistics the user's layers
+    keep, by torch's names. ``recorded``: the ``compare.check.model.Recorder`` of that step."""
     last = len(start) - 1
     prefix, _, key = failure.tensor.partition(".")
     if failure.stage == "loss" or (failure.stage == "grad" and failure.tensor == f"{last}.out"):
@@ -239,7 +248,7 @@ def diagnose_model(start: nn.Sequential, torch_loss: nn.Module, recorded, grads:
         return diagnose_loss(
             torch_loss, [(scores, labels, recorded.loss, recorded.output_grads.get(f"{last}.out"))], dtype
         )
-    if not prefix.isdigit() or failure.stage not in ("forward", "grad"):
+    if not prefix.isdigit() or failure.stage not in ("forward", "grad", "state"):
         return None
     index = int(prefix) + 1 if failure.stage == "grad" and key == "out" else int(prefix)
     x = recorded.input if index == 0 else recorded.outputs.get(f"{index - 1}.out")
@@ -249,7 +258,7 @@ def diagnose_model(start: nn.Sequential, torch_loss: nn.Module, recorded, grads:
     tensors = {"out": recorded.outputs.get(f"{index}.out")}
     if index > 0:
         tensors["dx"] = recorded.output_grads.get(f"{index - 1}.out")
-    for name, value in grads.items():
+    for name, value in {**grads, **(buffers or {})}.items():
         module, _, param = name.partition(".")
         if module == str(index):
             tensors[param] = value

@@ -182,7 +182,10 @@ class Diagnoser:
             return
         self.report.diagnosed = True
         recorder, grads = self.side.recorder, self.side.grads()
-        self.report.diagnosis = diagnose_model(self.start, self.torch_loss, recorder, grads, failure, self.dtype)
+        buffers = self.side.kept_buffers
+        self.report.diagnosis = diagnose_model(
+            self.start, self.torch_loss, recorder, grads, failure, self.dtype, buffers
+        )
 
 
 def _train(lockstep: engine.Lockstep, batches: Iterator, steps: int, report: Report, writers, diagnose) -> RunResult:
