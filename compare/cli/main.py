@@ -14,6 +14,7 @@ from compare.errors import InputError
 
 COMMANDS: tuple[str, ...] = (
     "compare.cli.run",
+    "compare.cli.check",
     "compare.cli.runs",
     "compare.cli.faults",
     "compare.cli.experiment",

@@ -1,0 +1,26 @@
+"""Check your own code: a layer, a loss, an optimizer or a whole network against torch, step by step,
+with the mistake named (``check_layer``, ``check_loss``, ``check_optimizer``, ``check_model``).
+
+By concern: ``report`` (Report, Failure, Diagnosis, assert_parity), ``mapping`` (which user array is which
+torch parameter), ``access`` (where a user object keeps its arrays), ``guard`` (copies in, exceptions out
+as findings), ``layer``, ``loss``, ``optimizer`` (+ ``stream``, the default gradients), ``model`` (the
+user's network as a side of the lockstep engine) and ``network`` (``check_model``), ``diagnose`` (replaying
+the fault catalog and the textbook variants), ``speed`` (what checking a model costs).
+"""
+
+from compare.check.layer import check_layer
+from compare.check.loss import check_loss
+from compare.check.network import check_model
+from compare.check.optimizer import check_optimizer
+from compare.check.report import Diagnosis, Failure, Report, assert_parity
+
+__all__ = [
+    "Diagnosis",
+    "Failure",
+    "Report",
+    "assert_parity",
+    "check_layer",
+    "check_loss",
+    "check_model",
+    "check_optimizer",
+]

@@ -1,0 +1,72 @@
+"""Reading and writing a user object's parameters, gradients and buffers, wherever it keeps them.
+
+Accepted: dicts ``params`` / ``grads`` / ``buffers`` (this package's layers, many course codes), or
+attributes with textbook names: ``W``, ``b``, ``gamma``, ``beta`` (or ``weight``, ``bias``, ``w``,
+``kernel``) with gradients ``dW``, ``db``, ``dgamma``, ``dbeta`` (``d`` + the name), and running
+statistics ``running_mean``, ``running_var`` (``num_batches_tracked`` when kept).
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from compare.check.mapping import BUFFER_NAMES, grad_name
+
+PARAM_ATTRIBUTES = ("W", "b", "gamma", "beta", "weight", "bias", "w", "kernel")
+
+
+class Access:
+    """One user object (a layer, a model, a loss) seen through the names above."""
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+        self.in_dict = isinstance(getattr(obj, "params", None), Mapping)
+
+    def params(self) -> dict[str, np.ndarray]:
+        if self.in_dict:
+            return dict(self.obj.params)
+        found = {}
+        for name in PARAM_ATTRIBUTES:
+            value = getattr(self.obj, name, None)
+            if isinstance(value, np.ndarray):
+                found[name] = value
+        return found
+
+    def grad(self, name: str) -> Any:
+        grads = getattr(self.obj, "grads", None)
+        if isinstance(grads, Mapping) and name in grads:
+            return grads[name]
+        return getattr(self.obj, grad_name(name), None)
+
+    def set_param(self, name: str, value: np.ndarray) -> None:
+        if self.in_dict:
+            self.obj.params[name] = value
+        else:
+            setattr(self.obj, name, value)
+
+    def buffers(self) -> dict[str, Any]:
+        """Running statistics the object keeps now (a ``None`` one, not yet created, is left out)."""
+        held = getattr(self.obj, "buffers", None)
+        found = {}
+        for name in BUFFER_NAMES:
+            value = held.get(name) if isinstance(held, Mapping) else getattr(self.obj, name, None)
+            if value is not None:
+                found[name] = value
+        return found
+
+    def set_buffer(self, name: str, value: np.ndarray) -> None:
+        held = getattr(self.obj, "buffers", None)
+        if isinstance(held, Mapping):
+            held[name] = value
+        else:
+            setattr(self.obj, name, value)
+
+    def cast(self, dtype: np.dtype) -> None:
+        """Floating parameters and buffers to ``dtype`` (the check's precision), as new arrays."""
+        for name, value in self.params().items():
+            if value.dtype.kind == "f" and value.dtype != dtype:
+                self.set_param(name, value.astype(dtype))
+        for name, value in self.buffers().items():
+            if isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.dtype != dtype:
+                self.set_buffer(name, value.astype(dtype))

@@ -1,0 +1,266 @@
+"""Name the mistake: replay the failing part with each known mistake and textbook variant, and report
+the one that reproduces the user's numbers within tolerance.
+
+The candidates are the fault catalog's pieces (``compare.faults``: a layer, a loss or an optimizer with
+the minimum overridden) and the textbook variants of ``manual.optim.variants``, each built from the same
+starting values and hyperparameters as torch's piece and run on the very inputs the user's code got.
+A candidate matches when every tensor the user's code produced agrees with the candidate's to the
+tolerance of the check (the user's code is then that mistake, to rounding).
+"""
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import fields
+from functools import partial
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from compare.check.report import Diagnosis
+from compare.core.metrics import diff
+from compare.core.tolerances import tolerance
+from compare.faults.catalog import CATALOG_LIST
+from manual import layers as manual_layers
+from manual import losses as manual_losses
+from manual import schedules as manual_schedules
+from manual.optim import REGISTRY, VARIANTS
+
+
+def _manual_layer(module: nn.Module) -> manual_layers.Node | None:
+    """The package's NumPy layer equal to ``module`` (its values copied), or ``None`` for other modules."""
+
+    def value(tensor) -> np.ndarray:
+        return tensor.detach().cpu().numpy().copy()
+
+    if type(module) is nn.Linear:
+        return manual_layers.Linear(value(module.weight), None if module.bias is None else value(module.bias))
+    if type(module) is nn.BatchNorm1d and module.affine and module.track_running_stats:
+        return manual_layers.BatchNorm1d(
+            value(module.weight), value(module.bias), value(module.running_mean), value(module.running_var),
+            value(module.num_batches_tracked), module.momentum, module.eps,
+        )  # fmt: skip
+    simple = {nn.ReLU: manual_layers.ReLU, nn.Sigmoid: manual_layers.Sigmoid, nn.Tanh: manual_layers.Tanh}
+    if type(module) in simple:
+        return simple[type(module)]()
+    if type(module) is nn.LeakyReLU:
+        return manual_layers.LeakyReLU(module.negative_slope)
+    if type(module) is nn.Dropout:
+        return manual_layers.Dropout(module.p, FixedDraw(None))
+    return None
+
+
+class FixedDraw:
+    """A stand-in for a random generator whose ``random(shape)`` gives 1 where ``mask`` keeps a unit and 0
+    where it drops one, so ``Dropout``'s ``random(shape) >= p`` redraws exactly the user's mask."""
+
+    def __init__(self, mask: np.ndarray | None) -> None:
+        self.mask = mask
+
+    def random(self, shape: tuple[int, ...]) -> np.ndarray:
+        return np.where(np.broadcast_to(self.mask, shape), 1.0, 0.0)
+
+
+def closest(user: Iterable[tuple[Any, Any]], dtype: str, stage: str = "grad") -> float | None:
+    """The worst ``max_rel`` over (user value, candidate value) pairs, or ``None`` past the tolerance."""
+    worst = 0.0
+    for mine, theirs in user:
+        if mine is None:
+            continue
+        if theirs is None:
+            return None
+        mine, theirs = np.asarray(mine, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
+        if mine.shape == theirs.shape and not np.all(np.isfinite(mine)):
+            # A non-finite result is reproduced when the same elements are NaN or ±inf and the rest agree.
+            same = np.array_equal(np.isnan(mine), np.isnan(theirs)) and np.array_equal(np.isinf(mine), np.isinf(theirs))
+            if not same or not np.array_equal(mine[np.isinf(mine)], theirs[np.isinf(theirs)]):
+                return None
+            finite = np.isfinite(mine)
+            mine, theirs = mine[finite], theirs[finite]
+        result = diff(mine, theirs)
+        if result.problem is not None or result.max_rel > tolerance(dtype, stage).max_rel:
+            return None
+        worst = max(worst, result.max_rel)
+    return worst
+
+
+def _replay_layer(candidate: manual_layers.Node, runs: Sequence) -> list[tuple[Any, Any]]:
+    pairs = []
+    for run in runs:
+        if isinstance(candidate, manual_layers.Dropout):
+            candidate.rng = FixedDraw(run.mask)  # the user's mask, drawn again
+        out = candidate.forward(run.x.copy())
+        dx = candidate.backward(run.dout.copy())
+        theirs = {"out": out, "dx": dx, **candidate.grads}
+        for key, value in candidate.buffers.items():
+            theirs[key] = int(value) if value.dtype.kind in "iu" else value.copy()
+        pairs.extend((mine, theirs.get(key)) for key, mine in run.tensors.items())
+    return pairs
+
+
+def diagnose_layer(start: nn.Module, runs: Sequence, report, dtype: str) -> Diagnosis | None:
+    """The catalog's layer mistake (``compare.faults.layers``) that reproduces the user's layer."""
+    if _manual_layer(start) is None:
+        return None
+    base = type(_manual_layer(start))
+    for fault in CATALOG_LIST:
+        if fault.override.layer_base is not base:
+            continue
+        try:
+            candidate = fault.override.make_layer(_manual_layer(start))
+            worst = closest(_replay_layer(candidate, runs), dtype)
+        except Exception:  # a candidate that cannot run on these inputs does not match
+            continue
+        if worst is not None:
+            return Diagnosis(fault.name, fault.description, worst)
+    return None
+
+
+LOSSES: dict[type, type] = {
+    nn.CrossEntropyLoss: manual_losses.CrossEntropyLoss,
+    nn.MSELoss: manual_losses.MSELoss,
+    nn.BCEWithLogitsLoss: manual_losses.BCEWithLogitsLoss,
+}
+
+
+def diagnose_loss(
+    torch_loss: nn.Module, runs: Sequence[tuple[np.ndarray, np.ndarray, Any, Any]], dtype: str
+) -> Diagnosis | None:
+    """The catalog's loss mistake (``compare.faults.losses``) that reproduces the user's loss.
+
+    ``runs``: per step, (scores, labels as the package's loss takes them, the user's loss, the user's
+    dL/dscores)."""
+    base = LOSSES.get(type(torch_loss))
+    if base is None or getattr(torch_loss, "reduction", "mean") != "mean":
+        return None
+    for fault in CATALOG_LIST:
+        if fault.override.loss is None or not issubclass(fault.override.loss, base):
+            continue
+        candidate = fault.override.loss()
+        pairs: list[tuple[Any, Any]] = []
+        try:
+            with np.errstate(all="ignore"):
+                for scores, labels, loss, dscores in runs:
+                    value = candidate.forward(scores.copy(), labels)
+                    pairs += [(loss, np.float64(value)), (dscores, candidate.backward())]
+        except Exception:  # the candidate cannot run on these inputs: no match
+            continue
+        worst = closest(pairs, dtype, "loss")
+        if worst is not None:
+            return Diagnosis(fault.name, fault.description, worst)
+    return None
+
+
+def first_match(candidates: Iterable[tuple[str, str, Callable[[], float | None]]]) -> Diagnosis | None:
+    """The first candidate whose replay (a function returning its worst ``max_rel``, or ``None``) matches,
+    with the names of the later ones that match too."""
+    matches = []
+    for name, explanation, replay in candidates:
+        try:
+            worst = replay()
+        except Exception:  # a candidate that cannot run with these settings does not match
+            continue
+        if worst is not None:
+            matches.append(Diagnosis(name, explanation, worst))
+    if not matches:
+        return None
+    first = matches[0]
+    return Diagnosis(first.name, first.explanation, first.max_rel, tuple(m.name for m in matches[1:]))
+
+
+def _optimizer_candidates(torch_class: type, hyperparameters: Mapping[str, Any], scheduled: bool) -> list:
+    """(name, explanation, factory, schedule_first) for every textbook variant and known mistake of
+    ``torch_class``, the variants first (a textbook form is the likelier origin of the same numbers)."""
+    hp = dict(hyperparameters)
+    entries = [entry for entry in REGISTRY.values() if entry.torch_class == torch_class.__name__]
+    candidates = []
+    for name, variant in VARIANTS.items():
+        if REGISTRY[variant.torch_name].torch_class == torch_class.__name__:
+            accepted = {f.name for f in fields(variant.optimizer)}
+            make = lambda variant=variant, accepted=accepted: variant.optimizer(  # noqa: E731
+                **{k: v for k, v in hp.items() if k in accepted}
+            )
+            candidates.append((name, variant.cause, make, False))
+    for fault in CATALOG_LIST:
+        rule = fault.override.optimizer
+        if rule is not None and any(issubclass(rule, entry.rule) for entry in entries):
+            candidates.append((fault.name, fault.description, lambda rule=rule: rule(**hp), False))
+        if fault.override.schedule_first and scheduled and entries:
+            candidates.append((fault.name, fault.description, lambda: entries[0].rule(**hp), True))
+    return candidates
+
+
+def _replay_optimizer(make: Callable, schedule_first: bool, run, dtype: str) -> float | None:
+    rule = make()
+    params = {name: value.copy() for name, value in run.start.items()}
+    state = rule.init(params)
+    schedule = manual_schedules.build(run.parsed, rule) if run.parsed else None
+    if schedule_first and schedule is not None:
+        schedule.step()
+    pairs: list[tuple[Any, Any]] = []
+    for grads, mine, lr in zip(run.grads, run.params, run.lrs, strict=True):
+        pairs.append((None if lr is None else np.float64(lr), np.float64(rule.lr)))
+        rule.step(params, {name: g.copy() for name, g in grads.items()}, state)
+        pairs.extend((mine.get(name), value.copy()) for name, value in params.items())
+        if schedule is not None:
+            schedule.step()
+    return closest(pairs, dtype, "param")
+
+
+def diagnose_optimizer(torch_class: type, hyperparameters: Mapping[str, Any], run, dtype: str) -> Diagnosis | None:
+    """The catalog's optimizer mistake (``compare.faults.optimizers``, or the scheduler stepped first) or
+    textbook variant (``manual.optim.variants``) that reproduces the user's parameters step by step."""
+    candidates = _optimizer_candidates(torch_class, hyperparameters, run.parsed is not None)
+    return first_match(
+        (
+            name,
+            f"your {torch_class.__name__} is torch's written as: {why}",
+            partial(_replay_optimizer, make, first, run, dtype),
+        )
+        for name, why, make, first in candidates
+    )
+
+
+def diagnose_model(
+    start: nn.Sequential,
+    torch_loss: nn.Module,
+    recorded,
+    grads: Mapping,
+    failure,
+    dtype: str,
+    buffers: Mapping | None = None,
+):
+    """The layer or loss mistake behind a failure at step 1 of a model whose layers were recorded:
+    the failing tensor names the piece (``<i>.out`` in the forward stage: layer i; dL/d``<i>.out``:
+    layer i + 1, or the loss after the last layer; ``<i>.weight`` or a buffer ``<i>.running_var``: layer
+    i), which is replayed on the inputs it received; ``buffers``: the running statistics the user's layers
+    keep, by torch's names. ``recorded``: the ``compare.check.model.Recorder`` of that step."""
+    last = len(start) - 1
+    prefix, _, key = failure.tensor.partition(".")
+    if failure.stage == "loss" or (failure.stage == "grad" and failure.tensor == f"{last}.out"):
+        scores = recorded.outputs.get(f"{last}.out")
+        if scores is None or recorded.targets is None:
+            return None
+        targets = recorded.targets
+        labels = (
+            targets.argmax(axis=1) if isinstance(torch_loss, nn.CrossEntropyLoss) and targets.ndim == 2 else targets
+        )
+        return diagnose_loss(
+            torch_loss, [(scores, labels, recorded.loss, recorded.output_grads.get(f"{last}.out"))], dtype
+        )
+    if not prefix.isdigit() or failure.stage not in ("forward", "grad", "state"):
+        return None
+    index = int(prefix) + 1 if failure.stage == "grad" and key == "out" else int(prefix)
+    x = recorded.input if index == 0 else recorded.outputs.get(f"{index - 1}.out")
+    dout = recorded.output_grads.get(f"{index}.out")
+    if x is None or dout is None:
+        return None
+    tensors = {"out": recorded.outputs.get(f"{index}.out")}
+    if index > 0:
+        tensors["dx"] = recorded.output_grads.get(f"{index - 1}.out")
+    for name, value in {**grads, **(buffers or {})}.items():
+        module, _, param = name.partition(".")
+        if module == str(index):
+            tensors[param] = value
+    run = SimpleNamespace(x=x, dout=dout, tensors=tensors)
+    return diagnose_layer(start[index], [run], None, dtype)

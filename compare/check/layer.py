@@ -1,0 +1,178 @@
+"""``check_layer``: a user's layer (``forward(x)``, ``backward(dout)`` → dx) against any ``torch.nn.Module``.
+
+Per step, on the same input and the same upstream gradient (seeded random unless given):
+
+* ``forward``: ``out``, the layer's output;
+* ``grad``: each parameter gradient (``dW``, ``db``, ... in the user's names, in torch's layout), then
+  ``dx`` (skipped for integer inputs, an Embedding's indices);
+* ``state``: each buffer the user keeps (``running_mean``, ``running_var``); one the user does not keep
+  is not compared, and the report says so.
+
+The torch module is a copy holding the user's parameter values (copied, never shared); the user's
+layer is a copy too, so the user's own object is left as it was.
+"""
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+import compare.check.guard as guard
+from compare.check.access import Access
+from compare.check.diagnose import diagnose_layer
+from compare.check.mapping import Link, resolve
+from compare.check.report import Report
+from compare.core import scales
+from compare.core.checks import Checks
+from torch_ref import InjectedMasks
+
+
+@dataclass
+class LayerRun:
+    """What one step of the user's layer produced, in torch's layout (kept for the diagnosis)."""
+
+    x: np.ndarray
+    dout: np.ndarray
+    mask: np.ndarray | None  # a dropout layer's mask (the user's draw, which torch applies too)
+    # "out", "dx", torch's parameter keys ("weight", "bias") for their gradients, buffer keys → user's value
+    tensors: dict[str, Any] = field(default_factory=dict)
+
+
+def torch_copy(module: nn.Module, dtype: str) -> nn.Module:
+    """A training-mode copy in ``dtype``; a Dropout applies the user's mask (``torch_ref.InjectedMasks``:
+    torch's RNG cannot draw NumPy's mask, and torch still builds its own scale from it)."""
+    twin = copy.deepcopy(module)
+    if any(p.is_floating_point() for p in twin.parameters()) or any(b.is_floating_point() for b in twin.buffers()):
+        twin = twin.to(getattr(torch, dtype))
+    if isinstance(twin, nn.Dropout):
+        twin.injected = InjectedMasks(nn.Sequential(twin))
+    return twin.train()
+
+
+def dropout_mask(layer: Any, module: nn.Module, x: np.ndarray, out: np.ndarray | None) -> np.ndarray | None:
+    """The units the user's dropout kept: its ``mask`` attribute when it has one of the input's shape, else
+    every unit whose output is not 0 (a unit whose input is 0 gives 0 either way)."""
+    if not isinstance(module, nn.Dropout):
+        return None
+    mask = getattr(layer, "mask", None)
+    if isinstance(mask, np.ndarray) and mask.shape == x.shape:
+        return mask.astype(bool)
+    if out is None or np.shape(out) != x.shape:
+        return np.ones(x.shape, dtype=bool)
+    return (out != 0) | (x == 0)
+
+
+def load_user_values(module: nn.Module, user: Access, links: Mapping[str, Link]) -> None:
+    """The user's parameters (and the running statistics they start from) into the torch copy."""
+    params, buffers = user.params(), user.buffers()
+    with torch.no_grad():
+        for name, tensor in module.named_parameters():
+            value = links[name].to_torch(np.asarray(params[links[name].user]))
+            tensor.copy_(torch.from_numpy(np.ascontiguousarray(value)))
+        for name, tensor in module.named_buffers():
+            key = name.rpartition(".")[2]
+            if key in buffers and np.shape(buffers[key]) == tuple(tensor.shape):
+                tensor.copy_(torch.as_tensor(np.asarray(buffers[key])))
+
+
+def _as_input(x: Any, dtype: str) -> np.ndarray:
+    x = np.asarray(x)
+    return x.astype(dtype) if x.dtype.kind == "f" else x
+
+
+def check_layer(
+    layer: Any,
+    torch_module: nn.Module,
+    x: np.ndarray | Sequence[np.ndarray],
+    *,
+    grad_output: np.ndarray | None = None,
+    mapping: Mapping[str, str] | None = None,
+    layout: str | None = None,
+    steps: int = 1,
+    dtype: str = "float64",
+    seed: int = 0,
+    diagnose: bool = True,
+) -> Report:
+    """Check ``layer`` against ``torch_module`` on ``x`` (one batch, or a list of batches: one per step).
+
+    ``grad_output``: the upstream gradient dL/d(out) (default: seeded standard normal); ``mapping``
+    ``{torch_name: user_name}`` and ``layout`` as in ``compare.check.mapping``."""
+    batches = [_as_input(b, dtype) for b in x] if isinstance(x, list | tuple) else [_as_input(x, dtype)] * steps
+    report = Report("layer", steps=len(batches))
+    user = Access(guard.fresh(layer))
+    module = torch_copy(torch_module, dtype)
+    links = resolve({n: tuple(p.shape) for n, p in module.named_parameters()}, user.params(), mapping, layout)
+    user.cast(np.dtype(dtype))
+    load_user_values(module, user, links)
+    rng = np.random.default_rng(seed)
+    runs: list[LayerRun] = []
+    start = copy.deepcopy(module)  # the diagnosis replays from the starting values
+    try:
+        for step, batch in enumerate(batches, start=1):
+            dout = None if grad_output is None else np.asarray(grad_output, dtype=dtype)
+            runs.append(_step(step, user, module, links, batch, dout, rng, report, dtype))
+    except guard.UserCodeError as error:
+        report.error = error.failure
+    if diagnose and not report.passed and report.error is None:
+        report.diagnosis = diagnose_layer(start, runs, report, dtype)
+        report.diagnosed = True
+    return report
+
+
+def _step(step, user: Access, module, links, x, dout, rng, report: Report, dtype: str) -> LayerRun:
+    checks = Checks(step, dtype)
+    out = guard.as_array(guard.call(step, "forward", "forward(x)", user.obj.forward, guard.fresh(x)), np.dtype(dtype))
+    module.zero_grad(set_to_none=True)  # each step's gradients on their own, as a training loop zeroes them
+    xt = torch.from_numpy(x.copy())
+    if xt.is_floating_point():
+        xt.requires_grad_(True)
+    mask = dropout_mask(user.obj, module, x, out)
+    if mask is not None:
+        module.injected.set(0, mask, xt.device)
+    out_t = guard.call(step, "forward", "torch_module(x)", module, xt)
+    checks.add("forward", "out", out, out_t, scales.forward_floor(module, xt))
+    if dout is None:
+        dout = rng.standard_normal(tuple(out_t.shape)).astype(dtype)
+    run = LayerRun(x, dout, mask, {"out": out})
+    handed = dout.copy()
+    dx = guard.as_array(guard.call(step, "grad", "backward(dout)", user.obj.backward, handed), np.dtype(dtype))
+    if guard.wrote_into(dout, handed):
+        _note(report, "backward(dout) wrote into the dout it was handed (a copy: nothing compared was changed)")
+    guard.call(step, "grad", "torch backward", out_t.backward, torch.from_numpy(dout))
+    g = float(np.max(np.abs(dout))) if dout.size else 0.0
+    floors = scales.param_grad_floors(module, xt, g)
+    for name, param in module.named_parameters():
+        link = links[name]
+        value = guard.as_array(user.grad(link.user), np.dtype(dtype))
+        value = None if value is None else link.to_torch(value)
+        tensor = f"d{link.user}"
+        run.tensors[name.rpartition(".")[2]] = value
+        checks.add("grad", tensor, value, param.grad, floors.get(name.rpartition(".")[2], 0.0))
+    if xt.is_floating_point():
+        run.tensors["dx"] = dx
+        checks.add("grad", "dx", dx, xt.grad, scales.input_grad_floor(module, xt, g))
+    _buffers(checks, user, module, run, report)
+    report.checks.extend(checks.collect())
+    return run
+
+
+def _buffers(checks: Checks, user: Access, module: nn.Module, run: LayerRun, report: Report) -> None:
+    kept = user.buffers()
+    for name, buffer in module.named_buffers():
+        key = name.rpartition(".")[2]
+        if key not in kept:
+            _note(report, f"torch's {name} is not compared: your layer keeps no '{key}'")
+            continue
+        value = kept[key]
+        value = int(value) if np.ndim(value) == 0 and np.asarray(value).dtype.kind in "iu" else guard.as_array(value)
+        run.tensors[key] = value
+        checks.add_state(key, value, buffer)
+
+
+def _note(report: Report, note: str) -> None:
+    if note not in report.notes:
+        report.notes.append(note)

@@ -1,0 +1,223 @@
+"""``check_model``: a user's whole network trained in lockstep with its torch twin by the engine
+(``compare.core.engine.Lockstep``), on the user's data and batches, every step compared stage by stage."""
+
+import copy
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+import compare.check.guard as guard
+from compare.check.diagnose import diagnose_model
+from compare.check.mapping import Link, resolve
+from compare.check.model import UserModelSide, last_layer, ordered_layers
+from compare.check.optimizer import UserOptimizer, parse
+from compare.check.report import Report
+from compare.core import engine
+from compare.core.records import RunResult, StepRecord
+from compare.core.torch_side import ReferencePass, TorchSide
+from compare.errors import InputError
+from compare.output.tensorboard import RunWriters
+from manual import schedules as manual_schedules
+from manual.optim import SGD
+from torch_ref import TorchTwin
+from torch_ref import schedules as torch_schedules
+
+DEFAULT_LR = 0.1  # plain SGD on both sides when no optimizer is given
+LOG_EVERY = 25  # histograms and reference lines every K steps: a run's default --log-every
+
+
+class ModuleSide(TorchSide):
+    """The torch side for any module: gradients of parameters held by nested modules (a block inside
+    the Sequential, a whole model wrapped as one entry) are compared too, after the per-module ones."""
+
+    steps_begun = 0
+
+    def forward_backward(self, x: np.ndarray, y: np.ndarray, masks: Mapping[int, np.ndarray]):
+        """torch's forward and backward; the twin is the user's code too, so an exception is a finding."""
+        self.steps_begun += 1
+        return guard.call(self.steps_begun, "forward", "torch_model(x)", super().forward_backward, x, y, masks)
+
+    def _pass(self, x: np.ndarray, y: np.ndarray, outs: list[torch.Tensor], loss: torch.Tensor) -> ReferencePass:
+        reference = super()._pass(x, y, outs, loss)
+        extra = [(name, p) for name, p in self.model.named_parameters() if name not in reference.grads]
+        for name, param in extra:
+            reference.grads[name] = param.grad
+            reference.floors["grad"][name] = 0.0
+        reference.grad_order = reference.grad_order + tuple(name for name, _ in extra)
+        return reference
+
+
+def _torch_optimizer(torch_optimizer: Any, model: nn.Module) -> torch.optim.Optimizer:
+    """A fresh optimizer of the user's kind on the checker's copy of the model."""
+    if torch_optimizer is None:
+        return torch.optim.SGD(model.parameters(), lr=DEFAULT_LR)
+    if isinstance(torch_optimizer, torch.optim.Optimizer):
+        return type(torch_optimizer)(model.parameters(), **torch_optimizer.defaults)
+    if isinstance(torch_optimizer, tuple):
+        cls, hyperparameters = torch_optimizer
+        return cls(model.parameters(), **hyperparameters)
+    raise InputError("torch_optimizer: a torch.optim.Optimizer, or (its class, its hyperparameters)")
+
+
+def _torch_copy(torch_model: nn.Module, dtype: str) -> nn.Sequential:
+    model = copy.deepcopy(torch_model).to(getattr(torch, dtype)).train()
+    if any(isinstance(m, nn.Dropout) for m in model.modules()):
+        raise InputError("check_model cannot share dropout masks with your code: check with p = 0, or use check_layer")
+    return model if isinstance(model, nn.Sequential) else nn.Sequential(model)
+
+
+def _load(model: nn.Module, params: Mapping[str, np.ndarray], links: Mapping[str, Link]) -> None:
+    with torch.no_grad():
+        for name, tensor in model.named_parameters():
+            value = links[name].to_torch(np.asarray(params[links[name].user]))
+            tensor.copy_(torch.from_numpy(np.ascontiguousarray(value)))
+
+
+def _batches(X, y, batch_size: int | None, batches, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    if batches is not None:
+        yield from ((np.asarray(bx), np.asarray(by)) for bx, by in batches)
+        return
+    rng = np.random.default_rng(seed)
+    size = len(X) if batch_size is None else batch_size
+    while True:
+        order = rng.permutation(len(X))
+        for start in range(0, len(X) - size + 1, size):
+            index = order[start : start + size]
+            yield X[index], y[index]
+
+
+def _user_params(model: Any, params: Mapping | None, dtype: str) -> tuple[dict, Callable | None]:
+    function = model if callable(model) and not hasattr(model, "gradient") else None
+    if function is not None:
+        if params is None:
+            raise InputError("a model given as a function (params, x, y) -> (loss, grads) needs params=")
+        return {name: np.array(value, dtype=dtype) for name, value in params.items()}, function
+    if not isinstance(getattr(model, "params", None), dict):
+        raise InputError("the model needs a params dict and loss(x, t) / gradient(x, t), or be a function")
+    wrong = [name for name, value in model.params.items() if np.asarray(value).dtype != np.dtype(dtype)]
+    if wrong:
+        raise InputError(f"your params {wrong} are not {dtype}: pass dtype= matching your arrays")
+    return model.params, None
+
+
+def check_model(
+    model: Any,
+    torch_model: nn.Module,
+    torch_loss: nn.Module,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    optimizer: Any = None,
+    torch_optimizer: Any = None,
+    params: Mapping[str, np.ndarray] | None = None,
+    mapping: Mapping[str, str] | None = None,
+    layout: str | None = None,
+    steps: int | None = None,
+    batch_size: int | None = None,
+    batches: Iterable[tuple[np.ndarray, np.ndarray]] | None = None,
+    lr_schedule: str | None = None,
+    dtype: str = "float64",
+    seed: int = 0,
+    tensorboard_dir: str | Path | None = None,
+) -> Report:
+    """Train ``model`` and ``torch_model`` in lockstep for ``steps`` steps (default 20, or one per batch of
+    ``batches``) and compare every step. ``optimizer``/``torch_optimizer``: the user's (any form
+    ``check_optimizer`` takes) and torch's (an instance, or ``(class, hyperparameters)``); neither: plain
+    SGD at lr 0.1 on both. ``tensorboard_dir``: curves written there as a ``run`` writes them (``manual/``,
+    ``torch/``, ``parity/``)."""
+    if (optimizer is None) != (torch_optimizer is None):
+        raise InputError("pass both optimizer= and torch_optimizer= (or neither, for plain SGD on both)")
+    model = guard.fresh(model)
+    user_params, function = _user_params(model, params, dtype)
+    torch_copy = _torch_copy(torch_model, dtype)
+    links = resolve({n: tuple(p.shape) for n, p in torch_copy.named_parameters()}, user_params, mapping, layout, True)
+    _load(torch_copy, user_params, links)
+    start = copy.deepcopy(torch_copy) if per_layer_possible(model, function, torch_copy) else None
+    parsed = parse(lr_schedule)
+    reference = _reference(torch_copy, torch_loss, torch_optimizer, parsed)
+    user_optimizer = UserOptimizer(optimizer if optimizer is not None else SGD(lr=DEFAULT_LR), user_params)
+    layers = ordered_layers(model) if function is None else None
+    per_layer = per_layer_possible(model, function, torch_copy)
+    side = UserModelSide(
+        model, user_params, links, user_optimizer,
+        schedule=manual_schedules.build(parsed, user_optimizer.opt) if parsed else None,
+        per_layer=per_layer, function=function, reference_buffers=reference.buffers, reference_lr=reference.lr,
+    )  # fmt: skip
+    steps = steps if steps is not None else (len(list(batches)) if isinstance(batches, list) else 20)
+    report = Report("model", steps=steps)
+    lockstep = engine.Lockstep(side, reference, engine.Options(dtype=dtype))
+    writers = None
+    if tensorboard_dir is not None:
+        writers = RunWriters(Path(tensorboard_dir), dtype, LOG_EVERY)
+        writers.start(
+            {"check": "model", "steps": steps, "dtype": dtype, "optimizer": type(user_optimizer.opt).__name__}
+        )
+    first = Diagnoser(start, torch_loss, side, report, dtype) if per_layer and start is not None else None
+    result = _train(lockstep, _batches(X, y, batch_size, batches, seed), steps, report, writers, first)
+    report.checks = [check for record in result.records for check in record.checks]
+    _notes(report, links, side, per_layer, layers)
+    if writers is not None:
+        writers.finish(str(report))
+    return report
+
+
+def per_layer_possible(model: Any, function: Callable | None, torch_copy: nn.Sequential) -> bool:
+    layers = ordered_layers(model) if function is None else None
+    return layers is not None and last_layer(model) is not None and len(layers) == len(torch_copy)
+
+
+class Diagnoser:
+    """At step 1, when it fails, the layer or loss mistake replayed on what the user's pieces received."""
+
+    def __init__(self, start: nn.Sequential, torch_loss: nn.Module, side: UserModelSide, report: Report, dtype: str):
+        self.start, self.torch_loss, self.side, self.report, self.dtype = start, torch_loss, side, report, dtype
+
+    def __call__(self, record: StepRecord) -> None:
+        failure = record.first_failure
+        if record.step != 1 or failure is None:
+            return
+        self.report.diagnosed = True
+        recorder, grads = self.side.recorder, self.side.grads()
+        buffers = self.side.kept_buffers
+        self.report.diagnosis = diagnose_model(
+            self.start, self.torch_loss, recorder, grads, failure, self.dtype, buffers
+        )
+
+
+def _train(lockstep: engine.Lockstep, batches: Iterator, steps: int, report: Report, writers, diagnose) -> RunResult:
+    """The engine's run; an exception in the user's code ends it as the report's finding."""
+    result = RunResult()
+
+    def on_step(record: StepRecord) -> None:
+        if writers is not None:
+            writers.log_step(record, lockstep)
+        if diagnose is not None:
+            diagnose(record)
+
+    try:
+        engine.run(lockstep, batches, steps, False, on_step, result)
+    except guard.UserCodeError as error:
+        report.error = error.failure
+    return result
+
+
+def _reference(torch_copy: nn.Sequential, torch_loss: nn.Module, torch_optimizer: Any, parsed) -> ModuleSide:
+    reference_optimizer = _torch_optimizer(torch_optimizer, torch_copy)
+    torch_schedule = torch_schedules.build(parsed, reference_optimizer) if parsed else None
+    return ModuleSide(TorchTwin(torch_copy, torch_loss, reference_optimizer, torch_schedule))
+
+
+def _notes(report: Report, links: Mapping[str, Link], side: UserModelSide, per_layer: bool, layers) -> None:
+    report.notes.append("parameters: " + ", ".join(f"{name} ← {link.label()}" for name, link in links.items()))
+    if not per_layer:
+        why = "it exposes no layers list and last layer" if layers is None else "its layers do not match torch's"
+        report.notes.append(f"layer outputs not compared: {why} (loss, gradients and parameters are)")
+    if side.optimizer.lr() is None:
+        report.notes.append("lr not compared: your optimizer has no lr attribute")
+    mirrored = sorted(set(side.reference_buffers()) - set(side.kept_buffers))
+    if mirrored:
+        report.notes.append(f"torch's buffers {', '.join(mirrored)} not compared: your layers do not keep them")

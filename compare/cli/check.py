@@ -1,0 +1,127 @@
+"""``backprop-parity check FILE.py``: check the user's own code, defined in a Python file by these names.
+
+=============  ==========================================================================
+check          names the file defines (module level)
+=============  ==========================================================================
+layer          ``layer``, ``torch_module``, ``x``
+loss           ``loss``, ``torch_loss``, ``scores``, ``targets``
+optimizer      ``optimizer``, ``torch_optimizer_class``, ``hyperparameters``
+model          ``model``, ``torch_model``, ``torch_loss``, ``X``, ``y`` (and ``optimizer`` with
+               ``torch_optimizer``, both or neither)
+=============  ==========================================================================
+
+``options`` (a dict) gives keyword options to every check that takes them (``steps``, ``dtype``,
+``mapping``, ``lr_schedule``, ``batch_size``, ...). Each check found runs; each verdict table is printed;
+``report.json`` goes into a new run directory under ``--logdir``, with a model's TensorBoard curves
+(``manual/``, ``torch/``, ``parity/``, as a ``run`` writes them). Exit 0 when every check passes, 1 when
+one fails (an exception in the user's code is a finding: one line, the traceback only with
+``--traceback``), 2 for bad input.
+"""
+
+import argparse
+import inspect
+import json
+import runpy
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from compare.check import Report, check_layer, check_loss, check_model, check_optimizer
+from compare.check.guard import one_line
+from compare.cli import exits
+from compare.errors import InputError
+from compare.output.rundir import check_output_file, new_run_dir
+
+# check name → (function, the file's names given as positional arguments, optional keyword names)
+CONVENTION: dict[str, tuple[Any, tuple[str, ...], tuple[str, ...]]] = {
+    "layer": (check_layer, ("layer", "torch_module", "x"), ()),
+    "loss": (check_loss, ("loss", "torch_loss", "scores", "targets"), ()),
+    "optimizer": (check_optimizer, ("optimizer", "torch_optimizer_class", "hyperparameters"), ()),
+    "model": (check_model, ("model", "torch_model", "torch_loss", "X", "y"), ("optimizer", "torch_optimizer")),
+}
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    check = commands.add_parser(
+        "check",
+        help="check your own layer, loss, optimizer or network (defined in FILE.py) against torch",
+        description=__doc__.split("\n\n")[0],
+    )
+    check.add_argument(
+        "file", metavar="FILE.py", help="defines layer/torch_module/x, loss/..., optimizer/..., model/..."
+    )
+    check.add_argument("--logdir", default="runs", help="each check gets a new directory in it (default: runs)")
+    check.add_argument("--run-name", default=None, help="the run directory's name (default: check-<time>)")
+    check.add_argument("--json", default=None, metavar="PATH", help="also write the JSON report to PATH")
+    check.add_argument("--traceback", action="store_true", help="print the traceback of an exception in your code")
+    check.set_defaults(handler=check_command)
+
+
+def found_checks(namespace: dict[str, Any]) -> dict[str, tuple]:
+    """The checks whose names the file defines (``loss`` needs ``scores``: a model's file defines
+    ``torch_loss`` and maybe ``optimizer`` without meaning a loss or optimizer check)."""
+    found = {}
+    for name, (function, positional, optional) in CONVENTION.items():
+        if all(key in namespace for key in positional):
+            found[name] = (function, [namespace[key] for key in positional], optional)
+    if "model" in found:
+        found.pop("optimizer", None)  # the model's optimizer, checked through the model
+    return found
+
+
+def run_check(function, args: list, optional: tuple[str, ...], namespace: dict[str, Any], run_dir: Path) -> Report:
+    """One check with the file's ``options`` it accepts; a model's curves go into the run directory."""
+    accepted = inspect.signature(function).parameters
+    options = {key: value for key, value in dict(namespace.get("options", {})).items() if key in accepted}
+    options.update({key: namespace[key] for key in optional if key in namespace})
+    if "tensorboard_dir" in accepted:
+        options["tensorboard_dir"] = run_dir
+    return function(*args, **options)
+
+
+def load(path: str) -> dict[str, Any]:
+    file = Path(path)
+    if file.suffix != ".py" or not file.is_file():
+        raise InputError(f"{path}: not a Python file")
+    return runpy.run_path(str(file), run_name="backprop_parity_check")
+
+
+def check_command(args: argparse.Namespace) -> int:
+    check_output_file("--json", args.json)
+    torch.set_num_threads(1)  # small tensors: torch's extra threads only spin
+    try:
+        namespace = load(args.file)
+    except InputError:
+        raise
+    except Exception as error:
+        print(f"{args.file} raised while loading: {one_line(error)}", file=sys.stderr)
+        if args.traceback:
+            traceback.print_exc()
+        return exits.FAIL
+    checks = found_checks(namespace)
+    if not checks:
+        names = "; ".join(f"{name}: {', '.join(keys)}" for name, (_, keys, _) in CONVENTION.items())
+        raise InputError(f"{args.file} defines none of the checks' names ({names})")
+    run_dir = new_run_dir(Path(args.logdir), args.run_name, "check-{time}")
+    try:
+        reports = {name: run_check(*found, namespace, run_dir) for name, found in checks.items()}
+    except InputError:
+        if not any(run_dir.iterdir()):
+            run_dir.rmdir()  # bad input writes nothing
+        raise
+    document = {"file": str(args.file), "passed": all(r.passed for r in reports.values())}
+    document["checks"] = {name: report.to_dict() for name, report in reports.items()}
+    text = json.dumps(document, indent=2)
+    (run_dir / "report.json").write_text(text)
+    if args.json is not None:
+        Path(args.json).write_text(text)
+    for name, report in reports.items():
+        print(f"[{name}] {report}")
+        failure = report.first_failure
+        if args.traceback and failure is not None and failure.traceback:
+            print(failure.traceback, file=sys.stderr)
+    print(f"report: {run_dir / 'report.json'}")
+    return exits.PASS if document["passed"] else exits.FAIL
