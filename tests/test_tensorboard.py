@@ -170,13 +170,17 @@ def test_hparams_have_one_typed_column_per_setting_and_the_verdict_as_metrics(ru
     events = accumulator(run_dir / "summary")
     content = events.SummaryMetadata("_hparams_/session_start_info").plugin_data.content
     values = hparams_metadata.parse_session_start_info_plugin_data(content).hparams
-    assert values["run"].string_value == "tb" and values["optimizer"].string_value == "momentum"
-    assert values["lr"].number_value == report["config"]["hyperparameters"]["lr"]  # a number: sortable
+    assert values["1.run"].string_value == "tb" and values["2.optimizer"].string_value == "momentum"
+    assert values["3.lr"].number_value == report["config"]["hyperparameters"]["lr"]  # a number: sortable
     assert values["momentum"].number_value == 0.9 and values["steps"].number_value == STEPS
-    assert values["nesterov"].bool_value is False and values["special"].string_value == ""
+    assert values["nesterov"].bool_value is False and values["4.special"].string_value == ""
     content = events.SummaryMetadata("_hparams_/experiment").plugin_data.content
     experiment = hparams_metadata.parse_experiment_plugin_data(content)
-    assert [info.name for info in experiment.hparam_infos][:5] == ["run", "optimizer", "lr", "special", "dtype"]
+    # TensorBoard shows five columns by default, sorted by name: these five sort first
+    names = sorted(info.name for info in experiment.hparam_infos)[:5]
+    assert names == ["1.run", "2.optimizer", "3.lr", "4.special", "5.dtype"]
+    shown = {info.name: info.display_name for info in experiment.hparam_infos}
+    assert [shown[name] for name in names] == ["run", "optimizer", "lr", "special", "dtype"]
     assert [m.name.tag for m in experiment.metric_infos] == ["summary/passed", "summary/worst_max_rel"]
     metrics = read_scalars(run_dir / "summary")
     assert [(e.step, e.value) for e in metrics["summary/passed"]] == [(STEPS, 1.0)]

@@ -15,6 +15,7 @@ from compare.errors import InputError
 COMMANDS: tuple[str, ...] = (
     "compare.cli.run",
     "compare.cli.runs",
+    "compare.cli.board",
     "compare.cli.faults",
     "compare.cli.experiment",
     "compare.cli.bench",

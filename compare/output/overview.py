@@ -5,8 +5,10 @@ and the custom-scalars layout. Runs and experiments write it the same way.
 HParams: every run declares the same experiment (``COLUMNS`` and ``METRICS``, from the optimizer registry),
 so whichever run TensorBoard reads it from, the columns and their types are the same: numbers are numbers
 (sortable), ``betas`` is ``beta1`` and ``beta2``. TensorBoard's HParams tab shows the first five columns
-by default, so the five that tell runs apart come first: run, optimizer, lr, special (what was unusual:
-an injected fault, a textbook variant, a schedule, a data file) and dtype.
+by default, and orders the columns by name whatever the declaration says, so the five that tell runs apart
+are named to sort first and carry their plain names as display names: ``1.run``, ``2.optimizer``,
+``3.lr``, ``4.special`` (what was unusual: an injected fault, a textbook variant, a schedule, a data file)
+and ``5.dtype``, shown as run, optimizer, lr, special, dtype.
 """
 
 import dataclasses
@@ -64,6 +66,7 @@ OPTIMIZER_FIELDS = _optimizer_fields()
 BOOLEAN = {"batchnorm", "resync", *(name for name, value in OPTIMIZER_FIELDS.items() if isinstance(value, bool))}
 NUMERIC = {"lr", "steps", "batch_size", "seed", "dropout", "clip_grad_norm", "world_size", *OPTIMIZER_FIELDS} - BOOLEAN
 COLUMNS = (*FIRST, *SETTINGS, *OPTIMIZER_FIELDS)
+NAMES = {name: f"{i}.{name}" for i, name in enumerate(FIRST, start=1)} | {name: name for name in COLUMNS[len(FIRST) :]}
 
 
 def column_type(name: str) -> int:
@@ -76,7 +79,9 @@ def experiment_summary() -> Summary:
     """The HParams experiment every run declares, identical in each: each column typed, no domain (a
     domain would be one run's values, and the runs share one declaration)."""
     experiment = api_pb2.Experiment(
-        hparam_infos=[api_pb2.HParamInfo(name=name, type=column_type(name)) for name in COLUMNS],
+        hparam_infos=[
+            api_pb2.HParamInfo(name=NAMES[name], display_name=name, type=column_type(name)) for name in COLUMNS
+        ],
         metric_infos=[
             api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag), display_name=name) for tag, name in METRICS.items()
         ],
@@ -104,7 +109,7 @@ def special(config: dict) -> str:
 
 
 def row(run: str, config: dict) -> dict[str, object]:
-    """One HParams row: the run's configuration, one value per declared column it has."""
+    """One HParams row: the run's configuration, one value per declared column it has (keyed by ``NAMES``)."""
     flat = {key: value for key, value in config.items() if key != "hyperparameters"}
     for key, value in (config.get("hyperparameters") or {}).items():
         if key == "betas" and isinstance(value, list | tuple):
@@ -120,11 +125,11 @@ def row(run: str, config: dict) -> dict[str, object]:
         if value is None:
             continue
         if name in BOOLEAN:
-            values[name] = bool(value)
+            values[NAMES[name]] = bool(value)
         elif name in NUMERIC:
-            values[name] = float(value)
+            values[NAMES[name]] = float(value)
         else:
-            values[name] = str(value)
+            values[NAMES[name]] = str(value)
     return values
 
 
