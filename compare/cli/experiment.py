@@ -127,6 +127,7 @@ def experiment_command(args: argparse.Namespace) -> int:
         session.say(f"FAIL: parity broken in sub-run {broken.subrun}; the experiment stops here\n{broken.detail}")
         summary |= {"passed": False, "parity_failure": {"subrun": broken.subrun, "detail": broken.detail}}
         status = exits.FAIL
+        session.conclude([f"FAIL: parity broken in sub-run {broken.subrun}", broken.detail], [], passed=False)
     except KeyboardInterrupt:
         print("backprop-parity: interrupted", file=sys.stderr)
         summary |= {"passed": False, "interrupted": True}
@@ -139,6 +140,7 @@ def experiment_command(args: argparse.Namespace) -> int:
         session.say(f"done in {seconds:.1f} s")
         numbers = {key: _finite(value) for key, value in outcome.numbers.items()}
         summary |= {"passed": True, "seconds": seconds, "conclusion": outcome.conclusion, "numbers": numbers}
+        session.conclude(["PASS", f"conclusion: {outcome.conclusion}", session.parity_line()], outcome.table, True)
     summary["parity"] = [
         {
             "subrun": entry.name,

@@ -92,7 +92,7 @@ def experiment_summary() -> Summary:
 
 def special(config: dict) -> str:
     """What sets a run apart from a plain check, in a few words ("" for a plain one)."""
-    parts = []
+    parts = [f"experiment {config['experiment']}"] if config.get("experiment") else []
     for key, label in (("inject", "inject"), ("variant", "variant"), ("lr_schedule", "schedule")):
         if config.get(key):
             parts.append(f"{label} {config[key]}")
@@ -160,12 +160,13 @@ def passed(verdict: str) -> bool:
 class Overview:
     """The ``summary`` sub-run of a run: HParams and layout when it starts, verdict and metrics when it ends."""
 
-    def __init__(self, writer: EventWriter, run: str, config: dict, layout: dict) -> None:
+    def __init__(self, writer: EventWriter, run: str, config: dict, layout: dict | None) -> None:
         self.writer = writer
         self.config = config
         writer.add_summary(experiment_summary())
         writer.add_summary(hparams.hparams_pb(row(run, config), trial_id=run))
-        writer.add_summary(summary.custom_scalars(layout))
+        if layout is not None:
+            writer.add_summary(summary.custom_scalars(layout))
         writer.flush()
 
     def finish(self, verdict: str, worst_max_rel: float, step: int) -> None:

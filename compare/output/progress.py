@@ -17,13 +17,13 @@ class Bar:
 
     def __init__(self, total: int, description: str, stream: TextIO | None = None) -> None:
         stream = stream if stream is not None else sys.stderr
-        enabled = hasattr(stream, "isatty") and stream.isatty()
+        self.enabled = hasattr(stream, "isatty") and stream.isatty()
         self.bar = tqdm(
             total=total,
             desc=description,
             unit="step",
             file=stream,
-            disable=not enabled,
+            disable=not self.enabled,
             leave=False,
             dynamic_ncols=True,
         )
