@@ -14,6 +14,7 @@ URL, as TensorBoard stores it) and smoothing 0, at which parity curves are read.
 
 import base64
 import json
+import logging
 import threading
 import time
 import urllib.parse
@@ -89,9 +90,12 @@ class Board:
         return post_json(f"{self.base}{path}", body)
 
     def close(self) -> None:
+        """Stops serving. TensorBoard gives its loader thread no stop: it keeps polling the run folders, so
+        its complaints about folders removed since (a test's temporary ones) are silenced."""
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=10)
+        logging.getLogger("tensorboard").setLevel(logging.ERROR)
 
     def __enter__(self) -> "Board":
         return self
