@@ -85,3 +85,30 @@ def test_gradient_norm_against_depth_is_drawn_from_the_measured_norms(tmp_path):
         np.testing.assert_array_equal(drawn[trained.name].get_xdata(), [1, 2, 3, 4])
         np.testing.assert_array_equal(drawn[trained.name].get_ydata(), expected)
     assert figure.axes[0].get_yscale() == "log"
+
+
+def test_an_experiments_own_picture_goes_to_tensorboard_and_to_a_png(tmp_path):
+    """The facility an experiment calls for a picture of its own (the spread of minima, say)."""
+    session = Session("initialization", tmp_path, io.StringIO())
+    figure = figures.lines(
+        "final loss per start", "init seed", "loss", {"loss": ([0, 1, 2], [0.1, 0.3, 0.2])}, joined=False
+    )
+    session.picture("spread_of_minima", figure)
+    session.conclude(["PASS"], [], passed=True)
+    (image,) = accumulator(tmp_path / "summary").Images("pictures/spread_of_minima")
+    assert image.encoded_image_string == (tmp_path / "spread_of_minima.png").read_bytes()
+    (points,) = figure.axes[0].get_lines()
+    assert points.get_linewidth() == 0 and points.get_marker() == "o"  # points, not a line
+
+
+def test_overfitting_draws_train_against_validation(tmp_path):
+    experiment = EXPERIMENTS["overfitting"]
+    session = Session(experiment.name, tmp_path, io.StringIO(), tensorboard=False)
+    experiment.run(experiment.params(steps=30), session)
+    figure = pictures_from(session.trained)["train_vs_validation"]
+    drawn = {line.get_label(): line for line in figure.axes[0].get_lines()}
+    assert len(session.trained) > 1 and len(drawn) == 2 * len(session.trained)
+    for trained in session.trained:
+        validation, train = drawn[f"{trained.name} validation"], drawn[f"{trained.name} train"]
+        np.testing.assert_array_equal(validation.get_ydata(), trained.curve("loss/validation"))
+        np.testing.assert_array_equal(train.get_ydata(), trained.curve("loss/train_set"))

@@ -151,8 +151,11 @@ def pictures_from(trained: list) -> dict[str, Figure]:
     validated = [t for t in curves if "loss/validation" in t.curves]
     if validated:
         series = {}
-        for t in validated:
-            series[f"{t.name} train"] = (np.arange(1, len(t.losses) + 1), t.losses)
+        for t in validated:  # the whole training set's loss when measured, else the mini-batches'
+            if "loss/train_set" in t.curves:
+                series[f"{t.name} train"] = (t.curve_steps["loss/train_set"], t.curves["loss/train_set"])
+            else:
+                series[f"{t.name} train (batches)"] = (np.arange(1, len(t.losses) + 1), t.losses)
             series[f"{t.name} validation"] = (t.curve_steps["loss/validation"], t.curves["loss/validation"])
         pictures["train_vs_validation"] = figures.lines("train against validation loss", "step", "loss", series)
     depth = _gradient_by_depth(trained)

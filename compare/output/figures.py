@@ -61,12 +61,15 @@ def lines(
     logy: bool = False,
     markers: bool = False,
     note: str = "",
+    joined: bool = True,
 ) -> Figure:
-    """A few labelled curves on one axis (each in its own colour, with a legend); ``note`` under the title."""
+    """A few labelled curves on one axis (each in its own colour, with a legend); ``note`` under the title.
+    ``joined=False`` draws the points alone (a scatter: the spread of final losses, say)."""
     figure = Figure(figsize=SIZE, layout="constrained")
     axes = figure.subplots()
     for label, (x, y) in series.items():
-        axes.plot(list(x), list(y), label=label, marker="o" if markers else None, markersize=4, linewidth=1.4)
+        style = {"marker": "o" if markers or not joined else None, "markersize": 4 if joined else 7}
+        axes.plot(list(x), list(y), label=label, linewidth=1.4 if joined else 0, **style)
     axes.set_xscale("log" if logx else "linear")
     axes.set_yscale("log" if logy else "linear")
     axes.set_xlabel(xlabel)
