@@ -267,3 +267,22 @@ def test_histogram_leaves_out_nonfinite_values():
     expected = summary.histogram("w", np.array([1.0, -2.0, 3.0]), HISTOGRAM_BINS).value[0].histo
     assert histogram == expected
     assert histogram_summary("w", np.full(4, np.nan)) is None
+
+
+BOARD_REFUSALS = [
+    ("an-empty-logdir", [], "no runs with TensorBoard event files under"),
+    ("a-run-that-is-not-there", ["nope"], "nope: no such run under"),
+    ("a-run-without-event-files", ["quiet"], "no TensorBoard event files in"),
+]
+
+
+@pytest.mark.parametrize(("case", "names", "message"), BOARD_REFUSALS, ids=[case[0] for case in BOARD_REFUSALS])
+def test_board_refuses_what_it_cannot_serve_in_one_line(tmp_path, capsys, case, names, message):
+    logdir = tmp_path / "runs"
+    logdir.mkdir()
+    if case == "a-run-without-event-files":
+        assert main(["run", "--steps", "2", "--no-tensorboard", "--logdir", str(logdir), "--run-name", "quiet"]) == 0
+        capsys.readouterr()
+    assert main(["board", *names, "--logdir", str(logdir), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and message in err
