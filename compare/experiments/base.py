@@ -109,9 +109,6 @@ class Trained:
         return np.asarray(self.curves[tag])
 
 
-Writers = SubRunWriters  # TensorBoard for one sub-run: compare.output.experiment_board
-
-
 class Session:
     """One experiment invocation: where its event files go and where its lines are printed.
 
