@@ -127,7 +127,10 @@ def run(config: RunConfig, output: Output = Output(), hooks: Hooks = Hooks(), di
         lockstep = build(prepared, device, group, stats=writers is not None)
         on_step = _logger(prepared, lockstep, writers, result, hooks.on_step)
         stop_early = config.stop_at_first_failure
-        engine.run(lockstep, batch_stream(prepared), config.steps, stop_early, on_step, result, hooks.should_stop)
+        batches = batch_stream(prepared)
+        engine.run(lockstep, batches, config.steps, stop_early, on_step, result, hooks.should_stop)
+        if writers and stop_early and group is None:  # the charts show the failure in context
+            writers.draw_past_failure(lockstep, batches, result, config.steps)
         if group is not None:
             group.close()
     except distributed.GroupError as error:

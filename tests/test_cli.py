@@ -297,7 +297,7 @@ def test_tensorboard_run_writes_event_files(tmp_path, capsys):
     logdir = tmp_path / "runs"
     status, _, err = invoke(["run", "--steps", "5", "--logdir", str(logdir), "--run-name", "tb"], capsys)
     assert status == 0, err
-    for side in ("manual", "torch", "parity"):
+    for side in ("manual", "torch", "difference", "parity/grad", "summary"):
         assert list((logdir / "tb" / side).glob("events.out.tfevents.*")), side
     assert (logdir / "tb" / "report.json").is_file()
 

@@ -74,7 +74,7 @@ def test_every_optimizer_holds_parity_under_ddp(optimizer, extra, tmp_path):
     # Rank 0 alone writes: one run directory, with the event files of each sub-run and the report.
     (run_dir,) = run_dirs(tmp_path / "runs")
     assert (run_dir / "report.json").is_file()
-    assert all(list((run_dir / sub).glob("events.out.tfevents.*")) for sub in ("manual", "torch", "parity"))
+    assert all(list((run_dir / sub).glob("events.out.tfevents.*")) for sub in ("manual", "torch", "parity/grad"))
 
 
 def test_a_wrong_rule_is_caught_under_ddp_at_the_step_and_tensor_it_acts(tmp_path):

@@ -261,7 +261,14 @@ def test_cli_run_logs_both_twins_and_ends_with_a_conclusion(tmp_path, capsys):
     assert re.search(r"^conclusion: SGD at lr 0\.1 on spiral", out, re.M)
     (root,) = (tmp_path / "runs").iterdir()
     assert root.name.startswith("experiment-batch-size-")
-    assert sorted(p.name for p in root.iterdir()) == ["batch-32", "full-batch", "single-example", "summary.json"]
+    assert sorted(p.name for p in root.iterdir()) == [
+        "batch-32",
+        "full-batch",
+        "loss_by_subrun.png",
+        "single-example",
+        "summary",
+        "summary.json",
+    ]
     summary = json.loads(json_path.read_text())
     assert summary == json.loads((root / "summary.json").read_text())
     assert summary["passed"] is True and summary["params"]["steps"] == 20
@@ -270,9 +277,10 @@ def test_cli_run_logs_both_twins_and_ends_with_a_conclusion(tmp_path, capsys):
         for tag in ("loss/train", "lr", "loss/full", "accuracy/full"):
             assert [e.step for e in manual[tag]] == [e.step for e in torch_side[tag]] == list(range(1, 21))
             np.testing.assert_allclose([e.value for e in manual[tag]], [e.value for e in torch_side[tag]], rtol=FLOAT32)
-        parity = scalars(root / subrun / "parity")
-        assert max(e.value for e in parity["max_rel/grad"]) <= TOLERANCE
-        assert {e.value for e in parity["tolerance/grad"]} == {np.float32(TOLERANCE)}
+        parity = scalars(root / subrun / "parity" / "grad")
+        assert max(e.value for e in parity["parity/max_rel"]) <= TOLERANCE
+        line = scalars(root / subrun / "parity" / "tolerance")["parity/log10_max_rel"]
+        assert {e.value for e in line} == {np.float32(np.log10(TOLERANCE))}
     # TensorBoard's value is the summary's, at float32
     last = summary["numbers"]["full-batch/full_last"]
     assert scalars(root / "full-batch" / "torch")["loss/full"][-1].value == pytest.approx(last, rel=FLOAT32)

@@ -8,16 +8,19 @@ from tensorboard.backend.event_processing.event_accumulator import (
     STORE_EVERYTHING_SIZE_GUIDANCE,
     EventAccumulator,
 )
+from tensorboard.plugins.hparams import metadata as hparams_metadata
 from torch.utils.tensorboard import summary
 
 from compare.cli.main import main
 from compare.core.tolerances import STAGES
-from compare.output.tensorboard import HISTOGRAM_BINS, histogram_summary
+from compare.output.histograms import HISTOGRAM_BINS, histogram_summary
+from compare.output.parity_curves import LOG10, MAX_ABS, MAX_REL, log10_floor
+from compare.output.tensorboard import AFTER_FAILURE
 
 STEPS = 15
 LOG_EVERY = 4  # validation, norms and histograms at steps 1, 4, 8, 12
 LOGGED = [1, 4, 8, 12]
-FLOAT32 = 2 * np.finfo(np.float32).eps  # TensorBoard stores float32: compare at float32 precision
+FLOAT32 = 2 * float(np.finfo(np.float32).eps)  # TensorBoard stores float32: compare at float32 precision
 
 
 def accumulator(run_dir) -> EventAccumulator:
@@ -51,19 +54,51 @@ def test_both_sides_log_the_same_loss_tag_with_the_reported_values(run, side):
     np.testing.assert_allclose([e.value for e in events], report["losses"][side], rtol=FLOAT32)
 
 
-def test_parity_run_holds_every_stage_and_its_worst_matches_the_report(run):
+def test_each_stage_has_its_own_run_and_its_worst_matches_the_report(run):
     run_dir, report = run
-    scalars = read_scalars(run_dir / "parity")
     assert set(report["worst"]) == set(STAGES) - {"eval"}  # no Dropout or BatchNorm: no eval stage
+    assert not (run_dir / "parity" / "eval").exists()  # an absent stage is absent, not a curve at 0
     for stage in report["worst"]:
-        curve = [event.value for event in scalars[f"max_rel/{stage}"]]
-        assert len(curve) == STEPS
-        assert max(curve) == pytest.approx(report["worst"][stage]["max_rel"], rel=1e-6)
-        assert {event.value for event in scalars[f"tolerance/{stage}"]} == {
-            np.float32(report["tolerances"][stage]["max_rel"])
-        }
+        scalars = read_scalars(run_dir / "parity" / stage)
+        assert set(scalars) == {LOG10, MAX_REL, MAX_ABS}
+        curve = scalars[MAX_REL]
+        assert curve[0].step == 1 and {e.step for e in curve} <= set(range(1, STEPS + 1))
+        assert max(e.value for e in curve) == pytest.approx(report["worst"][stage]["max_rel"], rel=FLOAT32)
     # the differences are tiny, not zero: float32 scalars resolve 1e-16
-    assert 0 < max(event.value for event in scalars["max_rel/param"]) < 1e-12
+    assert 0 < max(e.value for e in read_scalars(run_dir / "parity" / "param")[MAX_REL]) < 1e-12
+
+
+def test_exact_zeros_are_a_floor_before_the_first_difference_and_a_gap_after(run):
+    """No comb of spikes: once a stage has differed, an exact 0 leaves no point; before, it sits at the floor."""
+    run_dir, _ = run
+    floor = log10_floor("float64")
+    for stage_dir in (run_dir / "parity").iterdir():
+        if stage_dir.name == "tolerance":
+            continue
+        scalars = read_scalars(stage_dir)
+        rel, log = scalars[MAX_REL], scalars[LOG10]
+        assert [e.step for e in rel] == [e.step for e in log]
+        first = next((i for i, e in enumerate(rel) if e.value != 0), len(rel))
+        assert all(e.value == 0 for e in rel[:first]) and all(e.value != 0 for e in rel[first:])
+        for r, lg in zip(rel, log, strict=True):
+            expected = floor if r.value == 0 else max(np.log10(r.value), floor)
+            assert lg.value == pytest.approx(expected, abs=1e-5)  # float32 of a log10 near -16
+
+
+def test_the_tolerance_line_has_a_point_at_every_step(run):
+    """As many points as each stage: "ignore outliers" scales to the 5th-95th percentile of all points."""
+    run_dir, report = run
+    line = read_scalars(run_dir / "parity" / "tolerance")[LOG10]
+    assert [e.step for e in line] == list(range(1, STEPS + 1))
+    assert {e.value for e in line} == {np.float32(np.log10(report["tolerances"]["grad"]["max_rel"]))}
+
+
+def test_the_loss_difference_has_its_own_curve(run):
+    run_dir, report = run
+    curve = read_scalars(run_dir / "difference")["loss/train_manual_minus_torch"]
+    assert [e.step for e in curve] == list(range(1, STEPS + 1))
+    expected = np.subtract(report["losses"]["manual"], report["losses"]["torch"]).astype(np.float32)
+    np.testing.assert_array_equal([e.value for e in curve], expected)  # float32 of the float64 difference
 
 
 def test_a_second_run_gets_its_own_directory(run, tmp_path):
@@ -108,24 +143,91 @@ def test_histograms_of_weights_and_gradients_every_k_steps(run, side):
     assert events.Histograms("grads/2.weight")[0].histogram_value.num == 16 * 16  # every element counted
 
 
-def test_config_verdict_hparams_and_layout_are_written(run):
+def test_verdict_text_hparams_and_layout_are_written_once_in_the_summary_run(run):
     run_dir, _ = run
-    for side in ("manual", "torch", "parity"):
-        tensors = set(accumulator(run_dir / side).Tags()["tensors"])
-        assert {"config/text_summary", "verdict/text_summary", "_hparams_/session_start_info"} <= tensors
-    assert "custom_scalars__config__" in accumulator(run_dir / "parity").Tags()["tensors"]
-    assert sorted(path.name for path in run_dir.iterdir()) == ["manual", "parity", "report.json", "torch"]
-    verdict = accumulator(run_dir / "parity").Tensors("verdict/text_summary")[0].tensor_proto.string_val[0]
-    assert b"PASS" in verdict
+    assert sorted(path.name for path in run_dir.iterdir()) == [
+        "difference",
+        "manual",
+        "parity",
+        "report.json",
+        "summary",
+        "torch",
+    ]
+    for side in ("manual", "torch", "difference"):
+        assert accumulator(run_dir / side).Tags()["tensors"] == []  # the configuration is not repeated
+    events = accumulator(run_dir / "summary")
+    assert {"verdict/text_summary", "_hparams_/session_start_info", "_hparams_/experiment"} <= set(
+        events.Tags()["tensors"]
+    )
+    assert "custom_scalars__config__" in events.Tags()["tensors"]
+    text = events.Tensors("verdict/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert text.startswith("**PASS: parity holds")  # the verdict first
+    assert text.count("**configuration**") == 1 and "| optimizer | momentum |" in text
+
+
+def test_hparams_have_one_typed_column_per_setting_and_the_verdict_as_metrics(run):
+    run_dir, report = run
+    events = accumulator(run_dir / "summary")
+    content = events.SummaryMetadata("_hparams_/session_start_info").plugin_data.content
+    values = hparams_metadata.parse_session_start_info_plugin_data(content).hparams
+    assert values["1.run"].string_value == "tb" and values["2.optimizer"].string_value == "momentum"
+    assert values["3.lr"].number_value == report["config"]["hyperparameters"]["lr"]  # a number: sortable
+    assert values["momentum"].number_value == 0.9 and values["steps"].number_value == STEPS
+    assert values["nesterov"].bool_value is False and values["4.special"].string_value == ""
+    content = events.SummaryMetadata("_hparams_/experiment").plugin_data.content
+    experiment = hparams_metadata.parse_experiment_plugin_data(content)
+    # TensorBoard shows five columns by default, sorted by name: these five sort first
+    names = sorted(info.name for info in experiment.hparam_infos)[:5]
+    assert names == ["1.run", "2.optimizer", "3.lr", "4.special", "5.dtype"]
+    shown = {info.name: info.display_name for info in experiment.hparam_infos}
+    assert [shown[name] for name in names] == ["run", "optimizer", "lr", "special", "dtype"]
+    assert [m.name.tag for m in experiment.metric_infos] == ["summary/passed", "summary/worst_max_rel"]
+    metrics = read_scalars(run_dir / "summary")
+    assert [(e.step, e.value) for e in metrics["summary/passed"]] == [(STEPS, 1.0)]
+    worst = max(check["max_rel"] for check in report["worst"].values())
+    assert metrics["summary/worst_max_rel"][0].value == pytest.approx(worst, rel=FLOAT32)
+
+
+def test_a_run_stopped_at_its_failure_draws_its_curves_past_it(tmp_path):
+    """An injected fault fails at step 1: the report stops there, the charts go on AFTER_FAILURE steps."""
+    argv = ["run", "--steps", "40", "--inject", "bias-grad-averaged", "--logdir", str(tmp_path), "--run-name", "f"]
+    assert main(argv) == 1
+    run_dir = tmp_path / "f"
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["steps"] == 1 and report["first_failure"]["stage"] == "grad"
+    drawn = list(range(1, 1 + 1 + AFTER_FAILURE))
+    assert [e.step for e in read_scalars(run_dir / "manual")["loss/train"]] == drawn
+    grad = read_scalars(run_dir / "parity" / "grad")[LOG10]
+    assert [e.step for e in grad] == drawn and all(e.value > -10 for e in grad)  # above the 1e-10 tolerance
+    summary_metrics = read_scalars(run_dir / "summary")
+    assert [(e.step, e.value) for e in summary_metrics["summary/passed"]] == [(1, 0.0)]
+    text = accumulator(run_dir / "summary").Tensors("verdict/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert text.startswith("**FAIL: first difference at step 1, stage grad")
 
 
 def test_runs_lists_each_run_with_its_verdict(run, capsys):
     run_dir, _ = run
     assert main(["runs", "--logdir", str(run_dir.parent)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["run", "date", "optimizer", "dtype", "steps", "verdict"]
+    assert lines[0].split() == ["run", "date", "(UTC)", "what", "dtype", "steps", "verdict", "special"]
     row = next(line for line in lines if line.startswith("tb "))
     assert row.split()[3:7] == ["momentum", "float64", str(STEPS), "PASS"]
+
+
+def test_runs_lists_experiments_and_what_made_a_run_special(tmp_path, capsys):
+    logdir = tmp_path / "runs"
+    assert (
+        main(["run", "--steps", "3", "--logdir", str(logdir), "--run-name", "f", "--inject", "bias-grad-averaged"]) == 1
+    )
+    assert main(["experiment", "chain-rule", "--logdir", str(logdir)]) == 0
+    capsys.readouterr()
+    assert main(["runs", "--logdir", str(logdir)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    fault = next(line for line in lines if line.startswith("f "))
+    assert fault.endswith("FAIL at step 1, grad 4.bias  inject bias-grad-averaged")
+    experiment = next(line for line in lines if line.startswith("experiment-chain-rule-"))
+    assert experiment.split()[3:5] == ["experiment", "float64"]
+    assert experiment.split()[-4:] == ["PASS", "(parity", "held)", "chain-rule"]
 
 
 def test_event_checksums_equal_tensorboards_own():
@@ -165,3 +267,22 @@ def test_histogram_leaves_out_nonfinite_values():
     expected = summary.histogram("w", np.array([1.0, -2.0, 3.0]), HISTOGRAM_BINS).value[0].histo
     assert histogram == expected
     assert histogram_summary("w", np.full(4, np.nan)) is None
+
+
+BOARD_REFUSALS = [
+    ("an-empty-logdir", [], "no runs with TensorBoard event files under"),
+    ("a-run-that-is-not-there", ["nope"], "nope: no such run under"),
+    ("a-run-without-event-files", ["quiet"], "no TensorBoard event files in"),
+]
+
+
+@pytest.mark.parametrize(("case", "names", "message"), BOARD_REFUSALS, ids=[case[0] for case in BOARD_REFUSALS])
+def test_board_refuses_what_it_cannot_serve_in_one_line(tmp_path, capsys, case, names, message):
+    logdir = tmp_path / "runs"
+    logdir.mkdir()
+    if case == "a-run-without-event-files":
+        assert main(["run", "--steps", "2", "--no-tensorboard", "--logdir", str(logdir), "--run-name", "quiet"]) == 0
+        capsys.readouterr()
+    assert main(["board", *names, "--logdir", str(logdir), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and message in err

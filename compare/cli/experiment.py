@@ -143,6 +143,7 @@ def _experiment(args: argparse.Namespace) -> int:
         session.say(f"{failed}\n{broken.detail}")
         summary |= {"passed": False, "parity_failure": {"subrun": broken.subrun, "detail": broken.detail}}
         status = exits.FAIL
+        session.conclude([f"FAIL: parity broken in sub-run {broken.subrun}", broken.detail], [], passed=False)
     except KeyboardInterrupt:
         print("backprop-parity: interrupted", file=sys.stderr)
         summary |= {"passed": False, "interrupted": True}
@@ -156,6 +157,7 @@ def _experiment(args: argparse.Namespace) -> int:
         session.say(_("done in {seconds:.1f} s").format(seconds=seconds))
         numbers = {key: _finite(value) for key, value in outcome.numbers.items()}
         summary |= {"passed": True, "seconds": seconds, "conclusion": outcome.conclusion, "numbers": numbers}
+        session.conclude(["PASS", f"conclusion: {outcome.conclusion}", session.parity_line()], outcome.table, True)
     summary["parity"] = [
         {
             "subrun": entry.name,

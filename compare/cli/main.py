@@ -16,6 +16,7 @@ COMMANDS: tuple[str, ...] = (
     "compare.cli.run",
     "compare.cli.check",
     "compare.cli.runs",
+    "compare.cli.board",
     "compare.cli.faults",
     "compare.cli.experiment",
     "compare.cli.bench",

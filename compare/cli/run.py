@@ -16,11 +16,11 @@ from compare import faults, pipeline
 from compare.cli import PROG, exits
 from compare.cli.optimizer_flags import add_flags, given, hyperparameter_fields
 from compare.core import distributed
-from compare.core.records import StepRecord
 from compare.errors import InputError
 from compare.inputs import data, devices, world
 from compare.inputs.config import DTYPES, MAX_STEPS, RunConfig, parse_layers
 from compare.inputs.prepare import prepare
+from compare.output.progress import StepPrinter
 from manual.optim import REGISTRY
 from manual.optim.variants import VARIANTS
 from manual.spec import ACTIVATION_NAMES, LOSS_NAMES
@@ -260,17 +260,21 @@ def run_command(args: argparse.Namespace) -> int:
     if member is not None and member.rank != 0:  # started by torchrun: a replica that follows rank 0
         return serve_torchrun(prepare(config), member, args.dist_timeout)
     stop = StopRequest()
+    printer = StepPrinter(config.steps, lambda line: print(line, flush=True))
     hooks = pipeline.Hooks(
         announce=lambda line: print(f"{PROG}: {line}", flush=True),
-        on_step=progress_printer(config.steps),
+        on_step=printer,
         should_stop=stop,
     )
     previous = {sig: signal.signal(sig, stop.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         result = pipeline.run(config, output_from_args(args), hooks, args.dist_timeout)
     finally:
+        printer.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if printer.summary():
+        print(printer.summary())
     if stop.signum is not None:
         print(f"{PROG}: interrupted after {result.steps} steps; wrote what was done", file=sys.stderr)
     print(result.verdict)
@@ -280,23 +284,6 @@ def run_command(args: argparse.Namespace) -> int:
     if stop.signum is not None:
         return exits.SIGNAL_BASE + int(stop.signum)
     return exits.PASS if result.passed else exits.FAIL
-
-
-def progress_printer(steps: int):
-    """One line at step 1, every tenth of the run, and at a failure."""
-    every = max(1, steps // 10)
-
-    def on_step(record: StepRecord) -> None:
-        if record.step % every == 0 or record.step == 1 or record.first_failure:
-            worst = max((check.diff.max_rel for check in record.checks), default=0.0)
-            status = "ok" if record.first_failure is None else "MISMATCH"
-            print(
-                f"step {record.step:>6}  loss manual {record.loss_manual:.6f}  torch {record.loss_torch:.6f}  "
-                f"worst max_rel {worst:.2e}  {status}",
-                flush=True,
-            )
-
-    return on_step
 
 
 def serve_torchrun(prepared, member: world.Membership, timeout_s: float) -> int:

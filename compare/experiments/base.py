@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
-from tensorboard.compat.proto.summary_pb2 import Summary
-from torch.utils.tensorboard import SummaryWriter
+from matplotlib.figure import Figure
 
 from compare import i18n
 from compare.core import engine, mlp_pair
@@ -29,6 +28,8 @@ from compare.core.metrics import diff
 from compare.core.tolerances import STAGES, tolerance
 from compare.inputs import data, seeds
 from compare.output import report
+from compare.output.experiment_board import ExperimentBoard, SubRunWriters, pictures_from, subrun_config
+from compare.output.progress import Bar
 from manual import MLPSpec
 from manual.optim import REGISTRY
 
@@ -109,55 +110,12 @@ class Trained:
         return np.asarray(self.curves[tag])
 
 
-class Writers:
-    """TensorBoard for one sub-run: ``<sub-run>/manual`` and ``<sub-run>/torch`` under the same tags, so
-    the twins' curves overlay, and ``<sub-run>/parity`` for their differences (per stage, the worst
-    ``max_abs`` and ``max_rel`` of each step, and the tolerance as a reference line; read at smoothing 0).
-
-    Every side's tags: ``loss/train`` and ``lr`` each step, plus the experiment's measurements
-    (``loss/validation``, ``grad_norm/layer01``, ...). Each step's scalars go out as one event per
-    writer (a Summary holding them all): one ``add_scalar`` per value costs more than the step itself.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.manual = SummaryWriter(str(path / "manual"))
-        self.torch = SummaryWriter(str(path / "torch"))
-        self.parity = SummaryWriter(str(path / "parity"))
-
-    @staticmethod
-    def _write(writer: SummaryWriter, values: dict[str, float], step: int) -> None:
-        summary = Summary(value=[Summary.Value(tag=tag, simple_value=value) for tag, value in values.items()])
-        writer.file_writer.add_summary(summary, step)
-
-    def log_step(self, record: engine.StepRecord, pairs: Pairs) -> None:
-        """The step's losses and lr, the measurements ``pairs``, and the parity differences."""
-        self.pairs(
-            {"loss/train": (record.loss_manual, record.loss_torch), "lr": (record.lr, record.lr)} | pairs, record.step
-        )
-        parity = {}
-        for stage, check in record.worst_by_stage().items():
-            parity |= {f"max_abs/{stage}": check.diff.max_abs, f"max_rel/{stage}": check.diff.max_rel}
-            parity[f"tolerance/{stage}"] = tolerance(DTYPE, stage).max_rel
-        self._write(self.parity, parity, record.step)
-
-    def pairs(self, pairs: Pairs, step: int) -> None:
-        self._write(self.manual, {tag: manual for tag, (manual, _) in pairs.items()}, step)
-        self._write(self.torch, {tag: reference for tag, (_, reference) in pairs.items()}, step)
-
-    def text(self, tag: str, lines: list[str]) -> None:
-        """Preformatted text (markdown code block) on the parity run."""
-        self.parity.add_text(tag, "    " + "\n    ".join(lines))
-
-    def close(self) -> None:
-        for writer in (self.manual, self.torch, self.parity):
-            writer.close()
-
-
 class Session:
     """One experiment invocation: where its event files go and where its lines are printed.
 
     ``root`` is a fresh directory made by the caller (or None: nothing written); each sub-run gets
-    ``root/<sub-run>/{manual,torch,parity}`` (:class:`Writers`).
+    ``root/<sub-run>/`` (:class:`SubRunWriters`), the experiment ``root/summary/`` and its pictures
+    (``picture``, and at ``conclude`` those ``pictures_from`` its curves allow) as ``root/<name>.png``.
     """
 
     def __init__(self, name: str, root: Path | None, out: TextIO, tensorboard: bool = True) -> None:
@@ -166,16 +124,38 @@ class Session:
         self.out = out
         self.tensorboard = tensorboard and root is not None
         self.parity: list[SubRunParity] = []
+        self.trained: list[Trained] = []
+        self._board: ExperimentBoard | None = None
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
 
-    def writers(self, subrun: str) -> Writers | None:
+    def writers(self, subrun: str, config: dict | None = None) -> SubRunWriters | None:
+        """TensorBoard for ``subrun``; ``config`` (its optimizer, lr, ...) becomes its HParams row."""
         if not self.tensorboard:
             return None
         path = self.root / subrun
         path.mkdir()  # never an existing directory: a duplicate sub-run name is a bug, and raises
-        return Writers(path)
+        return SubRunWriters(path, f"{self.name}/{subrun}", {"experiment": self.name, **(config or {})}, DTYPE)
+
+    def board(self) -> ExperimentBoard | None:
+        if self._board is None and self.root is not None:
+            self._board = ExperimentBoard(self.root, self.tensorboard)
+        return self._board
+
+    def picture(self, name: str, figure: Figure) -> None:
+        """A picture (``compare.output.figures``) in TensorBoard's Images tab and as ``<root>/<name>.png``."""
+        if self.board() is not None:
+            self.board().picture(name, figure)
+
+    def conclude(self, lines: list[str], table: list[str], passed: bool) -> None:
+        """The end: the pictures the curves allow (when parity held), then the conclusion as text."""
+        if self.board() is None:
+            return
+        if passed:
+            for name, figure in pictures_from(self.trained).items():
+                self.picture(name, figure)
+        self.board().conclude(lines, table)
 
     def record(self, entry: SubRunParity) -> None:
         self.parity.append(entry)
@@ -338,14 +318,17 @@ def train(
     steps: int,
     measure: Callable[[int], Pairs] | None = None,
     stop_on_divergence: bool = False,
+    hparams: dict | None = None,
 ) -> Trained:
     """``steps`` lockstep steps (``compare.core.engine.run``, stopping at the first disagreement).
 
     After each step ``measure(step)`` may return measurements taken on both twins (``{}`` to skip a
     step): each is compared, and logged to TensorBoard under the same tag for manual and torch.
+    ``hparams`` adds to the sub-run's HParams row what the twins do not know (``batch_size``, ``dataset``).
     Raises :class:`ParityError` on any disagreement.
     """
-    writers = session.writers(name)
+    writers = session.writers(name, subrun_config(lockstep, steps, DTYPE, hparams))
+    bar = Bar(steps, name)
     result = engine.RunResult()
     curves: dict[str, list[float]] = {}
     curve_steps: dict[str, list[int]] = {}
@@ -371,8 +354,9 @@ def train(
         for tag, (_, reference) in pairs.items():
             curves.setdefault(tag, []).append(reference)
             curve_steps.setdefault(tag, []).append(record.step)
+        bar.update(record.step, f"loss {record.loss_torch:.4g}")
         now = time.perf_counter()
-        if now - last_print >= PROGRESS_SECONDS:
+        if not bar.enabled and now - last_print >= PROGRESS_SECONDS:  # a log file gets a line now and then
             last_print = now
             session.say(_progress(name, record.step, steps, record.loss_torch))
 
@@ -381,13 +365,32 @@ def train(
         engine.run(lockstep, stream, steps, True, on_step, result)
     except _DivergedError as stop:
         diverged_at = stop.step
-    finally:
+    except ParityError as broken:  # a measurement disagreed
         if writers:
-            writers.close()
+            writers.finish(f"FAIL: {broken.detail}")
+            writers = None  # finished
+        raise
+    finally:
+        bar.close()
+        if writers:
+            writers.finish(_subrun_verdict(result, steps, diverged_at))
     if result.first_failure is not None:
         raise ParityError(name, report.verdict(result, steps) + "\n" + _history(result))
     # a diverged step (both twins overflowed) raised in on_step, before the engine recorded it
     worst = {stage: check.diff.max_rel for stage, check in result.worst_by_stage().items()}
     session.record(SubRunParity(name, result.steps, worst, measured_worst, measured, diverged_at))
     losses = np.array(result.losses_torch)
-    return Trained(name, result, losses, curves, curve_steps, diverged_at, time.perf_counter() - started)
+    trained = Trained(name, result, losses, curves, curve_steps, diverged_at, time.perf_counter() - started)
+    session.trained.append(trained)
+    return trained
+
+
+def _subrun_verdict(result: engine.RunResult, steps: int, diverged_at: int | None) -> str:
+    """The sub-run's verdict for TensorBoard; a run stopped at divergence held parity up to it."""
+    verdict = report.verdict(result, steps)
+    if diverged_at is None or result.first_failure is not None:
+        return verdict
+    lines = [line for line in verdict.splitlines() if not line.startswith("INCOMPLETE")]
+    return "\n".join(
+        [*lines, f"PASS: parity held at all {result.steps} steps before the loss diverged at {diverged_at}"]
+    )

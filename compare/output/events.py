@@ -56,3 +56,35 @@ class EventWriter:
 
     def close(self) -> None:
         self._file.close()
+
+
+def scalar_summary(values: dict[str, float]) -> Summary:
+    """One Summary holding several scalars: one event per writer per step, however many curves it has."""
+    return Summary(value=[Summary.Value(tag=tag, simple_value=value) for tag, value in values.items()])
+
+
+class LazyWriters:
+    """One ``EventWriter`` per sub-run of ``root``, created when the sub-run first gets data: a sub-run
+    that never gets any (a stage a run does not have) leaves no directory, so TensorBoard lists no
+    empty run for it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.writers: dict[str, EventWriter] = {}
+
+    def __getitem__(self, name: str) -> EventWriter:
+        if name not in self.writers:
+            self.writers[name] = EventWriter(self.root / name)
+        return self.writers[name]
+
+    def scalars(self, name: str, values: dict[str, float], step: int) -> None:
+        if values:
+            self[name].add_summary(scalar_summary(values), step)
+
+    def flush(self) -> None:
+        for writer in self.writers.values():
+            writer.flush()
+
+    def close(self) -> None:
+        for writer in self.writers.values():
+            writer.close()

@@ -1,0 +1,104 @@
+"""TensorBoard served from this process on 127.0.0.1, on chosen run directories only: the one place that
+starts it (``backprop-parity board``, ``scripts/screenshot.py`` and the server tests all use ``Board``).
+
+It is tensorboard's own ``program.TensorBoard`` with ``--logdir_spec NAME:PATH,...``, so each run's
+sub-runs are listed as ``NAME/manual``, ``NAME/parity/grad``, ...; ``--load_fast=false`` keeps the
+loader in this process (the fast loader is a separate server binary). The server runs on a daemon
+thread and is shut down by ``close()``.
+
+TensorBoard's run selector ticks no run by default when there are more than ``SELECTED_BY_DEFAULT``
+(its ``maxNamesToEnableByDefault``), which leaves every chart of a many-run log directory empty.
+``Board.url`` therefore opens the tab with every run ticked (``runSelectionState``, base64 JSON in the
+URL, as TensorBoard stores it) and smoothing 0, at which parity curves are read.
+"""
+
+import base64
+import json
+import logging
+import threading
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from tensorboard import program
+
+from compare.errors import InputError
+
+SELECTED_BY_DEFAULT = 40  # tensorboard 2.21's runs selector: maxNamesToEnableByDefault = 40
+EVENTS = "events.out.tfevents.*"
+
+
+def event_runs(name: str, path: Path) -> list[str]:
+    """The TensorBoard runs ``path`` holds, as TensorBoard names them under ``--logdir_spec name:path``."""
+    found = sorted({events.parent for events in path.rglob(EVENTS)})
+    return [name if folder == path else f"{name}/{folder.relative_to(path).as_posix()}" for folder in found]
+
+
+def get_json(url: str, timeout: float = 10.0) -> object:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def post_json(url: str, body: dict, timeout: float = 10.0) -> object:
+    request = urllib.request.Request(
+        url, json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+class Board:
+    """TensorBoard serving ``runs`` ({name: run directory}) on 127.0.0.1:``port`` (0: any free port)."""
+
+    def __init__(self, runs: dict[str, Path], port: int = 0, reload_interval: float = 1.0) -> None:
+        for name, path in runs.items():
+            if "," in f"{name}{path}" or ":" in name:
+                raise InputError(f"{path}: TensorBoard cannot serve a run whose name or path holds ',' (or ':')")
+        spec = ",".join(f"{name}:{Path(path).resolve()}" for name, path in runs.items())
+        self.runs = [run for name, path in runs.items() for run in event_runs(name, Path(path))]
+        tensorboard = program.TensorBoard()
+        argv = ["", "--logdir_spec", spec, "--host", "127.0.0.1", "--port", str(port)]
+        tensorboard.configure(argv=[*argv, "--reload_interval", str(reload_interval), "--load_fast", "false"])
+        # launch() without losing the server, so that close() can shut it down
+        self._server = tensorboard._make_server()
+        self._thread = threading.Thread(target=self._server.serve_forever, name="TensorBoard", daemon=True)
+        self._thread.start()
+        self.base = self._server.get_url().rstrip("/")
+
+    def url(self, tab: str = "custom_scalars") -> str:
+        """The tab, with every run ticked and smoothing 0."""
+        selection = base64.b64encode(json.dumps(dict.fromkeys(self.runs, True)).encode()).decode()
+        return f"{self.base}/#{tab}&_smoothingWeight=0&runSelectionState={urllib.parse.quote(selection, safe='')}"
+
+    def wait(self, timeout: float = 60.0) -> list[str]:
+        """Until TensorBoard lists every run found on disk (bounded); returns what it lists."""
+        deadline = time.monotonic() + timeout
+        listed: list[str] = []
+        while time.monotonic() < deadline:
+            listed = get_json(f"{self.base}/data/runs")
+            if set(self.runs) <= set(listed):
+                return listed
+            time.sleep(0.2)
+        raise TimeoutError(f"TensorBoard listed {listed} after {timeout:.0f} s, expected {self.runs}")
+
+    def get(self, path: str, **params) -> object:
+        query = f"?{urllib.parse.urlencode(params)}" if params else ""
+        return get_json(f"{self.base}{path}{query}")
+
+    def post(self, path: str, body: dict) -> object:
+        return post_json(f"{self.base}{path}", body)
+
+    def close(self) -> None:
+        """Stops serving. TensorBoard gives its loader thread no stop: it keeps polling the run folders, so
+        its complaints about folders removed since (a test's temporary ones) are silenced."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+        logging.getLogger("tensorboard").setLevel(logging.ERROR)
+
+    def __enter__(self) -> "Board":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,177 @@
+"""What a run is, once, in TensorBoard: the ``summary`` sub-run holds the HParams row (one column per
+setting, the verdict and the worst max_rel as metrics), the verdict text with the configuration under it,
+and the custom-scalars layout. Runs and experiments write it the same way.
+
+HParams: every run declares the same experiment (``COLUMNS`` and ``METRICS``, from the optimizer registry),
+so whichever run TensorBoard reads it from, the columns and their types are the same: numbers are numbers
+(sortable), ``betas`` is ``beta1`` and ``beta2``. TensorBoard's HParams tab shows the first five columns
+by default, and orders the columns by name whatever the declaration says, so the five that tell runs apart
+are named to sort first and carry their plain names as display names: ``1.run``, ``2.optimizer``,
+``3.lr``, ``4.special`` (what was unusual: an injected fault, a textbook variant, a schedule, a data file)
+and ``5.dtype``, shown as run, optimizer, lr, special, dtype.
+"""
+
+import dataclasses
+import textwrap
+
+from tensorboard.compat.proto.summary_pb2 import Summary
+from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+from tensorboard.plugins.hparams import summary_v2 as hparams
+from torch.utils.tensorboard import summary
+
+from compare.output.events import EventWriter, scalar_summary
+from manual.optim import REGISTRY
+
+SUMMARY_RUN = "summary"
+PASSED = "summary/passed"  # 1 when the verdict is PASS, 0 otherwise
+WORST = "summary/worst_max_rel"  # the largest max_rel of any stage at any step
+METRICS = {PASSED: "verdict (1 pass, 0 not)", WORST: "worst max_rel"}
+TEXT_WIDTH = 100  # the verdict's long lines are wrapped here: TensorBoard cuts a code line at the card's edge
+
+FIRST = ("run", "optimizer", "lr", "special", "dtype")  # shown by default (TensorBoard shows five)
+SETTINGS = (
+    "inject",
+    "variant",
+    "lr_schedule",
+    "dataset",
+    "layers",
+    "activation",
+    "loss",
+    "steps",
+    "batch_size",
+    "seed",
+    "dropout",
+    "batchnorm",
+    "clip_grad_norm",
+    "device",
+    "world_size",
+    "resync",
+)
+
+
+def _optimizer_fields() -> dict[str, object]:
+    """Every optimizer hyperparameter with a default, over the registry (``betas`` split in two)."""
+    found: dict[str, object] = {}
+    for entry in REGISTRY.values():
+        for field in dataclasses.fields(entry.rule):
+            default = field.default if field.default is not dataclasses.MISSING else 0.0
+            if field.name == "betas":
+                found |= {"beta1": 0.0, "beta2": 0.0}
+            elif field.name != "lr":
+                found.setdefault(field.name, default)
+    return found
+
+
+OPTIMIZER_FIELDS = _optimizer_fields()
+BOOLEAN = {"batchnorm", "resync", *(name for name, value in OPTIMIZER_FIELDS.items() if isinstance(value, bool))}
+NUMERIC = {"lr", "steps", "batch_size", "seed", "dropout", "clip_grad_norm", "world_size", *OPTIMIZER_FIELDS} - BOOLEAN
+COLUMNS = (*FIRST, *SETTINGS, *OPTIMIZER_FIELDS)
+NAMES = {name: f"{i}.{name}" for i, name in enumerate(FIRST, start=1)} | {name: name for name in COLUMNS[len(FIRST) :]}
+
+
+def column_type(name: str) -> int:
+    if name in BOOLEAN:
+        return api_pb2.DATA_TYPE_BOOL
+    return api_pb2.DATA_TYPE_FLOAT64 if name in NUMERIC else api_pb2.DATA_TYPE_STRING
+
+
+def experiment_summary() -> Summary:
+    """The HParams experiment every run declares, identical in each: each column typed, no domain (a
+    domain would be one run's values, and the runs share one declaration)."""
+    experiment = api_pb2.Experiment(
+        hparam_infos=[
+            api_pb2.HParamInfo(name=NAMES[name], display_name=name, type=column_type(name)) for name in COLUMNS
+        ],
+        metric_infos=[
+            api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag), display_name=name) for tag, name in METRICS.items()
+        ],
+    )
+    content = metadata.create_summary_metadata(plugin_data_pb2.HParamsPluginData(experiment=experiment))
+    return Summary(value=[Summary.Value(tag=metadata.EXPERIMENT_TAG, metadata=content, tensor=metadata.NULL_TENSOR)])
+
+
+def special(config: dict) -> str:
+    """What sets a run apart from a plain check, in a few words ("" for a plain one)."""
+    parts = [f"experiment {config['experiment']}"] if config.get("experiment") else []
+    for key, label in (("inject", "inject"), ("variant", "variant"), ("lr_schedule", "schedule")):
+        if config.get(key):
+            parts.append(f"{label} {config[key]}")
+    if config.get("dataset") and str(config["dataset"]).endswith(".npz"):
+        parts.append(f"data {str(config['dataset']).rsplit('/', 1)[-1]}")
+    for key, label in (("resync", "resync"), ("gradcheck", "gradcheck"), ("batchnorm", "batchnorm")):
+        if config.get(key):
+            parts.append(label)
+    if config.get("world_size"):
+        parts.append(f"DDP x{config['world_size']}")
+    if config.get("device", "cpu") != "cpu":
+        parts.append(str(config["device"]))
+    return ", ".join(parts)
+
+
+def row(run: str, config: dict) -> dict[str, object]:
+    """One HParams row: the run's configuration, one value per declared column it has (keyed by ``NAMES``)."""
+    flat = {key: value for key, value in config.items() if key != "hyperparameters"}
+    for key, value in (config.get("hyperparameters") or {}).items():
+        if key == "betas" and isinstance(value, list | tuple):
+            flat |= {"beta1": value[0], "beta2": value[1]}
+        else:
+            flat[key] = value
+    if isinstance(flat.get("layers"), list | tuple):
+        flat["layers"] = ",".join(map(str, flat["layers"]))
+    flat |= {"run": run, "special": special(config)}
+    values: dict[str, object] = {}
+    for name in COLUMNS:
+        value = flat.get(name)
+        if value is None:
+            continue
+        if name in BOOLEAN:
+            values[NAMES[name]] = bool(value)
+        elif name in NUMERIC:
+            values[NAMES[name]] = float(value)
+        else:
+            values[NAMES[name]] = str(value)
+    return values
+
+
+def verdict_markdown(verdict: str, config: dict) -> str:
+    """The verdict first (its decision lines as headings, then the full text, wrapped), the configuration
+    once, as a table."""
+    lines = verdict.splitlines()
+    heads = [line for line in lines if line.startswith(("PASS", "FAIL", "INCOMPLETE", "VARIANT", "DEPARTS"))]
+    wrapped = []
+    for line in lines:
+        wrapped += textwrap.wrap(line, TEXT_WIDTH, subsequent_indent="      ", drop_whitespace=False) or [""]
+    table = ["| setting | value |", "|---|---|"]
+    table += [f"| {key} | {_cell(value)} |" for key, value in config.items()]
+    return "\n\n".join(
+        [*(f"**{head}**" for head in heads), "    " + "\n    ".join(wrapped), "**configuration**", "\n".join(table)]
+    )
+
+
+def _cell(value: object) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def passed(verdict: str) -> bool:
+    """The verdict's own decision (``compare.output.report.verdict`` writes one PASS line when it holds)."""
+    return any(line.startswith("PASS") for line in verdict.splitlines())
+
+
+class Overview:
+    """The ``summary`` sub-run of a run: HParams and layout when it starts, verdict and metrics when it ends."""
+
+    def __init__(self, writer: EventWriter, run: str, config: dict, layout: dict | None) -> None:
+        self.writer = writer
+        self.config = config
+        writer.add_summary(experiment_summary())
+        writer.add_summary(hparams.hparams_pb(row(run, config), trial_id=run))
+        if layout is not None:
+            writer.add_summary(summary.custom_scalars(layout))
+        writer.flush()
+
+    def finish(self, verdict: str, worst_max_rel: float, step: int) -> None:
+        """The verdict text (with the configuration under it) and the two HParams metrics, at ``step``."""
+        self.writer.add_summary(summary.text("verdict", verdict_markdown(verdict, self.config)), step)
+        metrics = {PASSED: float(passed(verdict)), WORST: worst_max_rel}
+        self.writer.add_summary(scalar_summary(metrics), step)
+        self.writer.flush()

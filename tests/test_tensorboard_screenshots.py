@@ -1,0 +1,45 @@
+"""The README's screenshot script, run for real: real runs, a real TensorBoard on 127.0.0.1, a real
+headless Chromium; every page it captures has content (skipped where no Chromium is installed)."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+from screenshot import BROWSERS, EXPERIMENT_PAGES, RUN_PAGES, RUNS_PAGES  # noqa: E402
+
+pytestmark = [
+    pytest.mark.server,
+    pytest.mark.slow,
+    pytest.mark.skipif(not any(map(shutil.which, BROWSERS)), reason="no chromium installed"),
+]
+PAGES = {**RUN_PAGES, **RUNS_PAGES, **EXPERIMENT_PAGES}
+TIMEOUT_S = 600  # three short runs, an experiment and five captures take about a minute here
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    out = tmp_path_factory.mktemp("img")
+    command = [sys.executable, str(ROOT / "scripts" / "screenshot.py"), "--out", str(out), "--steps", "30"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+@pytest.mark.parametrize("name", list(PAGES))
+def test_each_page_is_captured_with_content(shots, name):
+    _, width, height = PAGES[name]
+    with Image.open(shots / name) as image:
+        assert image.size == (width, height)
+        pixels = np.asarray(image.convert("L"), dtype=np.float64)
+    # TensorBoard's orange bar alone is a few flat colours; a page with charts, tables or text has many
+    # distinct grey levels and is neither blank nor one flat panel
+    assert len(np.unique(pixels)) > 40
+    body = pixels[80:, 300:]  # under the header, right of the run list: where the tab's content is
+    assert body.std() > 10
