@@ -12,8 +12,6 @@ range or exceeds ``DIVERGENCE_FACTOR`` × its first loss; parity must hold on ev
 and an overflow to inf/NaN on *both* sides at that step is divergence, not a disagreement.
 """
 
-import math
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -27,9 +25,7 @@ from compare.core import engine, mlp_pair
 from compare.core.metrics import diff
 from compare.core.tolerances import STAGES, tolerance
 from compare.inputs import data, seeds
-from compare.output import report
-from compare.output.experiment_board import ExperimentBoard, SubRunWriters, pictures_from, subrun_config
-from compare.output.progress import Bar
+from compare.output.experiment_board import ExperimentBoard, SubRunWriters, pictures_from
 from manual import MLPSpec
 from manual.optim import REGISTRY
 
@@ -268,129 +264,3 @@ def check_pairs(subrun: str, step: int, pairs: Pairs) -> float:
             )
         worst = max(worst, result.max_rel)
     return worst
-
-
-# --- training ------------------------------------------------------------------------------------
-
-
-def _history(result: engine.RunResult) -> str:
-    """How the twins' largest difference evolved before the failure: a formula error shows at once,
-    while rounding amplified by unstable (chaotic) training grows from ~1e-16 step by step."""
-    worst = result.step_worst
-    if len(worst) < 2:
-        return f"  worst max_rel at step 1: {worst[0]:.1e}"
-    marks = sorted({0, len(worst) // 4, len(worst) // 2, 3 * len(worst) // 4, len(worst) - 2, len(worst) - 1})
-    text = "  worst max_rel per step: " + ", ".join(f"step {i + 1} {worst[i]:.1e}" for i in marks)
-    if worst[0] < ROUNDING_LEVEL and len(worst) >= 10:
-        text += (
-            "\n  the difference grew from rounding level over many steps: unstable (chaotic) training amplifies "
-            "rounding like this, while a wrong formula shows from the first steps"
-        )
-    return text
-
-
-class _DivergedError(Exception):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-
-def _diverged(record: engine.StepRecord, first_loss: float) -> bool:
-    """The loss left the finite range or grew ``DIVERGENCE_FACTOR``-fold, and the twins agree on it:
-    every check that failed at this step failed only because *both* sides overflowed."""
-    failed = [check for check in record.checks if not check.passed]
-    if any(check.diff.problem != "nonfinite:both" for check in failed):
-        return False  # a real disagreement: the engine reports it
-    if failed:
-        return True
-    losses = (record.loss_manual, record.loss_torch)
-    return not all(map(math.isfinite, losses)) or min(losses) > DIVERGENCE_FACTOR * first_loss
-
-
-def _progress(name: str, step: int, steps: int, loss: float) -> str:
-    return i18n._("  {name}: step {step}/{steps}, loss {loss:.4g}").format(name=name, step=step, steps=steps, loss=loss)
-
-
-def train(
-    session: Session,
-    name: str,
-    lockstep: engine.Lockstep,
-    stream: Iterator[tuple[np.ndarray, np.ndarray]],
-    steps: int,
-    measure: Callable[[int], Pairs] | None = None,
-    stop_on_divergence: bool = False,
-    hparams: dict | None = None,
-) -> Trained:
-    """``steps`` lockstep steps (``compare.core.engine.run``, stopping at the first disagreement).
-
-    After each step ``measure(step)`` may return measurements taken on both twins (``{}`` to skip a
-    step): each is compared, and logged to TensorBoard under the same tag for manual and torch.
-    ``hparams`` adds to the sub-run's HParams row what the twins do not know (``batch_size``, ``dataset``).
-    Raises :class:`ParityError` on any disagreement.
-    """
-    writers = session.writers(name, subrun_config(lockstep, steps, DTYPE, hparams))
-    bar = Bar(steps, name)
-    result = engine.RunResult()
-    curves: dict[str, list[float]] = {}
-    curve_steps: dict[str, list[int]] = {}
-    measured_worst, measured = 0.0, 0
-    first_loss = math.nan
-    started = last_print = time.perf_counter()
-
-    def on_step(record: engine.StepRecord) -> None:
-        nonlocal first_loss, measured_worst, measured, last_print
-        if record.step == 1:
-            first_loss = record.loss_torch
-        stop = stop_on_divergence and _diverged(record, first_loss)
-        # no measurement on a step that diverged or broke parity (the engine records that and stops)
-        pairs = measure(record.step) if measure and not stop and record.first_failure is None else {}
-        if writers:
-            writers.log_step(record, pairs)
-        if stop:
-            if record.first_failure is None:
-                result.add(record)  # still compared and agreed: it counts; a step both sides overflowed does not
-            raise _DivergedError(record.step)
-        measured_worst = max(measured_worst, check_pairs(name, record.step, pairs))
-        measured += len(pairs)
-        for tag, (_, reference) in pairs.items():
-            curves.setdefault(tag, []).append(reference)
-            curve_steps.setdefault(tag, []).append(record.step)
-        bar.update(record.step, f"loss {record.loss_torch:.4g}")
-        now = time.perf_counter()
-        if not bar.enabled and now - last_print >= PROGRESS_SECONDS:  # a log file gets a line now and then
-            last_print = now
-            session.say(_progress(name, record.step, steps, record.loss_torch))
-
-    diverged_at = None
-    try:
-        engine.run(lockstep, stream, steps, True, on_step, result)
-    except _DivergedError as stop:
-        diverged_at = stop.step
-    except ParityError as broken:  # a measurement disagreed
-        if writers:
-            writers.finish(f"FAIL: {broken.detail}")
-            writers = None  # finished
-        raise
-    finally:
-        bar.close()
-        if writers:
-            writers.finish(_subrun_verdict(result, steps, diverged_at))
-    if result.first_failure is not None:
-        raise ParityError(name, report.verdict(result, steps) + "\n" + _history(result))
-    # a diverged step (both twins overflowed) raised in on_step, before the engine recorded it
-    worst = {stage: check.diff.max_rel for stage, check in result.worst_by_stage().items()}
-    session.record(SubRunParity(name, result.steps, worst, measured_worst, measured, diverged_at))
-    losses = np.array(result.losses_torch)
-    trained = Trained(name, result, losses, curves, curve_steps, diverged_at, time.perf_counter() - started)
-    session.trained.append(trained)
-    return trained
-
-
-def _subrun_verdict(result: engine.RunResult, steps: int, diverged_at: int | None) -> str:
-    """The sub-run's verdict for TensorBoard; a run stopped at divergence held parity up to it."""
-    verdict = report.verdict(result, steps)
-    if diverged_at is None or result.first_failure is not None:
-        return verdict
-    lines = [line for line in verdict.splitlines() if not line.startswith("INCOMPLETE")]
-    return "\n".join(
-        [*lines, f"PASS: parity held at all {result.steps} steps before the loss diverged at {diverged_at}"]
-    )

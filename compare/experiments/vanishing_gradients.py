@@ -22,8 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from compare.experiments import datasets
-from compare.experiments.base import Experiment, Outcome, Pairs, Session, batches, build_twins, layer_grad_norms, train
+from compare.experiments.base import Experiment, Outcome, Pairs, Session, batches, build_twins, layer_grad_norms
 from compare.experiments.text import steps_line
+from compare.experiments.training import train
 from compare.i18n import N_, _
 from compare.inputs import seeds
 from manual import MLPSpec, init_state_dict
