@@ -84,6 +84,7 @@ def build(prepared: Prepared, device: torch.device, group: distributed.Group | N
         clip_grad_norm=config.clip_grad_norm,
         resync=config.resync,
         gradcheck=config.gradcheck,
+        adjudicate=not (config.strict_trajectory or config.variant),  # a variant's departure is its finding
         stats_every=config.log_every if stats else None,
     )
     return Lockstep(manual_side(pair), reference, options)

@@ -130,6 +130,12 @@ def _data_flags(run: argparse.ArgumentParser) -> None:
         "still shows at the step it acts (not with --variant)",
     )
     train.add_argument(
+        "--strict-trajectory",
+        action="store_true",
+        help="fail at the first departure of the free-running trajectory, drift or not (default: a departure "
+        "is judged by one step from identical values: within tolerance it is drift, recorded and resynced)",
+    )
+    train.add_argument(
         "--gradcheck",
         action="store_true",
         help="a third witness: central finite differences on sampled parameter elements (float64) at step 1 "
@@ -240,6 +246,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         log_every=args.log_every,
         gradcheck=args.gradcheck,
         resync=args.resync,
+        strict_trajectory=args.strict_trajectory,
         device=args.device,
         world_size=args.world_size,
     )

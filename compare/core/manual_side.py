@@ -108,6 +108,11 @@ class ManualSide:
         """A copy of the model as it is now (the finite-difference witness evaluates the loss on it)."""
         return copy.deepcopy(self.model)
 
+    def clone(self) -> "ManualSide":
+        """An independent copy of the whole side (model, optimizer and its state, schedule, dropout RNG):
+        adjudication runs a step on it without touching this one."""
+        return copy.deepcopy(self)
+
     def load(self, values: Mapping[str, np.ndarray], state: Mapping[str, Mapping[str, Any]]) -> None:
         """Another side's parameters, buffers and optimizer state into this side's own arrays (copied)."""
         live = {**self.model.named_parameters(), **self.model.named_buffers()}
