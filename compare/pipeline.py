@@ -74,6 +74,7 @@ def build(prepared: Prepared, device: torch.device, group: distributed.Group | N
         dropout_seed(config.seed),
         device,
         faults.CATALOG[config.inject].override if config.inject else faults.NONE,
+        prepared.torch_hyperparameters,
     )
     if group is None:
         reference = torch_side(pair)

@@ -70,6 +70,7 @@ class Lockstep:
         self._stage = "forward"  # the stage running now, for a side that raises
         self._identical = True  # the step about to run starts from identical values on both sides
         self._wrong = False  # a wrong rule was found: later departures are not adjudicated
+        self._kept: dict[int, list[int]] = {}  # dropout layer → [mask elements kept, drawn], over the run
 
     def step(self, step: int, x: np.ndarray, y: np.ndarray) -> StepRecord:
         """One step on both sides, every tensor compared; a departure adjudicated (``Options.adjudicate``);
@@ -110,6 +111,7 @@ class Lockstep:
         manual = self.manual.train_pass(x, y, {})
         reference = self.reference.train_pass(x, y, manual.masks if self.options.inject_masks else {})
         stages.forward(checks, manual, reference)
+        stages.dropout_keep(checks, manual.masks, self.reference, self._kept)
         stages.loss(checks, manual, reference)
         self._stage = "grad"
         conditioning = stages.grad(checks, manual, reference)

@@ -31,6 +31,9 @@ class Prepared:
     weights: dict[str, np.ndarray]
     X_val: np.ndarray  # (M, D) the held-out split (M may be 0)
     targets_val: np.ndarray
+    # What torch's optimizer is built from: the keyword arguments the user gave (and the name's default
+    # lr), never the manual rule's resolved defaults, which would carry a wrong default to both sides.
+    torch_hyperparameters: dict
 
 
 def optimizer_name(config: RunConfig) -> str:
@@ -139,7 +142,8 @@ def prepare(config: RunConfig) -> Prepared:
         weights = init_state_dict(resolved.spec, init_rng, dtype)
     X = dataset.X.astype(dtype)
     targets = targets if targets.dtype.kind == "i" else targets.astype(dtype)
-    return Prepared(resolved, X[train], targets[train], weights, X[val], targets[val])
+    torch_hparams = hparams if config.variant else {"lr": REGISTRY[optimizer].default_lr, **config.hyperparameters}
+    return Prepared(resolved, X[train], targets[train], weights, X[val], targets[val], torch_hparams)
 
 
 def batch_stream(prepared: Prepared):
