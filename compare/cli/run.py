@@ -278,15 +278,25 @@ def run_command(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if stop.signum is not None:
+    if stop.signum is not None and result.run_dir is not None:
         print(f"{PROG}: interrupted after {result.steps} steps; wrote what was done", file=sys.stderr)
     print(result.verdict)
+    if result.warnings:
+        print(f"{PROG}: {warnings_line(result.warnings)}", file=sys.stderr)
     if result.aborted is not None:
         print(f"{PROG}: error: {result.aborted}; the report holds the {result.steps} steps done", file=sys.stderr)
         return exits.ABORTED
     if stop.signum is not None:
         return exits.SIGNAL_BASE + int(stop.signum)
     return exits.PASS if result.passed else exits.FAIL
+
+
+def warnings_line(counts: dict[str, int]) -> str:
+    """Every run-time warning of the run (NumPy's overflow, say) in one line, most frequent first."""
+    ranked = sorted(counts.items(), key=lambda item: -item[1])
+    shown = "; ".join(f"{message} ({count}x)" for message, count in ranked[:3])
+    more = f"; {len(ranked) - 3} more kinds" if len(ranked) > 3 else ""
+    return f"{sum(counts.values())} run-time warnings: {shown}{more} (the report's first_failure says where)"
 
 
 def progress_printer(steps: int):

@@ -117,6 +117,7 @@ class RunResult:
     drift: Drift | None = None  # the first departure judged drift (None: none, or adjudication off)
     drift_steps: list[int] = field(default_factory=list)  # every step judged drift (each then resynced)
     raised: Raised | None = None
+    warnings: dict[str, int] = field(default_factory=dict)  # run-time warnings (overflow, ...) by message
     complete: bool = False
     validation: list[dict] = field(default_factory=list)  # {"step", "manual": {...}, "torch": {...}}
     # Filled by compare.run: where the run wrote, its verdict text and JSON report, and why a

@@ -42,6 +42,7 @@ def build(result: RunResult, config: dict, run_dir: Path | None, started_at: str
         "failed_steps": result.failed_steps,
         "drift": drift_json(result),
         "raised": None if result.raised is None else raised_json(result.raised),
+        "warnings": dict(result.warnings),
         "worst": {stage: check_json(check) for stage, check in result.worst_by_stage().items()},
         "tolerances": {stage: {"max_rel": limit.max_rel, "reason": limit.reason} for stage, limit in limits.items()},
         "losses": {
