@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from compare import faults
-from compare.core import distributed, engine
+from compare.core import distributed, engine, witness64
 from compare.core.engine import Lockstep, Options
 from compare.core.mlp_pair import Pair, manual_side, torch_side, torch_twin
 from compare.core.records import RunResult, StepRecord
@@ -90,6 +90,9 @@ def build(prepared: Prepared, device: torch.device, group: distributed.Group | N
         resync=config.resync,
         gradcheck=config.gradcheck,
         adjudicate=not (config.strict_trajectory or config.variant),  # a variant's departure is its finding
+        witness_every=witness64.every(sum(w.size for w in prepared.weights.values()))
+        if config.dtype == "float32" and not config.variant
+        else None,
         stats_every=config.log_every if stats else None,
     )
     return Lockstep(manual_side(pair), reference, options)

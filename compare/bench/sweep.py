@@ -5,7 +5,8 @@ implementation must pass every one (drift is adjudicated, ``compare.core.adjudic
 
 The domain: 2 to 5 layers of widths 1 to 9 (no fan-in-1 Linear feeding BatchNorm), every activation,
 loss and optimizer, both dtypes, learning-rate schedules, gradient clipping, dropout and BatchNorm,
-8 to 200 steps of random batches of 8. A run whose torch side leaves the finite numbers (a diverging
+8 to 200 steps of random batches of 8, float32 runs with their float64 witness at every step. A run
+whose torch side leaves the finite numbers (a diverging
 draw) proves nothing and is counted apart. Prints one line per failure and a summary.
 """
 
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from compare.core import engine, mlp_pair
+from compare.core import engine, mlp_pair, witness64
 from manual import ACTIVATION_NAMES, LOSS_NAMES, MLPSpec, init_state_dict
 from manual.optim import OPTIMIZERS
 from manual.schedules import parse_schedule
@@ -103,8 +104,11 @@ def run(d: Draw, strict: bool) -> tuple[str, str]:
     spec = MLPSpec(d.widths, d.activation, d.loss, d.dropout, d.batchnorm)
     weights = init_state_dict(spec, np.random.default_rng(d.seed), getattr(np, d.dtype))
     schedule = parse_schedule(d.schedule) if d.schedule else None
+    parameters = sum(w.size for w in weights.values())
+    witness = witness64.every(parameters) if d.dtype == "float32" else None
+    options = {"adjudicate": not strict, "witness_every": witness}
     lockstep = mlp_pair.twins(
-        spec, weights, d.optimizer, d.hyperparameters, d.dtype, None, schedule, d.clip, d.seed, adjudicate=not strict
+        spec, weights, d.optimizer, d.hyperparameters, d.dtype, None, schedule, d.clip, d.seed, **options
     )
     result = engine.run(lockstep, batches(spec, d.dtype, d.seed + 1), d.steps, True, lambda record: None)
     failure = result.first_failure

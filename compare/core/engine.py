@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from compare.core import adjudication, gradcheck, raising, stages
+from compare.core import adjudication, gradcheck, raising, stages, witness64
 from compare.core.checks import BACKGROUND_MIN_PARAMETERS, Checks
 from compare.core.evaluate import evaluate, loss_kind
 from compare.core.gradcheck import Witness
@@ -33,6 +33,8 @@ class Options:
     per-parameter norms every K steps (for TensorBoard), or never. ``adjudicate``: a departure of a
     free-running step is judged by one step from identical values (``compare.core.adjudication``): drift
     is recorded and resynced, a wrong rule reported (off: ``--strict-trajectory``, every departure fails).
+    ``witness_every``: a float32 run's step recomputed in float64 from torch's values at step 1 and every
+    K steps (``compare.core.witness64``), or never.
     """
 
     dtype: str = "float64"
@@ -43,6 +45,7 @@ class Options:
     inject_masks: bool = True
     stats_every: int | None = None
     adjudicate: bool = True
+    witness_every: int | None = None
 
 
 class Lockstep:
@@ -77,7 +80,10 @@ class Lockstep:
         an exception from either side returned as the step's finding (``compare.core.raising``)."""
         identical, self._identical = self._identical, self.options.resync
         try:
+            witnessed = self._witness64(step, x, y)
             record = self._step(step, x, y)
+            if witnessed:
+                record = replace(record, checks=[*record.checks, *witnessed])
         except Exception as error:
             raised = raising.finding(error, step, self._stage, self.manual, self.reference)
             if raised is None:
@@ -93,6 +99,13 @@ class Lockstep:
                 return replace(record, drift=drift)
         self._wrong = True
         return record
+
+    def _witness64(self, step: int, x: np.ndarray, y: np.ndarray) -> list:
+        """The float64 witness's departures at this step (before the step: it starts from the same values)."""
+        if not witness64.due(step, self.options.witness_every):
+            return []
+        self._stage = "forward"
+        return witness64.departures(Lockstep, self.options, self.manual, self.reference, step, x, y)
 
     def _adjudicate(self, record: StepRecord, x: np.ndarray, y: np.ndarray):
         """The same batch, one step, on copies of both sides holding torch's values: drift or ``None``."""

@@ -3,7 +3,8 @@
 The engine runs each stage under ``Stage``; when a side's method raises, ``finding`` names the side
 (whose objects are on the traceback), the layer (the deepest frame whose ``self`` is one of the side's
 layers), the stage, the type and the message, and keeps the traceback for the report. An exception
-raised by the checker's own code, with neither side on the stack, is not a finding: it propagates.
+raised by the checker's own code (neither side on the stack, or a type of the checker's own, such as a
+failed data-parallel group) is not a finding: it propagates.
 """
 
 import traceback as tb
@@ -56,7 +57,10 @@ def _owner(frame, sides: dict[str, Any]) -> tuple[str | None, str | None]:
 
 
 def finding(error: Exception, step: int, stage: str, manual: Any, reference: Any) -> Raised | None:
-    """The exception as a finding, or ``None`` when neither side is on its traceback."""
+    """The exception as a finding, or ``None`` when neither side is on its traceback or it is one of the
+    checker's own (a data-parallel group that failed, ``compare.core.distributed.GroupError``)."""
+    if type(error).__module__.split(".")[0] == "compare":
+        return None
     side, layer = None, None
     for frame in _frames(error.__traceback__):
         owner, where = _owner(frame, {"manual": manual, "torch": reference})
