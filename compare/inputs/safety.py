@@ -3,6 +3,7 @@ input file, a model that would not fit in memory, values that overflow when cast
 ``InputError`` (one line, exit 2) raised before anything is written or allocated."""
 
 import itertools
+import json
 import os
 from pathlib import Path
 
@@ -19,13 +20,24 @@ ACTIVATION_COPIES = 6
 RUN_FOLDERS = ("manual", "torch", "parity")  # compare.output.tensorboard's event folders
 
 
+def is_run_dir(folder: Path) -> bool:
+    """A run's directory: the event folders a run makes (``manual/``, ``torch/``, ``parity/``), or a
+    report.json that names this very folder as its ``run_dir`` (a ``--json`` copy elsewhere does not)."""
+    if all((folder / side).is_dir() for side in RUN_FOLDERS):
+        return True
+    report = folder / "report.json"
+    if not report.is_file():
+        return False
+    try:
+        document = json.loads(report.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(document, dict) and Path(str(document.get("run_dir"))).name == folder.name
+
+
 def run_dir_of(path: Path) -> Path | None:
-    """The run directory holding ``path`` (itself or a parent): one with a report.json, or the event
-    folders a run makes (``manual/``, ``torch/``, ``parity/``) while it runs."""
-    for folder in [path, *path.parents]:
-        if (folder / "report.json").is_file() or all((folder / side).is_dir() for side in RUN_FOLDERS):
-            return folder
-    return None
+    """The run directory holding ``path``: itself or a parent."""
+    return next((folder for folder in [path, *path.parents] if is_run_dir(folder)), None)
 
 
 def check_outputs(logdir: Path, files: dict[str, str | None], inputs: dict[str, str | None]) -> None:
