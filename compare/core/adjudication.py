@@ -16,7 +16,10 @@ is a wrong rule at once. Departures that rounding cannot cause (a shape, a dtype
 non-finite value, the learning rate) are never drift. Nothing here runs on a step that passes.
 """
 
+import contextlib
 import copy
+import warnings
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -47,6 +50,15 @@ def scratch_reference(reference: TorchSide) -> TorchSide | None:
     for module in twin.model.modules():
         module._forward_hooks.clear()
     return TorchSide(twin)
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """A scratch step without torch's warning that a copied scheduler's optimizer "has been overridden"
+    (the copy's ``step`` is a copy of the wrapper the scheduler installed, which torch cannot recognise)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Seems like `optimizer.step\\(\\)` has been overridden")
+        yield
 
 
 def scratch_manual(manual: Any, reference: TorchSide) -> Any | None:

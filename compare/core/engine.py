@@ -114,7 +114,8 @@ class Lockstep:
         if manual is None:
             return None
         options = replace(self.options, resync=False, gradcheck=False, background=False, stats_every=None)
-        again = Lockstep(manual, reference, replace(options, adjudicate=False)).step(record.step, x, y)
+        with adjudication.quiet():
+            again = Lockstep(manual, reference, replace(options, adjudicate=False)).step(record.step, x, y)
         return adjudication.judge(record, again)
 
     def _step(self, step: int, x: np.ndarray, y: np.ndarray) -> StepRecord:
