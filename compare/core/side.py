@@ -25,6 +25,8 @@ Optional, on the side under test (``Adjudicable``): ``clone()``, an independent 
 ``load(values, state)``, another side's parameters and buffers (``{name: array}``) and optimizer state
 (``{param: {key: value}}``) copied into this one. With both, a departure of a free-running step is
 adjudicated (``compare.core.adjudication``) and ``--resync`` works; without them, every departure fails.
+With ``with_dtype(dtype)`` too (a copy whose every array is cast), a float32 run is witnessed in float64
+(``compare.core.witness64``); without it, it is not.
 
 Any exception a side raises is a finding, not a crash (``compare.core.raising``).
 """
@@ -81,3 +83,5 @@ class Adjudicable(Side, Protocol):
     def clone(self) -> "Adjudicable": ...
 
     def load(self, values: Mapping[str, np.ndarray], state: Mapping[str, Mapping[str, Any]]) -> None: ...
+
+    def with_dtype(self, dtype: type) -> "Adjudicable": ...
