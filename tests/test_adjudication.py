@@ -6,8 +6,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+import torch
 
 from compare.cli.main import main
+from compare.core import adjudication, distributed, engine, mlp_pair
+from compare.core.torch_side import TorchSide
+from compare.inputs import world
+from compare.inputs.config import RunConfig
+from compare.inputs.prepare import batch_stream, prepare
 from conftest import lockstep_run
 from manual import MLPSpec
 from manual.layers import Linear
@@ -122,3 +128,28 @@ def test_the_command_line_reports_a_raising_side_in_one_line_and_exits_1(tmp_pat
     assert report["first_failure"]["problem"] == "raised:ValueError"
     assert report["raised"]["traceback"].startswith("Traceback")
     assert np.isnan(report["losses"]["manual"][0] or np.nan)
+
+
+@pytest.mark.distributed
+def test_a_data_parallel_reference_is_adjudicated_on_a_single_process_copy():
+    """The copy of a data-parallel torch side is a plain twin of rank 0's replica: a step on it (and on
+    a manual copy holding torch's values) agrees, and the group is untouched (the run goes on)."""
+    prepared = prepare(RunConfig(world_size=2, batch_size=16))
+    config = prepared.config
+    pair = mlp_pair.Pair(config.spec, prepared.weights, config.optimizer, config.hyperparameters, config.dtype)
+    group = distributed.Group(world.membership(2), torch.device("cpu"), 60.0, prepared)
+    try:
+        reference = group.side(mlp_pair.torch_twin(pair), config.spec, None)
+        lockstep = engine.Lockstep(mlp_pair.manual_side(pair), reference)
+        batches = batch_stream(prepared)
+        x, y = next(batches)
+        lockstep.step(1, x, y)
+        scratch = adjudication.scratch_reference(reference)
+        manual = adjudication.scratch_manual(lockstep.manual, reference)
+        assert type(scratch) is TorchSide
+        assert engine.Lockstep(manual, scratch, engine.Options(adjudicate=False)).step(2, x, y).first_failure is None
+        assert lockstep.step(2, *next(batches)).first_failure is None  # the group still answers
+        group.close()
+    finally:
+        if not group.closed:
+            group.abort()
