@@ -6,8 +6,22 @@ data, devices, seeds), ``output`` (report, TensorBoard, run directories), ``faul
 known mistakes), ``experiments``, ``bench``, ``cli``; ``pipeline`` joins them into a run.
 """
 
-from compare.core.records import RunResult
-from compare.inputs.config import RunConfig
-from compare.pipeline import Hooks, Output, run
+import importlib
 
 __all__ = ["Hooks", "Output", "RunConfig", "RunResult", "run"]
+
+# Imported when first used, not with the package: the command line imports ``compare.cli`` (and torch)
+# inside ``main``, where a Ctrl-C during start-up is a one-line exit 130, not a traceback.
+_HOMES = {
+    "Hooks": "compare.pipeline",
+    "Output": "compare.pipeline",
+    "run": "compare.pipeline",
+    "RunConfig": "compare.inputs.config",
+    "RunResult": "compare.core.records",
+}
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'compare' has no attribute {name!r}")

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,3 +101,17 @@ def test_ctrl_c_early_leaves_no_empty_run_directory(tmp_path):
     assert process.returncode == 130 and "Traceback" not in err
     for run_dir in (tmp_path / "runs").iterdir():
         assert json.loads((run_dir / "report.json").read_text())["steps"] >= 1
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_torch_is_being_imported_is_one_line_and_exit_130(tmp_path):
+    """The signal is sent once the process has mapped torch's library: start-up, inside ``main``."""
+    command = [sys.executable, "-m", "compare", "run", "--logdir", str(tmp_path / "runs"), "--steps", "100000"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    maps = Path(f"/proc/{process.pid}/maps")
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline and "libtorch" not in maps.read_text():
+        time.sleep(0.001)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "Traceback" not in err, err
