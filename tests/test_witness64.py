@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from compare.core import witness64
+from compare.faults.override import layer_as
 from conftest import lockstep_run
 from manual import MLPSpec
+from manual.layers import BatchNorm1d
 from manual.optim.adam import Adam
 from manual.optim.adamw import AdamW
 
@@ -91,3 +93,25 @@ def test_the_witness_passes_a_correct_float32_run_with_everything_on():
 def test_small_models_are_witnessed_every_step_large_ones_every_k(parameters, every):
     assert witness64.every(parameters) == every
     assert witness64.due(1, every) and witness64.due(every, every)
+
+
+class BatchNormEpsOutsideRoot(BatchNorm1d):
+    """Normalises by 1/(√σ² + ε) instead of 1/√(σ² + ε): relative 1e-5 apart at σ² ≈ 1."""
+
+    def forward(self, x):
+        if not self.training:
+            return super().forward(x)
+        out = super().forward(x)  # the buffers updated once, as the right layer does
+        var = (self._xhat / self._inv_std).var(axis=0)
+        self._inv_std = (1.0 / (np.sqrt(var) + self.eps)).astype(x.dtype)
+        self._xhat = (x - x.mean(axis=0)) * self._inv_std
+        return (self._xhat * self.params["weight"] + self.params["bias"]).astype(out.dtype)
+
+
+def test_batchnorm_eps_outside_the_root_is_caught_in_float64():
+    spec = MLPSpec((3, 7, 5, 4), "relu", "mse", 0.0, True)
+    override = layer_as(BatchNorm1d, BatchNormEpsOutsideRoot)
+    common = dict(dtype="float32", override=override, steps=5)
+    assert lockstep_run(spec, "sgd", {"lr": 0.1}, **common).first_failure is None
+    failure = lockstep_run(spec, "sgd", {"lr": 0.1}, witness_every=1, **common).first_failure
+    assert (failure.step, failure.stage, failure.tensor) == (1, "forward", "1.out (float64)")
