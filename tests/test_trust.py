@@ -243,7 +243,7 @@ def test_resync_removes_the_drift_of_a_long_unstable_run(tmp_path):
     reports = {}
     for mode in ("drift", "resync"):
         out = tmp_path / f"{mode}.json"
-        extra = ["--resync"] if mode == "resync" else []
+        extra = ["--resync"] if mode == "resync" else ["--strict-trajectory"]  # free-running, not adjudicated
         status = main(["run", *DEEP, *extra, "--logdir", str(tmp_path), "--no-tensorboard", "--json", str(out)])
         reports[mode] = (status, json.loads(out.read_text()))
     status, drift = reports["drift"]
