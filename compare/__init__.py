@@ -8,10 +8,7 @@ data, devices, seeds), ``output`` (report, TensorBoard, run directories), ``faul
 known mistakes), ``experiments``, ``bench``, ``cli``; ``pipeline`` joins them into a run.
 """
 
-from compare.check import Report, assert_parity, check_layer, check_loss, check_model, check_optimizer
-from compare.core.records import RunResult
-from compare.inputs.config import RunConfig
-from compare.pipeline import Hooks, Output, run
+import importlib
 
 __all__ = [
     "Hooks",
@@ -26,3 +23,20 @@ __all__ = [
     "check_optimizer",
     "run",
 ]
+
+# Imported when first used, not with the package: the command line imports ``compare.cli`` (and torch)
+# inside ``main``, where a Ctrl-C during start-up is a one-line exit 130, not a traceback.
+_HOMES = {
+    "Hooks": "compare.pipeline",
+    "Output": "compare.pipeline",
+    "run": "compare.pipeline",
+    "RunConfig": "compare.inputs.config",
+    "RunResult": "compare.core.records",
+    **{name: "compare.check" for name in __all__ if name == "Report" or "check_" in name or name == "assert_parity"},
+}
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'compare' has no attribute {name!r}")

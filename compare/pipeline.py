@@ -4,6 +4,8 @@ the run directory (report.json, TensorBoard events). ``compare.run(config)`` and
 """
 
 import datetime as dt
+import shutil
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,11 +13,11 @@ from pathlib import Path
 import torch
 
 from compare import faults
-from compare.core import distributed, engine
+from compare.core import distributed, engine, witness64
 from compare.core.engine import Lockstep, Options
 from compare.core.mlp_pair import Pair, manual_side, torch_side, torch_twin
 from compare.core.records import RunResult, StepRecord
-from compare.inputs import devices, world
+from compare.inputs import devices, safety, world
 from compare.inputs.config import RunConfig
 from compare.inputs.npz import write_npz
 from compare.inputs.prepare import Prepared, batch_stream, prepare
@@ -54,6 +56,8 @@ def check(config: RunConfig, output: Output = Output()) -> Prepared:
     check_output_file("--json", output.json)
     check_output_file("--save-weights", output.save_weights)
     check_run_name(output.run_name)
+    files = {"--json": output.json, "--save-weights": output.save_weights}
+    safety.check_outputs(output.logdir, files, {"--data": config.data, "--weights": config.weights})
     prepared = prepare(config)
     faults.check(prepared.config)
     return prepared
@@ -74,6 +78,7 @@ def build(prepared: Prepared, device: torch.device, group: distributed.Group | N
         dropout_seed(config.seed),
         device,
         faults.CATALOG[config.inject].override if config.inject else faults.NONE,
+        prepared.torch_hyperparameters,
     )
     if group is None:
         reference = torch_side(pair)
@@ -84,6 +89,10 @@ def build(prepared: Prepared, device: torch.device, group: distributed.Group | N
         clip_grad_norm=config.clip_grad_norm,
         resync=config.resync,
         gradcheck=config.gradcheck,
+        adjudicate=not (config.strict_trajectory or config.variant),  # a variant's departure is its finding
+        witness_every=witness64.every(sum(w.size for w in prepared.weights.values()))
+        if config.dtype == "float32" and not config.variant
+        else None,
         stats_every=config.log_every if stats else None,
     )
     return Lockstep(manual_side(pair), reference, options)
@@ -120,28 +129,56 @@ def run(config: RunConfig, output: Output = Output(), hooks: Hooks = Hooks(), di
     result = RunResult(keep_records=False, run_dir=run_dir)  # streamed: memory does not grow with the steps
     group = None
     try:
-        if writers:
-            writers.start({**config_json, "run_dir": str(run_dir)})
-        if member is not None:
-            group = distributed.Group(member, device, dist_timeout, prepared)
-        lockstep = build(prepared, device, group, stats=writers is not None)
-        on_step = _logger(prepared, lockstep, writers, result, hooks.on_step)
-        stop_early = config.stop_at_first_failure
-        batches = batch_stream(prepared)
-        engine.run(lockstep, batches, config.steps, stop_early, on_step, result, hooks.should_stop)
-        if writers and stop_early and group is None:  # the charts show the failure in context
-            writers.draw_past_failure(lockstep, batches, result, config.steps)
-        if group is not None:
-            group.close()
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", RuntimeWarning)  # each one counted ...
+            warnings.showwarning = _counter(result.warnings)  # ... into one line, not printed per operation
+            if writers:
+                writers.start({**config_json, "run_dir": str(run_dir)})
+            if member is not None:
+                group = distributed.Group(member, device, dist_timeout, prepared)
+            lockstep = build(prepared, device, group, stats=writers is not None)
+            on_step = _logger(prepared, lockstep, writers, result, hooks.on_step)
+            stop_early = config.stop_at_first_failure
+            batches = batch_stream(prepared)
+            engine.run(lockstep, batches, config.steps, stop_early, on_step, result, hooks.should_stop)
+            if writers and stop_early and group is None:  # the charts show the failure in context
+                writers.draw_past_failure(lockstep, batches, result, config.steps)
+            if group is not None:
+                group.close()
     except distributed.GroupError as error:
         result.aborted = str(error)
     finally:
         if group is not None and not group.closed:
             group.abort()
-        _finish(result, config, config_json, run_dir, started_at, writers, output)
+        if result.steps == 0 and result.aborted is None and not result.complete:
+            _discard(run_dir, writers, result)  # stopped before the first step: nothing to keep
+        else:
+            _finish(result, config, config_json, run_dir, started_at, writers, output)
     if output.save_weights and result.aborted is None and result.complete:
         write_npz(Path(output.save_weights), lockstep.manual.model.state_dict())
     return result
+
+
+def _counter(counts: dict[str, int]):
+    """A ``warnings.showwarning`` that counts run-time warnings by message and shows the others."""
+    show = warnings.showwarning
+
+    def count(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, RuntimeWarning):
+            counts[str(message)] = counts.get(str(message), 0) + 1
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return count
+
+
+def _discard(run_dir: Path, writers: RunWriters | None, result: RunResult) -> None:
+    """A run stopped before its first step leaves no directory behind (its event files closed first)."""
+    if writers:
+        writers.finish("interrupted before the first step")
+    shutil.rmtree(run_dir, ignore_errors=True)
+    result.run_dir = None
+    result.verdict = "INCOMPLETE: interrupted before the first step; nothing written"
 
 
 def _logger(prepared: Prepared, lockstep: Lockstep, writers: RunWriters | None, result: RunResult, then):

@@ -1,4 +1,10 @@
-"""The torch.optim optimizer matching each manual optimizer, built from the same kwargs."""
+"""The torch.optim optimizer of each optimizer name, built from the run's configuration alone.
+
+The reference must not share the manual side's code: were its keyword arguments the manual rule's
+``hyperparameters()``, a wrong default there (Adam's ε, momentum's μ) would build a torch optimizer with
+the same mistake, and parity would hold. So the names, classes and the defaults that differ from
+torch's own live here, and every keyword not given in the configuration takes torch's default.
+"""
 
 from collections.abc import Mapping
 
@@ -6,17 +12,28 @@ import numpy as np
 import torch
 from torch import nn
 
-from manual.optim import REGISTRY
+# name → (torch.optim class, keyword arguments the name implies beyond torch's defaults)
+TORCH_OPTIMIZERS: dict[str, tuple[str, dict]] = {
+    "sgd": ("SGD", {}),
+    "momentum": ("SGD", {"momentum": 0.9}),
+    "nesterov": ("SGD", {"momentum": 0.9, "nesterov": True}),
+    "adam": ("Adam", {}),
+    "adamw": ("AdamW", {}),
+    "rmsprop": ("RMSprop", {}),
+    "adagrad": ("Adagrad", {}),
+}
 
 
 def build_optimizer(name: str, model: nn.Module, hyperparameters: Mapping) -> torch.optim.Optimizer:
-    """The ``torch.optim`` class registered for ``name`` (``manual.optim.REGISTRY``) over ``model``'s parameters.
+    """``name``'s ``torch.optim`` class over ``model``'s parameters, with the keyword arguments the name
+    implies, overridden by ``hyperparameters`` (those the run's configuration gives); torch's defaults for
+    the rest.
 
     ``foreach=False`` selects the single-tensor path, the same one on CPU and GPU, whose
     formulas the manual optimizers follow.
     """
-    torch_class = getattr(torch.optim, REGISTRY[name].torch_class)
-    return torch_class(model.parameters(), **hyperparameters, foreach=False)
+    class_name, implied = TORCH_OPTIMIZERS[name]
+    return getattr(torch.optim, class_name)(model.parameters(), **{**implied, **hyperparameters}, foreach=False)
 
 
 def named_state(optimizer: torch.optim.Optimizer, model: nn.Module) -> dict[str, dict[str, np.ndarray | int | None]]:

@@ -9,7 +9,6 @@ import torch
 from torch import nn
 from torch.optim import Optimizer, lr_scheduler
 
-from manual.schedules import Parsed
 from manual.spec import MLPSpec
 from torch_ref import schedules
 from torch_ref.model import build_loss, build_model, load_weights
@@ -30,10 +29,11 @@ def build_twin(
     optimizer: str,
     hyperparameters: Mapping,
     dtype: str,
-    schedule: Parsed | None = None,
+    schedule: list | None = None,
     device: torch.device | str = "cpu",
 ) -> TorchTwin:
-    """``weights`` are copied into the model (never shared); ``schedule`` is a parsed ``--lr-schedule``."""
+    """``weights`` are copied into the model (never shared); ``schedule`` is a parsed ``--lr-schedule``;
+    ``hyperparameters`` are the torch keyword arguments the configuration gives (the rest: torch's)."""
     model = build_model(spec, getattr(torch, dtype), device)
     load_weights(model, spec, weights)
     torch_optimizer = build_optimizer(optimizer, model, hyperparameters)

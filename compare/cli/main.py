@@ -44,10 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)  # imports every command, torch among them: seconds
         return args.handler(args)
-    except KeyboardInterrupt:  # a second Ctrl-C, after the first asked for a clean stop
+    except KeyboardInterrupt:  # during start-up, or a second Ctrl-C after the first asked for a clean stop
         print(f"{PROG}: interrupted", file=sys.stderr)
         return exits.INTERRUPTED
     except BrokenPipeError:  # the reader went away (`backprop-parity runs | head`): the files are written

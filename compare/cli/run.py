@@ -130,6 +130,12 @@ def _data_flags(run: argparse.ArgumentParser) -> None:
         "still shows at the step it acts (not with --variant)",
     )
     train.add_argument(
+        "--strict-trajectory",
+        action="store_true",
+        help="fail at the first departure of the free-running trajectory, drift or not (default: a departure "
+        "is judged by one step from identical values: within tolerance it is drift, recorded and resynced)",
+    )
+    train.add_argument(
         "--gradcheck",
         action="store_true",
         help="a third witness: central finite differences on sampled parameter elements (float64) at step 1 "
@@ -240,6 +246,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         log_every=args.log_every,
         gradcheck=args.gradcheck,
         resync=args.resync,
+        strict_trajectory=args.strict_trajectory,
         device=args.device,
         world_size=args.world_size,
     )
@@ -275,15 +282,25 @@ def run_command(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
     if printer.summary():
         print(printer.summary())
-    if stop.signum is not None:
+    if stop.signum is not None and result.run_dir is not None:
         print(f"{PROG}: interrupted after {result.steps} steps; wrote what was done", file=sys.stderr)
     print(result.verdict)
+    if result.warnings:
+        print(f"{PROG}: {warnings_line(result.warnings)}", file=sys.stderr)
     if result.aborted is not None:
         print(f"{PROG}: error: {result.aborted}; the report holds the {result.steps} steps done", file=sys.stderr)
         return exits.ABORTED
     if stop.signum is not None:
         return exits.SIGNAL_BASE + int(stop.signum)
     return exits.PASS if result.passed else exits.FAIL
+
+
+def warnings_line(counts: dict[str, int]) -> str:
+    """Every run-time warning of the run (NumPy's overflow, say) in one line, most frequent first."""
+    ranked = sorted(counts.items(), key=lambda item: -item[1])
+    shown = "; ".join(f"{message} ({count}x)" for message, count in ranked[:3])
+    more = f"; {len(ranked) - 3} more kinds" if len(ranked) > 3 else ""
+    return f"{sum(counts.values())} run-time warnings: {shown}{more} (the report's first_failure says where)"
 
 
 def serve_torchrun(prepared, member: world.Membership, timeout_s: float) -> int:

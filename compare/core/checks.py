@@ -2,7 +2,7 @@
 thread while the manual optimizer steps."""
 
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -120,9 +120,26 @@ def judge(
     floor: float = 0.0,
     amplification: float = 1.0,
 ) -> Check:
-    """One comparison, with the worst elements side by side when it fails."""
+    """One comparison, with the worst elements side by side when it fails. Arrays of a different
+    floating dtype (a float64 optimizer state inside a float32 run) fail as ``dtype``, whatever their
+    values."""
     result = diff(manual, reference, floor, amplification)
+    if result.problem is None and dtype_differs(manual, reference):
+        result = replace(result, problem=f"dtype:{manual.dtype}!={reference.dtype}")
     check = Check(step, stage, name, result, max_rel)
     if not check.passed:
         check = Check(step, stage, name, result, max_rel, tuple(worst_elements(manual, reference)))
     return check
+
+
+def dtype_differs(manual, reference) -> bool:
+    """Both are floating arrays of at least one dimension (not the scalars the engine builds itself: the
+    loss, the lr, the total norm) and their dtypes differ."""
+    return (
+        isinstance(manual, np.ndarray)
+        and isinstance(reference, np.ndarray)
+        and manual.ndim > 0
+        and manual.dtype.kind == "f"
+        and reference.dtype.kind == "f"
+        and manual.dtype != reference.dtype
+    )

@@ -301,8 +301,9 @@ def serve(
     config = prepared.config
     devices.configure(device)
     join_group(device)
+    hyperparameters = prepared.torch_hyperparameters  # as rank 0's twin: from the configuration alone
     twin = build_twin(
-        config.spec, prepared.weights, config.optimizer, config.hyperparameters, config.dtype, config.schedule, device
+        config.spec, prepared.weights, config.optimizer, hyperparameters, config.dtype, config.schedule, device
     )
     if device.type == "cuda":
         convert_batchnorm(twin.model)

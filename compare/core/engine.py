@@ -6,11 +6,11 @@ that changes how a step runs is an ``Options`` field, given when the engine is b
 """
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from compare.core import gradcheck, stages
+from compare.core import adjudication, gradcheck, raising, stages, witness64
 from compare.core.checks import BACKGROUND_MIN_PARAMETERS, Checks
 from compare.core.evaluate import evaluate, loss_kind
 from compare.core.gradcheck import Witness
@@ -30,7 +30,11 @@ class Options:
     (needs a manual side with ``snapshot()``). ``background``: compare forward, loss and gradients on a
     second thread while the manual optimizer steps (``None``: for models of ``BACKGROUND_MIN_PARAMETERS``
     or more). ``inject_masks``: the manual side's dropout masks are applied by torch. ``stats_every``:
-    per-parameter norms every K steps (for TensorBoard), or never.
+    per-parameter norms every K steps (for TensorBoard), or never. ``adjudicate``: a departure of a
+    free-running step is judged by one step from identical values (``compare.core.adjudication``): drift
+    is recorded and resynced, a wrong rule reported (off: ``--strict-trajectory``, every departure fails).
+    ``witness_every``: a float32 run's step recomputed in float64 from torch's values at step 1 and every
+    K steps (``compare.core.witness64``), or never.
     """
 
     dtype: str = "float64"
@@ -40,6 +44,8 @@ class Options:
     background: bool | None = None
     inject_masks: bool = True
     stats_every: int | None = None
+    adjudicate: bool = True
+    witness_every: int | None = None
 
 
 class Lockstep:
@@ -64,18 +70,69 @@ class Lockstep:
         self._before: dict[str, dict[str, np.ndarray]] = {}  # {side: {param: value before the update}}, reused
         self._gradcheck_rng = np.random.default_rng(0)
         self._gradchecked_failure = False
+        self._stage = "forward"  # the stage running now, for a side that raises
+        self._identical = True  # the step about to run starts from identical values on both sides
+        self._wrong = False  # a wrong rule was found: later departures are not adjudicated
+        self._kept: dict[int, list[int]] = {}  # dropout layer → [mask elements kept, drawn], over the run
 
     def step(self, step: int, x: np.ndarray, y: np.ndarray) -> StepRecord:
+        """One step on both sides, every tensor compared; a departure adjudicated (``Options.adjudicate``);
+        an exception from either side returned as the step's finding (``compare.core.raising``)."""
+        identical, self._identical = self._identical, self.options.resync
+        try:
+            witnessed = self._witness64(step, x, y)
+            record = self._step(step, x, y)
+            if witnessed:
+                record = replace(record, checks=[*record.checks, *witnessed])
+        except Exception as error:
+            raised = raising.finding(error, step, self._stage, self.manual, self.reference)
+            if raised is None:
+                raise
+            return raising.record(raised)
+        if record.first_failure is None or self._wrong:
+            return record
+        if not identical and self.options.adjudicate and adjudication.may_be_drift(record.departures):
+            drift = self._adjudicate(record, x, y)
+            if drift is not None:
+                self.manual.load(self.reference.values(), self.reference.state())
+                self._identical = True
+                return replace(record, drift=drift)
+        self._wrong = True
+        return record
+
+    def _witness64(self, step: int, x: np.ndarray, y: np.ndarray) -> list:
+        """The float64 witness's departures at this step (before the step: it starts from the same values)."""
+        if not witness64.due(step, self.options.witness_every):
+            return []
+        self._stage = "forward"
+        return witness64.departures(Lockstep, self.options, self.manual, self.reference, step, x, y)
+
+    def _adjudicate(self, record: StepRecord, x: np.ndarray, y: np.ndarray):
+        """The same batch, one step, on copies of both sides holding torch's values: drift or ``None``."""
+        reference = adjudication.scratch_reference(self.reference)
+        manual = None if reference is None else adjudication.scratch_manual(self.manual, self.reference)
+        if manual is None:
+            return None
+        options = replace(self.options, resync=False, gradcheck=False, background=False, stats_every=None)
+        with adjudication.quiet():
+            again = Lockstep(manual, reference, replace(options, adjudicate=False)).step(record.step, x, y)
+        return adjudication.judge(record, again)
+
+    def _step(self, step: int, x: np.ndarray, y: np.ndarray) -> StepRecord:
+        self._stage = "forward"
         checks = Checks(step, self.options.dtype, self.device.type, background=self.background)
         before = self.manual.snapshot() if self.options.gradcheck else None
         manual = self.manual.train_pass(x, y, {})
         reference = self.reference.train_pass(x, y, manual.masks if self.options.inject_masks else {})
         stages.forward(checks, manual, reference)
+        stages.dropout_keep(checks, manual.masks, self.reference, self._kept)
         stages.loss(checks, manual, reference)
+        self._stage = "grad"
         conditioning = stages.grad(checks, manual, reference)
         witnesses = self._witnesses(step, before, x, y, checks, manual.grads, reference)
         if self.options.clip_grad_norm is not None:
             stages.clipped(checks, self.manual, self.reference, self.options.clip_grad_norm)
+        self._stage = "state"
         lrs = (self.manual.lr(), self.reference.lr())
         losses = (float(manual.loss), float(reference.loss.item()))
         if checks.wrong_shape:
@@ -92,8 +149,11 @@ class Lockstep:
         self.reference.update()
         stats = self._stats(before_update) if before_update is not None else {}
         stages.state(checks, self.manual, self.reference, lrs, conditioning)
+        self._stage = "param"
         stages.param(checks, self.manual, self.reference)
+        self._stage = "eval"
         stages.evaluation(checks, self.manual, self.reference, x)
+        self._stage = "state"
         self._end_step()
         if self.options.resync:
             self.manual.load(self.reference.values(), self.reference.state())
@@ -178,7 +238,7 @@ def run(
         record = lockstep.step(step, x, y)
         on_step(record)  # first: a caller that raises here (a divergence it watches for) leaves it out
         result.add(record)
-        if record.first_failure is not None and stop_at_first_failure:
-            break
+        if record.raised is not None or (record.first_failure is not None and stop_at_first_failure):
+            break  # after a side raised, its state is unknown: the run cannot go on
     result.complete = True
     return result

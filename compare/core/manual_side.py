@@ -108,6 +108,27 @@ class ManualSide:
         """A copy of the model as it is now (the finite-difference witness evaluates the loss on it)."""
         return copy.deepcopy(self.model)
 
+    def clone(self) -> "ManualSide":
+        """An independent copy of the whole side (model, optimizer and its state, schedule, dropout RNG):
+        adjudication runs a step on it without touching this one."""
+        return copy.deepcopy(self)
+
+    def with_dtype(self, dtype: type) -> "ManualSide":
+        """A copy of the side whose every array (parameters, buffers, optimizer state) is cast to
+        ``dtype``: the float64 witness of a float32 run computes the same step in it."""
+        side = self.clone()
+        for layer in side.model.layers:
+            layer.params = {key: value.astype(dtype) for key, value in layer.params.items()}
+            layer.buffers = {
+                key: value.astype(dtype) if value.dtype.kind == "f" else value for key, value in layer.buffers.items()
+            }
+            layer.grads = {}
+        for entries in side.optimizer_state.values():
+            for key, value in entries.items():
+                if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+                    entries[key] = value.astype(dtype)
+        return side
+
     def load(self, values: Mapping[str, np.ndarray], state: Mapping[str, Mapping[str, Any]]) -> None:
         """Another side's parameters, buffers and optimizer state into this side's own arrays (copied)."""
         live = {**self.model.named_parameters(), **self.model.named_buffers()}

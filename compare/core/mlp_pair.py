@@ -35,6 +35,7 @@ class Pair:
     seed: int = 0
     device: torch.device | str = "cpu"
     override: Override = NONE
+    torch_hyperparameters: dict | None = None  # torch's keyword arguments, when not ``hyperparameters``
 
 
 def manual_side(pair: Pair) -> ManualSide:
@@ -51,9 +52,8 @@ def manual_side(pair: Pair) -> ManualSide:
 
 
 def torch_twin(pair: Pair) -> TorchTwin:
-    return build_twin(
-        pair.spec, pair.weights, pair.optimizer, pair.hyperparameters, pair.dtype, pair.schedule, pair.device
-    )
+    hyperparameters = pair.hyperparameters if pair.torch_hyperparameters is None else pair.torch_hyperparameters
+    return build_twin(pair.spec, pair.weights, pair.optimizer, hyperparameters, pair.dtype, pair.schedule, pair.device)
 
 
 def torch_side(pair: Pair) -> TorchSide:

@@ -5,6 +5,8 @@ aggregated over the run (the first failure is the earliest check in the stage or
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from compare.core.gradcheck import Witness
 from compare.core.metrics import TensorDiff
 from compare.core.tolerances import STAGES
@@ -26,6 +28,43 @@ class Check:
         return self.diff.within(self.max_rel)
 
 
+@dataclass(frozen=True)
+class Drift:
+    """A free-running departure judged to be rounding amplified by training: the same rule, run one step
+    from identical values (torch's, copied into a scratch manual side), agreed within tolerance.
+
+    ``departures``: the step's checks outside tolerance; ``one_step``: the same tensors' ``max_rel`` in
+    the step from identical values. ``growth`` of a tensor = its free-running ``max_rel`` over its
+    one-step ``max_rel``: how much training amplified the rounding of a single step."""
+
+    step: int
+    departures: tuple[Check, ...]
+    one_step: dict[str, float]  # "<stage> <tensor>" → max_rel from identical values
+
+    def growth(self, check: Check) -> float:
+        one = self.one_step.get(f"{check.stage} {check.tensor}", 0.0)
+        return float(check.diff.max_rel / one) if one > 0 else float(np.inf)
+
+
+@dataclass(frozen=True)
+class Raised:
+    """A side that raised an exception instead of answering: a finding, not a crash."""
+
+    side: str  # "manual" or "torch"
+    step: int
+    stage: str
+    layer: str  # "1 (Linear)", "optimizer", or "-" when no layer was on the stack
+    type: str
+    message: str
+    traceback: str
+
+    def line(self) -> str:
+        return (
+            f"the {self.side} side raised at step {self.step}, stage {self.stage}, layer {self.layer}: "
+            f"{self.type}: {self.message}"
+        )
+
+
 @dataclass
 class StepRecord:
     step: int
@@ -36,9 +75,17 @@ class StepRecord:
     # {side: {"grad_norm" | "param_norm" | "update_ratio": {param name: value}}}, when collected
     stats: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     gradcheck: list[Witness] = field(default_factory=list)  # finite differences, when asked for
+    drift: Drift | None = None  # the step's departures, judged drift (the step then counts as passed)
+    raised: Raised | None = None  # a side raised: the step's one check names it
+
+    @property
+    def departures(self) -> list[Check]:
+        return [check for check in self.checks if not check.passed]
 
     @property
     def first_failure(self) -> Check | None:
+        if self.drift is not None:
+            return None
         return next((check for check in self.checks if not check.passed), None)
 
     def worst_by_stage(self) -> dict[str, Check]:
@@ -67,6 +114,10 @@ class RunResult:
     witnesses: list[Witness] = field(default_factory=list)
     first_failure: Check | None = None
     failed_steps: int = 0
+    drift: Drift | None = None  # the first departure judged drift (None: none, or adjudication off)
+    drift_steps: list[int] = field(default_factory=list)  # every step judged drift (each then resynced)
+    raised: Raised | None = None
+    warnings: dict[str, int] = field(default_factory=dict)  # run-time warnings (overflow, ...) by message
     complete: bool = False
     validation: list[dict] = field(default_factory=list)  # {"step", "manual": {...}, "torch": {...}}
     # Filled by compare.run: where the run wrote, its verdict text and JSON report, and why a
@@ -90,6 +141,10 @@ class RunResult:
             if stage not in self.worst or check.diff.max_rel > self.worst[stage].diff.max_rel:
                 self.worst[stage] = check
         self.witnesses.extend(record.gradcheck)
+        if record.drift is not None:
+            self.drift = self.drift or record.drift
+            self.drift_steps.append(record.step)
+        self.raised = self.raised or record.raised
         failure = record.first_failure
         if failure is not None:
             self.failed_steps += 1

@@ -13,7 +13,9 @@ the result, so for those the floor is the magnitude of the terms, computed from 
 * parameter gradients, Linear: weight max|g|·max|x|, bias max|g|; BatchNorm: weight max|g|·max|x̂|, bias max|g|;
 
 where x is the node's input and g the scale of the gradient arriving at its output: its own size or,
-if larger, its floor, so that the floors travel back through the chain rule. The chain starts at the
+if larger, its floor, so that the floors travel back through the chain rule. Likewise max|x| is the
+input's own size or, if larger, its forward floor, so that cancellation in an earlier layer travels
+forward (BatchNorm's output then inherits its input's floor times max|γ|/min √(σ² + ε)). The chain starts at the
 loss: dL/d(prediction) is softmax − one-hot (cross-entropy), σ(z) − y (BCE) or 2(ŷ − y) (MSE), over
 the mean's count, and near a minimum those terms cancel while their size does not. A wrong formula is off by
 a fraction of the terms, so it still shows; only rounding noise on a cancelled result is excused.
@@ -49,14 +51,17 @@ def _batch_stats(module: nn.BatchNorm1d | nn.SyncBatchNorm, x: torch.Tensor) -> 
     return (x - x.mean(dim=0)) * inv_std, inv_std
 
 
-def forward_floor(module: nn.Module, x: torch.Tensor) -> float:
+def forward_floor(module: nn.Module, x: torch.Tensor, x_floor: float = 0.0) -> float:
+    """``x_floor``: the floor of the module's input itself, so that cancellation in an earlier layer is
+    carried forward (an input that is small only because its terms cancelled still carries their error)."""
+    scale = max(amax(x), x_floor)
     if isinstance(module, nn.Linear):
-        return amax(x) * amax(module.weight) + amax(module.bias)
+        return scale * amax(module.weight) + amax(module.bias)
     if isinstance(module, BATCHNORMS):
-        return 0.0
+        return x_floor * amax(module.weight) * amax(_batch_stats(module, x)[1]) if x_floor else 0.0
     if isinstance(module, nn.Dropout):
-        return amax(x) / (1.0 - module.p)
-    return amax(x)  # an activation: |f(x)| ≤ |x| for every one here, up to sigmoid's offset
+        return scale / (1.0 - module.p)
+    return scale  # an activation: |f(x)| ≤ |x| for every one here, up to sigmoid's offset
 
 
 def loss_floor(loss: nn.Module, prediction: torch.Tensor, target: np.ndarray) -> float:
@@ -88,11 +93,13 @@ def input_grad_floor(module: nn.Module, x: torch.Tensor, g: float) -> float:
     return g
 
 
-def param_grad_floors(module: nn.Module, x: torch.Tensor, g: float) -> dict[str, float]:
+def param_grad_floors(module: nn.Module, x: torch.Tensor, g: float, x_floor: float = 0.0) -> dict[str, float]:
+    """``x_floor``: the input's own floor (see ``forward_floor``)."""
     if isinstance(module, nn.Linear):
-        return {"weight": g * amax(x), "bias": g}
+        return {"weight": g * max(amax(x), x_floor), "bias": g}
     if isinstance(module, BATCHNORMS):
-        return {"weight": g * amax(_batch_stats(module, x)[0]), "bias": g}
+        x_hat, inv_std = _batch_stats(module, x)
+        return {"weight": g * max(amax(x_hat), x_floor * amax(inv_std)), "bias": g}
     return {}
 
 

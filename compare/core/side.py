@@ -20,6 +20,15 @@ Per step the engine asks a side, in the order a step computes them (``compare.co
 6. ``end_step()``: the learning-rate schedule's step.
 
 ``predict(X)`` and ``loss_value(prediction, y)`` serve held-out evaluation (``compare.core.evaluate``).
+
+Optional, on the side under test (``Adjudicable``): ``clone()``, an independent copy of the side, and
+``load(values, state)``, another side's parameters and buffers (``{name: array}``) and optimizer state
+(``{param: {key: value}}``) copied into this one. With both, a departure of a free-running step is
+adjudicated (``compare.core.adjudication``) and ``--resync`` works; without them, every departure fails.
+With ``with_dtype(dtype)`` too (a copy whose every array is cast), a float32 run is witnessed in float64
+(``compare.core.witness64``); without it, it is not.
+
+Any exception a side raises is a finding, not a crash (``compare.core.raising``).
 """
 
 from collections.abc import Mapping
@@ -66,3 +75,13 @@ class Side(Protocol):
     def predict(self, X: np.ndarray) -> np.ndarray: ...
 
     def loss_value(self, prediction: np.ndarray, y: np.ndarray) -> float: ...
+
+
+class Adjudicable(Side, Protocol):
+    """A side the engine can copy and load torch's values into (drift adjudication, resync)."""
+
+    def clone(self) -> "Adjudicable": ...
+
+    def load(self, values: Mapping[str, np.ndarray], state: Mapping[str, Mapping[str, Any]]) -> None: ...
+
+    def with_dtype(self, dtype: type) -> "Adjudicable": ...

@@ -14,14 +14,19 @@ of a step is the earliest check in this order (``ORDER``):
   evaluation mode, on the same batch, after the update.
 """
 
+import math
+
 import numpy as np
 
 from compare.core import scales
 from compare.core.checks import Checks
+from compare.core.metrics import TensorDiff
+from compare.core.records import Check
 from compare.core.side import Pass, Side
 from compare.core.torch_side import ReferencePass, TorchSide
 
 ORDER = ("forward", "loss", "grad", "state", "param", "eval")
+DROPOUT_IMPROBABLE = 1e-9  # a keep fraction less likely than this under 1 − p fails
 
 
 def forward(checks: Checks, manual: Pass, reference: ReferencePass) -> None:
@@ -29,6 +34,28 @@ def forward(checks: Checks, manual: Pass, reference: ReferencePass) -> None:
         return
     for name, out in reference.outputs.items():
         checks.add("forward", name, manual.outputs.get(name), out, reference.floors["forward"][name])
+
+
+def dropout_keep(checks: Checks, masks: dict, reference: TorchSide, counts: dict[int, list[int]]) -> None:
+    """The manual side's dropout masks, counted over the run so far (torch applies them, so a mask drawn
+    with the keep and drop probabilities swapped would otherwise pass): ``k`` kept of ``n`` elements
+    against torch's keep probability ``q = 1 − p``. By Hoeffding's inequality
+    ``P(|k/n − q| ≥ t) ≤ 2·exp(−2nt²)`` for a correct draw; the fraction fails, as ``<i>.mask``, once
+    that bound drops below ``DROPOUT_IMPROBABLE`` (about 1e-9 of the runs, at most, fail wrongly; a
+    swapped 0.3 is caught after about 70 elements)."""
+    for index, mask in masks.items():
+        if mask is None:
+            continue
+        count = counts.setdefault(index, [0, 0])
+        count[0] += int(np.count_nonzero(mask))
+        count[1] += int(np.size(mask))
+        kept, total = count
+        keep = 1.0 - float(reference.model[index].p)
+        gap = abs(kept / total - keep)
+        if 2.0 * math.exp(-2.0 * total * gap * gap) < DROPOUT_IMPROBABLE:
+            problem = f"dropout-keep:{kept}/{total} kept, 1-p={keep:g}"
+            failure = TensorDiff(gap, gap / max(keep, 1e-300), (), problem)
+            checks.collect().append(Check(checks.step, "forward", f"{index}.mask", failure, 0.0))
 
 
 def loss(checks: Checks, manual: Pass, reference: ReferencePass) -> None:

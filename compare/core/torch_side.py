@@ -61,8 +61,11 @@ class TorchSide:
     def _pass(self, x: np.ndarray, y: np.ndarray, outs: list[torch.Tensor], loss: torch.Tensor) -> ReferencePass:
         inputs = [torch.from_numpy(x).to(self.device), *outs[:-1]]  # what each module received
         names = [f"{i}.out" for i in range(len(outs))]
+        carried = [0.0]  # each module's input floor: cancellation in earlier layers carried forward
+        for i in range(len(outs)):
+            carried.append(scales.forward_floor(self.model[i], inputs[i], carried[i]))
         floors: dict[str, dict[str, float]] = {
-            "forward": {name: scales.forward_floor(self.model[i], inputs[i]) for i, name in enumerate(names)},
+            "forward": {name: carried[i + 1] for i, name in enumerate(names)},
             "loss": {"loss": scales.loss_floor(self.loss, outs[-1], y)},
             "grad": {},
         }
@@ -75,7 +78,8 @@ class TorchSide:
                 floor = scales.input_grad_floor(self.model[i + 1], outs[i], max(scales.amax(outs[i + 1].grad), floor))
             order.append(names[i])
             floors["grad"][names[i]] = floor
-            param_floors = scales.param_grad_floors(self.model[i], inputs[i], max(scales.amax(outs[i].grad), floor))
+            g = max(scales.amax(outs[i].grad), floor)
+            param_floors = scales.param_grad_floors(self.model[i], inputs[i], g, carried[i])
             for key, param in self.model[i].named_parameters(recurse=False):
                 order.append(f"{i}.{key}")
                 floors["grad"][f"{i}.{key}"] = param_floors[key]

@@ -58,6 +58,7 @@ class RunConfig:
     log_every: int = 25
     gradcheck: bool = False
     resync: bool = False
+    strict_trajectory: bool = False  # every free-running departure fails (no drift adjudication)
     device: str = "cpu"  # where the torch twin runs
     world_size: int | None = None  # data-parallel ranks of the torch twin (None: one process, no DDP)
     data: str | None = None

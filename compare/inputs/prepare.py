@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from compare.errors import InputError
-from compare.inputs import data, devices, world
+from compare.inputs import data, devices, safety, world
 from compare.inputs.config import DTYPES, RunConfig, flag
 from compare.inputs.npz import read_npz
 from compare.inputs.seeds import streams
@@ -31,6 +31,9 @@ class Prepared:
     weights: dict[str, np.ndarray]
     X_val: np.ndarray  # (M, D) the held-out split (M may be 0)
     targets_val: np.ndarray
+    # What torch's optimizer is built from: the keyword arguments the user gave (and the name's default
+    # lr), never the manual rule's resolved defaults, which would carry a wrong default to both sides.
+    torch_hyperparameters: dict
 
 
 def optimizer_name(config: RunConfig) -> str:
@@ -79,11 +82,33 @@ def load_weights(path: Path, spec: MLPSpec, dtype: type) -> dict[str, np.ndarray
     except ValueError as error:
         raise InputError(f"--weights {path}: {error}") from None
     for name, array in arrays.items():
+        if name.endswith(".num_batches_tracked"):  # BatchNorm's step counter, as --save-weights writes it
+            if array.dtype.kind not in "iu" or array.shape != ():
+                raise InputError(f"--weights {path}: {name!r} must be an integer count, got {array.dtype}")
+            continue
         if not np.issubdtype(array.dtype, np.floating):
             raise InputError(f"--weights {path}: weight {name!r} must be floating point, got {array.dtype}")
         if not np.all(np.isfinite(array)):
             raise InputError(f"--weights {path}: weight {name!r} holds NaN or inf")
-    return {name: array.astype(dtype) for name, array in arrays.items()}
+    safety.check_cast("--weights", str(path), arrays, dtype)
+    return {
+        name: array.astype(np.int64) if array.dtype.kind in "iu" else array.astype(dtype)
+        for name, array in arrays.items()
+    }
+
+
+def check_batchnorm_fan_in(config: RunConfig, layers: tuple[int, ...]) -> None:
+    """A Linear of fan-in 1 feeding BatchNorm is refused: each row of its weight is one number whose scale
+    BatchNorm divides away, so its gradient is exactly zero in exact arithmetic; both sides can only
+    compute rounding noise there (adaptive optimizers turn it into steps of size lr), so the two
+    trajectories part by construction and no verdict on them would mean anything."""
+    if config.batchnorm and 1 in layers[:-2]:
+        where = "the data has one feature" if layers[0] == 1 else f"--layers {','.join(map(str, layers))}"
+        raise InputError(
+            f"--batchnorm after a Linear of fan-in 1 ({where}): BatchNorm divides that layer's weight scale "
+            "away, its gradient is exactly zero and only rounding noise is left to compare; use a width of at "
+            "least 2 before every hidden layer, or no --batchnorm"
+        )
 
 
 def default_layers(config: RunConfig, dataset: data.Dataset) -> tuple[int, ...]:
@@ -113,6 +138,7 @@ def prepare(config: RunConfig) -> Prepared:
     layers = config.layers if config.layers is not None else default_layers(config, dataset)
     if layers[0] != d:
         raise InputError(f"--layers starts with width {layers[0]} but the data has {d} features")
+    check_batchnorm_fan_in(config, tuple(layers))
     targets = data.targets(dataset, config.loss, layers[-1])
     n_val = round(n * config.val_fraction)
     if n - n_val < 1:
@@ -133,13 +159,17 @@ def prepare(config: RunConfig) -> Prepared:
         world_size=member.world_size if member is not None else None,
     )
     dtype = DTYPES[config.dtype]
+    safety.check_memory(tuple(layers), config.batch_size, n, np.dtype(dtype).itemsize)
+    if config.data is not None:
+        safety.check_cast("--data", config.data, {"X": dataset.X, "y": dataset.y}, dtype)
     if config.weights is not None:
         weights = load_weights(Path(config.weights), resolved.spec, dtype)
     else:
         weights = init_state_dict(resolved.spec, init_rng, dtype)
     X = dataset.X.astype(dtype)
     targets = targets if targets.dtype.kind == "i" else targets.astype(dtype)
-    return Prepared(resolved, X[train], targets[train], weights, X[val], targets[val])
+    torch_hparams = hparams if config.variant else {"lr": REGISTRY[optimizer].default_lr, **config.hyperparameters}
+    return Prepared(resolved, X[train], targets[train], weights, X[val], targets[val], torch_hparams)
 
 
 def batch_stream(prepared: Prepared):

@@ -8,9 +8,11 @@ import tempfile
 from pathlib import Path
 
 from compare.core import gradcheck
-from compare.core.records import Check, RunResult
+from compare.core.records import Check, Raised, RunResult
 from compare.core.tolerances import STAGES, tolerance
 from manual.optim.variants import VARIANTS
+
+MAX_DRIFT_STEPS = 1000  # the report lists at most this many drift steps (``resyncs`` counts them all)
 
 
 def check_json(check: Check) -> dict:
@@ -38,6 +40,9 @@ def build(result: RunResult, config: dict, run_dir: Path | None, started_at: str
         "steps": result.steps,
         "first_failure": None if failure is None else {**check_json(failure), "worst_elements": list(failure.worst)},
         "failed_steps": result.failed_steps,
+        "drift": drift_json(result),
+        "raised": None if result.raised is None else raised_json(result.raised),
+        "warnings": dict(result.warnings),
         "worst": {stage: check_json(check) for stage, check in result.worst_by_stage().items()},
         "tolerances": {stage: {"max_rel": limit.max_rel, "reason": limit.reason} for stage, limit in limits.items()},
         "losses": {
@@ -57,6 +62,52 @@ def build(result: RunResult, config: dict, run_dir: Path | None, started_at: str
         "config": config,
         "run_dir": None if run_dir is None else str(run_dir),
     }
+
+
+def drift_json(result: RunResult) -> dict | None:
+    """Null, or the first departure judged drift: its step, each departed tensor's size and growth (its
+    free-running max_rel over its max_rel in one step from identical values), and every drift step."""
+    drift = result.drift
+    if drift is None:
+        return None
+    tensors = [
+        {
+            **check_json(check),
+            "one_step_max_rel": drift.one_step.get(f"{check.stage} {check.tensor}"),
+            "growth": drift.growth(check),
+        }
+        for check in drift.departures
+    ]
+    return {
+        "first_step": drift.step,
+        "tensors": tensors,
+        "resyncs": len(result.drift_steps),
+        "steps": result.drift_steps[:MAX_DRIFT_STEPS],
+    }
+
+
+def raised_json(raised: Raised) -> dict:
+    return {
+        "side": raised.side,
+        "step": raised.step,
+        "stage": raised.stage,
+        "layer": raised.layer,
+        "type": raised.type,
+        "message": raised.message,
+        "traceback": raised.traceback,
+    }
+
+
+def drift_line(result: RunResult) -> str:
+    drift = result.drift
+    worst = max(drift.departures, key=lambda check: check.diff.max_rel)
+    more = f" ({len(result.drift_steps)} drift steps, each resynced)" if len(result.drift_steps) > 1 else ""
+    return (
+        f"  drift: from step {drift.step}, {worst.stage} {worst.tensor} max_rel {_fmt(worst.diff.max_rel)} "
+        f"> {worst.max_rel:.1e} free-running, {_fmt(drift.one_step.get(f'{worst.stage} {worst.tensor}'))} in one "
+        f"step from identical values (growth {_fmt(drift.growth(worst))}): rounding amplified by training, "
+        f"resynced{more}"
+    )
 
 
 def variant_json(result: RunResult, name: str | None) -> dict | None:
@@ -127,8 +178,9 @@ def verdict(result: RunResult, steps_requested: int, variant: str | None = None)
     if variant is not None:
         lines = [*variant_lines(result, variant), *lines]
 
+    drifted = set(result.drift_steps)
     for stage, check in result.worst_by_stage().items():
-        mark = "ok " if check.passed else "BAD"
+        mark = "ok " if check.passed else "drf" if check.step in drifted else "BAD"
         lines.append(
             f"{stage:<9} {_fmt(check.diff.max_rel):>13}  {check.max_rel:9.1e}  {mark} step {check.step}, {check.tensor}"
         )
@@ -141,6 +193,11 @@ def verdict(result: RunResult, steps_requested: int, variant: str | None = None)
     if failure is None:
         if result.complete:
             lines.append(f"PASS: parity holds at every stage of all {steps} steps")
+        if result.drift is not None:
+            lines.append(drift_line(result))
+        return "\n".join(lines)
+    if result.raised is not None:
+        lines.append(f"FAIL: {result.raised.line()} (raised:{result.raised.type}); the traceback is in the report")
         return "\n".join(lines)
     problem = f" ({failure.diff.problem})" if failure.diff.problem else ""
     lines.append(

@@ -1,0 +1,84 @@
+"""Drift told from a wrong rule: a free-running departure judged by one step from identical values.
+
+Left to run freely, the two sides' rounding differs in the last bits at every step, and training can
+amplify that difference until it exceeds the tolerance, long after the last rule acted wrongly (if any
+did). A wrong rule, on the other hand, shows in any single step. So at the first departure of a step that
+did not itself start from identical values, the engine copies both sides into scratch copies, loads
+torch's values (parameters, buffers, optimizer state) into the manual copy, and runs one step of the same
+batch on the copies:
+
+* within tolerance → drift: the run records it (``compare.core.records.Drift``), copies torch's values
+  into the real manual side (a resync) and goes on;
+* outside → a wrong rule, reported at the free-running step, stage and tensor, as without adjudication.
+
+A step that started from identical values (step 1, a step after a resync) is its own proof: its departure
+is a wrong rule at once. Departures that rounding cannot cause (a shape, a dtype, a missing tensor, a
+non-finite value, the learning rate) are never drift. Nothing here runs on a step that passes.
+"""
+
+import contextlib
+import copy
+import warnings
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+from compare.core.records import Check, Drift
+from compare.core.torch_side import TorchSide
+
+# Departures that no rounding can produce: judged wrong without a second step.
+NEVER_DRIFT_TENSORS = frozenset({"lr"})
+WITNESS = " (float64)"  # compare.core.witness64's suffix: a departure in float64 from identical values
+
+
+def may_be_drift(departures: list[Check]) -> bool:
+    """Whether rounding could explain every departure of the step."""
+    return bool(departures) and all(
+        check.diff.problem is None and check.tensor not in NEVER_DRIFT_TENSORS and not check.tensor.endswith(WITNESS)
+        for check in departures
+    )
+
+
+def scratch_reference(reference: TorchSide) -> TorchSide | None:
+    """A single-process copy of the torch side (a data-parallel side's local twin), or ``None`` when it
+    cannot be copied. The copy's dropout-mask hooks are its own (a copied hook would read the original's
+    masks)."""
+    try:
+        twin = copy.deepcopy(reference.twin)
+    except Exception:  # a reference that cannot be copied is not adjudicated
+        return None
+    for module in twin.model.modules():
+        module._forward_hooks.clear()
+    return TorchSide(twin)
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """A scratch step without torch's warning that a copied scheduler's optimizer "has been overridden"
+    (the copy's ``step`` is a copy of the wrapper the scheduler installed, which torch cannot recognise)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Seems like `optimizer.step\\(\\)` has been overridden")
+        yield
+
+
+def scratch_manual(manual: Any, reference: TorchSide) -> Any | None:
+    """A copy of the manual side holding torch's values, or ``None`` when the side offers no ``clone()``
+    and ``load()`` (optional methods of ``compare.core.side.Side``)."""
+    if not (hasattr(manual, "clone") and hasattr(manual, "load")):
+        return None
+    scratch = manual.clone()
+    scratch.load(reference.values(), reference.state())
+    return scratch
+
+
+def judge(departed, again) -> Drift | None:
+    """``departed``: the free-running step's record; ``again``: the step from identical values. Drift
+    when the step from identical values passed."""
+    if again.first_failure is not None or again.raised is not None:
+        return None
+    one_step = {f"{check.stage} {check.tensor}": check.diff.max_rel for check in again.checks}
+    return Drift(departed.step, tuple(departed.departures), one_step)
+
+
+def with_drift(record, drift: Drift):
+    return replace(record, drift=drift)

@@ -1,0 +1,117 @@
+"""Nothing the user has is lost, and nothing is started that cannot finish: every output path, the
+memory a model needs and the float32 range of the inputs are checked before the run (exit 2, one line)."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from compare.cli.main import main
+
+
+def run(tmp_path, *argv: str) -> int:
+    return main(["run", "--steps", "2", "--no-tensorboard", *argv])
+
+
+@pytest.fixture
+def earlier_run(tmp_path):
+    assert run(tmp_path, "--logdir", str(tmp_path / "runs"), "--run-name", "first") == 0
+    return tmp_path / "runs" / "first"
+
+
+def test_outputs_inside_an_earlier_run_are_refused(tmp_path, earlier_run, capsys):
+    before = sorted(p.name for p in earlier_run.iterdir())
+    cases = [
+        ("--logdir", str(earlier_run)),
+        ("--json", str(earlier_run / "x.json")),
+        ("--save-weights", str(earlier_run / "w.npz")),
+    ]
+    for flag, path in cases:
+        argv = ["--logdir", str(tmp_path / "runs"), flag, path] if flag != "--logdir" else [flag, path]
+        assert run(tmp_path, *argv) == 2, flag
+        err = capsys.readouterr().err
+        assert f"inside the earlier run {earlier_run}" in err and "Traceback" not in err
+    assert sorted(p.name for p in earlier_run.iterdir()) == before
+
+
+def test_an_output_that_is_an_input_file_is_refused(tmp_path, capsys):
+    weights = tmp_path / "w.npz"
+    assert run(tmp_path, "--logdir", str(tmp_path / "runs"), "--save-weights", str(weights)) == 0
+    content = weights.read_bytes()
+    argv = ["--logdir", str(tmp_path / "runs"), "--weights", str(weights)]
+    assert run(tmp_path, *argv, "--json", str(weights)) == 2
+    assert "is the --weights input file" in capsys.readouterr().err
+    assert weights.read_bytes() == content
+
+
+def test_batchnorm_weights_saved_by_a_run_load_back(tmp_path):
+    weights = tmp_path / "w.npz"
+    assert run(tmp_path, "--batchnorm", "--logdir", str(tmp_path / "runs"), "--save-weights", str(weights)) == 0
+    assert run(tmp_path, "--batchnorm", "--logdir", str(tmp_path / "runs"), "--weights", str(weights)) == 0
+
+
+def test_a_model_that_cannot_fit_in_memory_is_refused_before_allocating(tmp_path, capsys):
+    argv = ["--layers", "2,1000000,1000000,3", "--logdir", str(tmp_path / "runs")]
+    assert run(tmp_path, *argv) == 2
+    assert "GiB" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_values_that_overflow_in_float32_are_refused(tmp_path, capsys):
+    X = np.random.default_rng(0).standard_normal((40, 2))
+    X[3, 1] = 1e39  # finite in float64, inf in float32
+    np.savez(tmp_path / "d.npz", X=X, y=(X[:, 0] > 0).astype(np.int64))
+    base = ["--data", str(tmp_path / "d.npz"), "--logdir", str(tmp_path / "runs")]
+    assert run(tmp_path, *base, "--dtype", "float32") == 2
+    assert "beyond float32's range" in capsys.readouterr().err
+
+
+def test_one_feature_with_batchnorm_is_refused_with_the_reason(tmp_path, capsys):
+    X = np.random.default_rng(0).standard_normal((40, 1))
+    np.savez(tmp_path / "d.npz", X=X, y=(X[:, 0] > 0).astype(np.int64))
+    assert run(tmp_path, "--data", str(tmp_path / "d.npz"), "--batchnorm", "--logdir", str(tmp_path / "runs")) == 2
+    assert "fan-in 1" in capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_overflow_warnings_are_one_line(tmp_path, capsys):
+    argv = ["--optimizer", "sgd", "--lr", "1e6", "--loss", "mse", "--keep-going", "--logdir", str(tmp_path)]
+    assert main(["run", "--steps", "40", "--no-tensorboard", *argv]) == 1
+    err = capsys.readouterr().err
+    assert len([line for line in err.splitlines() if "warning" in line.lower()]) == 1
+    assert "run-time warnings" in err
+
+
+@pytest.mark.slow
+def test_ctrl_c_early_leaves_no_empty_run_directory(tmp_path):
+    """SIGINT as soon as the runs folder appears (the run directory is being made, the twins built):
+    exit 130, no traceback, and either no run directory or one whose report holds at least one step."""
+    command = [sys.executable, "-m", "compare", "run", "--logdir", str(tmp_path / "runs"), "--steps", "100000"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "runs").exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "Traceback" not in err
+    for run_dir in (tmp_path / "runs").iterdir():
+        assert json.loads((run_dir / "report.json").read_text())["steps"] >= 1
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_torch_is_being_imported_is_one_line_and_exit_130(tmp_path):
+    """The signal is sent once the process has mapped torch's library: start-up, inside ``main``."""
+    command = [sys.executable, "-m", "compare", "run", "--logdir", str(tmp_path / "runs"), "--steps", "100000"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    maps = Path(f"/proc/{process.pid}/maps")
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline and "libtorch" not in maps.read_text():
+        time.sleep(0.001)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "Traceback" not in err, err
