@@ -116,6 +116,6 @@ def test_tensorboard_holds_each_term_for_both_sides_and_the_derivation(tmp_path)
     for key in ("grad_w32_2", "grad_w23_1"):  # TensorBoard stores float32: agreement to its precision
         assert values["manual"][f"term/{key}"] == pytest.approx(outcome.numbers[key], rel=1e-6)
         assert values["torch"][f"term/{key}"] == pytest.approx(outcome.numbers[key], rel=1e-6)
-    parity = EventAccumulator(str(tmp_path / "step" / "parity"))
+    parity = EventAccumulator(str(tmp_path / "step" / "summary"))
     parity.Reload()
     assert parity.Tags()["tensors"]  # the derivation, as text

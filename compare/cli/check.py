@@ -48,7 +48,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     check = commands.add_parser(
         "check",
         help="check your own layer, loss, optimizer or network (defined in FILE.py) against torch",
-        description=__doc__.split("\n\n")[0],
+        description="Check your own code against torch, defined in FILE.py by these module-level names: "
+        "a layer: layer, torch_module, x; a loss: loss, torch_loss, scores, targets; an optimizer: optimizer, "
+        "torch_optimizer_class, hyperparameters; a network: model, torch_model, torch_loss, X, y (and optimizer "
+        "with torch_optimizer, both or neither); optionally options, a dict of keyword options for every check. "
+        "Exit 0 when every check passes, 1 when one fails (an exception in your code is a finding), 2 on bad input.",
     )
     check.add_argument(
         "file", metavar="FILE.py", help="defines layer/torch_module/x, loss/..., optimizer/..., model/..."
