@@ -57,7 +57,7 @@ def check(config: RunConfig, output: Output = Output()) -> Prepared:
     check_output_file("--save-weights", output.save_weights)
     check_run_name(output.run_name)
     files = {"--json": output.json, "--save-weights": output.save_weights}
-    safety.check_outputs(output.logdir, files, {"--data": config.data, "--weights": config.weights})
+    safety.check_outputs(Path(output.logdir), files, {"--data": config.data, "--weights": config.weights})
     prepared = prepare(config)
     faults.check(prepared.config)
     return prepared

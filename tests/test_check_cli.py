@@ -85,9 +85,9 @@ def test_a_model_file_with_its_optimizers_and_options_and_its_curves(tmp_path, c
     assert len(losses["manual"]) == 4
     # TensorBoard stores float32: the two sides' losses agree to float32's rounding
     assert np.allclose(losses["manual"], losses["torch"], rtol=2 * np.finfo(np.float32).eps, atol=0)
-    parity = EventAccumulator(str(run_dir / "parity"))
+    parity = EventAccumulator(str(run_dir / "parity" / "param"))
     parity.Reload()
-    worst = max(event.value for event in parity.Scalars("max_rel/param"))
+    worst = max(event.value for event in parity.Scalars("parity/max_rel"))
     assert worst <= 1e-10 and document["passed"]
 
 
