@@ -1,6 +1,6 @@
 """What checking a user's model costs: ``check_model`` against the user's own training steps plus torch's.
 
-``python -m compare.check.speed`` trains a textbook network (784-512-512-10, weights stored (in, out),
+``python -m compare.bench.check_speed`` trains a textbook network (784-512-512-10, weights stored (in, out),
 the in-place ReLU, SGD, batch 256, float64) three ways for the same steps: the user's own loop, torch's
 own loop, and ``check_model`` (both, every tensor compared); it prints each one's CPU time (the least
 of ``repeats``, process time, so that other processes on a shared machine count less) and the ratio
