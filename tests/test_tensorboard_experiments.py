@@ -112,3 +112,13 @@ def test_overfitting_draws_train_against_validation(tmp_path):
         validation, train = drawn[f"{trained.name} validation"], drawn[f"{trained.name} train"]
         np.testing.assert_array_equal(validation.get_ydata(), trained.curve("loss/validation"))
         np.testing.assert_array_equal(train.get_ydata(), trained.curve("loss/train_set"))
+
+
+def test_the_initialization_experiment_draws_the_spread_of_its_minima(tmp_path):
+    """One point per init seed, at the whole-set loss it reached: the picture and its PNG."""
+    assert main(["experiment", "init", "--steps", "5", "--logdir", str(tmp_path)]) == 0
+    (root,) = tmp_path.iterdir()
+    summary = json.loads((root / "summary.json").read_text())
+    (image,) = accumulator(root / "summary").Images("pictures/spread_of_minima")
+    assert image.encoded_image_string == (root / "spread_of_minima.png").read_bytes()
+    assert summary["numbers"]["loss_max"] > summary["numbers"]["loss_min"]  # a spread to draw

@@ -202,7 +202,7 @@ def run(params: Params, session: Session) -> Outcome:
         writers = session.writers(graph.name)
         if writers:
             writers.pairs({tag.replace("∂", "d"): pair for tag, pair in pairs.items()}, 0)
-            writers.parity.add_scalar("max_rel/graph", worst, 0)
+            writers.measured("graph", worst, 0)
         formulas = {op.out: f"{op.out} = {FORMULAS[op.kind].format(*op.inputs)}" for op in graph.ops}
         edges = [(formulas[op.out], f"∂{op.out}/∂{name}", op.out, name) for op in graph.ops for name in op.inputs]
         width = max(len(formula) for formula, *_ in edges)

@@ -21,6 +21,7 @@ from compare.experiments.text import steps_line
 from compare.experiments.training import train
 from compare.i18n import N_, _
 from compare.inputs import seeds
+from compare.output import figures
 from manual import MLPSpec, init_state_dict
 
 PROBES = 2000  # random inputs in the data's bounding box, to compare the functions away from the data
@@ -87,6 +88,16 @@ def run(params: Params, session: Session) -> Outcome:
         session.say(steps_line(_("init seed {seed}").format(seed=init_seed), trained.steps, trained.seconds))
 
     losses = np.array([f["loss"] for f in finals.values()])
+    session.picture(
+        "spread_of_minima",
+        figures.lines(
+            _("whole-set loss reached from each start"),
+            _("init seed"),
+            _("loss"),
+            {_("final loss"): (list(finals), losses)},
+            joined=False,
+        ),
+    )
     accuracies = np.array([f["accuracy"] for f in finals.values()])
     pairs = list(itertools.combinations(finals.values(), 2))
     distances = [

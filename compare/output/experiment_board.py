@@ -69,7 +69,6 @@ class SubRunWriters:
     def __init__(self, path: Path, run: str, config: dict, dtype: str) -> None:
         self.writers = LazyWriters(path)
         self.curves = ParityCurves(self.writers, dtype)
-        self.parity = _ParityScalars(self)
         self.overview = Overview(self.writers[SUMMARY_RUN], run, config, None)
         self.worst = 0.0
         self.last_step = 0
@@ -102,17 +101,6 @@ class SubRunWriters:
     def close(self) -> None:
         """Ends a sub-run that reports its own parity (``measured``): parity held, or it would have raised."""
         self.finish(f"PASS: every value compared agrees (worst max_rel {self.worst:.1e})")
-
-
-class _ParityScalars:
-    """``writers.parity.add_scalar("max_rel/<name>", value, step)``, as experiments called their parity
-    SummaryWriter: the value goes to ``SubRunWriters.measured(name, ...)``, its own parity run."""
-
-    def __init__(self, owner: SubRunWriters) -> None:
-        self.owner = owner
-
-    def add_scalar(self, tag: str, value: float, step: int) -> None:
-        self.owner.measured(tag.rsplit("/", 1)[-1], value, step)
 
 
 class ExperimentBoard:
