@@ -146,3 +146,16 @@ def test_optimizer_flags_are_derived_from_the_optimizer_dataclasses():
     rules = [entry.rule for entry in REGISTRY.values()] + [variant.optimizer for variant in VARIANTS.values()]
     keywords = {field.name for rule in rules for field in dataclasses.fields(rule)}
     assert keywords <= flags
+
+
+def test_one_path_writes_event_files():
+    """Runs, experiments and checks write TensorBoard events through compare/output/events.py alone."""
+    writers = [
+        path.name
+        for path in sources("compare")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Name | ast.Attribute)
+        and (node.id if isinstance(node, ast.Name) else node.attr) in ("SummaryWriter", "FileWriter", "EventFileWriter")
+    ]
+    assert writers == []
+    assert "class EventWriter" in (ROOT / "compare/output/events.py").read_text()
