@@ -136,7 +136,7 @@ class Lockstep:
         conditioning = stages.grad(checks, manual, reference)
         witnesses = self._witnesses(step, before, x, y, checks, manual.grads, reference)
         if self.options.clip_grad_norm is not None:
-            stages.clipped(checks, self.manual, self.reference, self.options.clip_grad_norm)
+            stages.clipped(checks, self.manual, self.reference, self.options.clip_grad_norm, reference.floors["grad"])
         self._stage = "state"
         lrs = (self.manual.lr(), self.reference.lr())
         losses = (float(manual.loss), float(reference.loss.item()))
