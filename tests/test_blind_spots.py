@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from compare.bench import sweep
 from compare.cli.main import main
 from conftest import lockstep_run
 from manual import MLPSpec
@@ -13,6 +14,7 @@ from manual import schedules as manual_schedules
 from manual.layers import Dropout
 from manual.optim import REGISTRY
 from manual.optim.adam import Adam
+from manual.optim.adamw import AdamW
 from torch_ref.optim import TORCH_OPTIMIZERS
 
 SPEC = MLPSpec((3, 7, 5, 4), "tanh", "mse")
@@ -121,3 +123,24 @@ def test_cancellation_in_earlier_layers_is_carried_forward_into_the_floors():
     spec = MLPSpec((7, 6, 7, 3, 6), "relu", "mse")
     hyper = Adam(lr=0.05).hyperparameters()
     assert lockstep_run(spec, "adam", hyper, "float32", steps=30, seed=7, adjudicate=False).first_failure is None
+
+
+def test_a_clipped_gradient_keeps_its_gradients_floor():
+    """A draw of the false-alarm sweep (seed 4, #351) that failed from identical values at step 181 on
+    ``grad 4.weight.clipped`` (max_rel 1.8e-3 in float32): the clipped gradient was held to its own
+    scale while the gradient it scales had cancelled; its floor is now the gradient's times c."""
+    draw = sweep.Draw(
+        widths=(3, 2, 4, 8),
+        activation="relu",
+        loss="cross_entropy",
+        optimizer="adamw",
+        hyperparameters=AdamW(lr=0.04799464229283036, weight_decay=0.07157609721247822).hyperparameters(),
+        dtype="float32",
+        dropout=0.3,
+        batchnorm=True,
+        schedule="step:20:0.5",
+        clip=1.0,
+        steps=193,
+        seed=644769488,
+    )
+    assert sweep.run(draw, strict=True) == ("pass", "")

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from compare.cli.main import main
+from compare.inputs import safety
 
 
 def run(tmp_path, *argv: str) -> int:
@@ -115,3 +116,12 @@ def test_ctrl_c_while_torch_is_being_imported_is_one_line_and_exit_130(tmp_path)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130 and "Traceback" not in err, err
+
+
+def test_a_data_file_larger_than_the_memory_available_is_refused_before_reading(tmp_path, capsys, monkeypatch):
+    """The machine's memory is the environment, set small here: the archive's own headers are read."""
+    X = np.random.default_rng(0).standard_normal((40, 2))
+    np.savez(tmp_path / "d.npz", X=X, y=(X[:, 0] > 0).astype(np.int64))
+    monkeypatch.setattr(safety, "available_memory", lambda: 1000)  # bytes; the arrays take about 1 KiB
+    assert run(tmp_path, "--data", str(tmp_path / "d.npz"), "--logdir", str(tmp_path / "runs")) == 2
+    assert "d.npz: its arrays take" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from manual import MLPSpec
 from manual.layers import BatchNorm1d
 from manual.optim.adam import Adam
 from manual.optim.adamw import AdamW
+from manual.optim.sgd import SGD
 
 SPEC = MLPSpec((3, 7, 5, 4), "tanh", "mse")
 
@@ -115,3 +116,32 @@ def test_batchnorm_eps_outside_the_root_is_caught_in_float64():
     assert lockstep_run(spec, "sgd", {"lr": 0.1}, **common).first_failure is None
     failure = lockstep_run(spec, "sgd", {"lr": 0.1}, witness_every=1, **common).first_failure
     assert (failure.step, failure.stage, failure.tensor) == (1, "forward", "1.out (float64)")
+
+
+@dataclass
+class SGDOffFromStep5(SGD):
+    """SGD whose gradients are scaled by 1 + 1e-3 from step 5 on: a rule wrong late in a float32 run,
+    within float32's tolerance in any single step."""
+
+    steps: int = 0
+
+    def hyperparameters(self) -> dict:
+        return {key: value for key, value in super().hyperparameters().items() if key != "steps"}
+
+    def step(self, params, grads, state) -> None:
+        self.steps += 1
+        factor = 1.0 + 1e-3 if self.steps >= 5 else 1.0
+        super().step(params, {name: g * factor for name, g in grads.items()}, state)
+
+
+def test_a_float32_departure_on_an_unwitnessed_step_is_adjudicated_in_float64_too():
+    """Its free-running departure (step 9) passes a float32 step from identical values, so float32
+    alone calls it drift; the adjudication's float64 step (the witness being due only every 1,000
+    steps) calls it a wrong rule."""
+    alone = lockstep_run(SPEC, "sgd", {"lr": 0.1}, "float32", manual_optimizer=SGDOffFromStep5(lr=0.1), steps=12)
+    assert alone.first_failure is None and alone.drift is not None
+    proven = lockstep_run(
+        SPEC, "sgd", {"lr": 0.1}, "float32", manual_optimizer=SGDOffFromStep5(lr=0.1), steps=12, witness_every=1000
+    )
+    assert proven.first_failure is not None and proven.first_failure.step == alone.drift.step
+    assert proven.drift is None

@@ -77,12 +77,17 @@ def grad(checks: Checks, manual: Pass, reference: ReferencePass) -> dict[str, fl
     return conditioning
 
 
-def clipped(checks: Checks, manual: Side, reference: TorchSide, max_norm: float) -> None:
-    """Both sides clip their gradients in place; the total norm and every clipped gradient compared."""
-    checks.add("grad", "total_norm", np.float64(manual.clip(max_norm)), np.float64(reference.clip(max_norm)))
+def clipped(checks: Checks, manual: Side, reference: TorchSide, max_norm: float, floors: dict[str, float]) -> None:
+    """Both sides clip their gradients in place; the total norm and every clipped gradient compared.
+    A clipped gradient is its gradient times c = min(max_norm / (norm + 1e-6), 1), so its floor is the
+    gradient's floor (``floors``, the grad stage's) times c: cancellation survives the scaling."""
+    total = np.float64(reference.clip(max_norm))
+    checks.add("grad", "total_norm", np.float64(manual.clip(max_norm)), total)
+    coefficient = min(max_norm / (float(total) + 1e-6), 1.0) if np.isfinite(total) else 1.0
     reference_grads = reference.grads()
     for name, value in manual.grads().items():
-        checks.add("grad", f"{name}.clipped", value, reference_grads.get(name))
+        floor = floors.get(name, 0.0) * coefficient
+        checks.add("grad", f"{name}.clipped", value, reference_grads.get(name), floor)
 
 
 def state(

@@ -71,6 +71,7 @@ def hyperparameters(config: RunConfig, optimizer: str) -> dict:
 
 def load_dataset(config: RunConfig, rng: np.random.Generator) -> data.Dataset:
     if config.data is not None:
+        safety.check_archive_fits("--data", Path(config.data))
         return data.load(Path(config.data))
     return data.builtin(config.dataset or "spiral", rng)
 

@@ -5,6 +5,7 @@ input file, a model that would not fit in memory, values that overflow when cast
 import itertools
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -104,3 +105,16 @@ def check_cast(flag: str, path: str, arrays: dict[str, np.ndarray], dtype: type)
                 f"{flag} {path}: {name!r} holds values beyond {np.dtype(dtype).name}'s range (±{limit:.3g}); "
                 f"they would become inf"
             )
+
+
+def check_archive_fits(flag: str, path: Path) -> None:
+    """An ``.npz`` whose arrays, uncompressed (as the zip's headers state them), exceed the memory
+    available is refused before it is read."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            size = sum(info.file_size for info in archive.infolist())
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return  # not readable as a zip: the reader names the problem
+    have = available_memory()
+    if have is not None and size > have:
+        raise InputError(f"{flag} {path}: its arrays take {size / 2**30:.1f} GiB; {have / 2**30:.1f} GiB is available")
