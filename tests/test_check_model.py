@@ -136,7 +136,7 @@ def test_a_torch_twin_that_raises_is_a_finding():
 
 
 def test_the_speed_measurement_runs_its_textbook_network_to_parity():
-    from compare.check import speed
+    from compare.bench import check_speed as speed
 
     result = speed.measure(steps=2, repeats=1)  # check_model inside asserts parity; times are not asserted
     assert set(result) == {"user", "torch", "check", "ratio"} and result["ratio"] > 0

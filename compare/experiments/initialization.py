@@ -56,6 +56,15 @@ def conclude(params: Params, n: dict, widths: tuple[int, ...]) -> str:
     return conclusion
 
 
+def draw_spread(session: Session, seeds: list[int], losses: np.ndarray) -> None:
+    """One point per init seed at the whole-set loss it reached. The labels stay in English in every
+    language: matplotlib's bundled font has no Hangul glyphs."""
+    figure = figures.lines(
+        "whole-set loss reached from each start", "init seed", "loss", {"final loss": (seeds, losses)}, joined=False
+    )
+    session.picture("spread_of_minima", figure)
+
+
 def run(params: Params, session: Session) -> Outcome:
     dataset = datasets.load(params.dataset, seeds.streams(params.seed)[0])
     spec = MLPSpec((dataset.X.shape[1], *params.hidden, dataset.num_outputs), "relu", "cross_entropy")
@@ -69,14 +78,8 @@ def run(params: Params, session: Session) -> Outcome:
         def measure(step: int, lockstep=lockstep):
             return evaluate(lockstep, dataset, "full") if step == params.steps else {}
 
-        trained = train(
-            session,
-            f"init-{init_seed}",
-            lockstep,
-            batches(dataset, params.batch_size, batch_rng),
-            params.steps,
-            measure,
-        )
+        stream = batches(dataset, params.batch_size, batch_rng)
+        trained = train(session, f"init-{init_seed}", lockstep, stream, params.steps, measure)
         parameters = lockstep.manual.parameters()  # torch's are the same (compared every step)
         finals[init_seed] = {
             "loss": float(trained.curve("loss/full")[-1]),
@@ -88,16 +91,7 @@ def run(params: Params, session: Session) -> Outcome:
         session.say(steps_line(_("init seed {seed}").format(seed=init_seed), trained.steps, trained.seconds))
 
     losses = np.array([f["loss"] for f in finals.values()])
-    session.picture(
-        "spread_of_minima",
-        figures.lines(
-            _("whole-set loss reached from each start"),
-            _("init seed"),
-            _("loss"),
-            {_("final loss"): (list(finals), losses)},
-            joined=False,
-        ),
-    )
+    draw_spread(session, list(finals), losses)
     accuracies = np.array([f["accuracy"] for f in finals.values()])
     pairs = list(itertools.combinations(finals.values(), 2))
     distances = [
