@@ -9,7 +9,7 @@ INTERRUPTED = SIGNAL_BASE + 2  # SIGINT
 
 TABLE = {
     PASS: "parity holds",
-    FAIL: "parity broken (or a fault the table expected was missed)",
+    FAIL: "parity broken, or a side raised (or a fault the table expected was missed)",
     USAGE: "bad input or usage",
     ABORTED: "a data-parallel run could not finish",
     INTERRUPTED: "interrupted (Ctrl-C); 143 for SIGTERM, 141 when the reader of stdout went away",
