@@ -87,3 +87,14 @@ def invoke(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, st
         status = exit_.code
     out, err = capsys.readouterr()
     return status, out, err
+
+
+def lines_in_order(shown: list[str], printed: list[str]) -> bool:
+    """Whether every line of ``shown`` is among ``printed``, in the same order (others may lie between)."""
+    position = 0
+    for line in shown:
+        try:
+            position = printed.index(line, position) + 1
+        except ValueError:
+            return False
+    return True

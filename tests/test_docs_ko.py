@@ -26,6 +26,7 @@ import pytest
 
 import compare
 from compare.cli.main import main
+from conftest import lines_in_order
 
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "ko"
 FENCE = re.compile(r"^```(\w*)\s*$")
@@ -94,16 +95,6 @@ def run_commands(block: Block, logdir: Path) -> list[str]:
         assert status in (0, 1), f"{block.where}: exit status {status} from {line}"
         printed += stdout.getvalue().splitlines()
     return printed
-
-
-def lines_in_order(shown: list[str], printed: list[str]) -> bool:
-    position = 0
-    for line in shown:
-        try:
-            position = printed.index(line, position) + 1
-        except ValueError:
-            return False
-    return True
 
 
 def guides() -> list[Path]:

@@ -28,6 +28,7 @@ import pytest
 import test_layers
 
 from compare.cli.main import main
+from conftest import lines_in_order
 
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "migration.md"
 FENCE = re.compile(r"^```(\w*)\s*$")
@@ -126,16 +127,6 @@ def run_command(block: Block, logdir: Path) -> str:
         status = main([*argv[1:], "--logdir", str(logdir), "--no-tensorboard"])
     assert status in (0, 1), f"migration.md:{block.line}: exit status {status}"
     return stdout.getvalue()
-
-
-def lines_in_order(shown: list[str], printed: list[str]) -> bool:
-    position = 0
-    for line in shown:
-        try:
-            position = printed.index(line, position) + 1
-        except ValueError:
-            return False
-    return True
 
 
 def test_every_block_of_the_guide_runs_and_prints_what_it_quotes(tmp_path, monkeypatch):
