@@ -23,7 +23,7 @@ from compare.inputs.npz import write_npz
 from compare.inputs.prepare import Prepared, batch_stream, prepare
 from compare.inputs.seeds import dropout_seed
 from compare.output import report
-from compare.output.rundir import check_output_file, check_run_name, new_run_dir
+from compare.output.rundir import check_run_name, new_run_dir
 from compare.output.tensorboard import RunWriters
 from manual.optim.variants import VARIANTS
 
@@ -53,8 +53,6 @@ class Hooks:
 
 def check(config: RunConfig, output: Output = Output()) -> Prepared:
     """Everything about the run that can be wrong, checked before any work starts."""
-    check_output_file("--json", output.json)
-    check_output_file("--save-weights", output.save_weights)
     check_run_name(output.run_name)
     files = {"--json": output.json, "--save-weights": output.save_weights}
     safety.check_outputs(Path(output.logdir), files, {"--data": config.data, "--weights": config.weights})

@@ -125,3 +125,23 @@ def test_a_data_file_larger_than_the_memory_available_is_refused_before_reading(
     monkeypatch.setattr(safety, "available_memory", lambda: 1000)  # bytes; the arrays take about 1 KiB
     assert run(tmp_path, "--data", str(tmp_path / "d.npz"), "--logdir", str(tmp_path / "runs")) == 2
     assert "d.npz: its arrays take" in capsys.readouterr().err
+
+
+def test_check_and_experiment_outputs_are_checked_as_runs_are(tmp_path, earlier_run, capsys):
+    """``check`` and ``experiment`` go through the same output check: never onto the checked file, never
+    inside an earlier run, and nothing written when refused."""
+    mine = tmp_path / "mine.py"
+    mine.write_text("x = 1\n")
+    cases = [  # (argv, what the one line says)
+        (["check", str(mine), "--json", str(mine)], "is the FILE.py input file"),
+        (["check", str(mine), "--json", str(earlier_run / "c.json")], f"inside the earlier run {earlier_run}"),
+        (["experiment", "graph", "--json", str(earlier_run / "e.json")], f"inside the earlier run {earlier_run}"),
+    ]
+    before = sorted(p.name for p in earlier_run.iterdir())
+    for argv, said in cases:
+        assert main([*argv, "--logdir", str(tmp_path / "other")]) == 2, argv
+        err = capsys.readouterr().err
+        assert said in err and "Traceback" not in err, argv
+    assert mine.read_text() == "x = 1\n"
+    assert sorted(p.name for p in earlier_run.iterdir()) == before
+    assert not (tmp_path / "other").exists()

@@ -33,7 +33,8 @@ from compare.check import Report, check_layer, check_loss, check_model, check_op
 from compare.check.guard import one_line
 from compare.cli import exits
 from compare.errors import InputError
-from compare.output.rundir import check_output_file, new_run_dir
+from compare.inputs.safety import check_outputs
+from compare.output.rundir import new_run_dir
 
 # check name → (function, the file's names given as positional arguments, optional keyword names)
 CONVENTION: dict[str, tuple[Any, tuple[str, ...], tuple[str, ...]]] = {
@@ -94,7 +95,7 @@ def load(path: str) -> dict[str, Any]:
 
 
 def check_command(args: argparse.Namespace) -> int:
-    check_output_file("--json", args.json)
+    check_outputs(Path(args.logdir), {"--json": args.json}, {"FILE.py": args.file})
     torch.set_num_threads(1)  # small tensors: torch's extra threads only spin
     try:
         namespace = load(args.file)

@@ -26,8 +26,9 @@ from compare.experiments import EXPERIMENTS, datasets
 from compare.experiments.base import ParityError, Session
 from compare.i18n import DEFAULT, LANGUAGES, _, language
 from compare.inputs import config as cfg
+from compare.inputs.safety import check_outputs
 from compare.output import report
-from compare.output.rundir import check_output_file, new_run_dir
+from compare.output.rundir import new_run_dir
 
 FLAGS = {"steps": "--steps", "seed": "--seed", "dataset": "--dataset"}  # Params field → the flag that sets it
 
@@ -124,7 +125,7 @@ def _experiment(args: argparse.Namespace) -> int:
         return exits.PASS
     if args.name is None:
         raise InputError("name an experiment (backprop-parity experiment --list shows them)")
-    check_output_file("--json", args.json)
+    check_outputs(Path(args.logdir), {"--json": args.json}, {})
     params = resolve_params(args)
     torch.set_num_threads(1)  # tiny twins taking turns: torch's extra threads only spin against NumPy
     experiment = EXPERIMENTS[args.name]

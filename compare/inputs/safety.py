@@ -41,10 +41,22 @@ def run_dir_of(path: Path) -> Path | None:
     return next((folder for folder in [path, *path.parents] if is_run_dir(folder)), None)
 
 
+def check_output_file(flag: str, path: str) -> None:
+    """An output file the user named: its folder must exist and it must not be a directory."""
+    if not Path(path).parent.is_dir():
+        raise InputError(f"{flag} {path}: folder {Path(path).parent} does not exist")
+    if Path(path).is_dir():
+        raise InputError(f"{flag} {path}: is a directory")
+
+
 def check_outputs(logdir: Path, files: dict[str, str | None], inputs: dict[str, str | None]) -> None:
-    """``files``: ``{flag: path}`` of the files a run writes (``--json``, ``--save-weights``); ``inputs``:
-    those it reads (``--data``, ``--weights``). Each output must be writable, apart from every input and
-    from the other outputs, and outside any earlier run's directory; so must ``--logdir``."""
+    """``files``: ``{flag: path}`` of the files a command writes (``--json``, ``--save-weights``); ``inputs``:
+    those it reads (``--data``, ``--weights``). Each output must be a file in an existing folder, writable,
+    apart from every input and from the other outputs, and outside any earlier run's directory; so must
+    ``--logdir``. The one check of output paths: ``run``, ``check`` and ``experiment`` all call it."""
+    for flag, path in files.items():
+        if path is not None:
+            check_output_file(flag, path)
     if (run := run_dir_of(logdir.resolve())) is not None:
         raise InputError(f"--logdir {logdir}: inside the earlier run {run}; choose a folder of runs, not a run")
     read = {Path(path).resolve(): flag for flag, path in inputs.items() if path is not None}

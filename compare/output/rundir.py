@@ -7,14 +7,6 @@ from compare.errors import InputError
 from compare.inputs.config import RUN_NAME
 
 
-def check_output_file(flag: str, path: str | None) -> None:
-    """An output file the user named (``--json``, ``--save-weights``): its folder must exist."""
-    if path is not None and not Path(path).parent.is_dir():
-        raise InputError(f"{flag} {path}: folder {Path(path).parent} does not exist")
-    if path is not None and Path(path).is_dir():
-        raise InputError(f"{flag} {path}: is a directory")
-
-
 def check_run_name(run_name: str | None) -> None:
     if run_name is not None and not RUN_NAME.fullmatch(run_name):
         raise InputError(f"--run-name {run_name!r}: use letters, digits, '.', '_' and '-' (no slashes)")
