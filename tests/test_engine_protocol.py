@@ -14,7 +14,7 @@ from compare.core.torch_side import TorchSide
 from compare.inputs import world
 from compare.inputs.config import RunConfig
 from compare.inputs.prepare import Prepared, batch_stream, prepare
-from torch_ref import build_twin
+from torch_ref import TorchTwin, build_twin
 
 STEPS = 5
 # torch name → (the textbook name, whether the textbook stores it transposed: (in, out) against (out, in))
@@ -162,3 +162,21 @@ def test_the_data_parallel_reference_gives_the_same_verdicts(prepared, mistake, 
         local = check_run(prepared, None, local_reference(prepared))
         # summation order differs between one batch and two all-reduced shards: float64 rounding only
         np.testing.assert_allclose(result.losses_torch, local.losses_torch, rtol=1e-13)
+
+
+def test_the_reference_compares_every_parameter_of_any_module_in_chain_order():
+    """Modules the scale floors do not know (LayerNorm) and parameters held by nested blocks are in the
+    grad stage too, each at its module's place from the loss down, with its real gradient."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(2, 4), torch.nn.LayerNorm(4), torch.nn.Sequential(torch.nn.Tanh(), torch.nn.Linear(4, 3))
+    ).double()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    side = TorchSide(TorchTwin(model, torch.nn.CrossEntropyLoss(), optimizer, None))
+    x, y = np.random.default_rng(0).standard_normal((5, 2)), np.array([0, 1, 2, 0, 1])
+    found = side.train_pass(x, y)
+    assert found.grad_order == (
+        "2.out", "2.1.weight", "2.1.bias", "1.out", "1.weight", "1.bias", "0.out", "0.weight", "0.bias"
+    )  # fmt: skip
+    for name, param in model.named_parameters():
+        assert found.grads[name] is param.grad and float(param.grad.abs().sum()) > 0, name

@@ -18,7 +18,7 @@ from compare.check.optimizer import UserOptimizer, parse
 from compare.check.report import Report
 from compare.core import engine
 from compare.core.records import RunResult, StepRecord
-from compare.core.torch_side import ReferencePass, TorchSide
+from compare.core.torch_side import TorchSide
 from compare.errors import InputError
 from compare.output.tensorboard import RunWriters
 from manual import schedules as manual_schedules
@@ -31,8 +31,8 @@ LOG_EVERY = 25  # histograms and reference lines every K steps: a run's default 
 
 
 class ModuleSide(TorchSide):
-    """The torch side for any module: gradients of parameters held by nested modules (a block inside
-    the Sequential, a whole model wrapped as one entry) are compared too, after the per-module ones."""
+    """The torch side for the user's own model (``TorchSide`` compares the parameters of nested blocks
+    too): the twin is the user's code, so an exception in it is a finding."""
 
     steps_begun = 0
 
@@ -40,15 +40,6 @@ class ModuleSide(TorchSide):
         """torch's forward and backward; the twin is the user's code too, so an exception is a finding."""
         self.steps_begun += 1
         return guard.call(self.steps_begun, "forward", "torch_model(x)", super().forward_backward, x, y, masks)
-
-    def _pass(self, x: np.ndarray, y: np.ndarray, outs: list[torch.Tensor], loss: torch.Tensor) -> ReferencePass:
-        reference = super()._pass(x, y, outs, loss)
-        extra = [(name, p) for name, p in self.model.named_parameters() if name not in reference.grads]
-        for name, param in extra:
-            reference.grads[name] = param.grad
-            reference.floors["grad"][name] = 0.0
-        reference.grad_order = reference.grad_order + tuple(name for name, _ in extra)
-        return reference
 
 
 def _torch_optimizer(torch_optimizer: Any, model: nn.Module) -> torch.optim.Optimizer:

@@ -80,9 +80,11 @@ class TorchSide:
             floors["grad"][names[i]] = floor
             g = max(scales.amax(outs[i].grad), floor)
             param_floors = scales.param_grad_floors(self.model[i], inputs[i], g, carried[i])
-            for key, param in self.model[i].named_parameters(recurse=False):
+            # every parameter the module holds, its own blocks' too (a floor is known for Linear and
+            # BatchNorm; any other parameter is measured against its own scale)
+            for key, param in self.model[i].named_parameters():
                 order.append(f"{i}.{key}")
-                floors["grad"][f"{i}.{key}"] = param_floors[key]
+                floors["grad"][f"{i}.{key}"] = param_floors.get(key, 0.0)
                 grads[f"{i}.{key}"] = param.grad
         return ReferencePass(
             loss=loss.detach(),
