@@ -1,6 +1,7 @@
 """Reading and writing a user object's parameters, gradients and buffers, wherever it keeps them.
 
 Accepted: dicts ``params`` / ``grads`` / ``buffers`` (this package's layers, many course codes), or
+``parameters`` / ``gradients`` (possibly created by the first forward: read each time, never cached), or
 attributes with textbook names: ``W``, ``b``, ``gamma``, ``beta`` (or ``weight``, ``bias``, ``w``,
 ``kernel``) with gradients ``dW``, ``db``, ``dgamma``, ``dbeta`` (``d`` + the name), and running
 statistics ``running_mean``, ``running_var`` (``num_batches_tracked`` when kept).
@@ -14,6 +15,8 @@ import numpy as np
 from compare.check.mapping import BUFFER_NAMES, grad_name
 
 PARAM_ATTRIBUTES = ("W", "b", "gamma", "beta", "weight", "bias", "w", "kernel")
+PARAM_DICTS = ("params", "parameters")
+GRAD_DICTS = ("grads", "gradients")
 
 
 class Access:
@@ -21,11 +24,22 @@ class Access:
 
     def __init__(self, obj: Any) -> None:
         self.obj = obj
-        self.in_dict = isinstance(getattr(obj, "params", None), Mapping)
+
+    def _dict(self, names: tuple[str, ...]) -> Any:
+        for name in names:
+            value = getattr(self.obj, name, None)
+            if isinstance(value, Mapping):
+                return value
+        return None
+
+    @property
+    def in_dict(self) -> bool:
+        return self._dict(PARAM_DICTS) is not None
 
     def params(self) -> dict[str, np.ndarray]:
-        if self.in_dict:
-            return dict(self.obj.params)
+        held = self._dict(PARAM_DICTS)
+        if held is not None:
+            return dict(held)
         found = {}
         for name in PARAM_ATTRIBUTES:
             value = getattr(self.obj, name, None)
@@ -34,14 +48,15 @@ class Access:
         return found
 
     def grad(self, name: str) -> Any:
-        grads = getattr(self.obj, "grads", None)
-        if isinstance(grads, Mapping) and name in grads:
+        grads = self._dict(GRAD_DICTS)
+        if grads is not None and name in grads:
             return grads[name]
         return getattr(self.obj, grad_name(name), None)
 
     def set_param(self, name: str, value: np.ndarray) -> None:
-        if self.in_dict:
-            self.obj.params[name] = value
+        held = self._dict(PARAM_DICTS)
+        if held is not None:
+            held[name] = value
         else:
             setattr(self.obj, name, value)
 

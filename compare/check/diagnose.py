@@ -8,6 +8,7 @@ A candidate matches when every tensor the user's code produced agrees with the c
 tolerance of the check (the user's code is then that mistake, to rounding).
 """
 
+import copy
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import fields
 from functools import partial
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+import compare.check.conventions as conventions
 from compare.check.report import Diagnosis
 from compare.core.metrics import diff
 from compare.core.tolerances import tolerance
@@ -98,10 +100,30 @@ def _replay_layer(candidate: manual_layers.Node, runs: Sequence) -> list[tuple[A
     return pairs
 
 
-def diagnose_layer(start: nn.Module, runs: Sequence, report, dtype: str) -> Diagnosis | None:
-    """The catalog's layer mistake (``compare.faults.layers``) that reproduces the user's layer."""
+def _layer_conventions(start: nn.Module, user: Any) -> list[tuple[Diagnosis, manual_layers.Node]]:
+    """(the convention, torch's layer with the user's value) for each convention the user's layer may follow."""
+    found = []
+    settings = conventions.layer_settings(start, user)
+    if settings:
+        changed = copy.deepcopy(start)
+        for name, value in settings.items():
+            setattr(changed, name, value)
+        defaults = {name: getattr(start, name) for name in settings}
+        found.append((conventions.setting_diagnosis("layer", type(start).__name__, settings, defaults, 0.0), changed))
+    if type(start) is nn.Dropout and 0.0 < start.p < 1.0:
+        found.append((conventions.dropout_keep_diagnosis(start.p, 0.0), nn.Dropout(1.0 - start.p)))
+    return [(diagnosis, _manual_layer(module)) for diagnosis, module in found if _manual_layer(module) is not None]
+
+
+def diagnose_layer(start: nn.Module, runs: Sequence, report, dtype: str, user: Any = None) -> Diagnosis | None:
+    """A convention of the user's (``compare.check.conventions``) or the catalog's layer mistake
+    (``compare.faults.layers``) that reproduces the user's layer."""
     if _manual_layer(start) is None:
         return None
+    for diagnosis, candidate in _layer_conventions(start, user):
+        worst = closest(_replay_layer(candidate, runs), dtype)
+        if worst is not None:
+            return Diagnosis(diagnosis.name, diagnosis.explanation, worst)
     base = type(_manual_layer(start))
     for fault in CATALOG_LIST:
         if fault.override.layer_base is not base:

@@ -21,10 +21,11 @@ import numpy as np
 import torch
 from torch import nn
 
+import compare.check.forms as forms
 import compare.check.guard as guard
 from compare.check.access import Access
 from compare.check.diagnose import diagnose_layer
-from compare.check.mapping import Link, resolve
+from compare.check.mapping import BUFFER_NAMES, Link, resolve
 from compare.check.report import Report
 from compare.core import scales
 from compare.core.checks import Checks
@@ -84,11 +85,45 @@ def _as_input(x: Any, dtype: str) -> np.ndarray:
     return x.astype(dtype) if x.dtype.kind == "f" else x
 
 
+UPSTREAM_STREAM = 0x75707374  # the default upstream gradient's own stream: no user seed draws these numbers
+
+
+def upstream_rng(seed: int) -> np.random.Generator:
+    """The default upstream gradient's generator: ``seed`` on a spawn key of its own, so it is independent of
+    ``default_rng(seed)`` (a user's data drawn with the same seed would otherwise be dout itself)."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(UPSTREAM_STREAM,)))
+
+
+@dataclass
+class Setup:
+    """The torch copy and how it is tied to the user's arrays; ``links`` is ``None`` until the user's
+    parameters exist (a layer that creates them on its first forward)."""
+
+    user: Access
+    module: nn.Module
+    mapping: Mapping[str, str] | None
+    layout: str | None
+    dtype: str
+    links: dict[str, Link] | None = None
+    start: nn.Module | None = None  # the module as it started (the diagnosis replays from it)
+    late_buffers: tuple[str, ...] = ()  # running statistics the user creates on the first step
+    taken_late: bool = False  # torch took them after step 1: the diagnosis replays from step 2
+
+    def tie(self) -> None:
+        shapes = {n: tuple(p.shape) for n, p in self.module.named_parameters()}
+        self.links = resolve(shapes, self.user.params(), self.mapping, self.layout)
+        self.user.cast(np.dtype(self.dtype))
+        load_user_values(self.module, self.user, self.links)
+        self.start = copy.deepcopy(self.module)
+
+
 def check_layer(
     layer: Any,
     torch_module: nn.Module,
     x: np.ndarray | Sequence[np.ndarray],
     *,
+    params: Sequence[np.ndarray] | None = None,
+    config: Mapping[str, Any] | None = None,
     grad_output: np.ndarray | None = None,
     mapping: Mapping[str, str] | None = None,
     layout: str | None = None,
@@ -99,33 +134,41 @@ def check_layer(
 ) -> Report:
     """Check ``layer`` against ``torch_module`` on ``x`` (one batch, or a list of batches: one per step).
 
-    ``grad_output``: the upstream gradient dL/d(out) (default: seeded standard normal); ``mapping``
-    ``{torch_name: user_name}`` and ``layout`` as in ``compare.check.mapping``."""
+    ``layer``: an object, or a ``(forward, backward)`` pair of functions with ``params`` (the arrays
+    ``forward`` takes after x, in its order) and ``config`` (the dict it takes last), see
+    ``compare.check.forms``. ``grad_output``: the upstream gradient dL/d(out) (default: standard normal on
+    a stream of its own); ``mapping`` ``{torch_name: user_name}`` and ``layout`` as in
+    ``compare.check.mapping``."""
+    user_layer = forms.layer_of(layer, params, config)
     batches = [_as_input(b, dtype) for b in x] if isinstance(x, list | tuple) else [_as_input(x, dtype)] * steps
     report = Report("layer", steps=len(batches))
-    user = Access(guard.fresh(layer))
-    module = torch_copy(torch_module, dtype)
-    links = resolve({n: tuple(p.shape) for n, p in module.named_parameters()}, user.params(), mapping, layout)
-    user.cast(np.dtype(dtype))
-    load_user_values(module, user, links)
-    rng = np.random.default_rng(seed)
+    user = Access(guard.fresh(user_layer))
+    setup = Setup(user, torch_copy(torch_module, dtype), mapping, layout, dtype)
+    setup.late_buffers = tuple(key for key in BUFFER_NAMES if key not in user.buffers())
+    if user.params() or not any(True for _ in setup.module.parameters()):
+        setup.tie()
+    rng = upstream_rng(seed)
     runs: list[LayerRun] = []
-    start = copy.deepcopy(module)  # the diagnosis replays from the starting values
     try:
         for step, batch in enumerate(batches, start=1):
             dout = None if grad_output is None else np.asarray(grad_output, dtype=dtype)
-            runs.append(_step(step, user, module, links, batch, dout, rng, report, dtype))
+            runs.append(_step(step, setup, batch, dout, rng, report))
     except guard.UserCodeError as error:
         report.error = error.failure
-    if diagnose and not report.passed and report.error is None:
-        report.diagnosis = diagnose_layer(start, runs, report, dtype)
+    if diagnose and not report.passed and report.error is None and setup.start is not None:
+        replayed = runs[1:] if setup.taken_late else runs
+        report.diagnosis = diagnose_layer(setup.start, replayed, report, dtype, user.obj)
         report.diagnosed = True
     return report
 
 
-def _step(step, user: Access, module, links, x, dout, rng, report: Report, dtype: str) -> LayerRun:
+def _step(step: int, setup: Setup, x, dout, rng, report: Report) -> LayerRun:
+    user, module, dtype = setup.user, setup.module, setup.dtype
     checks = Checks(step, dtype)
     out = guard.as_array(guard.call(step, "forward", "forward(x)", user.obj.forward, guard.fresh(x)), np.dtype(dtype))
+    if setup.links is None:  # parameters created by the first forward: torch takes them now
+        setup.tie()
+    links = setup.links
     module.zero_grad(set_to_none=True)  # each step's gradients on their own, as a training loop zeroes them
     xt = torch.from_numpy(x.copy())
     if xt.is_floating_point():
@@ -155,17 +198,27 @@ def _step(step, user: Access, module, links, x, dout, rng, report: Report, dtype
     if xt.is_floating_point():
         run.tensors["dx"] = dx
         checks.add("grad", "dx", dx, xt.grad, scales.input_grad_floor(module, xt, g))
-    _buffers(checks, user, module, run, report)
+    _buffers(checks, setup, run, report, step)
+    if setup.taken_late and step == 1:
+        setup.start = copy.deepcopy(module)
     report.checks.extend(checks.collect())
     return run
 
 
-def _buffers(checks: Checks, user: Access, module: nn.Module, run: LayerRun, report: Report) -> None:
-    kept = user.buffers()
-    for name, buffer in module.named_buffers():
+def _buffers(checks: Checks, setup: Setup, run: LayerRun, report: Report, step: int) -> None:
+    kept = setup.user.buffers()
+    for name, buffer in setup.module.named_buffers():
         key = name.rpartition(".")[2]
         if key not in kept:
             _note(report, f"torch's {name} is not compared: your layer keeps no '{key}'")
+            continue
+        if step == 1 and key in setup.late_buffers and np.shape(kept[key]) == tuple(buffer.shape):
+            # Created by the first forward from a start the checker could not see: torch takes the user's
+            # values after step 1 and both are compared from step 2 on.
+            with torch.no_grad():
+                buffer.copy_(torch.as_tensor(np.asarray(kept[key]), dtype=buffer.dtype))
+            _note(report, f"your {key} did not exist before the first step: torch took its value after step 1")
+            setup.taken_late = True
             continue
         value = kept[key]
         value = int(value) if np.ndim(value) == 0 and np.asarray(value).dtype.kind in "iu" else guard.as_array(value)

@@ -1,0 +1,92 @@
+"""Conventions, not mistakes: a setting of the user's that differs from torch's default, found by replaying
+torch's own rule with the user's value; and a loss that is torch's times a known constant. Each is named with
+the value that reproduces the user's numbers and the one-line fix.
+
+* a layer's ``eps`` (BatchNorm 1e-6 vs torch's 1e-5), read from its config dict or attribute;
+* a dropout ``p`` that is the keep probability (``nn.Dropout(0.2)`` drops 20%);
+* an optimizer's ε, betas, momentum, α (``epsilon``, ``beta1``/``beta2``, ``decay_rate``: torch's names
+  through ``compare.check.optimizer_forms.CONFIG_NAMES``), e.g. Adam's 1e-7 vs torch's 1e-8;
+* a loss that is torch's times C/2 (½·Σ per sample vs ``MSELoss``'s mean over all elements), times C (a
+  multiclass SVM that torch's ``MultiMarginLoss`` divides by the number of classes), times N (a sum).
+"""
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from compare.check.report import Diagnosis
+
+LAYER_SETTINGS = ("eps",)  # a layer setting torch's module has under the same name
+
+
+def user_setting(obj: Any, name: str) -> Any:
+    """``name`` in the user's config dict (a functional layer's), its ``hyperparameters`` dict, or attribute."""
+    for holder in (getattr(obj, "config", None), getattr(obj, "hyperparameters", None)):
+        if isinstance(holder, Mapping) and name in holder:
+            return holder[name]
+    return getattr(obj, name, None)
+
+
+def layer_settings(start: nn.Module, user: Any) -> dict[str, float]:
+    """The user's values of torch's settings where they differ from the module's."""
+    found = {}
+    for name in LAYER_SETTINGS:
+        mine, theirs = user_setting(user, name), getattr(start, name, None)
+        if isinstance(mine, int | float) and isinstance(theirs, int | float) and mine != theirs:
+            found[name] = float(mine)
+    return found
+
+
+def setting_diagnosis(kind: str, torch_name: str, values: Mapping[str, Any], defaults: Mapping[str, Any], worst: float):
+    """``your eps is 1e-07; torch's Adam has eps=1e-08: pass eps=1e-07 to the twin, or use 1e-08``."""
+    parts = [f"your {name} is {values[name]:g}; torch's {torch_name} has {name}={defaults[name]:g}" for name in values]
+    fix = ", ".join(f"{name}={values[name]:g}" for name in values)
+    use = ", ".join(f"{defaults[name]:g}" for name in values)
+    text = f"{'; '.join(parts)}: pass {fix} to the twin, or use {use} in your {kind}"
+    return Diagnosis(f"convention:{'+'.join(values)}", text, worst)
+
+
+def dropout_keep_diagnosis(p: float, worst: float) -> Diagnosis:
+    return Diagnosis(
+        "convention:dropout-keep-probability",
+        f"your p ({p:g}) is the keep probability: nn.Dropout({p:g}) drops {p:.0%} of the units; pass "
+        f"nn.Dropout({1 - p:g}) to the twin, or drop with probability p (mask = rand >= p, scaled by 1/(1 - p))",
+        worst,
+    )
+
+
+LOSS_SCALES = (
+    ("half-sum-per-sample", lambda n, c: c / 2, "your loss is ½·Σ over the outputs per sample, {torch} averages over "
+     "all elements: yours is torch's ×C/2 = {k:g}; divide by {k:g}, or pass a twin of ½·Σ per sample"),
+    ("per-class-mean", lambda n, c: c, "your loss is torch's ×C = {k:g}: {torch} also divides by the number of "
+     "classes; divide your loss and its gradient by {k:g}"),
+    ("sum-reduction", lambda n, c: n, "your loss sums over the batch, {torch} averages: yours is torch's ×N = {k:g}; "
+     "divide by the batch size, or pass reduction='sum' to the twin"),
+    ("half-sum", lambda n, c: n * c / 2, "your loss is ½·Σ over everything, {torch} averages over all elements: ×N·C/2 "
+     "= {k:g}; divide by {k:g}"),
+)  # fmt: skip
+
+
+def loss_scale_diagnosis(
+    torch_loss: Any, runs: Sequence[tuple[np.ndarray, float, Any, Any, Any]], tolerance: float
+) -> Diagnosis | None:
+    """``runs``: per step (scores, torch's loss, torch's dscores, the user's loss, the user's dscores): the
+    known constant k with user = k·torch for both, within ``tolerance``."""
+    torch_name = type(torch_loss).__name__
+    for name, factor, text in LOSS_SCALES:
+        worst = 0.0
+        for scores, loss, dscores, mine, dmine in runs:
+            n, c = (scores.shape[0], scores.shape[1]) if np.ndim(scores) == 2 else (len(scores), 1)
+            k = factor(n, c)
+            if k == 1 or mine is None or dmine is None or np.shape(dmine) != np.shape(dscores):
+                worst = np.inf
+                break
+            pairs = ((np.float64(mine), k * loss), (np.asarray(dmine, np.float64), k * np.asarray(dscores)))
+            for a, b in pairs:
+                scale = float(np.max(np.abs(b))) or 1.0
+                worst = max(worst, float(np.max(np.abs(a - b))) / scale)
+        if worst <= tolerance:
+            return Diagnosis(f"convention:{name}", text.format(torch=torch_name, k=k), worst)
+    return None

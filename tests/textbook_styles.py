@@ -1,0 +1,194 @@
+"""User code in the forms the most used courses and books write it (written here, not copied), each with
+switches for seeded mistakes, for tests/test_check_textbook.py: functional (forward, backward) pairs with a
+cache and a config dict, a functional loss returning (loss, dscores), functional optimizers
+``fn(w, dw, config) -> (next_w, config)``, a per-parameter optimizer object ``update(param, grad, name)``,
+a layer keeping ``parameters``/``gradients`` dicts made on its first forward, a model whose
+``loss(X, y)`` returns ``(loss, grads)``, and a column-vector network with a per-sample backprop."""
+
+import numpy as np
+
+# --- functional layers: forward(x, *params[, config]) -> (out, cache); backward(dout, cache) -> (dx, *dparams)
+
+
+def affine_forward(x, w, b):
+    out = x.reshape(x.shape[0], -1) @ w + b  # w (D, M)
+    return out, (x, w, b)
+
+
+def affine_backward(dout, cache, bias_mean=False):
+    x, w, _ = cache
+    dx = (dout @ w.T).reshape(x.shape)
+    dw = x.reshape(x.shape[0], -1).T @ dout
+    db = dout.mean(axis=0) if bias_mean else dout.sum(axis=0)
+    return dx, dw, db
+
+
+def affine_backward_bias_mean(dout, cache):
+    return affine_backward(dout, cache, bias_mean=True)
+
+
+def affine_backward_bias_per_example(dout, cache):
+    dx, dw, _ = affine_backward(dout, cache)
+    return dx, dw, dout.copy()
+
+
+def batchnorm_forward(x, gamma, beta, bn_param):
+    mode = bn_param["mode"]
+    eps, momentum = bn_param.get("eps", 1e-5), bn_param.get("momentum", 0.9)
+    n, d = x.shape
+    running_mean = bn_param.get("running_mean", np.zeros(d, dtype=x.dtype))
+    running_var = bn_param.get("running_var", np.ones(d, dtype=x.dtype))
+    if mode != "train":
+        return gamma * (x - running_mean) / np.sqrt(running_var + eps) + beta, None
+    mu = x.mean(axis=0)
+    var = x.var(axis=0)
+    xhat = (x - mu) / np.sqrt(var + eps)
+    unbiased = var if bn_param.get("biased_running_var") else var * n / (n - 1)
+    bn_param["running_mean"] = momentum * running_mean + (1 - momentum) * mu
+    bn_param["running_var"] = momentum * running_var + (1 - momentum) * unbiased
+    return gamma * xhat + beta, (xhat, gamma, np.sqrt(var + eps))
+
+
+def batchnorm_backward(dout, cache):
+    xhat, gamma, std = cache
+    n = dout.shape[0]
+    dbeta = dout.sum(axis=0)
+    dgamma = (dout * xhat).sum(axis=0)
+    dxhat = dout * gamma
+    dx = (n * dxhat - dxhat.sum(axis=0) - xhat * (dxhat * xhat).sum(axis=0)) / (n * std)
+    return dx, dgamma, dbeta
+
+
+def batchnorm_backward_constant_stats(dout, cache):
+    xhat, gamma, std = cache
+    return dout * gamma / std, (dout * xhat).sum(axis=0), dout.sum(axis=0)
+
+
+def dropout_forward(x, dropout_param):
+    p, mode = dropout_param["p"], dropout_param["mode"]
+    rng = np.random.default_rng(dropout_param.get("seed"))
+    if mode != "train":
+        return x, None
+    if dropout_param.get("p_is_keep"):
+        mask = (rng.random(x.shape) < p) / p  # p: the probability to keep
+    else:
+        mask = (rng.random(x.shape) >= p) / (1 - p)  # p: the probability to drop, as torch
+    if dropout_param.get("not_inverted"):
+        mask = mask > 0
+    return x * mask, (dropout_param, mask)
+
+
+def dropout_backward(dout, cache):
+    dropout_param, mask = cache
+    return dout if dropout_param.get("backward_unmasked") else dout * mask
+
+
+# --- functional losses: loss(x, y) -> (loss, dx)
+
+
+def softmax_loss(x, y, log_eps=0.0, grad_sum=False):
+    shifted = x - x.max(axis=1, keepdims=True)
+    probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    n = x.shape[0]
+    loss = -np.log(probs[np.arange(n), y] + log_eps).sum() / n
+    dx = probs.copy()
+    dx[np.arange(n), y] -= 1
+    return loss, dx if grad_sum else dx / n
+
+
+def softmax_loss_log_eps(x, y):
+    return softmax_loss(x, y, log_eps=1e-7)
+
+
+def softmax_loss_grad_sum(x, y):
+    return softmax_loss(x, y, grad_sum=True)
+
+
+def svm_loss(x, y):
+    n = x.shape[0]
+    correct = x[np.arange(n), y][:, None]
+    margins = np.maximum(0, x - correct + 1.0)
+    margins[np.arange(n), y] = 0
+    loss = margins.sum() / n
+    positive = (margins > 0).astype(x.dtype)
+    dx = positive.copy()
+    dx[np.arange(n), y] -= positive.sum(axis=1)
+    return loss, dx / n
+
+
+# --- functional optimizers: update(w, dw, config) -> (next_w, config)
+
+
+def sgd_momentum(w, dw, config=None):
+    config = {} if config is None else config
+    config.setdefault("learning_rate", 1e-2)
+    config.setdefault("momentum", 0.9)
+    v = config.get("velocity", np.zeros_like(w))
+    v = config["momentum"] * v - config["learning_rate"] * dw
+    next_w = w + v
+    config["velocity"] = v
+    return next_w, config
+
+
+def rmsprop(w, dw, config=None):
+    config = {} if config is None else config
+    config.setdefault("learning_rate", 1e-2)
+    config.setdefault("decay_rate", 0.99)
+    config.setdefault("epsilon", 1e-8)
+    config.setdefault("cache", np.zeros_like(w))
+    config["cache"] = config["decay_rate"] * config["cache"] + (1 - config["decay_rate"]) * dw**2
+    next_w = w - config["learning_rate"] * dw / (np.sqrt(config["cache"]) + config["epsilon"])
+    return next_w, config
+
+
+def adam(w, dw, config=None, bias_correction=True, eps_inside=False):
+    config = {} if config is None else config
+    config.setdefault("learning_rate", 1e-3)
+    config.setdefault("beta1", 0.9)
+    config.setdefault("beta2", 0.999)
+    config.setdefault("epsilon", 1e-8)
+    config.setdefault("m", np.zeros_like(w))
+    config.setdefault("v", np.zeros_like(w))
+    config.setdefault("t", 0)
+    b1, b2, eps = config["beta1"], config["beta2"], config["epsilon"]
+    config["t"] += 1
+    config["m"] = b1 * config["m"] + (1 - b1) * dw
+    config["v"] = b2 * config["v"] + (1 - b2) * dw**2
+    mhat, vhat = config["m"], config["v"]
+    if bias_correction:
+        mhat, vhat = mhat / (1 - b1 ** config["t"]), vhat / (1 - b2 ** config["t"])
+    denom = np.sqrt(vhat + eps) if eps_inside else np.sqrt(vhat) + eps
+    return w - config["learning_rate"] * mhat / denom, config
+
+
+def adam_no_bias_correction(w, dw, config=None):
+    return adam(w, dw, config, bias_correction=False)
+
+
+def adam_eps_inside(w, dw, config=None):
+    return adam(w, dw, config, eps_inside=True)
+
+
+# --- a per-parameter optimizer object: update(param, grad, name) -> the new param
+
+
+class AdamObject:
+    """Adam keeping a cache per parameter name, ε 1e-7 by default as several libraries do."""
+
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-7, bias_correction=True):
+        self.hyperparameters = {"lr": lr, "beta1": beta1, "beta2": beta2, "eps": eps}
+        self.bias_correction = bias_correction
+        self.cache = {}
+
+    def update(self, param, param_grad, param_name):
+        h = self.hyperparameters
+        if param_name not in self.cache:
+            self.cache[param_name] = {"t": 0, "m": np.zeros_like(param), "v": np.zeros_like(param)}
+        c = self.cache[param_name]
+        c["t"] += 1
+        c["m"] = h["beta1"] * c["m"] + (1 - h["beta1"]) * param_grad
+        c["v"] = h["beta2"] * c["v"] + (1 - h["beta2"]) * param_grad**2
+        m, v = c["m"], c["v"]
+        if self.bias_correction:
+            m, v = m / (1 - h["beta1"] ** c["t"]), v / (1 - h["beta2"] ** c["t"])
+        return param - h["lr"] * m / (np.sqrt(v) + h["eps"])
