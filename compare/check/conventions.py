@@ -60,8 +60,8 @@ def dropout_keep_diagnosis(p: float, worst: float) -> Diagnosis:
 LOSS_SCALES = (
     ("half-sum-per-sample", lambda n, c: c / 2, "your loss is ½·Σ over the outputs per sample, {torch} averages over "
      "all elements: yours is torch's ×C/2 = {k:g}; divide by {k:g}, or pass a twin of ½·Σ per sample"),
-    ("per-class-mean", lambda n, c: c, "your loss is torch's ×C = {k:g}: {torch} also divides by the number of "
-     "classes; divide your loss and its gradient by {k:g}"),
+    ("per-class-mean", lambda n, c: c, "{torch} divides by the number of classes C as well as by N: yours is "
+     "torch's ×C = {k:g}; divide your loss and dscores by {k:g}, or multiply the twin's by {k:g}"),
     ("sum-reduction", lambda n, c: n, "your loss sums over the batch, {torch} averages: yours is torch's ×N = {k:g}; "
      "divide by the batch size, or pass reduction='sum' to the twin"),
     ("half-sum", lambda n, c: n * c / 2, "your loss is ½·Σ over everything, {torch} averages over all elements: ×N·C/2 "

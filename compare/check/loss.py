@@ -1,24 +1,29 @@
 """``check_loss``: a user's loss against a torch loss, value and gradient.
 
-Accepted: an object with ``forward(scores, targets)`` → the loss and ``backward()`` (or
-``backward(dout=1)``) → dL/dscores, as the textbooks write ``SoftmaxWithLoss``; or a pair of functions
-``(loss_fn(scores, targets) -> loss, grad_fn(scores, targets) -> dL/dscores)``. Targets go to both
+Accepted (``compare.check.forms``): an object with ``forward(scores, targets)`` → the loss and
+``backward()`` (or ``backward(dout=1)``) → dL/dscores, as the textbooks write ``SoftmaxWithLoss``; a pair
+of functions ``(loss_fn(scores, targets) -> loss, grad_fn(scores, targets) -> dL/dscores)``; or one
+function ``loss(scores, targets) -> (loss, dscores)`` (``softmax_loss``, ``svm_loss``). ``torch_loss`` is
+any callable (a ``torch.nn`` loss, or a function of two tensors). Targets go to both
 sides as given: class indices (N,), or float targets (N, C) (one-hot or probabilities, which torch's
 ``CrossEntropyLoss`` takes too). Compared per step: ``loss`` (stage ``loss``), ``dscores`` (``grad``).
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+import compare.check.conventions as conventions
+import compare.check.forms as forms
 import compare.check.guard as guard
 from compare.check.diagnose import diagnose_loss
 from compare.check.report import Report
 from compare.core import scales
 from compare.core.checks import Checks
+from compare.core.tolerances import tolerance
 
 
 def _batches(value: Any, steps: int, dtype: str | None) -> list[np.ndarray]:
@@ -27,8 +32,15 @@ def _batches(value: Any, steps: int, dtype: str | None) -> list[np.ndarray]:
     return [a.astype(dtype) if dtype is not None and a.dtype.kind == "f" else a for a in arrays]
 
 
-def _user_pass(loss: Any, step: int, scores: np.ndarray, targets: np.ndarray) -> tuple[Any, Any]:
-    if isinstance(loss, tuple):
+def _user_pass(loss: Any, form: str, step: int, scores: np.ndarray, targets: np.ndarray) -> tuple[Any, Any]:
+    if form == "function":
+        result = guard.call(step, "loss", "loss(scores, targets)", loss, guard.fresh(scores), guard.fresh(targets))
+        if not (isinstance(result, tuple) and len(result) == 2):
+            what = type(result).__name__
+            error = TypeError(f"a loss function must return (loss, dscores); yours returned a {what}")
+            guard.call(step, "loss", "loss(scores, targets)", _raise, error)
+        return result
+    if form == "pair":
         loss_fn, grad_fn = loss
         value = guard.call(step, "loss", "loss_fn(scores, targets)", loss_fn, guard.fresh(scores), guard.fresh(targets))
         grad = guard.call(step, "grad", "grad_fn(scores, targets)", grad_fn, guard.fresh(scores), guard.fresh(targets))
@@ -36,6 +48,10 @@ def _user_pass(loss: Any, step: int, scores: np.ndarray, targets: np.ndarray) ->
     where = "forward(scores, targets)"
     value = guard.call(step, "loss", where, loss.forward, guard.fresh(scores), guard.fresh(targets))
     return value, guard.call(step, "grad", "backward()", loss.backward)
+
+
+def _raise(error: Exception) -> None:
+    raise error
 
 
 def package_labels(torch_loss: nn.Module, targets: np.ndarray) -> np.ndarray:
@@ -48,7 +64,7 @@ def package_labels(torch_loss: nn.Module, targets: np.ndarray) -> np.ndarray:
 
 def check_loss(
     loss: Any,
-    torch_loss: nn.Module,
+    torch_loss: Callable,
     scores: np.ndarray | Sequence[np.ndarray],
     targets: np.ndarray | Sequence[np.ndarray],
     *,
@@ -60,14 +76,15 @@ def check_loss(
     """Check ``loss`` against ``torch_loss`` on ``scores`` and ``targets`` (one batch, or lists: one per
     step). ``seed`` is unused (nothing random), accepted for a uniform signature."""
     del seed
+    form = forms.loss_form(loss)
     score_batches = _batches(scores, steps, dtype)
     target_batches = _batches(targets, len(score_batches), dtype)
     report = Report("loss", steps=len(score_batches))
-    runs = []
+    runs, scaled = [], []
     try:
         for step, (s, t) in enumerate(zip(score_batches, target_batches, strict=True), start=1):
             checks = Checks(step, dtype)
-            value, grad = _user_pass(loss, step, s, t)
+            value, grad = _user_pass(loss, form, step, s, t)
             st = torch.from_numpy(s.copy()).requires_grad_(True)
             reference = guard.call(
                 step, "loss", "torch_loss(scores, targets)", torch_loss, st, torch.from_numpy(t.copy())
@@ -79,9 +96,16 @@ def check_loss(
             checks.add("grad", "dscores", grad, st.grad, scales.loss_grad_floor(torch_loss, st, t))
             report.checks.extend(checks.collect())
             runs.append((s, package_labels(torch_loss, t), value, grad))
+            scaled.append((s, float(reference.detach()), st.grad.numpy(), value, grad))
     except guard.UserCodeError as error:
         report.error = error.failure
     if diagnose and not report.passed and report.error is None:
-        report.diagnosis = diagnose_loss(torch_loss, runs, dtype)
+        report.diagnosis = conventions.loss_scale_diagnosis(torch_loss, scaled, _tolerance(dtype))
+        if report.diagnosis is None:
+            report.diagnosis = diagnose_loss(torch_loss, runs, dtype)
         report.diagnosed = True
     return report
+
+
+def _tolerance(dtype: str) -> float:
+    return tolerance(dtype, "loss").max_rel
