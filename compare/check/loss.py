@@ -100,9 +100,9 @@ def check_loss(
     except guard.UserCodeError as error:
         report.error = error.failure
     if diagnose and not report.passed and report.error is None:
-        report.diagnosis = conventions.loss_scale_diagnosis(torch_loss, scaled, _tolerance(dtype))
+        report.diagnosis = diagnose_loss(torch_loss, runs, dtype)
         if report.diagnosis is None:
-            report.diagnosis = diagnose_loss(torch_loss, runs, dtype)
+            report.diagnosis = conventions.loss_scale_diagnosis(torch_loss, scaled, _tolerance(dtype))
         report.diagnosed = True
     return report
 
