@@ -229,14 +229,39 @@ def _replay_optimizer(make: Callable, schedule_first: bool, run, dtype: str) -> 
     return closest(pairs, dtype, "param")
 
 
-def diagnose_optimizer(torch_class: type, hyperparameters: Mapping[str, Any], run, dtype: str) -> Diagnosis | None:
-    """The catalog's optimizer mistake (``compare.faults.optimizers``, or the scheduler stepped first) or
-    textbook variant (``manual.optim.variants``) that reproduces the user's parameters step by step."""
-    candidates = _optimizer_candidates(torch_class, hyperparameters, run.parsed is not None)
+def _settings_candidate(torch_class: type, settings: Mapping[str, Any], defaults: Mapping[str, Any]) -> list:
+    """torch's rule with the user's settings where they differ from torch's (a convention, named first)."""
+    entries = [entry for entry in REGISTRY.values() if entry.torch_class == torch_class.__name__]
+    differing = {
+        key: value for key, value in settings.items()
+        if key in defaults and key != "lr" and not np.allclose(np.asarray(value, float), np.asarray(defaults[key]))
+    }  # fmt: skip
+    if not entries or not differing:
+        return []
+    rule = entries[0].rule
+    accepted = {f.name for f in fields(rule)}
+    hp = {key: value for key, value in {**defaults, **differing}.items() if key in accepted}
+    diagnosis = conventions.setting_diagnosis("optimizer", torch_class.__name__, differing, defaults, 0.0)
+    return [(diagnosis.name, diagnosis.explanation, lambda: rule(**hp), False)]
+
+
+def diagnose_optimizer(
+    torch_class: type,
+    hyperparameters: Mapping[str, Any],
+    run,
+    dtype: str,
+    settings: Mapping[str, Any] | None = None,
+    defaults: Mapping[str, Any] | None = None,
+) -> Diagnosis | None:
+    """A convention of the user's settings (``settings`` under torch's names, against torch's resolved
+    ``defaults``), the catalog's optimizer mistake (``compare.faults.optimizers``, or the scheduler stepped
+    first) or textbook variant (``manual.optim.variants``) that reproduces the user's parameters step by step."""
+    candidates = _settings_candidate(torch_class, settings or {}, defaults or {})
+    candidates += _optimizer_candidates(torch_class, hyperparameters, run.parsed is not None)
     return first_match(
         (
             name,
-            f"your {torch_class.__name__} is torch's written as: {why}",
+            why if name.startswith("convention:") else f"your {torch_class.__name__} is torch's written as: {why}",
             partial(_replay_optimizer, make, first, run, dtype),
         )
         for name, why, make, first in candidates

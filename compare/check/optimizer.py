@@ -6,7 +6,10 @@ Accepted forms (told apart by their methods):
   the dict); ``lr`` an attribute;
 * optax-style: ``init(params) -> state`` and ``update(grads, state, params) -> (updates, state)``,
   applied as ``params + updates``;
-* this package's: ``init(params) -> state`` and ``step(params, grads, state)``, state in torch's keys.
+* this package's: ``init(params) -> state`` and ``step(params, grads, state)``, state in torch's keys;
+* a function ``update(w, dw, config) -> (next_w, config)`` (``config=``), or an object whose
+  ``update(param, grad, name)`` takes one parameter at a time: their settings and state under the
+  textbook names, mapped to torch's and compared without a ``state_map`` (``compare.check.optimizer_forms``).
 
 Parameters are a dict keyed by torch's names (``0.weight``, ``0.bias``, ...), torch's layout. Per step:
 ``state``: the ``lr`` used (when the optimizer has an ``lr`` attribute), each optimizer-state tensor the
@@ -24,8 +27,10 @@ import numpy as np
 import torch
 
 import compare.check.guard as guard
+import compare.check.optimizer_forms as forms
 from compare.check.diagnose import diagnose_optimizer
-from compare.check.report import Report
+from compare.check.forms import found
+from compare.check.report import Failure, Report
 from compare.check.stream import GradientStream
 from compare.core import scales
 from compare.core.checks import Checks
@@ -45,31 +50,63 @@ class OptimizerRun:
     lrs: list[float | None] = field(default_factory=list)  # the user's lr at each step
 
 
+OPTIMIZER_FORMS = (
+    "update(params, grads) changing params; init(params) with update(grads, state, params) -> (updates, state) "
+    "(optax-style); init/step (this package's); a function update(w, dw, config) -> (next_w, config); or an "
+    "object with update(param, grad, name) per parameter"
+)
+
+
 def form_of(optimizer: Any) -> str:
+    if forms.is_function(optimizer):
+        return "function"
+    if forms.is_per_parameter(optimizer):
+        return "per_param"
     if callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "step", None)):
         return "package"
     if callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None)):
         return "optax"
     if callable(getattr(optimizer, "update", None)):
         return "textbook"
-    raise InputError("the optimizer has neither update(params, grads), init/update (optax-style) nor init/step")
+    raise InputError(f"the optimizer is {found(optimizer)}; accepted: {OPTIMIZER_FORMS}")
 
 
 class UserOptimizer:
     """The user's optimizer (a copy) in any of the three forms, stepped on a params dict it owns."""
 
-    def __init__(self, optimizer: Any, params: dict[str, np.ndarray]) -> None:
-        self.opt = guard.fresh(optimizer)
-        self.form = form_of(self.opt)
+    def __init__(
+        self,
+        optimizer: Any,
+        params: dict[str, np.ndarray],
+        config: Mapping[str, Any] | None = None,
+        hyperparameters: Mapping[str, Any] | None = None,
+        torch_class: str = "",
+    ) -> None:
+        self.form = form_of(optimizer)
+        self.opt = optimizer if self.form == "function" else guard.fresh(optimizer)
         self.params = params
         self.state = None
-        if self.form != "textbook":
+        self.torch_class = torch_class
+        self.configs: dict[str, dict] | None = None
+        if self.form == "function":
+            start = dict(config) if config is not None else forms.textbook_config(hyperparameters or {})
+            self.configs = {name: guard.fresh(start) for name in params}
+        elif config is not None:
+            raise InputError("config= is for an optimizer function update(w, dw, config) -> (next_w, config)")
+        self.handle = forms.LrHandle(self.opt, self.configs)
+        self.first_grads: dict[str, np.ndarray] = {}
+        self.scales: dict[str, float] = {}
+        if self.form in ("package", "optax"):
             self.state = guard.call(1, "state", "init(params)", self.opt.init, guard.fresh(params))
 
     def step(self, step: int, grads: dict[str, np.ndarray], copy: bool = True) -> None:
         """``copy``: hand the user's code copies (False: ``grads`` are the user's own arrays already)."""
         grads = {name: g.copy() for name, g in grads.items()} if copy else dict(grads)
-        if self.form == "textbook":
+        if step == 1:
+            self.first_grads = {name: np.array(g, copy=True) for name, g in grads.items()}
+        if self.form in ("function", "per_param"):
+            self._per_parameter(step, grads)
+        elif self.form == "textbook":
             guard.call(step, "param", "update(params, grads)", self.opt.update, self.params, grads)
         elif self.form == "package":
             guard.call(step, "param", "step(params, grads, state)", self.opt.step, self.params, grads, self.state)
@@ -79,13 +116,37 @@ class UserOptimizer:
             for name in self.params:
                 self.params[name] = self.params[name] + guard.as_array(updates[name])
 
+    def _per_parameter(self, step: int, grads: dict[str, Any]) -> None:
+        for name in self.params:
+            if name not in grads:
+                continue
+            if self.form == "function":
+                call = (self.opt, self.params[name], grads[name], self.configs[name])
+                result = guard.call(step, "param", f"update(w, dw, config) of {name}", *call)
+                if not (isinstance(result, tuple) and len(result) == 2):
+                    raise guard.UserCodeError(returned(step, name, result))
+                next_w, config = result
+                self.configs[name] = config if isinstance(config, dict) else self.configs[name]
+            else:
+                call = (self.opt.update, self.params[name], grads[name], name)
+                next_w = guard.call(step, "param", f"update(param, grad, '{name}')", *call)
+            if next_w is not None:
+                self.params[name] = guard.as_array(next_w)
+
     def lr(self) -> float | None:
-        lr = getattr(self.opt, "lr", None)
-        return float(lr) if isinstance(lr, int | float | np.floating) else None
+        return self.handle.lr
+
+    def settings(self) -> dict[str, Any]:
+        """The user's settings under torch's names (lr, eps, betas, momentum, alpha, weight_decay)."""
+        if self.configs is not None:
+            return forms.torch_settings(next(iter(self.configs.values()), {}))
+        return forms.object_settings(self.opt)
 
     def mapped_state(self, state_map: Mapping[str, Any] | None, name: str) -> dict[str, Any]:
         """``{torch key: value}`` of parameter ``name``: all of a package optimizer's (limited to its
         ``comparable_state`` when it has one), else what ``state_map`` points at."""
+        if self.form in ("function", "per_param") and state_map is None:
+            return self._textbook_state(name)
         if self.form == "package" and state_map is None:
             allowed = getattr(self.opt, "comparable_state", None)
             entries = self.state.get(name, {})
@@ -100,6 +161,22 @@ class UserOptimizer:
                 value = container.get(name) if isinstance(container, Mapping) else container
             found[key] = value
         return found
+
+    def _textbook_state(self, name: str) -> dict[str, Any]:
+        holder = self.configs[name] if self.configs is not None else self.opt
+        found = {}
+        for key, (mine, value) in forms.torch_state(forms.state_entries(holder, name), self.torch_class).items():
+            if mine == "velocity":
+                if name not in self.scales:
+                    self.scales[name] = forms.velocity_scale(np.asarray(value), self.first_grads.get(name), self.lr())
+                value = np.asarray(value) * self.scales[name]
+            found[key] = value
+        return found
+
+
+def returned(step: int, name: str, result: Any) -> Failure:
+    message = f"update(w, dw, config) must return (next_w, config); it returned a {type(result).__name__}"
+    return Failure(step, "param", f"update of {name}", np.inf, np.inf, problem="exception", message=message)
 
 
 def _torch_side(start: Mapping[str, np.ndarray], stream: GradientStream | None) -> dict[str, torch.Tensor]:
@@ -127,6 +204,7 @@ def check_optimizer(
     state_map: Mapping[str, str | Callable] | None = None,
     params: Mapping[str, np.ndarray] | None = None,
     gradients: Sequence[Mapping[str, np.ndarray]] | None = None,
+    config: Mapping[str, Any] | None = None,
     dtype: str = "float64",
     seed: int = 0,
     diagnose: bool = True,
@@ -147,7 +225,9 @@ def check_optimizer(
     report = Report("optimizer", steps=len(gradients) if gradients is not None else steps)
     run = OptimizerRun({k: v.copy() for k, v in start.items()}, parsed)
     try:
-        user = UserOptimizer(optimizer, {k: v.copy() for k, v in start.items()})
+        user = UserOptimizer(
+            optimizer, {k: v.copy() for k, v in start.items()}, config, hyperparameters, torch_optimizer_class.__name__
+        )
         user_schedule = _user_schedule(parsed, user)
         for step in range(1, report.steps + 1):
             grads = stream.next_grads() if stream is not None else _set_grads(tensors, gradients[step - 1], dtype)
@@ -160,7 +240,10 @@ def check_optimizer(
         report.error = error.failure
     _state_note(report, user if "user" in locals() else None, reference, state_map)
     if diagnose and not report.passed and report.error is None:
-        report.diagnosis = diagnose_optimizer(torch_optimizer_class, hyperparameters, run, dtype)
+        settings = user.settings() if "user" in locals() else {}
+        report.diagnosis = diagnose_optimizer(
+            torch_optimizer_class, hyperparameters, run, dtype, settings, reference.defaults
+        )
         report.diagnosed = True
     return report
 
@@ -172,7 +255,7 @@ def _user_schedule(parsed: list | None, user: UserOptimizer):
         raise InputError(
             "lr_schedule needs an optimizer with an 'lr' attribute (the schedule sets it before each step)"
         )
-    return manual_schedules.build(parsed, user.opt)
+    return manual_schedules.build(parsed, user.handle)
 
 
 def _set_grads(tensors: dict[str, torch.Tensor], grads: Mapping[str, np.ndarray], dtype: str) -> dict:
@@ -187,6 +270,8 @@ def _step(step, user: UserOptimizer, reference, tensors, grads, state_map, repor
     lrs = (user.lr(), float(reference.param_groups[0]["lr"]))
     user.step(step, grads)
     reference.step()
+    if user.form == "function":  # a config holds the lr it used (a default is set by the first call)
+        lrs = (user.lr(), lrs[1])
     if lrs[0] is not None:
         checks.add("state", "lr", np.float64(lrs[0]), np.float64(lrs[1]))
     torch_state = reference.state
