@@ -192,3 +192,84 @@ class AdamObject:
         if self.bias_correction:
             m, v = m / (1 - h["beta1"] ** c["t"]), v / (1 - h["beta2"] ** c["t"])
         return param - h["lr"] * m / (np.sqrt(v) + h["eps"])
+
+
+# --- a model whose loss(X, y) returns (loss, grads), W stored (in, out)
+
+
+class TwoLayerModel:
+    """affine - relu - affine - softmax; ``loss(X)`` gives the scores, ``loss(X, y)`` the loss and grads."""
+
+    def __init__(self, input_dim, hidden_dim, num_classes, weight_scale=0.5, seed=0, mistake=None):
+        rng = np.random.default_rng(seed)
+        self.params = {
+            "W1": weight_scale * rng.standard_normal((input_dim, hidden_dim)),
+            "b1": np.zeros(hidden_dim),
+            "W2": weight_scale * rng.standard_normal((hidden_dim, num_classes)),
+            "b2": np.zeros(num_classes),
+        }
+        self.mistake = mistake
+
+    def loss(self, X, y=None):
+        h, cache1 = affine_forward(X, self.params["W1"], self.params["b1"])
+        a = np.maximum(h, 0)
+        scores, cache2 = affine_forward(a, self.params["W2"], self.params["b2"])
+        if y is None:
+            return scores
+        loss, dscores = softmax_loss(scores, y)
+        grads = {}
+        da, grads["W2"], grads["b2"] = affine_backward(dscores, cache2, bias_mean=self.mistake == "b2-mean")
+        dh = da * (h >= 0) if self.mistake == "relu-at-zero" else da * (h > 0)
+        _, grads["W1"], grads["b1"] = affine_backward(dh, cache1, bias_mean=self.mistake == "b1-mean")
+        return loss, grads
+
+
+# --- a column-vector network: weights (out, in) and biases (n, 1) in lists, per-sample backprop
+
+
+def sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+class ColumnNetwork:
+    """Sigmoid layers, quadratic cost ½‖a − y‖² per sample; ``mistake``: "preactivation" (σ'(z) as z(1 − z)) or
+    "no-delta-sigma" (the output delta without σ')."""
+
+    def __init__(self, sizes, seed=0, mistake=None):
+        rng = np.random.default_rng(seed)
+        self.sizes, self.mistake = sizes, mistake
+        self.biases = [rng.standard_normal((y, 1)) for y in sizes[1:]]
+        self.weights = [rng.standard_normal((y, x)) for x, y in zip(sizes[:-1], sizes[1:], strict=False)]
+
+    def feedforward(self, a):
+        for b, w in zip(self.biases, self.weights, strict=True):
+            a = sigmoid(w @ a + b)
+        return a
+
+    def sigmoid_prime(self, z):
+        if self.mistake == "preactivation":
+            return z * (1 - z)
+        return sigmoid(z) * (1 - sigmoid(z))
+
+    def backprop(self, x, y):
+        nabla_b = [np.zeros(b.shape) for b in self.biases]
+        nabla_w = [np.zeros(w.shape) for w in self.weights]
+        activation, activations, zs = x, [x], []
+        for b, w in zip(self.biases, self.weights, strict=True):
+            z = w @ activation + b
+            zs.append(z)
+            activation = sigmoid(z)
+            activations.append(activation)
+        delta = activations[-1] - y
+        if self.mistake != "no-delta-sigma":
+            delta = delta * self.sigmoid_prime(zs[-1])
+        nabla_b[-1], nabla_w[-1] = delta, delta @ activations[-2].T
+        for layer in range(2, len(self.sizes)):
+            delta = (self.weights[-layer + 1].T @ delta) * self.sigmoid_prime(zs[-layer])
+            nabla_b[-layer], nabla_w[-layer] = delta, delta @ activations[-layer - 1].T
+        return nabla_b, nabla_w
+
+
+def half_sum_per_sample(output, target):
+    """The column network's cost as a torch loss: ½‖a − y‖² per sample, averaged over the batch."""
+    return 0.5 * ((output - target) ** 2).sum(dim=1).mean()

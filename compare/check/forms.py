@@ -40,7 +40,8 @@ def found(value: Any) -> str:
         return f"a tuple of {len(value)} ({', '.join(type(item).__name__ for item in value)})"
     names = ("forward", "backward", "update", "init", "step", "loss", "gradient", "backprop")
     methods = [name for name in names if callable(getattr(value, name, None))]
-    kind = "a function" if inspect.isroutine(value) else f"a {type(value).__name__}"
+    name = type(value).__name__
+    kind = "a function" if inspect.isroutine(value) else f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
     return f"{kind} with methods {', '.join(methods)}" if methods else kind
 
 

@@ -55,10 +55,15 @@ def torch_copy(module: nn.Module, dtype: str) -> nn.Module:
 
 
 def dropout_mask(layer: Any, module: nn.Module, x: np.ndarray, out: np.ndarray | None) -> np.ndarray | None:
-    """The units the user's dropout kept: its ``mask`` attribute when it has one of the input's shape, else
-    every unit whose output is not 0 (a unit whose input is 0 gives 0 either way)."""
+    """The units the user's dropout kept (``kept_units``); ``None`` when ``module`` is no dropout."""
     if not isinstance(module, nn.Dropout):
         return None
+    return kept_units(layer, x, out)
+
+
+def kept_units(layer: Any, x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """The units a user's dropout layer kept: its ``mask`` attribute when it has one of the input's shape,
+    else every unit whose output is not 0 (a unit whose input is 0 gives 0 either way)."""
     mask = getattr(layer, "mask", None)
     if isinstance(mask, np.ndarray) and mask.shape == x.shape:
         return mask.astype(bool)

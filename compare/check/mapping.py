@@ -9,7 +9,8 @@ Parameters match torch's by, in order:
    Linear layers in order and ``gamma1``, ``beta1``, ... for the normalisation layers in order;
 3. order and shape: the only remaining user array of a compatible shape.
 
-A weight matrix stored (in, out), as the textbooks write ``x @ W``, is transposed to torch's (out, in).
+A weight matrix stored (in, out), as the textbooks write ``x @ W``, is transposed to torch's (out, in); a
+bias stored as a row (1, n) or a column (n, 1) is torch's (n,) reshaped.
 A square matrix cannot tell its layout by its shape: it needs ``layout="in_out"`` (``x @ W``) or
 ``layout="out_in"`` (``x @ W.T``), or a ``".T"`` mapping. Anything ambiguous is an error saying which
 ``mapping`` to pass, never a silent guess.
@@ -37,12 +38,23 @@ class Link:
 
     user: str
     transposed: bool = False
+    shape: tuple[int, ...] | None = None  # torch's shape, for a (1, n) or (n, 1) bias reshaped to (n,)
 
     def to_torch(self, value: np.ndarray) -> np.ndarray:
-        return value.T if self.transposed else value
+        value = value.T if self.transposed else value
+        return np.reshape(value, self.shape) if self.shape is not None and np.ndim(value) == 2 else value
 
     def label(self) -> str:
         return f"{self.user}.T" if self.transposed else self.user
+
+
+def _vector(torch_shape: tuple, shape: tuple) -> bool:
+    """A row (1, n) or column (n, 1) holding torch's vector (n,)."""
+    return len(torch_shape) == 1 and len(shape) == 2 and 1 in shape and shape[0] * shape[1] == torch_shape[0]
+
+
+def _link(user: str, transposed: bool, torch_shape: tuple, shape: tuple) -> Link:
+    return Link(user, transposed, tuple(torch_shape) if _vector(tuple(torch_shape), tuple(shape)) else None)
 
 
 def _orientation(torch_name: str, torch_shape: tuple, user_name: str, shape: tuple, layout: str | None) -> bool | None:
@@ -55,7 +67,7 @@ def _orientation(torch_name: str, torch_shape: tuple, user_name: str, shape: tup
                 f"or mapping={{'{torch_name}': '{user_name}.T'}} for (in, out)"
             )
         return layout == "in_out"
-    if tuple(shape) == tuple(torch_shape):
+    if tuple(shape) == tuple(torch_shape) or _vector(tuple(torch_shape), tuple(shape)):
         return False
     if len(shape) == 2 and tuple(shape[::-1]) == tuple(torch_shape):
         return True
@@ -116,7 +128,7 @@ def resolve(
             if candidate in user and candidate not in taken:
                 transposed = _orientation(name, shape, candidate, np.shape(user[candidate]), layout)
                 if transposed is not None:
-                    links[name] = Link(candidate, transposed)
+                    links[name] = _link(candidate, transposed, shape, np.shape(user[candidate]))
                     break
     _by_shape(torch_shapes, user, links, layout)
     return {name: links[name] for name in torch_shapes}
@@ -127,9 +139,14 @@ def _explicit(name: str, shape: tuple, user_name: str, user: Mapping[str, np.nda
     if base not in user:
         raise InputError(f"mapping['{name}'] = '{user_name}', but your code has no '{base}'; it has {list(user)}")
     have = np.shape(user[base])
-    if (have[::-1] if transposed else have) != tuple(shape):
-        raise InputError(f"mapping['{name}'] = '{user_name}': shape {have} does not match torch's {tuple(shape)}")
-    return Link(base, transposed)
+    if (have[::-1] if transposed else have) == tuple(shape) or (not transposed and _vector(tuple(shape), have)):
+        return _link(base, transposed, shape, have)
+    hint = ""
+    if len(have) == 2 and have[::-1] == tuple(shape):
+        hint = f": it is (in, out), torch's transposed: pass mapping={{'{name}': '{base}.T'}}"
+    elif transposed and have == tuple(shape):
+        hint = f": it is torch's (out, in) already: pass mapping={{'{name}': '{base}'}}"
+    raise InputError(f"mapping['{name}'] = '{user_name}': shape {have} does not match torch's {tuple(shape)}{hint}")
 
 
 def _by_shape(
@@ -153,7 +170,7 @@ def _by_shape(
                 f"pass mapping={{'{name}': '<your name>'}} (your arrays: {', '.join(user) or 'none'})"
             )
         user_name, transposed = next(iter(fits.items()))
-        links[name] = Link(user_name, transposed)
+        links[name] = _link(user_name, transposed, shape, np.shape(user[user_name]))
     extra = set(user) - {link.user for link in links.values()}
     if extra:
         raise InputError(

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 import compare.check.guard as guard
+from compare.check.layer import kept_units
 from compare.check.mapping import Link
 from compare.check.optimizer import UserOptimizer
 from compare.core.side import Pass, Tensors
@@ -119,6 +120,7 @@ class UserModelSide:
         self._grads: dict[str, np.ndarray] = {}
         self._user_grads: dict[str, Any] = {}
         self.kept_buffers: dict[str, Any] = {}
+        self.dropout: list[int] = []  # the layers whose masks torch applies (check_model sets them)
 
     def train_pass(self, x: np.ndarray, y: np.ndarray, masks: Mapping[int, np.ndarray] | None = None) -> Pass:
         """One forward and backward of the user's own code; the layers' outputs and dL/d(output) are
@@ -138,7 +140,18 @@ class UserModelSide:
         outputs = dict(self.recorder.outputs) if self.per_layer else None
         output_grads = dict(self.recorder.output_grads) if self.per_layer else None
         self.kept_buffers = _layer_buffers(ordered_layers(self.model) or []) if self.per_layer else {}
-        return Pass(np.float64(guard.as_array(loss)), self.grads(), outputs, output_grads)
+        masks = self._masks(x) if self.dropout else {}
+        return Pass(np.float64(guard.as_array(loss)), self.grads(), outputs, output_grads, masks)
+
+    def _masks(self, x: np.ndarray) -> dict[int, np.ndarray]:
+        """The units each dropout layer of the user's kept, which torch's dropout then applies."""
+        layers, outputs = ordered_layers(self.model) or [], self.recorder.outputs
+        masks = {}
+        for i in self.dropout:
+            x_i = self.recorder.input if i == 0 else outputs.get(f"{i - 1}.out")
+            if x_i is not None:
+                masks[i] = kept_units(layers[i], x_i, outputs.get(f"{i}.out"))
+        return masks
 
     def clip(self, max_norm: float) -> float:
         raise NotImplementedError("check_model does not clip")

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 import compare.check.guard as guard
+import compare.check.model_forms as model_forms
 from compare.check.diagnose import diagnose_model
 from compare.check.mapping import Link, resolve
 from compare.check.model import UserModelSide, last_layer, ordered_layers
@@ -56,9 +57,18 @@ def _torch_optimizer(torch_optimizer: Any, model: nn.Module) -> torch.optim.Opti
 
 def _torch_copy(torch_model: nn.Module, dtype: str) -> nn.Sequential:
     model = copy.deepcopy(torch_model).to(getattr(torch, dtype)).train()
-    if any(isinstance(m, nn.Dropout) for m in model.modules()):
-        raise InputError("check_model cannot share dropout masks with your code: check with p = 0, or use check_layer")
     return model if isinstance(model, nn.Sequential) else nn.Sequential(model)
+
+
+def _dropout_layers(model: nn.Sequential, per_layer: bool) -> list[int]:
+    """The twin's dropout layers, whose masks are the user's layers' (found as ``check_layer`` finds them)."""
+    indices = [i for i, module in enumerate(model) if isinstance(module, nn.Dropout)]
+    if indices and not per_layer:
+        raise InputError(
+            "your network has dropout, but its masks can only be taken from your layers: expose them as `layers` "
+            "(a list or ordered dict, as many as the torch twin's) with `last_layer`, or check with p = 0"
+        )
+    return indices
 
 
 def _load(model: nn.Module, params: Mapping[str, np.ndarray], links: Mapping[str, Link]) -> None:
@@ -68,10 +78,17 @@ def _load(model: nn.Module, params: Mapping[str, np.ndarray], links: Mapping[str
             tensor.copy_(torch.from_numpy(np.ascontiguousarray(value)))
 
 
-def _batches(X, y, batch_size: int | None, batches, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def _cast(value: Any, dtype: str) -> np.ndarray:
+    value = np.asarray(value)
+    return value.astype(dtype) if value.dtype.kind == "f" else value
+
+
+def _batches(X, y, batch_size: int | None, batches, seed: int, dtype: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Batches in the check's dtype (integer labels kept)."""
     if batches is not None:
-        yield from ((np.asarray(bx), np.asarray(by)) for bx, by in batches)
+        yield from ((_cast(bx, dtype), _cast(by, dtype)) for bx, by in batches)
         return
+    X, y = _cast(X, dtype), _cast(y, dtype)
     rng = np.random.default_rng(seed)
     size = len(X) if batch_size is None else batch_size
     while True:
@@ -81,14 +98,12 @@ def _batches(X, y, batch_size: int | None, batches, seed: int) -> Iterator[tuple
             yield X[index], y[index]
 
 
-def _user_params(model: Any, params: Mapping | None, dtype: str) -> tuple[dict, Callable | None]:
-    function = model if callable(model) and not hasattr(model, "gradient") else None
+def _user_params(model: Any, form: str, params: Mapping | None, dtype: str) -> tuple[dict, Callable | None]:
+    function = model if form == "function" else None
     if function is not None:
         if params is None:
             raise InputError("a model given as a function (params, x, y) -> (loss, grads) needs params=")
         return {name: np.array(value, dtype=dtype) for name, value in params.items()}, function
-    if not isinstance(getattr(model, "params", None), dict):
-        raise InputError("the model needs a params dict and loss(x, t) / gradient(x, t), or be a function")
     wrong = [name for name, value in model.params.items() if np.asarray(value).dtype != np.dtype(dtype)]
     if wrong:
         raise InputError(f"your params {wrong} are not {dtype}: pass dtype= matching your arrays")
@@ -122,22 +137,28 @@ def check_model(
     ``torch/``, ``parity/``)."""
     if (optimizer is None) != (torch_optimizer is None):
         raise InputError("pass both optimizer= and torch_optimizer= (or neither, for plain SGD on both)")
-    model = guard.fresh(model)
-    user_params, function = _user_params(model, params, dtype)
+    model, form = model_forms.adapt(guard.fresh(model), torch_loss)
+    user_params, function = _user_params(model, form, params, dtype)
     torch_copy = _torch_copy(torch_model, dtype)
+    layout = "out_in" if form == "column" and layout is None else layout  # columns: W x, weights (out, in)
     links = resolve({n: tuple(p.shape) for n, p in torch_copy.named_parameters()}, user_params, mapping, layout, True)
     _load(torch_copy, user_params, links)
     start = copy.deepcopy(torch_copy) if per_layer_possible(model, function, torch_copy) else None
     parsed = parse(lr_schedule)
     reference = _reference(torch_copy, torch_loss, torch_optimizer, parsed)
-    user_optimizer = UserOptimizer(optimizer if optimizer is not None else SGD(lr=DEFAULT_LR), user_params)
+    hyperparameters = reference.twin.optimizer.defaults
+    user_optimizer = UserOptimizer(
+        optimizer if optimizer is not None else SGD(lr=DEFAULT_LR), user_params,
+        hyperparameters=hyperparameters, torch_class=type(reference.twin.optimizer).__name__,
+    )  # fmt: skip
     layers = ordered_layers(model) if function is None else None
     per_layer = per_layer_possible(model, function, torch_copy)
     side = UserModelSide(
         model, user_params, links, user_optimizer,
-        schedule=manual_schedules.build(parsed, user_optimizer.opt) if parsed else None,
+        schedule=manual_schedules.build(parsed, user_optimizer.handle) if parsed else None,
         per_layer=per_layer, function=function, reference_buffers=reference.buffers, reference_lr=reference.lr,
     )  # fmt: skip
+    side.dropout = _dropout_layers(torch_copy, per_layer)
     steps = steps if steps is not None else (len(list(batches)) if isinstance(batches, list) else 20)
     report = Report("model", steps=steps)
     lockstep = engine.Lockstep(side, reference, engine.Options(dtype=dtype))
@@ -148,7 +169,7 @@ def check_model(
             {"check": "model", "steps": steps, "dtype": dtype, "optimizer": type(user_optimizer.opt).__name__}
         )
     first = Diagnoser(start, torch_loss, side, report, dtype) if per_layer and start is not None else None
-    result = _train(lockstep, _batches(X, y, batch_size, batches, seed), steps, report, writers, first)
+    result = _train(lockstep, _batches(X, y, batch_size, batches, seed, dtype), steps, report, writers, first)
     report.checks = [check for record in result.records for check in record.checks]
     _notes(report, links, side, per_layer, layers)
     if writers is not None:
