@@ -5,6 +5,8 @@ cache and a config dict, a functional loss returning (loss, dscores), functional
 a layer keeping ``parameters``/``gradients`` dicts made on its first forward, a model whose
 ``loss(X, y)`` returns ``(loss, grads)``, and a column-vector network with a per-sample backprop."""
 
+import itertools
+
 import numpy as np
 
 # --- functional layers: forward(x, *params[, config]) -> (out, cache); backward(dout, cache) -> (dx, *dparams)
@@ -194,6 +196,35 @@ class AdamObject:
         return param - h["lr"] * m / (np.sqrt(v) + h["eps"])
 
 
+# --- a layer keeping parameters/gradients dicts, created on its first forward
+
+
+class DictDense:
+    """y = x W + b; the weights are drawn on the first forward, when the input width is known."""
+
+    def __init__(self, units, seed=0, mistake=None):
+        self.units, self.seed, self.mistake = units, seed, mistake
+        self.parameters, self.gradients = {}, {}
+
+    def forward(self, x):
+        if not self.parameters:
+            rng = np.random.default_rng(self.seed)
+            self.parameters["W"] = rng.standard_normal((x.shape[1], self.units)) / np.sqrt(x.shape[1])
+            self.parameters["b"] = rng.standard_normal((1, self.units))  # a row, as some books keep it
+        self.x = x
+        return x @ self.parameters["W"] + self.parameters["b"]
+
+    def backward(self, dout):
+        self.gradients["W"] = self.x.T @ dout
+        if self.mistake == "bias-mean":
+            self.gradients["b"] = dout.mean(axis=0, keepdims=True)
+        elif self.mistake == "bias-per-example":
+            self.gradients["b"] = dout.copy()
+        else:
+            self.gradients["b"] = dout.sum(axis=0, keepdims=True)
+        return dout @ self.parameters["W"].T
+
+
 # --- a model whose loss(X, y) returns (loss, grads), W stored (in, out)
 
 
@@ -216,11 +247,11 @@ class TwoLayerModel:
         scores, cache2 = affine_forward(a, self.params["W2"], self.params["b2"])
         if y is None:
             return scores
-        loss, dscores = softmax_loss(scores, y)
+        loss, dscores = softmax_loss(scores, y, grad_sum=self.mistake == "grad-sum")
         grads = {}
-        da, grads["W2"], grads["b2"] = affine_backward(dscores, cache2, bias_mean=self.mistake == "b2-mean")
-        dh = da * (h >= 0) if self.mistake == "relu-at-zero" else da * (h > 0)
-        _, grads["W1"], grads["b1"] = affine_backward(dh, cache1, bias_mean=self.mistake == "b1-mean")
+        bias_mean = self.mistake == "bias-mean"
+        da, grads["W2"], grads["b2"] = affine_backward(dscores, cache2, bias_mean=bias_mean)
+        _, grads["W1"], grads["b1"] = affine_backward(da * (h > 0), cache1, bias_mean=bias_mean)
         return loss, grads
 
 
@@ -239,7 +270,7 @@ class ColumnNetwork:
         rng = np.random.default_rng(seed)
         self.sizes, self.mistake = sizes, mistake
         self.biases = [rng.standard_normal((y, 1)) for y in sizes[1:]]
-        self.weights = [rng.standard_normal((y, x)) for x, y in zip(sizes[:-1], sizes[1:], strict=False)]
+        self.weights = [rng.standard_normal((y, x)) for x, y in itertools.pairwise(sizes)]
 
     def feedforward(self, a):
         for b, w in zip(self.biases, self.weights, strict=True):

@@ -29,7 +29,7 @@ from manual import schedules as manual_schedules
 from manual.optim import REGISTRY, VARIANTS
 
 
-def _manual_layer(module: nn.Module) -> manual_layers.Node | None:
+def manual_layer(module: nn.Module) -> manual_layers.Node | None:
     """The package's NumPy layer equal to ``module`` (its values copied), or ``None`` for other modules."""
 
     def value(tensor) -> np.ndarray:
@@ -112,24 +112,24 @@ def _layer_conventions(start: nn.Module, user: Any) -> list[tuple[Diagnosis, man
         found.append((conventions.setting_diagnosis("layer", type(start).__name__, settings, defaults, 0.0), changed))
     if type(start) is nn.Dropout and 0.0 < start.p < 1.0:
         found.append((conventions.dropout_keep_diagnosis(start.p, 0.0), nn.Dropout(1.0 - start.p)))
-    return [(diagnosis, _manual_layer(module)) for diagnosis, module in found if _manual_layer(module) is not None]
+    return [(diagnosis, manual_layer(module)) for diagnosis, module in found if manual_layer(module) is not None]
 
 
 def diagnose_layer(start: nn.Module, runs: Sequence, report, dtype: str, user: Any = None) -> Diagnosis | None:
     """A convention of the user's (``compare.check.conventions``) or the catalog's layer mistake
     (``compare.faults.layers``) that reproduces the user's layer."""
-    if _manual_layer(start) is None:
+    if manual_layer(start) is None:
         return None
     for diagnosis, candidate in _layer_conventions(start, user):
         worst = closest(_replay_layer(candidate, runs), dtype)
         if worst is not None:
             return Diagnosis(diagnosis.name, diagnosis.explanation, worst)
-    base = type(_manual_layer(start))
+    base = type(manual_layer(start))
     for fault in CATALOG_LIST:
         if fault.override.layer_base is not base:
             continue
         try:
-            candidate = fault.override.make_layer(_manual_layer(start))
+            candidate = fault.override.make_layer(manual_layer(start))
             worst = closest(_replay_layer(candidate, runs), dtype)
         except Exception:  # a candidate that cannot run on these inputs does not match
             continue
@@ -268,23 +268,22 @@ def diagnose_optimizer(
     )
 
 
-def diagnose_model(
-    start: nn.Sequential,
-    torch_loss: nn.Module,
-    recorded,
-    grads: Mapping,
-    failure,
-    dtype: str,
-    buffers: Mapping | None = None,
-):
-    """The layer or loss mistake behind a failure at step 1 of a model whose layers were recorded:
-    the failing tensor names the piece (``<i>.out`` in the forward stage: layer i; dL/d``<i>.out``:
-    layer i + 1, or the loss after the last layer; ``<i>.weight`` or a buffer ``<i>.running_var``: layer
-    i), which is replayed on the inputs it received; ``buffers``: the running statistics the user's layers
-    keep, by torch's names. ``recorded``: the ``compare.check.model.Recorder`` of that step."""
-    last = len(start) - 1
+def piece_of(failure, last: int) -> str | None:
+    """The piece a failing tensor names: ``loss``, or ``<i>`` for layer i (``<i>.out`` in the forward stage:
+    layer i; dL/d``<i>.out``: layer i + 1, or the loss after the last layer; ``<i>.weight`` or a buffer:
+    layer i); ``None`` for the optimizer's stages."""
     prefix, _, key = failure.tensor.partition(".")
     if failure.stage == "loss" or (failure.stage == "grad" and failure.tensor == f"{last}.out"):
+        return "loss"
+    if not prefix.isdigit() or failure.stage not in ("forward", "grad", "state"):
+        return None
+    return str(int(prefix) + 1 if failure.stage == "grad" and key == "out" else int(prefix))
+
+
+def _piece_inputs(start: nn.Sequential, torch_loss, recorded, grads: Mapping, piece: str, buffers: Mapping | None):
+    """What the piece received and what the user's piece made of it, or ``None`` when not recorded."""
+    last = len(start) - 1
+    if piece == "loss":
         scores = recorded.outputs.get(f"{last}.out")
         if scores is None or recorded.targets is None:
             return None
@@ -292,12 +291,8 @@ def diagnose_model(
         labels = (
             targets.argmax(axis=1) if isinstance(torch_loss, nn.CrossEntropyLoss) and targets.ndim == 2 else targets
         )
-        return diagnose_loss(
-            torch_loss, [(scores, labels, recorded.loss, recorded.output_grads.get(f"{last}.out"))], dtype
-        )
-    if not prefix.isdigit() or failure.stage not in ("forward", "grad", "state"):
-        return None
-    index = int(prefix) + 1 if failure.stage == "grad" and key == "out" else int(prefix)
+        return [(scores, labels, recorded.loss, recorded.output_grads.get(f"{last}.out"))]
+    index = int(piece)
     x = recorded.input if index == 0 else recorded.outputs.get(f"{index - 1}.out")
     dout = recorded.output_grads.get(f"{index}.out")
     if x is None or dout is None:
@@ -309,5 +304,49 @@ def diagnose_model(
         module, _, param = name.partition(".")
         if module == str(index):
             tensors[param] = value
-    run = SimpleNamespace(x=x, dout=dout, tensors=tensors)
-    return diagnose_layer(start[index], [run], None, dtype)
+    return [SimpleNamespace(x=x, dout=dout, tensors=tensors)]
+
+
+def departs(start: nn.Sequential, torch_loss, recorded, grads: Mapping, piece: str, dtype: str, buffers=None) -> bool:
+    """Whether the user's piece departs on its own: torch's piece, replayed on what the user's received,
+    does not reproduce what it made (a piece downstream of a departing one inherits its departure only)."""
+    runs = _piece_inputs(start, torch_loss, recorded, grads, piece, buffers)
+    if runs is None:
+        return True
+    try:
+        with np.errstate(all="ignore"):
+            if piece == "loss":
+                base = LOSSES.get(type(torch_loss))
+                if base is None:
+                    return True
+                pairs = []
+                for scores, labels, loss, dscores in runs:
+                    candidate = base()
+                    value = candidate.forward(scores.copy(), labels)
+                    pairs += [(loss, np.float64(value)), (dscores, candidate.backward())]
+                return closest(pairs, dtype, "loss") is None
+            layer = manual_layer(start[int(piece)])
+            return layer is None or closest(_replay_layer(layer, runs), dtype) is None
+    except Exception:  # torch's piece cannot be replayed here: count the piece as departing
+        return True
+
+
+def diagnose_model(
+    start: nn.Sequential,
+    torch_loss: nn.Module,
+    recorded,
+    grads: Mapping,
+    failure,
+    dtype: str,
+    buffers: Mapping | None = None,
+):
+    """The layer or loss mistake behind a failure at step 1 of a model whose layers were recorded: the piece
+    the failing tensor names (``piece_of``) is replayed on the inputs it received; ``buffers``: the running
+    statistics the user's layers keep, by torch's names. ``recorded``: the ``compare.check.model.Recorder``."""
+    piece = piece_of(failure, len(start) - 1)
+    runs = None if piece is None else _piece_inputs(start, torch_loss, recorded, grads, piece, buffers)
+    if runs is None:
+        return None
+    if piece == "loss":
+        return diagnose_loss(torch_loss, runs, dtype)
+    return diagnose_layer(start[int(piece)], runs, None, dtype)

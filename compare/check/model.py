@@ -86,6 +86,9 @@ class Recorder:
         return recorded
 
 
+HISTORY_STEPS = 5  # steps of gradients and parameters kept for the optimizer's diagnosis
+
+
 class UserModelSide:
     """The user's model and optimizer, seen by the engine under torch's names and layout.
 
@@ -121,12 +124,18 @@ class UserModelSide:
         self._user_grads: dict[str, Any] = {}
         self.kept_buffers: dict[str, Any] = {}
         self.dropout: list[int] = []  # the layers whose masks torch applies (check_model sets them)
+        self.batch: tuple[np.ndarray, np.ndarray] | None = None  # this step's, as torch received it
+        self.loss: Any = None  # this step's, as the user's code returned it
+        # The first steps' gradients, parameters after the update and lr, in torch's names (the diagnosis
+        # replays the optimizer's known mistakes on them): a few steps only, a large network's copies add up.
+        self.history: list[tuple[dict, dict, float | None]] = []
 
     def train_pass(self, x: np.ndarray, y: np.ndarray, masks: Mapping[int, np.ndarray] | None = None) -> Pass:
         """One forward and backward of the user's own code; the layers' outputs and dL/d(output) are
         recorded as the user's ``gradient`` calls them (no second pass: running statistics move once)."""
         self.step += 1
         self.recorder.clear()
+        self.batch = (np.array(x, copy=True), np.array(y, copy=True))
         if self.function is not None:
             call = (self.function, guard.fresh(self.params), guard.fresh(x), guard.fresh(y))
             loss, grads = guard.call(self.step, "loss", "model(params, x, y)", *call)
@@ -141,6 +150,7 @@ class UserModelSide:
         output_grads = dict(self.recorder.output_grads) if self.per_layer else None
         self.kept_buffers = _layer_buffers(ordered_layers(self.model) or []) if self.per_layer else {}
         masks = self._masks(x) if self.dropout else {}
+        self.loss = guard.as_array(loss)
         return Pass(np.float64(guard.as_array(loss)), self.grads(), outputs, output_grads, masks)
 
     def _masks(self, x: np.ndarray) -> dict[int, np.ndarray]:
@@ -164,7 +174,11 @@ class UserModelSide:
     def update(self) -> None:
         user_grads = {link.user: self._user_grads.get(link.user) for link in self.links.values()}
         grads = {name: np.asarray(g) for name, g in user_grads.items() if g is not None}
+        lr = self.optimizer.lr()
+        compared = self.grads()
         self.optimizer.step(self.step, grads, copy=False)
+        if self.step <= HISTORY_STEPS:
+            self.history.append((compared, {k: np.array(v) for k, v in self.parameters().items()}, lr))
 
     def end_step(self) -> None:
         if self.schedule is not None:

@@ -128,4 +128,3 @@ def adapt(model: Any, torch_loss: Callable) -> tuple[Any, str]:
     if form == "loss-grads":
         return LossGrads(model), form
     return model, form
-

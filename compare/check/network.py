@@ -12,9 +12,9 @@ from torch import nn
 
 import compare.check.guard as guard
 import compare.check.model_forms as model_forms
-from compare.check.diagnose import diagnose_model
 from compare.check.mapping import Link, resolve
 from compare.check.model import UserModelSide, last_layer, ordered_layers
+from compare.check.model_diagnosis import ModelDiagnoser
 from compare.check.optimizer import UserOptimizer, parse
 from compare.check.report import Report
 from compare.core import engine
@@ -143,7 +143,7 @@ def check_model(
     layout = "out_in" if form == "column" and layout is None else layout  # columns: W x, weights (out, in)
     links = resolve({n: tuple(p.shape) for n, p in torch_copy.named_parameters()}, user_params, mapping, layout, True)
     _load(torch_copy, user_params, links)
-    start = copy.deepcopy(torch_copy) if per_layer_possible(model, function, torch_copy) else None
+    start = copy.deepcopy(torch_copy)  # the diagnosis replays from the starting values
     parsed = parse(lr_schedule)
     reference = _reference(torch_copy, torch_loss, torch_optimizer, parsed)
     hyperparameters = reference.twin.optimizer.defaults
@@ -168,9 +168,10 @@ def check_model(
         writers.start(
             {"check": "model", "steps": steps, "dtype": dtype, "optimizer": type(user_optimizer.opt).__name__}
         )
-    first = Diagnoser(start, torch_loss, side, report, dtype) if per_layer and start is not None else None
-    result = _train(lockstep, _batches(X, y, batch_size, batches, seed, dtype), steps, report, writers, first)
+    diagnoser = ModelDiagnoser(start, torch_loss, side, report, dtype, per_layer)
+    result = _train(lockstep, _batches(X, y, batch_size, batches, seed, dtype), steps, report, writers, diagnoser)
     report.checks = [check for record in result.records for check in record.checks]
+    diagnoser.finish(reference.twin.optimizer, parsed)
     _notes(report, links, side, per_layer, layers)
     if writers is not None:
         writers.finish(str(report))
@@ -180,24 +181,6 @@ def check_model(
 def per_layer_possible(model: Any, function: Callable | None, torch_copy: nn.Sequential) -> bool:
     layers = ordered_layers(model) if function is None else None
     return layers is not None and last_layer(model) is not None and len(layers) == len(torch_copy)
-
-
-class Diagnoser:
-    """At step 1, when it fails, the layer or loss mistake replayed on what the user's pieces received."""
-
-    def __init__(self, start: nn.Sequential, torch_loss: nn.Module, side: UserModelSide, report: Report, dtype: str):
-        self.start, self.torch_loss, self.side, self.report, self.dtype = start, torch_loss, side, report, dtype
-
-    def __call__(self, record: StepRecord) -> None:
-        failure = record.first_failure
-        if record.step != 1 or failure is None:
-            return
-        self.report.diagnosed = True
-        recorder, grads = self.side.recorder, self.side.grads()
-        buffers = self.side.kept_buffers
-        self.report.diagnosis = diagnose_model(
-            self.start, self.torch_loss, recorder, grads, failure, self.dtype, buffers
-        )
 
 
 def _train(lockstep: engine.Lockstep, batches: Iterator, steps: int, report: Report, writers, diagnose) -> RunResult:

@@ -7,7 +7,11 @@ the CLI prints, ``to_json()`` the machine-readable form, ``_repr_html_`` the Jup
 
 import html
 import json
+import math
 from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
 
 from compare.core.records import Check
 from compare.core.tolerances import STAGES
@@ -63,6 +67,20 @@ class Diagnosis:
         return f"{self.name}: {self.explanation} (reproduced to {self.max_rel:.1g}{also})"
 
 
+@dataclass(frozen=True)
+class Part:
+    """One departing piece of the user's code (a layer, the loss, the optimizer), with its own first failure
+    and diagnosis: when several depart, each is listed, so a tiny departure cannot mask a gross one."""
+
+    name: str  # "layer 2 (Linear)", "loss (CrossEntropyLoss)", "optimizer (Adam)"
+    failure: Failure
+    diagnosis: Diagnosis | None = None
+
+    def line(self) -> str:
+        named = self.diagnosis.line() if self.diagnosis is not None else "no known mistake reproduces it"
+        return f"{self.name}: {self.failure.line()}; diagnosis: {named}"
+
+
 @dataclass(repr=False)
 class Report:
     """Every comparison made (``checks``, in the order made), the first failure, the diagnosis.
@@ -78,6 +96,7 @@ class Report:
     diagnosed: bool = False
     notes: list[str] = field(default_factory=list)
     steps: int = 0
+    parts: list[Part] = field(default_factory=list)  # every departing piece, when more than the first was found
 
     @property
     def first_failure(self) -> Failure | None:
@@ -112,38 +131,51 @@ class Report:
             lines.append(f"diagnosis: {self.diagnosis.line()}")
         elif self.diagnosed:
             lines.append("diagnosis: no known mistake or textbook variant reproduces your numbers")
+        if len(self.parts) > 1:
+            lines.extend(f"departs: {part.line()}" for part in self.parts)
         lines.extend(f"note: {note}" for note in self.notes)
         return "\n".join(lines)
 
     __repr__ = __str__  # the table, in a REPL and in pytest's assertion messages
 
     def to_dict(self) -> dict:
+        """The report as JSON-ready data: non-finite numbers (an infinite ``max_rel``) are ``None``."""
         failure = self.first_failure
-        return {
-            "kind": self.kind,
-            "passed": self.passed,
-            "steps": self.steps,
-            "first_failure": None if failure is None else failure.__dict__,
-            "diagnosis": None if self.diagnosis is None else self.diagnosis.__dict__,
-            "notes": list(self.notes),
-            "checks": [
-                {
-                    "step": c.step,
-                    "stage": c.stage,
-                    "tensor": c.tensor,
-                    "max_abs": c.diff.max_abs,
-                    "max_rel": c.diff.max_rel,
-                    "tolerance": c.max_rel,
-                    "problem": c.diff.problem,
-                    "passed": c.passed,
-                }
-                for c in self.checks
-            ],
-        }
+        return finite(
+            {
+                "kind": self.kind,
+                "passed": self.passed,
+                "steps": self.steps,
+                "first_failure": None if failure is None else failure.__dict__,
+                "diagnosis": None if self.diagnosis is None else self.diagnosis.__dict__,
+                "notes": list(self.notes),
+                "parts": [
+                    {
+                        "name": part.name,
+                        "first_failure": part.failure.__dict__,
+                        "diagnosis": None if part.diagnosis is None else part.diagnosis.__dict__,
+                    }
+                    for part in self.parts
+                ],
+                "checks": [
+                    {
+                        "step": c.step,
+                        "stage": c.stage,
+                        "tensor": c.tensor,
+                        "max_abs": c.diff.max_abs,
+                        "max_rel": c.diff.max_rel,
+                        "tolerance": c.max_rel,
+                        "problem": c.diff.problem,
+                        "passed": c.passed,
+                    }
+                    for c in self.checks
+                ],
+            }
+        )
 
     def to_json(self) -> str:
-        """JSON (``inf`` written as ``Infinity``, as Python's json module reads it back)."""
-        return json.dumps(self.to_dict(), indent=2)
+        """Valid JSON: a non-finite number (an infinite ``max_rel``, a NaN) is written as ``null``."""
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False)
 
     def _repr_html_(self) -> str:
         colour = "#1a7f37" if self.passed else "#cf222e"
@@ -160,6 +192,19 @@ class Report:
             "<table><tr><th>stage</th><th>worst tensor</th><th>max_rel</th><th>tolerance</th><th></th></tr>"
             f"{rows}</table>{extra}</div>"
         )
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by ``None`` (JSON has no inf or NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(item) for item in value]
+    if isinstance(value, np.generic):
+        return finite(value.item())
+    return value
 
 
 def assert_parity(report: Report) -> Report:
