@@ -190,6 +190,12 @@ def first_match(candidates: Iterable[tuple[str, str, Callable[[], float | None]]
     return Diagnosis(first.name, first.explanation, first.max_rel, tuple(m.name for m in matches[1:]))
 
 
+def _built(rule: type, hyperparameters: Mapping[str, Any]) -> Any:
+    """``rule`` from the hyperparameters it takes (torch's resolved defaults hold more: foreach, fused, ...)."""
+    accepted = {f.name for f in fields(rule)}
+    return rule(**{key: value for key, value in hyperparameters.items() if key in accepted})
+
+
 def _optimizer_candidates(torch_class: type, hyperparameters: Mapping[str, Any], scheduled: bool) -> list:
     """(name, explanation, factory, schedule_first) for every textbook variant and known mistake of
     ``torch_class``, the variants first (a textbook form is the likelier origin of the same numbers)."""
@@ -206,9 +212,9 @@ def _optimizer_candidates(torch_class: type, hyperparameters: Mapping[str, Any],
     for fault in CATALOG_LIST:
         rule = fault.override.optimizer
         if rule is not None and any(issubclass(rule, entry.rule) for entry in entries):
-            candidates.append((fault.name, fault.description, lambda rule=rule: rule(**hp), False))
+            candidates.append((fault.name, fault.description, lambda rule=rule: _built(rule, hp), False))
         if fault.override.schedule_first and scheduled and entries:
-            candidates.append((fault.name, fault.description, lambda: entries[0].rule(**hp), True))
+            candidates.append((fault.name, fault.description, lambda: _built(entries[0].rule, hp), True))
     return candidates
 
 

@@ -9,7 +9,8 @@ Layers:
   ``backward(dout, cache) -> (dx, *dparams)`` (or dx alone), with ``params=[w, b]`` in the order
   ``forward`` takes them (named by its signature: ``affine_forward(x, w, b)`` → ``w``, ``b``) and
   ``config=`` the dict it takes last (a batch norm's ``mode``, ``eps``, ``momentum`` and running
-  statistics, a dropout's ``p`` and ``mode``), handed a copy with ``mode="train"``.
+  statistics, a dropout's ``p`` and ``mode``), handed a copy with ``mode="train"`` (an empty one when
+  ``forward`` takes one more argument than ``params`` and none is given).
 
 Losses: an object with ``forward(scores, targets)`` and ``backward()``; a pair ``(loss_fn, grad_fn)``; a
 function ``loss(scores, targets) -> (loss, dscores)``.
@@ -58,6 +59,16 @@ def param_names(forward: Callable, count: int) -> list[str]:
     return names if len(names) == count and len(set(names)) == count else [f"p{i}" for i in range(count)]
 
 
+def positional_count(function: Callable) -> int:
+    """How many positional parameters ``function`` takes; -1 when it cannot say."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return -1
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(1 for p in parameters if p.kind in kinds)
+
+
 class FunctionalLayer:
     """A ``(forward, backward)`` pair as a layer object: ``params`` and ``grads`` dicts by the names
     ``forward`` gives them, the config dict as ``buffers`` (where the running statistics are kept)."""
@@ -67,6 +78,8 @@ class FunctionalLayer:
         names = param_names(forward, len(params))
         self.params = {name: np.asarray(value) for name, value in zip(names, params, strict=True)}
         self.grads: dict[str, Any] = {}
+        if config is None and positional_count(forward) == len(params) + 2:
+            config = {}  # forward(x, *params, config): a config it was not given starts empty
         self.config = None if config is None else dict(config)
         if self.config is not None:
             self.config.setdefault("mode", "train")

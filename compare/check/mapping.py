@@ -42,7 +42,9 @@ class Link:
 
     def to_torch(self, value: np.ndarray) -> np.ndarray:
         value = value.T if self.transposed else value
-        return np.reshape(value, self.shape) if self.shape is not None and np.ndim(value) == 2 else value
+        if self.shape is not None and np.ndim(value) == 2 and np.size(value) == int(np.prod(self.shape)):
+            return np.reshape(value, self.shape)
+        return value  # another shape: compared as it is, and found wrong
 
     def label(self) -> str:
         return f"{self.user}.T" if self.transposed else self.user

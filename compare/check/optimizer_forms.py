@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from compare.check.forms import positional_count
+
 CONFIG_NAMES: dict[str, tuple[str, int | None]] = {
     "learning_rate": ("lr", None),
     "lr": ("lr", None),
@@ -39,16 +41,6 @@ STATE_NAMES: dict[str, dict[str, str]] = {
     "RMSprop": {"cache": "square_avg", "square_avg": "square_avg", "t": "step"},
     "Adagrad": {"cache": "sum", "sum": "sum", "t": "step"},
 }
-
-
-def positional_count(function: Any) -> int:
-    """How many positional parameters ``function`` takes (bound methods without ``self``); -1 unknown."""
-    try:
-        parameters = inspect.signature(function).parameters.values()
-    except (TypeError, ValueError):
-        return -1
-    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return sum(1 for p in parameters if p.kind in kinds)
 
 
 def is_function(optimizer: Any) -> bool:
