@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 import compare
-from compare.errors import InputError
 
 RNG = np.random.default_rng(11)
 X = RNG.standard_normal((8, 4))  # 8 samples, 4 features: nothing square against 3 or 5 outputs
@@ -28,6 +27,7 @@ def named(report):
     return None if report.diagnosis is None else report.diagnosis.name
 
 
+DROPOUT = (tb.dropout_forward, tb.dropout_backward)
 AFFINE = ((tb.affine_forward, tb.affine_backward), nn.Linear(4, 3), X, {"params": [W, B]})
 LAYERS = {
     "affine": (AFFINE, None, None),
@@ -49,7 +49,8 @@ LAYERS = {
         "convention:eps",
     ),
     "batchnorm, constant statistics": (
-        ((tb.batchnorm_forward, tb.batchnorm_backward_constant_stats), nn.BatchNorm1d(5), X5, {"params": [GAMMA, BETA]}),
+        ((tb.batchnorm_forward, tb.batchnorm_backward_constant_stats), nn.BatchNorm1d(5), X5,
+         {"params": [GAMMA, BETA]}),
         (1, "grad", "dx"),
         "batchnorm-backward-constant-stats",
     ),
@@ -59,9 +60,9 @@ LAYERS = {
         (2, "state", "running_var"),  # step 1's running statistics are where the user's started (none given)
         "batchnorm-biased-running-var",
     ),
-    "dropout": (((tb.dropout_forward, tb.dropout_backward), nn.Dropout(0.2), X5, {"config": {"p": 0.2, "seed": 1}}), None, None),
+    "dropout": ((DROPOUT, nn.Dropout(0.2), X5, {"config": {"p": 0.2, "seed": 1}}), None, None),
     "dropout, p kept": (
-        ((tb.dropout_forward, tb.dropout_backward), nn.Dropout(0.2), X5, {"config": {"p": 0.2, "seed": 1, "p_is_keep": True}}),
+        (DROPOUT, nn.Dropout(0.2), X5, {"config": {"p": 0.2, "seed": 1, "p_is_keep": True}}),
         (1, "forward", "out"),
         "convention:dropout-keep-probability",
     ),
@@ -72,7 +73,9 @@ LAYERS = {
         "dropout-backward-without-mask",
     ),
     "dict layer made on first forward, (1, n) bias": ((tb.DictDense(3), nn.Linear(4, 3), X, {}), None, None),
-    "dict layer, bias averaged": ((tb.DictDense(3, mistake="bias-mean"), nn.Linear(4, 3), X, {}), (1, "grad", "db"), "bias-grad-averaged"),
+    "dict layer, bias averaged": (
+        (tb.DictDense(3, mistake="bias-mean"), nn.Linear(4, 3), X, {}), (1, "grad", "db"), "bias-grad-averaged"
+    ),
     "dict layer, bias per example": (
         (tb.DictDense(3, mistake="bias-per-example"), nn.Linear(4, 3), X, {}), (1, "grad", "db"), "bias-grad-not-summed"
     ),
@@ -110,11 +113,15 @@ class SVMTwin:
 
 LOSSES = {
     "softmax_loss": ((tb.softmax_loss, nn.CrossEntropyLoss()), None, None),
-    "softmax_loss, 1e-7 in the log": ((tb.softmax_loss_log_eps, nn.CrossEntropyLoss()), (1, "loss", "loss"), "cross-entropy-log-eps"),
+    "softmax_loss, 1e-7 in the log": (
+        (tb.softmax_loss_log_eps, nn.CrossEntropyLoss()), (1, "loss", "loss"), "cross-entropy-log-eps"
+    ),
     "softmax_loss, gradient summed": (
         (tb.softmax_loss_grad_sum, nn.CrossEntropyLoss()), (1, "grad", "dscores"), "cross-entropy-grad-without-mean"
     ),
-    "svm_loss against MultiMarginLoss": ((tb.svm_loss, nn.MultiMarginLoss()), (1, "loss", "loss"), "convention:per-class-mean"),
+    "svm_loss against MultiMarginLoss": (
+        (tb.svm_loss, nn.MultiMarginLoss()), (1, "loss", "loss"), "convention:per-class-mean"
+    ),
     "svm_loss against a callable twin": ((tb.svm_loss, SVMTwin()), None, None),
 }  # fmt: skip
 
@@ -145,9 +152,13 @@ OPTIMIZERS = {
     "rmsprop": ((tb.rmsprop, torch.optim.RMSprop, {"lr": 1e-2}, {}), None, None),
     "adam": ((tb.adam, *ADAM, {}), None, None),
     "adam, epsilon 1e-7": (
-        (tb.adam, *ADAM, {"config": {"learning_rate": 1e-3, "epsilon": 1e-7}}), (1, "param", "0.weight"), "convention:eps"
+        (tb.adam, *ADAM, {"config": {"learning_rate": 1e-3, "epsilon": 1e-7}}),
+        (1, "param", "0.weight"),
+        "convention:eps",
     ),
-    "adam, no bias correction": ((tb.adam_no_bias_correction, *ADAM, {}), (1, "param", "0.weight"), "adam-no-bias-correction"),
+    "adam, no bias correction": (
+        (tb.adam_no_bias_correction, *ADAM, {}), (1, "param", "0.weight"), "adam-no-bias-correction"
+    ),
     "adam, eps inside the root": ((tb.adam_eps_inside, *ADAM, {}), (1, "param", "0.weight"), "adam-eps-inside-root"),
     "per-parameter object": ((tb.AdamObject(eps=1e-8), *ADAM, {}), None, None),
     "per-parameter object, eps 1e-7": ((tb.AdamObject(), *ADAM, {}), (1, "param", "0.weight"), "convention:eps"),
