@@ -36,11 +36,45 @@ class ModuleSide(TorchSide):
     too): the twin is the user's code, so an exception in it is a finding."""
 
     steps_begun = 0
+    _floors: dict[str, float] = {}  # noqa: RUF012 (replaced, never mutated)
+
+    def train_pass(self, x: np.ndarray, y: np.ndarray, masks: Mapping[int, np.ndarray] | None = None):
+        """torch's pass; each parameter's update floor is taken from it before the update changes anything."""
+        reference = super().train_pass(x, y, masks)
+        self._floors = update_floors(self.model, reference.floors.get("grad", {}), self.optimizer)
+        return reference
+
+    def param_floors(self) -> dict[str, float]:
+        """The magnitude of the terms of each parameter's update, its floor in the param stage."""
+        return self._floors
 
     def forward_backward(self, x: np.ndarray, y: np.ndarray, masks: Mapping[int, np.ndarray]):
         """torch's forward and backward; the twin is the user's code too, so an exception is a finding."""
         self.steps_begun += 1
         return guard.call(self.steps_begun, "forward", "torch_model(x)", super().forward_backward, x, y, masks)
+
+
+ADAPTIVE = (torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop, torch.optim.Adagrad)
+
+
+def update_floors(model: nn.Module, grad_floors: Mapping[str, float], optimizer: torch.optim.Optimizer) -> dict:
+    """θ' = θ − γ·u(g): the terms are |θ| and γ·|u|. For SGD, u's terms are g's floor (÷ (1 − μ) with
+    momentum); an adaptive rule divides g by its own scale, so u's rounding is g's relative rounding
+    amplified by κ = g's floor / |g| (a parameter whose exact gradient is 0 updates by amplified noise,
+    which this floor lets pass; a real difference in the rule is of the size of γ and still fails)."""
+    group = optimizer.param_groups[0]
+    lr, momentum = float(group["lr"]), float(group.get("momentum", 0.0) or 0.0)
+    floors = {}
+    for name, param in model.named_parameters():
+        floor = grad_floors.get(name, 0.0)
+        grad = 0.0 if param.grad is None else float(param.grad.detach().abs().max())
+        if isinstance(optimizer, ADAPTIVE):
+            tiny = floor * float(torch.finfo(param.dtype).eps)  # κ at most 1/ε: a finite floor
+            update = floor / max(grad, tiny) if floor > 0 else 1.0
+        else:
+            update = floor / (1.0 - momentum) if momentum < 1 else floor
+        floors[name] = float(param.detach().abs().max()) + lr * update
+    return floors
 
 
 def _torch_optimizer(torch_optimizer: Any, model: nn.Module) -> torch.optim.Optimizer:
