@@ -259,7 +259,7 @@ class TwoLayerModel:
 
 
 def sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z))
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -500, 500)))
 
 
 class ColumnNetwork:
@@ -304,3 +304,26 @@ class ColumnNetwork:
 def half_sum_per_sample(output, target):
     """The column network's cost as a torch loss: ½‖a − y‖² per sample, averaged over the batch."""
     return 0.5 * ((output - target) ** 2).sum(dim=1).mean()
+
+
+# --- a dropout layer object for a layered network (forward(x, train_flg=True), a boolean mask kept)
+
+
+class DropoutLayer:
+    """``inverted=False``: the book's form, scaling at test time instead (x·mask in training)."""
+
+    def __init__(self, dropout_ratio=0.5, inverted=True, seed=0):
+        self.dropout_ratio, self.inverted = dropout_ratio, inverted
+        self.rng = np.random.default_rng(seed)
+        self.mask = None
+
+    def forward(self, x, train_flg=True):
+        if not train_flg:
+            return x if self.inverted else x * (1.0 - self.dropout_ratio)
+        self.mask = self.rng.random(x.shape) > self.dropout_ratio
+        scale = 1.0 / (1.0 - self.dropout_ratio) if self.inverted else 1.0
+        return x * self.mask * scale
+
+    def backward(self, dout):
+        scale = 1.0 / (1.0 - self.dropout_ratio) if self.inverted else 1.0
+        return dout * self.mask * scale

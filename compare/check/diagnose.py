@@ -310,7 +310,8 @@ def _piece_inputs(start: nn.Sequential, torch_loss, recorded, grads: Mapping, pi
         module, _, param = name.partition(".")
         if module == str(index):
             tensors[param] = value
-    return [SimpleNamespace(x=x, dout=dout, tensors=tensors)]
+    mask = getattr(recorded, "masks", {}).get(index)  # a dropout's draw, as check_model found it
+    return [SimpleNamespace(x=x, dout=dout, tensors=tensors, mask=mask)]
 
 
 def departs(start: nn.Sequential, torch_loss, recorded, grads: Mapping, piece: str, dtype: str, buffers=None) -> bool:

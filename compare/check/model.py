@@ -51,6 +51,7 @@ class Recorder:
         self.loss: Any = None
         self.input: np.ndarray | None = None  # what the first layer received (the diagnosis replays from it)
         self.targets: Any = None  # what the loss layer received
+        self.masks: dict[int, np.ndarray] = {}  # the dropout layers' draws, by layer index
         for i, layer in enumerate(layers):
             layer.forward = self._forward(f"{i}.out", layer.forward)
             layer.backward = self._backward(f"{i}.out", layer.backward)
@@ -150,6 +151,7 @@ class UserModelSide:
         output_grads = dict(self.recorder.output_grads) if self.per_layer else None
         self.kept_buffers = _layer_buffers(ordered_layers(self.model) or []) if self.per_layer else {}
         masks = self._masks(x) if self.dropout else {}
+        self.recorder.masks = masks  # the diagnosis replays a dropout layer with the user's draw
         self.loss = guard.as_array(loss)
         return Pass(np.float64(guard.as_array(loss)), self.grads(), outputs, output_grads, masks)
 
