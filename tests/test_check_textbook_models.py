@@ -215,3 +215,32 @@ def test_an_unknown_form_is_one_input_error_before_any_work(case):
         call()
     assert accepted in str(error.value)
     assert time.perf_counter() - start < 0.5  # refused up front (a check would take longer), on a loaded machine too
+
+
+class CountsThreads:
+    """An identity recording, while the check runs it, how many torch and BLAS threads there are."""
+
+    def forward(self, x):
+        from threadpoolctl import threadpool_info
+
+        self.seen = (
+            torch.get_num_threads(),
+            {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"},
+        )
+        return x.copy()
+
+    def backward(self, dout):
+        if self.seen[0] != 1 or self.seen[1] - {1}:  # (no BLAS library found: nothing to limit)
+            raise RuntimeError(f"threads while checking: {self.seen}")
+        return dout.copy()
+
+
+def test_a_small_check_runs_single_threaded_and_restores_the_threads_after():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        report = compare.check_layer(CountsThreads(), nn.Identity(), X)
+        assert report.passed, report
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

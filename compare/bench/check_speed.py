@@ -6,9 +6,15 @@ own loop, and ``check_model`` (both, every tensor compared); it prints each one'
 of ``repeats``, process time, so that other processes on a shared machine count less) and the ratio
 ``check / (user + torch)``. The issue's target is 1.3. Run it with one BLAS thread
 (``OPENBLAS_NUM_THREADS=1``) for a process time that is not spread over idle threads.
+
+``python -m compare.bench.check_speed --small`` times, wall-clock after imports, a 60-step optimizer check
+and a 30-step check of a small (2-16-16-3) network while another process keeps a core busy: small checks
+run single-threaded (``compare.check.threads``), so they do not wait on threads that busy core would hold.
 """
 
 import itertools
+import multiprocessing
+import sys
 import time
 from collections import OrderedDict
 
@@ -17,6 +23,7 @@ import torch
 from torch import nn
 
 from compare.check.network import check_model
+from compare.check.optimizer import check_optimizer
 
 WIDTHS = (784, 512, 512, 10)
 BATCH = 256
@@ -60,11 +67,11 @@ class _SoftmaxWithLoss:
 class TextbookNet:
     """``params`` W1, b1, ... stored (in, out); ordered ``layers``; ``lastLayer``; ``loss`` and ``gradient``."""
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, widths: tuple[int, ...] = WIDTHS) -> None:
         rng = np.random.default_rng(seed)
         self.params, self.layers = {}, OrderedDict()
-        count = len(WIDTHS) - 1
-        for k, (fan_in, fan_out) in enumerate(itertools.pairwise(WIDTHS), start=1):
+        count = len(widths) - 1
+        for k, (fan_in, fan_out) in enumerate(itertools.pairwise(widths), start=1):
             self.params[f"W{k}"] = rng.standard_normal((fan_in, fan_out)) * np.sqrt(2 / fan_in)
             self.params[f"b{k}"] = np.zeros(fan_out)
             self.layers[f"Affine{k}"] = _Affine(self.params[f"W{k}"], self.params[f"b{k}"])
@@ -83,7 +90,7 @@ class TextbookNet:
         for layer in reversed(self.layers.values()):
             dout = layer.backward(dout)
         grads = {}
-        for k in range(1, len(WIDTHS)):
+        for k in range(1, len(self.params) // 2 + 1):
             grads[f"W{k}"], grads[f"b{k}"] = self.layers[f"Affine{k}"].dW, self.layers[f"Affine{k}"].db
         return grads
 
@@ -97,10 +104,10 @@ class _SGD:
             params[key] -= self.lr * grads[key]
 
 
-def _twin() -> nn.Sequential:
+def _twin(widths: tuple[int, ...] = WIDTHS) -> nn.Sequential:
     modules: list[nn.Module] = []
-    for k, (fan_in, fan_out) in enumerate(itertools.pairwise(WIDTHS)):
-        modules += [nn.Linear(fan_in, fan_out)] + ([nn.ReLU()] if k < len(WIDTHS) - 2 else [])
+    for k, (fan_in, fan_out) in enumerate(itertools.pairwise(widths)):
+        modules += [nn.Linear(fan_in, fan_out)] + ([nn.ReLU()] if k < len(widths) - 2 else [])
     return nn.Sequential(*modules).double()
 
 
@@ -144,7 +151,68 @@ def measure(steps: int = 30, repeats: int = 5, lr: float = 0.01) -> dict[str, fl
     return {**times, "ratio": times["check"] / (times["user"] + times["torch"])}
 
 
+class _Adam:
+    """The textbook Adam, state under its own names."""
+
+    def __init__(self, lr: float) -> None:
+        self.lr, self.t, self.m, self.v = lr, 0, {}, {}
+
+    def update(self, params, grads):
+        self.t += 1
+        for key in params:
+            self.m[key] = 0.9 * self.m.get(key, 0) + 0.1 * grads[key]
+            self.v[key] = 0.999 * self.v.get(key, 0) + 0.001 * grads[key] ** 2
+            m_hat, v_hat = self.m[key] / (1 - 0.9**self.t), self.v[key] / (1 - 0.999**self.t)
+            params[key] -= self.lr * m_hat / (np.sqrt(v_hat) + 1e-8)
+
+
+SMALL_WIDTHS = (2, 16, 16, 3)
+
+
+def _optimizer_check() -> None:
+    report = check_optimizer(_Adam(0.01), torch.optim.Adam, {"lr": 0.01}, steps=60, state_map={"exp_avg": "m"})
+    assert report.passed, report
+
+
+def _network_check() -> None:
+    rng = np.random.default_rng(2)
+    X, y = rng.standard_normal((120, 2)), rng.integers(0, 3, 120)
+    net, twin = TextbookNet(widths=SMALL_WIDTHS), _twin(SMALL_WIDTHS)
+    report = check_model(net, twin, nn.CrossEntropyLoss(), X, y, batch_size=20, steps=30, layout="in_out")
+    assert report.passed, report
+
+
+SMALL_CASES = {"optimizer check (60 steps)": _optimizer_check, "network check (30 steps)": _network_check}
+
+
+def _busy() -> None:
+    while True:  # another process keeping a core busy, as a second test worker or a build would
+        pass
+
+
+def measure_small(repeats: int = 5) -> dict[str, float]:
+    """Wall-clock seconds (least of ``repeats``, after imports) of a 60-step optimizer check and a 30-step
+    small-network check, the checks' own thread settings left alone (``compare.check.threads``: one thread
+    for small checks), while another process keeps one core busy."""
+    busy = multiprocessing.Process(target=_busy, daemon=True)
+    busy.start()
+    try:
+        return {name: min(_wall(case) for _ in range(repeats)) for name, case in SMALL_CASES.items()}
+    finally:
+        busy.terminate()
+        busy.join()
+
+
+def _wall(function) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
 if __name__ == "__main__":
-    torch.set_num_threads(1)
-    result = measure()
-    print(", ".join(f"{key} {value:.3f}" for key, value in result.items()))
+    if "--small" in sys.argv:
+        print(", ".join(f"{key} {value:.3f} s" for key, value in measure_small().items()))
+    else:
+        torch.set_num_threads(1)
+        result = measure()
+        print(", ".join(f"{key} {value:.3f}" for key, value in result.items()))

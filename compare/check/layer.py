@@ -27,6 +27,7 @@ from compare.check.access import Access
 from compare.check.diagnose import diagnose_layer
 from compare.check.mapping import BUFFER_NAMES, Link, resolve
 from compare.check.report import Report
+from compare.check.threads import small_check
 from compare.core import scales
 from compare.core.checks import Checks
 from torch_ref import InjectedMasks
@@ -122,6 +123,7 @@ class Setup:
         self.start = copy.deepcopy(self.module)
 
 
+@small_check
 def check_layer(
     layer: Any,
     torch_module: nn.Module,

@@ -21,6 +21,7 @@ import compare.check.forms as forms
 import compare.check.guard as guard
 from compare.check.diagnose import diagnose_loss
 from compare.check.report import Report
+from compare.check.threads import small_check
 from compare.core import scales
 from compare.core.checks import Checks
 from compare.core.tolerances import tolerance
@@ -62,6 +63,7 @@ def package_labels(torch_loss: nn.Module, targets: np.ndarray) -> np.ndarray:
     return targets
 
 
+@small_check
 def check_loss(
     loss: Any,
     torch_loss: Callable,

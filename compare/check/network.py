@@ -17,6 +17,7 @@ from compare.check.model import UserModelSide, last_layer, ordered_layers
 from compare.check.model_diagnosis import ModelDiagnoser
 from compare.check.optimizer import UserOptimizer, parse
 from compare.check.report import Report
+from compare.check.threads import small_check
 from compare.core import engine
 from compare.core.records import RunResult, StepRecord
 from compare.core.torch_side import TorchSide
@@ -144,6 +145,7 @@ def _user_params(model: Any, form: str, params: Mapping | None, dtype: str) -> t
     return model.params, None
 
 
+@small_check
 def check_model(
     model: Any,
     torch_model: nn.Module,

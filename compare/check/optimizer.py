@@ -32,6 +32,7 @@ from compare.check.diagnose import diagnose_optimizer
 from compare.check.forms import found
 from compare.check.report import Failure, Report
 from compare.check.stream import GradientStream
+from compare.check.threads import small_check
 from compare.core import scales
 from compare.core.checks import Checks
 from compare.errors import InputError
@@ -194,6 +195,7 @@ def parse(lr_schedule: str | None) -> list | None:
         raise InputError(f"lr_schedule: {error}") from None
 
 
+@small_check
 def check_optimizer(
     optimizer: Any,
     torch_optimizer_class: type[torch.optim.Optimizer],
