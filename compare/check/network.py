@@ -182,11 +182,7 @@ def check_model(
     start = copy.deepcopy(torch_copy)  # the diagnosis replays from the starting values
     parsed = parse(lr_schedule)
     reference = _reference(torch_copy, torch_loss, torch_optimizer, parsed)
-    hyperparameters = reference.twin.optimizer.defaults
-    user_optimizer = UserOptimizer(
-        optimizer if optimizer is not None else SGD(lr=DEFAULT_LR), user_params,
-        hyperparameters=hyperparameters, torch_class=type(reference.twin.optimizer).__name__,
-    )  # fmt: skip
+    user_optimizer = _user_optimizer(optimizer, user_params, reference.twin.optimizer)
     layers = ordered_layers(model) if function is None else None
     per_layer = per_layer_possible(model, function, torch_copy)
     side = UserModelSide(
@@ -198,12 +194,7 @@ def check_model(
     steps = steps if steps is not None else (len(list(batches)) if isinstance(batches, list) else 20)
     report = Report("model", steps=steps)
     lockstep = engine.Lockstep(side, reference, engine.Options(dtype=dtype))
-    writers = None
-    if tensorboard_dir is not None:
-        writers = RunWriters(Path(tensorboard_dir), dtype, LOG_EVERY)
-        writers.start(
-            {"check": "model", "steps": steps, "dtype": dtype, "optimizer": type(user_optimizer.opt).__name__}
-        )
+    writers = _writers(tensorboard_dir, steps, dtype, user_optimizer)
     diagnoser = ModelDiagnoser(start, torch_loss, side, report, dtype, per_layer)
     result = _train(lockstep, _batches(X, y, batch_size, batches, seed, dtype), steps, report, writers, diagnoser)
     report.checks = [check for record in result.records for check in record.checks]
@@ -212,6 +203,21 @@ def check_model(
     if writers is not None:
         writers.finish(str(report))
     return report
+
+
+def _user_optimizer(optimizer: Any, params: dict, reference: torch.optim.Optimizer) -> UserOptimizer:
+    """The user's optimizer (plain SGD when none), a function's config from torch's hyperparameters."""
+    chosen = optimizer if optimizer is not None else SGD(lr=DEFAULT_LR)
+    return UserOptimizer(chosen, params, hyperparameters=reference.defaults, torch_class=type(reference).__name__)
+
+
+def _writers(tensorboard_dir, steps: int, dtype: str, user_optimizer: UserOptimizer) -> RunWriters | None:
+    if tensorboard_dir is None:
+        return None
+    writers = RunWriters(Path(tensorboard_dir), dtype, LOG_EVERY)
+    optimizer = getattr(user_optimizer.opt, "__name__", type(user_optimizer.opt).__name__)
+    writers.start({"check": "model", "steps": steps, "dtype": dtype, "optimizer": optimizer})
+    return writers
 
 
 def per_layer_possible(model: Any, function: Callable | None, torch_copy: nn.Sequential) -> bool:
