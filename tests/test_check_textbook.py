@@ -162,6 +162,9 @@ OPTIMIZERS = {
     "adam, eps inside the root": ((tb.adam_eps_inside, *ADAM, {}), (1, "param", "0.weight"), "adam-eps-inside-root"),
     "per-parameter object": ((tb.AdamObject(eps=1e-8), *ADAM, {}), None, None),
     "per-parameter object, eps 1e-7": ((tb.AdamObject(), *ADAM, {}), (1, "param", "0.weight"), "convention:eps"),
+    "per-parameter object, lr schedule": (
+        (tb.AdamObject(eps=1e-8), *ADAM, {"lr_schedule": "step:3:0.1"}), None, None
+    ),  # the schedule sets hyperparameters["lr"], where this object keeps it
     "per-parameter object, no bias correction": (
         (tb.AdamObject(eps=1e-8, bias_correction=False), *ADAM, {}), (1, "param", "0.weight"), "adam-no-bias-correction"
     ),

@@ -46,6 +46,11 @@ MODELS = {
         (1, "grad", "2.bias"),
         "bias-grad-averaged",
     ),
+    "loss returns grads, two mistakes at once": (
+        (tb.TwoLayerModel(4, 6, 3, mistake="grad-sum+bias-mean"), RELU_NET, nn.CrossEntropyLoss(), LABELS, {}),
+        (1, "grad", "2.weight"),
+        "bias-grad-averaged and cross-entropy-grad-without-mean",
+    ),
     "with adam(w, dw, config)": (
         (tb.TwoLayerModel(4, 6, 3), RELU_NET, nn.CrossEntropyLoss(), LABELS, {"optimizer": tb.adam, **ADAM}), None, None
     ),

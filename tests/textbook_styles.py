@@ -239,7 +239,7 @@ class TwoLayerModel:
             "W2": weight_scale * rng.standard_normal((hidden_dim, num_classes)),
             "b2": np.zeros(num_classes),
         }
-        self.mistake = mistake
+        self.mistakes = set(mistake.split("+")) if mistake else set()  # "grad-sum+bias-mean": both
 
     def loss(self, X, y=None):
         h, cache1 = affine_forward(X, self.params["W1"], self.params["b1"])
@@ -247,9 +247,9 @@ class TwoLayerModel:
         scores, cache2 = affine_forward(a, self.params["W2"], self.params["b2"])
         if y is None:
             return scores
-        loss, dscores = softmax_loss(scores, y, grad_sum=self.mistake == "grad-sum")
+        loss, dscores = softmax_loss(scores, y, grad_sum="grad-sum" in self.mistakes)
         grads = {}
-        bias_mean = self.mistake == "bias-mean"
+        bias_mean = "bias-mean" in self.mistakes
         da, grads["W2"], grads["b2"] = affine_backward(dscores, cache2, bias_mean=bias_mean)
         _, grads["W1"], grads["b1"] = affine_backward(da * (h > 0), cache1, bias_mean=bias_mean)
         return loss, grads
