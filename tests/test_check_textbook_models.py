@@ -249,3 +249,26 @@ def test_a_small_check_runs_single_threaded_and_restores_the_threads_after():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+class NormNet(TwoLayerNet):
+    """The textbook network with a batch norm after the first affine, its statistics made by the first step."""
+
+    def __init__(self):
+        super().__init__(4, 6, 3)
+        self.params["gamma1"], self.params["beta1"] = np.ones(6), np.zeros(6)
+        layers = list(self.layers.items())
+        layers.insert(1, ("BatchNorm1", tb.LazyBatchNorm(self.params["gamma1"], self.params["beta1"])))
+        self.layers = dict(layers)
+
+    def gradient(self, x, t):
+        grads = super().gradient(x, t)
+        norm = self.layers["BatchNorm1"]
+        return {**grads, "gamma1": norm.dgamma, "beta1": norm.dbeta}
+
+
+def test_running_statistics_created_by_the_first_step_are_taken_from_it():
+    twin = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 3))
+    report = compare.check_model(NormNet(), twin, nn.CrossEntropyLoss(), X, LABELS, batch_size=10, steps=3)
+    assert report.passed, report
+    assert any("did not exist before the first step" in note for note in report.notes), report

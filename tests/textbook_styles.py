@@ -327,3 +327,29 @@ class DropoutLayer:
     def backward(self, dout):
         scale = 1.0 / (1.0 - self.dropout_ratio) if self.inverted else 1.0
         return dout * self.mask * scale
+
+
+class LazyBatchNorm:
+    """Batch norm whose running statistics are created (as zeros) by the first forward, kept as
+    ``momentum·running + (1 − momentum)·batch`` with momentum 0.9 (torch's 0.1, written the other way)."""
+
+    def __init__(self, gamma, beta, momentum=0.9, eps=1e-5):
+        self.gamma, self.beta, self.momentum, self.eps = gamma, beta, momentum, eps
+        self.running_mean = self.running_var = None
+
+    def forward(self, x, train_flg=True):
+        if self.running_mean is None:
+            self.running_mean, self.running_var = np.zeros(x.shape[1]), np.zeros(x.shape[1])
+        n = x.shape[0]
+        mu, var = x.mean(axis=0), x.var(axis=0)
+        self.std = np.sqrt(var + self.eps)
+        self.xn = (x - mu) / self.std
+        self.running_mean = self.momentum * self.running_mean + (1 - self.momentum) * mu
+        self.running_var = self.momentum * self.running_var + (1 - self.momentum) * var * n / (n - 1)
+        return self.gamma * self.xn + self.beta
+
+    def backward(self, dout):
+        n = dout.shape[0]
+        self.dbeta, self.dgamma = dout.sum(axis=0), (self.xn * dout).sum(axis=0)
+        dxn = self.gamma * dout
+        return (n * dxn - dxn.sum(axis=0) - self.xn * (dxn * self.xn).sum(axis=0)) / (n * self.std)

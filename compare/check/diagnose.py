@@ -291,7 +291,7 @@ def _piece_inputs(start: nn.Sequential, torch_loss, recorded, grads: Mapping, pi
     last = len(start) - 1
     if piece == "loss":
         scores = recorded.outputs.get(f"{last}.out")
-        if scores is None or recorded.targets is None:
+        if scores is None or recorded.targets is None or recorded.output_grads.get(f"{last}.out") is None:
             return None
         targets = recorded.targets
         labels = (
@@ -351,7 +351,9 @@ def diagnose_model(
     the failing tensor names (``piece_of``) is replayed on the inputs it received; ``buffers``: the running
     statistics the user's layers keep, by torch's names. ``recorded``: the ``compare.check.model.Recorder``."""
     piece = piece_of(failure, len(start) - 1)
-    runs = None if piece is None else _piece_inputs(start, torch_loss, recorded, grads, piece, buffers)
+    if piece is None or (failure.problem or "").startswith("missing"):
+        return None  # nothing of the user's to reproduce
+    runs = _piece_inputs(start, torch_loss, recorded, grads, piece, buffers)
     if runs is None:
         return None
     if piece == "loss":

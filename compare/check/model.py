@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+import torch
 
 import compare.check.guard as guard
 from compare.check.layer import kept_units
@@ -125,6 +126,8 @@ class UserModelSide:
         self._user_grads: dict[str, Any] = {}
         self.kept_buffers: dict[str, Any] = {}
         self.dropout: list[int] = []  # the layers whose masks torch applies (check_model sets them)
+        self.late = _late_buffers(ordered_layers(model) or []) if per_layer else set()
+        self.taken: list[str] = []  # the late ones torch took after step 1
         self.batch: tuple[np.ndarray, np.ndarray] | None = None  # this step's, as torch received it
         self.loss: Any = None  # this step's, as the user's code returned it
         # The first steps' gradients, parameters after the update and lr, in torch's names (the diagnosis
@@ -183,8 +186,22 @@ class UserModelSide:
             self.history.append((compared, {k: np.array(v) for k, v in self.parameters().items()}, lr))
 
     def end_step(self) -> None:
+        if self.step == 1:
+            self._take_late_buffers()
         if self.schedule is not None:
             self.schedule.step()
+
+    def _take_late_buffers(self) -> None:
+        """Running statistics the user's layers created on the first step (``None`` before it): torch takes
+        their values after step 1, and they are compared from step 2 on."""
+        reference = self.reference_buffers()
+        for name in sorted(self.late & set(self.kept_buffers)):
+            tensor = reference.get(name)
+            value = np.asarray(self.kept_buffers[name])
+            if tensor is not None and value.shape == tuple(tensor.shape):
+                with torch.no_grad():
+                    tensor.copy_(torch.as_tensor(value, dtype=tensor.dtype))
+                self.taken.append(name)
 
     def state(self) -> None:
         return None  # optimizer state is checked by check_optimizer, where the user maps it
@@ -192,8 +209,9 @@ class UserModelSide:
     def buffers(self) -> Tensors:
         """The running statistics the user's layers keep; for a torch buffer they do not keep
         (``num_batches_tracked``, say) torch's own value, so that it is not compared (the report says so)."""
-        mirrored = {name: value for name, value in self.reference_buffers().items() if name not in self.kept_buffers}
-        return {**mirrored, **self.kept_buffers}
+        kept = {k: v for k, v in self.kept_buffers.items() if not (self.step == 1 and k in self.late)}
+        mirrored = {name: value for name, value in self.reference_buffers().items() if name not in kept}
+        return {**mirrored, **kept}
 
     def parameters(self) -> Tensors:
         return {name: link.to_torch(np.asarray(self.params[link.user])) for name, link in self.links.items()}
@@ -215,6 +233,14 @@ class UserModelSide:
 
     def loss_value(self, prediction: np.ndarray, y: np.ndarray) -> float:
         return float("nan")
+
+
+def _late_buffers(layers: list[Any]) -> set[str]:
+    """The running statistics a layer will create on its first forward (the attribute is ``None`` now)."""
+    return {
+        f"{i}.{key}" for i, layer in enumerate(layers) for key in ("running_mean", "running_var")
+        if hasattr(layer, key) and getattr(layer, key) is None
+    }  # fmt: skip
 
 
 def _layer_buffers(layers: list[Any]) -> dict[str, Any]:

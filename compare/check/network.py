@@ -255,6 +255,9 @@ def _notes(report: Report, links: Mapping[str, Link], side: UserModelSide, per_l
         report.notes.append(f"layer outputs not compared: {why} (loss, gradients and parameters are)")
     if side.optimizer.lr() is None:
         report.notes.append("lr not compared: your optimizer has no lr attribute")
+    if side.taken:
+        taken = ", ".join(side.taken)
+        report.notes.append(f"your {taken} did not exist before the first step: torch took them after it")
     mirrored = sorted(set(side.reference_buffers()) - set(side.kept_buffers))
     if mirrored:
         report.notes.append(f"torch's buffers {', '.join(mirrored)} not compared: your layers do not keep them")
