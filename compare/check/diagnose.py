@@ -351,7 +351,8 @@ def diagnose_model(
     the failing tensor names (``piece_of``) is replayed on the inputs it received; ``buffers``: the running
     statistics the user's layers keep, by torch's names. ``recorded``: the ``compare.check.model.Recorder``."""
     piece = piece_of(failure, len(start) - 1)
-    if piece is None or (failure.problem or "").startswith("missing"):
+    problem = failure.diff.problem if hasattr(failure, "diff") else failure.problem  # a Check or a Failure
+    if piece is None or (problem or "").startswith("missing"):
         return None  # nothing of the user's to reproduce
     runs = _piece_inputs(start, torch_loss, recorded, grads, piece, buffers)
     if runs is None:
