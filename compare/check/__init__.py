@@ -1,11 +1,14 @@
 """Check your own code: a layer, a loss, an optimizer or a whole network against torch, step by step,
 with the mistake named (``check_layer``, ``check_loss``, ``check_optimizer``, ``check_model``).
 
-By concern: ``report`` (Report, Failure, Diagnosis, assert_parity), ``mapping`` (which user array is which
-torch parameter), ``access`` (where a user object keeps its arrays), ``guard`` (copies in, exceptions out
-as findings), ``layer``, ``loss``, ``optimizer`` (+ ``stream``, the default gradients), ``model`` (the
-user's network as a side of the lockstep engine) and ``network`` (``check_model``), ``diagnose`` (replaying
-the fault catalog and the textbook variants), ``speed`` (what checking a model costs).
+By concern: ``report`` (Report, Failure, Diagnosis, Part, assert_parity), ``mapping`` (which user array is
+which torch parameter), ``access`` (where a user object keeps its arrays), ``forms``, ``optimizer_forms`` and
+``model_forms`` (the courses' call forms, recognised without glue), ``guard`` (copies in, exceptions out as
+findings), ``layer``, ``loss``, ``optimizer`` (+ ``stream``, the default gradients), ``model`` (the user's
+network as a side of the lockstep engine) and ``network`` (``check_model``), ``diagnose`` (replaying the fault
+catalog and the textbook variants), ``conventions`` (a setting or loss scale named with its fix), ``replay``
+and ``model_diagnosis`` (a whole network's mistakes, every departing piece), ``threads`` (small checks run
+single-threaded). What checking a model costs: ``compare.bench.check_speed``.
 """
 
 from compare.check.layer import check_layer
