@@ -117,7 +117,10 @@ class LossGrads:
         return self.model.loss(x)
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.__dict__["model"], name)
+        model = self.__dict__.get("model")
+        if model is None:
+            raise AttributeError(name)
+        return getattr(model, name)
 
 
 def adapt(model: Any, torch_loss: Callable) -> tuple[Any, str]:

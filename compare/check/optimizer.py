@@ -153,7 +153,9 @@ class UserOptimizer:
             entries = self.state.get(name, {})
             return {key: value for key, value in entries.items() if allowed is None or key in allowed}
         found = {}
-        holder = self.state if self.form != "textbook" else self.opt
+        holder = {"textbook": self.opt, "per_param": self.opt}.get(self.form, self.state)
+        if self.configs is not None:
+            holder = self.configs[name]  # a function's state lives in each parameter's config
         for key, where in (state_map or {}).items():
             if callable(where):
                 value = where(holder, name)
