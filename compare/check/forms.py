@@ -59,14 +59,15 @@ def param_names(forward: Callable, count: int) -> list[str]:
     return names if len(names) == count and len(set(names)) == count else [f"p{i}" for i in range(count)]
 
 
-def positional_count(function: Callable) -> int:
-    """How many positional parameters ``function`` takes; -1 when it cannot say."""
+def positional_count(function: Callable, required: bool = False) -> int:
+    """How many positional parameters ``function`` takes (``required``: without a default); -1 when it
+    cannot say."""
     try:
         parameters = inspect.signature(function).parameters.values()
     except (TypeError, ValueError):
         return -1
     kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return sum(1 for p in parameters if p.kind in kinds)
+    return sum(1 for p in parameters if p.kind in kinds and not (required and p.default is not p.empty))
 
 
 class FunctionalLayer:

@@ -51,7 +51,9 @@ def is_function(optimizer: Any) -> bool:
 def is_per_parameter(optimizer: Any) -> bool:
     """An object whose ``update(param, grad, name)`` takes one parameter at a time (and no ``init``)."""
     update = getattr(optimizer, "update", None)
-    return callable(update) and not callable(getattr(optimizer, "init", None)) and positional_count(update) >= 3
+    if not callable(update) or callable(getattr(optimizer, "init", None)):
+        return False
+    return positional_count(update, required=True) >= 3  # update(params, grads, extra=None) is the textbook form
 
 
 def textbook_config(hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
