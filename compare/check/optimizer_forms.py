@@ -45,7 +45,7 @@ STATE_NAMES: dict[str, dict[str, str]] = {
 
 def is_function(optimizer: Any) -> bool:
     """``update(w, dw, config) -> (next_w, config)``: a plain function of three arguments."""
-    return inspect.isroutine(optimizer) and positional_count(optimizer) >= 2
+    return inspect.isroutine(optimizer) and positional_count(optimizer) >= 3
 
 
 def is_per_parameter(optimizer: Any) -> bool:
