@@ -119,6 +119,11 @@ LOSSES = {
     "softmax_loss, gradient summed": (
         (tb.softmax_loss_grad_sum, nn.CrossEntropyLoss()), (1, "grad", "dscores"), "cross-entropy-grad-without-mean"
     ),
+    "softmax_loss, both mistakes": (
+        (tb.softmax_loss_both, nn.CrossEntropyLoss()),
+        (1, "loss", "loss"),
+        "cross-entropy-grad-without-mean and cross-entropy-log-eps",
+    ),
     "svm_loss against MultiMarginLoss": (
         (tb.svm_loss, nn.MultiMarginLoss()), (1, "loss", "loss"), "convention:per-class-mean"
     ),

@@ -106,6 +106,10 @@ def softmax_loss_grad_sum(x, y):
     return softmax_loss(x, y, grad_sum=True)
 
 
+def softmax_loss_both(x, y):
+    return softmax_loss(x, y, log_eps=1e-7, grad_sum=True)
+
+
 def svm_loss(x, y):
     n = x.shape[0]
     correct = x[np.arange(n), y][:, None]

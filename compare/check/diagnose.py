@@ -9,6 +9,7 @@ tolerance of the check (the user's code is then that mistake, to rounding).
 """
 
 import copy
+import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import fields
 from functools import partial
@@ -148,29 +149,36 @@ LOSSES: dict[type, type] = {
 def diagnose_loss(
     torch_loss: nn.Module, runs: Sequence[tuple[np.ndarray, np.ndarray, Any, Any]], dtype: str
 ) -> Diagnosis | None:
-    """The catalog's loss mistake (``compare.faults.losses``) that reproduces the user's loss.
+    """The catalog's loss mistake (``compare.faults.losses``), or two of them at once (one in the value, one
+    in the gradient: the two classes combined), that reproduces the user's loss.
 
     ``runs``: per step, (scores, labels as the package's loss takes them, the user's loss, the user's
     dL/dscores)."""
     base = LOSSES.get(type(torch_loss))
     if base is None or getattr(torch_loss, "reduction", "mean") != "mean":
         return None
-    for fault in CATALOG_LIST:
-        if fault.override.loss is None or not issubclass(fault.override.loss, base):
-            continue
-        candidate = fault.override.loss()
-        pairs: list[tuple[Any, Any]] = []
-        try:
-            with np.errstate(all="ignore"):
-                for scores, labels, loss, dscores in runs:
-                    value = candidate.forward(scores.copy(), labels)
-                    pairs += [(loss, np.float64(value)), (dscores, candidate.backward())]
-        except Exception:  # the candidate cannot run on these inputs: no match
-            continue
-        worst = closest(pairs, dtype, "loss")
+    faults = [f for f in CATALOG_LIST if f.override.loss is not None and issubclass(f.override.loss, base)]
+    combined = [(f,) for f in faults] + list(itertools.combinations(faults, 2))
+    for chosen in combined:
+        worst = _replay_loss(tuple(fault.override.loss for fault in chosen), runs, dtype)
         if worst is not None:
-            return Diagnosis(fault.name, fault.description, worst)
+            names = " and ".join(fault.name for fault in chosen)
+            return Diagnosis(names, "; ".join(fault.description for fault in chosen), worst)
     return None
+
+
+def _replay_loss(classes: tuple[type, ...], runs: Sequence, dtype: str) -> float | None:
+    pairs: list[tuple[Any, Any]] = []
+    try:
+        cls = classes[0] if len(classes) == 1 else type("Combined", classes, {})
+        with np.errstate(all="ignore"):
+            for scores, labels, loss, dscores in runs:
+                candidate = cls()
+                value = candidate.forward(scores.copy(), labels)
+                pairs += [(loss, np.float64(value)), (dscores, candidate.backward())]
+    except Exception:  # the candidate cannot run on these inputs (or the two cannot combine): no match
+        return None
+    return closest(pairs, dtype, "loss")
 
 
 def first_match(candidates: Iterable[tuple[str, str, Callable[[], float | None]]]) -> Diagnosis | None:
