@@ -202,3 +202,17 @@ def test_the_state_under_textbook_names_is_compared_every_step(optimizer, torch_
     )
     compared = {c.tensor.rpartition(".")[2] for c in report.checks if c.stage == "state" and c.tensor != "lr"}
     assert compared == keys and {c.step for c in report.checks if c.stage == "state"} == {1, 2, 3}, report
+
+
+def test_every_fix_names_a_known_mistake_or_variant_and_a_diagnosis_carries_its_fix():
+    from compare.check.fixes import FIXES
+    from compare.faults.catalog import CATALOG
+    from manual.optim import VARIANTS
+
+    assert set(FIXES) <= set(CATALOG) | set(VARIANTS)
+    report = compare.check_layer(*AFFINE[:3], params=[W, B])
+    assert report.passed
+    (layer, module, x, options), _, _ = LAYERS["affine, bias averaged"]
+    report = compare.check_layer(layer, module, x, **options)
+    assert "fix: db = dout.sum(axis=0)" in str(report)
+    assert report.to_dict()["diagnosis"]["fix"].startswith("db = dout.sum(axis=0)")

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from compare.check.fixes import fix_of
 from compare.core.records import Check
 from compare.core.tolerances import STAGES
 
@@ -62,9 +63,18 @@ class Diagnosis:
     def names(self) -> tuple[str, ...]:
         return (self.name, *self.also)
 
+    @property
+    def fix(self) -> str:
+        """How to fix the user's code, in one line (``compare.check.fixes``; a convention's is in its text)."""
+        return fix_of(self.name)
+
+    def as_dict(self) -> dict:
+        return {**self.__dict__, "fix": self.fix}
+
     def line(self) -> str:
         also = f"; the same numbers as {', '.join(self.also)}" if self.also else ""
-        return f"{self.name}: {self.explanation} (reproduced to {self.max_rel:.1g}{also})"
+        fix = f"; fix: {self.fix}" if self.fix else ""
+        return f"{self.name}: {self.explanation} (reproduced to {self.max_rel:.1g}{also}){fix}"
 
 
 @dataclass(frozen=True)
@@ -147,13 +157,13 @@ class Report:
                 "passed": self.passed,
                 "steps": self.steps,
                 "first_failure": None if failure is None else failure.__dict__,
-                "diagnosis": None if self.diagnosis is None else self.diagnosis.__dict__,
+                "diagnosis": None if self.diagnosis is None else self.diagnosis.as_dict(),
                 "notes": list(self.notes),
                 "parts": [
                     {
                         "name": part.name,
                         "first_failure": part.failure.__dict__,
-                        "diagnosis": None if part.diagnosis is None else part.diagnosis.__dict__,
+                        "diagnosis": None if part.diagnosis is None else part.diagnosis.as_dict(),
                     }
                     for part in self.parts
                 ],
