@@ -17,6 +17,7 @@ __all__ = [
     "RunConfig",
     "RunResult",
     "assert_parity",
+    "check_function",
     "check_layer",
     "check_loss",
     "check_model",

@@ -8,6 +8,7 @@ user's network as a side of the lockstep engine) and ``network`` (``check_model`
 the fault catalog and the textbook variants), ``speed`` (what checking a model costs).
 """
 
+from compare.check.function import check_function
 from compare.check.layer import check_layer
 from compare.check.loss import check_loss
 from compare.check.network import check_model
@@ -19,6 +20,7 @@ __all__ = [
     "Failure",
     "Report",
     "assert_parity",
+    "check_function",
     "check_layer",
     "check_loss",
     "check_model",
