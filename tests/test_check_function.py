@@ -3,8 +3,8 @@ the plain composition, in float32/float16/bfloat16 on the CPU (and CUDA when pre
 
 import pytest
 import torch
-from torch.nn import functional
 from torch import nn
+from torch.nn import functional
 
 from compare import check_function
 from compare.check.function import ONLY_FLOAT64, WRONG_EVERYWHERE
