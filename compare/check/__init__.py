@@ -5,9 +5,11 @@ By concern: ``report`` (Report, Failure, Diagnosis, assert_parity), ``mapping`` 
 torch parameter), ``access`` (where a user object keeps its arrays), ``guard`` (copies in, exceptions out
 as findings), ``layer``, ``loss``, ``optimizer`` (+ ``stream``, the default gradients), ``model`` (the
 user's network as a side of the lockstep engine) and ``network`` (``check_model``), ``diagnose`` (replaying
-the fault catalog and the textbook variants), ``speed`` (what checking a model costs).
+the fault catalog and the textbook variants), ``function`` (``check_function``: a hand-written torch
+backward against autograd's), ``engine`` (``check_engine``: a home-made autograd engine), ``speed`` (what checking a model costs).
 """
 
+from compare.check.engine import check_engine
 from compare.check.function import check_function
 from compare.check.layer import check_layer
 from compare.check.loss import check_loss
@@ -20,6 +22,7 @@ __all__ = [
     "Failure",
     "Report",
     "assert_parity",
+    "check_engine",
     "check_function",
     "check_layer",
     "check_loss",

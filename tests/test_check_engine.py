@@ -1,0 +1,167 @@
+"""check_engine: the tests' own engines (tests/engines.py) pass; each mistake of the engine catalog,
+injected into one of them by overriding one op, is named."""
+
+import math
+
+import numpy as np
+import pytest
+from engines import Tensor, Value, unbroadcast
+
+from compare.check.engine import CATALOG, check_engine
+
+
+def _mul_assigned(self, other):
+    other = self._lift(other)
+    out = self._node(self.data * other.data, (self, other))
+
+    def _backward():
+        self.grad = other.data * out.grad
+        other.grad = self.data * out.grad
+
+    out._backward = _backward
+    return out
+
+
+def _backward_from(order_of):
+    def backward(self):
+        self.grad = 1.0
+        for node in order_of(self.topological()):
+            node._backward()
+
+    return backward
+
+
+def _not_seeded(self):
+    for node in reversed(self.topological()):
+        node._backward()
+
+
+def _recursive(self):
+    def visit(node):
+        node._backward()
+        for child in node._prev:
+            visit(child)
+
+    self.grad = 1.0
+    visit(self)
+
+
+def _binary(forward, derivatives):
+    """A scalar op with its own backward: derivatives(a, b) → (d/da, d/db)."""
+
+    def op(self, other):
+        other = self._lift(other)
+        out = self._node(forward(self.data, other.data), (self, other))
+
+        def _backward():
+            da, db = derivatives(self.data, other.data)
+            self.grad += da * out.grad
+            other.grad += db * out.grad
+
+        out._backward = _backward
+        return out
+
+    return op
+
+
+def _broadcast_not_reduced(self, other, forward, backward):
+    out = self._node(forward(self.data, other.data), (self, other))
+
+    def _backward():
+        ga, gb = backward(out.grad, self.data, other.data)
+        self.grad = self.grad + ga
+        other.grad = other.grad + gb
+
+    out._backward = _backward
+    return out
+
+
+def _matmul_not_transposed(self, other):
+    out = self._node(self.data @ other.data, (self, other))
+
+    def _backward():
+        self.grad += out.grad @ other.data
+        other.grad += self.data.T @ out.grad
+
+    out._backward = _backward
+    return out
+
+
+MISTAKES = {  # catalog name → (engine, the op(s) overridden)
+    "gradient assigned, not accumulated": (Value, {"__mul__": _mul_assigned}),
+    "output gradient not seeded": (Value, {"backward": _not_seeded}),
+    "topological order not reversed": (Value, {"backward": _backward_from(lambda order: order)}),
+    "no topological sort (backward recurses into children)": (Value, {"backward": _recursive}),
+    "power rule missing its exponent": (
+        Value,
+        {"__pow__": lambda s, n: s._unary(s.data**n, lambda x, y: x ** (n - 1))},
+    ),
+    "power rule exponent not decremented": (
+        Value,
+        {"__pow__": lambda s, n: s._unary(s.data**n, lambda x, y: n * x**n)},
+    ),
+    "ReLU gradient 1 at 0": (Value, {"relu": lambda s: s._unary(max(s.data, 0.0), lambda x, y: float(x >= 0))}),
+    "tanh derivative from the input": (Value, {"tanh": lambda s: s._unary(math.tanh(s.data), lambda x, t: 1 - x * x)}),
+    "sigmoid derivative from the input": (
+        Value,
+        {"sigmoid": lambda s: s._unary(1 / (1 + math.exp(-s.data)), lambda x, y: x * (1 - x))},
+    ),
+    "subtraction's right operand not negated": (Value, {"__sub__": _binary(lambda a, b: a - b, lambda a, b: (1, 1))}),
+    "quotient rule: divisor's gradient sign": (
+        Value,
+        {"__truediv__": _binary(lambda a, b: a / b, lambda a, b: (1 / b, a / b**2))},
+    ),
+    "broadcast gradient not reduced": (Tensor, {"_broadcast": _broadcast_not_reduced}),
+    "mean's gradient not divided by the count": (
+        Tensor,
+        {"mean": lambda s: s._unary(s.data.mean(), lambda x, y: np.ones_like(x))},
+    ),
+    "matmul gradient not transposed": (Tensor, {"__matmul__": _matmul_not_transposed}),
+}
+
+
+def test_every_catalog_entry_has_an_injection_test():
+    assert set(MISTAKES) == {bug.name for bug in CATALOG}
+
+
+@pytest.mark.parametrize("engine", [Value, Tensor], ids=["scalar", "tensor"])
+def test_the_tests_engines_pass(engine):
+    report = check_engine(engine)
+    assert report.passed, report
+    tensor_ops = {"sum", "mean", "matmul", "broadcast"}
+    supported = {op for op, status in report.ops.items() if status["supported"]}
+    assert supported >= {"add", "pow", "relu", "reuse", "fan-out", "deep chain"}
+    assert (tensor_ops <= supported) == (engine is Tensor)
+
+
+@pytest.mark.parametrize("name", list(MISTAKES))
+def test_each_injected_engine_mistake_is_named(name):
+    engine, ops = MISTAKES[name]
+    buggy = type(f"Buggy{engine.__name__}", (engine,), ops)
+    report = check_engine(buggy)
+    assert not report.passed
+    assert report.diagnosis is not None and report.diagnosis.name == name, report
+    assert "Fix:" in report.diagnosis.explanation
+
+
+def test_unsupported_ops_are_reported_not_failed_and_a_raising_engine_is_a_finding():
+    class Minimal(Value):  # micrograd's own op set: no sigmoid, exp or log
+        sigmoid = exp = log = property(lambda self: (_ for _ in ()).throw(AttributeError("no such op")))
+
+    report = check_engine(Minimal)
+    assert report.passed, report
+    assert [op for op, s in report.ops.items() if not s["supported"]] == ["sigmoid", "exp", "log"]
+
+    def boom(self):
+        raise RuntimeError("graph too deep")
+
+    failed = check_engine(type("Raising", (Value,), {"backward": boom}))
+    assert not failed.passed and "raised RuntimeError: graph too deep" in failed.first_failure.line()
+
+
+def test_a_protocol_other_than_the_defaults():
+    def leaf(x):
+        return Tensor(np.asarray(x))  # arrays in; values and gradients read by functions
+
+    report = check_engine(leaf, value=lambda n: n.data, grad=lambda n: unbroadcast(n.grad, n.data.shape), tensor=True)
+    assert report.passed and report.ops["matmul"]["supported"], report
