@@ -6,7 +6,8 @@ torch parameter), ``access`` (where a user object keeps its arrays), ``guard`` (
 as findings), ``layer``, ``loss``, ``optimizer`` (+ ``stream``, the default gradients), ``model`` (the
 user's network as a side of the lockstep engine) and ``network`` (``check_model``), ``diagnose`` (replaying
 the fault catalog and the textbook variants), ``function`` (``check_function``: a hand-written torch
-backward against autograd's), ``engine`` (``check_engine``: a home-made autograd engine), ``speed`` (what checking a model costs).
+backward against autograd's), ``engine`` (``check_engine``: a home-made autograd engine), ``speed`` (what
+checking a model costs).
 """
 
 from compare.check.engine import check_engine
