@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 import compare.check.guard as guard
+from compare.check import tensors
 from compare.check.access import Access
 from compare.check.diagnose import diagnose_layer
 from compare.check.mapping import Link, resolve
@@ -103,7 +104,7 @@ def check_layer(
     ``{torch_name: user_name}`` and ``layout`` as in ``compare.check.mapping``."""
     batches = [_as_input(b, dtype) for b in x] if isinstance(x, list | tuple) else [_as_input(x, dtype)] * steps
     report = Report("layer", steps=len(batches))
-    user = Access(guard.fresh(layer))
+    user = Access(tensors.numpy_side(guard.fresh(layer)))
     module = torch_copy(torch_module, dtype)
     links = resolve({n: tuple(p.shape) for n, p in module.named_parameters()}, user.params(), mapping, layout)
     user.cast(np.dtype(dtype))

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 import compare.check.guard as guard
+from compare.check import tensors
 from compare.check.diagnose import diagnose_loss
 from compare.check.report import Report
 from compare.core import scales
@@ -60,6 +61,7 @@ def check_loss(
     """Check ``loss`` against ``torch_loss`` on ``scores`` and ``targets`` (one batch, or lists: one per
     step). ``seed`` is unused (nothing random), accepted for a uniform signature."""
     del seed
+    loss = tensors.numpy_side(loss)
     score_batches = _batches(scores, steps, dtype)
     target_batches = _batches(targets, len(score_batches), dtype)
     report = Report("loss", steps=len(score_batches))

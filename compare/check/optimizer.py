@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 import compare.check.guard as guard
+from compare.check import tensors
 from compare.check.diagnose import diagnose_optimizer
 from compare.check.report import Report
 from compare.check.stream import GradientStream
@@ -59,7 +60,7 @@ class UserOptimizer:
     """The user's optimizer (a copy) in any of the three forms, stepped on a params dict it owns."""
 
     def __init__(self, optimizer: Any, params: dict[str, np.ndarray]) -> None:
-        self.opt = guard.fresh(optimizer)
+        self.opt = tensors.numpy_side(guard.fresh(optimizer))
         self.form = form_of(self.opt)
         self.params = params
         self.state = None
