@@ -1,13 +1,16 @@
 """check_engine: the tests' own engines (tests/engines.py) pass; each mistake of the engine catalog,
 injected into one of them by overriding one op, is named."""
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 from engines import Tensor, Value, unbroadcast
 
 from compare.check.engine import CATALOG, check_engine
+from compare.cli.main import main
 
 
 def _mul_assigned(self, other):
@@ -165,3 +168,27 @@ def test_a_protocol_other_than_the_defaults():
 
     report = check_engine(leaf, value=lambda n: n.data, grad=lambda n: unbroadcast(n.grad, n.data.shape), tensor=True)
     assert report.passed and report.ops["matmul"]["supported"], report
+
+
+FILES = {  # the CLI's names: an engine; a custom autograd.Function with its reference and inputs
+    "engine": "import sys\nsys.path.insert(0, {tests!r})\nfrom engines import Value as engine\n",
+    "function": (
+        "import torch\nfrom torch.nn import functional\n"
+        "class Square(torch.autograd.Function):\n"
+        "    @staticmethod\n    def forward(ctx, x):\n        ctx.save_for_backward(x)\n        return x * x\n"
+        "    @staticmethod\n    def backward(ctx, dout):\n"
+        "        (x,) = ctx.saved_tensors\n        return {factor} * x * dout\n"
+        "function, reference, inputs = Square, lambda x: x**2, (torch.randn(3, 4),)\n"
+        "options = {{'dtype': 'float16', 'device': 'cpu'}}\n"
+    ),
+}
+
+
+@pytest.mark.parametrize(("name", "factor", "status"), [("engine", 2, 0), ("function", 2, 0), ("function", 1, 1)])
+def test_the_cli_recognises_engine_and_function_files(tmp_path, capsys, name, factor, status):
+    file = tmp_path / "mine.py"
+    file.write_text(FILES[name].format(tests=str(Path(__file__).parent), factor=factor))
+    assert main(["check", str(file), "--logdir", str(tmp_path / "runs"), "--json", str(tmp_path / "r.json")]) == status
+    document = json.loads((tmp_path / "r.json").read_text())
+    assert list(document["checks"]) == [name] and document["passed"] == (status == 0)
+    assert f"[{name}] {'PASS' if status == 0 else 'FAIL'}: your {name}" in capsys.readouterr().out
