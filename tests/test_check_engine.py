@@ -1,8 +1,11 @@
 """check_engine: the tests' own engines (tests/engines.py) pass; each mistake of the engine catalog,
 injected into one of them by overriding one op, is named."""
 
+import contextlib
+import io
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -192,3 +195,31 @@ def test_the_cli_recognises_engine_and_function_files(tmp_path, capsys, name, fa
     document = json.loads((tmp_path / "r.json").read_text())
     assert list(document["checks"]) == [name] and document["passed"] == (status == 0)
     assert f"[{name}] {'PASS' if status == 0 else 'FAIL'}: your {name}" in capsys.readouterr().out
+
+
+def starts_in_order(shown: list[str], printed: list[str]) -> bool:
+    position = 0
+    for line in shown:
+        found = next((i for i in range(position, len(printed)) if printed[i].startswith(line)), None)
+        if found is None:
+            return False
+        position = found + 1
+    return True
+
+
+def test_the_readme_section_runs_and_prints_what_it_shows(tmp_path, monkeypatch):
+    """Every python block of the README's "Beyond NumPy" section in one namespace, in order; each text
+    block is the start of lines the block before it printed, in order."""
+    monkeypatch.chdir(tmp_path)
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = text.index("## Beyond NumPy")
+    section = text[start : text.index("\n## ", start + 3)]
+    namespace, printed = {"__name__": "readme"}, ""
+    for language, code in re.findall(r"^```(\w*)\n(.*?)^```\n", section, re.MULTILINE | re.DOTALL):
+        if language == "text":
+            assert starts_in_order(code.splitlines(), printed.splitlines()), f"printed\n{printed}\nnot\n{code}"
+            continue
+        stdout = io.StringIO()
+        with contextlib.redirect_stdout(stdout):
+            exec(compile(code, "README.md", "exec"), namespace)
+        printed = stdout.getvalue()

@@ -67,10 +67,10 @@ class EngineReport(Report):
         lines = [Report.__str__(self), f"  {'op':<12} {'supported':<10} {'forward':<8} {'backward':<8}"]
         for op, status in self.ops.items():
             if not status["supported"]:
-                lines.append(f"  {op:<12} {'no':<10} {'-':<8} {'-':<8}  {status['why']}")
+                lines.append(f"  {op:<12} {'no':<10} {'-':<8} {'-':<8}  {status['why']}".rstrip())
                 continue
             marks = ["ok" if status[stage] else "FAIL" for stage in ("forward", "backward")]
-            lines.append(f"  {op:<12} {'yes':<10} {marks[0]:<8} {marks[1]:<8}")
+            lines.append(f"  {op:<12} {'yes':<10} {marks[0]:<8} {marks[1]}")
         lines.extend(f"engine bug: {bug.line()}" for bug in self.bugs[1:])
         return "\n".join(lines)
 
