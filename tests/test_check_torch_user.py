@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from compare import check_layer, check_loss, check_model, check_optimizer
+from compare.check.tensors import TorchCode, numpy_side
 
 D, H, C, N = 5, 7, 4, 8  # input, hidden, classes, batch: non-square everywhere
 
@@ -126,3 +127,51 @@ def test_a_torch_loss_and_a_torch_optimizer_pass():
 
     report = check_optimizer(TorchMomentum(0.1, 0.9), torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}, steps=5)
     assert report.passed, report
+
+
+class TextbookNet:
+    """The textbook protocol (params dict, loss(x, t), gradient(x, t)) in torch tensors, weights (in, out)."""
+
+    def __init__(self, params):
+        self.params = params
+
+    def _forward(self, x):
+        self.h = torch.tanh(x @ self.params["W1"] + self.params["b1"])
+        return self.h @ self.params["W2"] + self.params["b2"]
+
+    def loss(self, x, t):
+        return ((self._forward(x) - t) ** 2).mean()
+
+    def gradient(self, x, t):
+        out = self._forward(x)
+        dout = 2 * (out - t) / out.numel()
+        dh = dout @ self.params["W2"].T * (1 - self.h**2)
+        return {"W2": self.h.T @ dout, "b2": dout.sum(0), "W1": x.T @ dh, "b1": dh.sum(0)}
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_textbook_torch_network_trains_in_place_through_check_model(dtype):
+    torch.manual_seed(2)
+    twin = nn.Sequential(nn.Linear(D, H), nn.Tanh(), nn.Linear(H, C))
+    weights = {"W1": twin[0].weight.T, "b1": twin[0].bias, "W2": twin[2].weight.T, "b2": twin[2].bias}
+    params = {name: value.detach().to(getattr(torch, dtype)).clone() for name, value in weights.items()}
+    rng = np.random.default_rng(3)
+    X, y = rng.standard_normal((2 * N, D)).astype(dtype), rng.standard_normal((2 * N, C)).astype(dtype)
+    report = check_model(TextbookNet(params), twin, nn.MSELoss(), X, y, batch_size=N, steps=4, dtype=dtype)
+    assert report.passed and {c.stage for c in report.checks} >= {"grad", "param"}, report
+    assert torch.equal(params["W1"], weights["W1"].detach().to(params["W1"].dtype))  # the user's own: untouched
+
+
+def test_numpy_code_is_left_as_it_is_and_torch_code_can_be_marked():
+    class NumpyRelu:
+        def forward(self, x):
+            self.x = x
+            return np.maximum(x, 0)
+
+        def backward(self, dout):
+            return dout * (self.x > 0)
+
+    layer = NumpyRelu()
+    assert numpy_side(layer) is layer and numpy_side((np.sum, np.mean)) == (np.sum, np.mean)
+    wrapped = numpy_side(TorchCode(lambda scores: scores.softmax(1)))  # names no torch: marked by hand
+    assert isinstance(wrapped(np.zeros((2, 3))), np.ndarray)
