@@ -18,8 +18,8 @@ is diagnosed as ``only right in float64`` (rounding: the float64 re-run agrees) 
 
 import copy
 import inspect
-from dataclasses import replace
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
