@@ -195,6 +195,7 @@ def test_the_cli_recognises_engine_and_function_files(tmp_path, capsys, name, fa
     assert main(["check", str(file), "--logdir", str(tmp_path / "runs"), "--json", str(tmp_path / "r.json")]) == status
     document = json.loads((tmp_path / "r.json").read_text())
     assert list(document["checks"]) == [name] and document["passed"] == (status == 0)
+    assert ("ops" in document["checks"][name]) == (name == "engine")
     assert f"[{name}] {'PASS' if status == 0 else 'FAIL'}: your {name}" in capsys.readouterr().out
 
 

@@ -123,7 +123,7 @@ def check_model(
     ``torch/``, ``parity/``)."""
     if (optimizer is None) != (torch_optimizer is None):
         raise InputError("pass both optimizer= and torch_optimizer= (or neither, for plain SGD on both)")
-    model, params = tensors.numpy_side(guard.fresh(model)), tensors.to_numpy(params)
+    model, params = tensors.numpy_side(guard.fresh(model), params), tensors.to_numpy(params)
     user_params, function = _user_params(model, params, dtype)
     torch_copy = _torch_copy(torch_model, dtype)
     links = resolve({n: tuple(p.shape) for n, p in torch_copy.named_parameters()}, user_params, mapping, layout, True)

@@ -193,14 +193,17 @@ def is_torch_code(obj: Any) -> bool:
     return any(_names_torch(m) for m in methods if m is not None) or (callable(obj) and _names_torch(obj))
 
 
-def numpy_side(obj: Any) -> Any:
-    """``obj`` as the checkers see NumPy code: unchanged when it is NumPy code, else wrapped (see above)."""
+def numpy_side(obj: Any, params: Mapping[str, Any] | None = None) -> Any:
+    """``obj`` as the checkers see NumPy code: unchanged when it is NumPy code, else wrapped (see above).
+    ``params``: a function's starting parameters (``check_model``'s); given as tensors, their device is the
+    function's."""
     if not is_torch_code(obj):
         return obj
+    given = [v for v in (params or {}).values() if isinstance(v, torch.Tensor)]
     obj = obj.obj if isinstance(obj, TorchCode) else obj
     if isinstance(obj, tuple):
         return tuple(numpy_side(TorchCode(item)) for item in obj)
-    held = _tensors_held(obj)
+    held = _tensors_held(obj) + given
     device = held[0].device if held else torch.device("cpu")
     if callable(obj) and not any(hasattr(obj, name) for name in METHODS[:-1]):
         return wrap_function(obj, device)

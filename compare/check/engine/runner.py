@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 
+import compare.check.guard as guard
 from compare.check.engine.catalog import CATALOG, MATCH, EngineBug
 from compare.check.engine.suite import DRAWS, OPS, Case, cases_for, draw_leaf, leaf_shapes
 from compare.check.guard import one_line
-from compare.check.report import Diagnosis, Report
+from compare.check.report import Diagnosis, Failure, Report
 from compare.core.checks import Checks
 from compare.core.metrics import TensorDiff, diff
 from compare.core.records import Check
@@ -109,37 +110,46 @@ def check_engine(
 
 
 def _run_case(case: Case, protocol: Protocol, tensor: bool, draws: int, rng, report: EngineReport) -> list[Outcome]:
+    """Every call into the engine goes through ``guard.call`` (its exceptions and time limits)."""
     names = LEAVES[: len(case.domains)]
     outcomes = []
     for draw in range(draws):
+        step = draw + 1
         values = [draw_leaf(d, s, draw, rng) for d, s in zip(case.domains, leaf_shapes(case, tensor), strict=True)]
         outcome = Outcome(dict(zip(names, values, strict=True)))
         leaves = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in values]
         out = case.f(*leaves)
         out.backward(torch.ones_like(out))
-        checks = Checks(draw + 1, "float64")
+        checks = Checks(step, "float64")
         try:
             nodes = [protocol.leaf(v.copy() if tensor else float(v)) for v in values]
-            result = case.f(*nodes)
-        except UNSUPPORTED as error:
+            result = guard.call(step, "forward", f"{case.name}: out", case.f, *nodes)
+        except UNSUPPORTED as error:  # making a leaf, or the op itself: the engine lacks it
             report.notes.append(f"unsupported: {case.op} ({case.name}): {one_line(error)}")
             return []
-        except Exception as error:  # any exception in the user's engine is a finding
-            _raised(report, draw + 1, "forward", f"{case.name}: out", error)
-            return outcomes
+        except guard.UserCodeError as error:
+            if isinstance(error.__cause__, UNSUPPORTED):
+                report.notes.append(f"unsupported: {case.op} ({case.name}): {error.failure.message}")
+                return []
+            return _raised(report, error.failure, outcomes)
         try:
-            checks.add("forward", f"{case.name}: out", _array(protocol.value(result)), out.detach())
-            protocol.backward(result)
+            value = guard.call(step, "forward", f"{case.name}: value", _read, protocol.value, result)
+            checks.add("forward", f"{case.name}: out", value, out.detach())
+            guard.call(step, "grad", f"{case.name}: backward", protocol.backward, result)
             for name, node, reference in zip(names, nodes, leaves, strict=True):
-                outcome.grads[name] = _array(protocol.grad(node))
-                checks.add("grad", f"{case.name}: d{name}", outcome.grads[name], reference.grad)
-        except Exception as error:  # the engine's backward (or reading it) raised: a finding
+                where = f"{case.name}: d{name}"
+                outcome.grads[name] = guard.call(step, "grad", where, _read, protocol.grad, node)
+                checks.add("grad", where, outcome.grads[name], reference.grad)
+        except guard.UserCodeError as error:
             report.checks.extend(checks.collect())
-            _raised(report, draw + 1, "grad", f"{case.name}: backward", error)
-            return outcomes
+            return _raised(report, error.failure, outcomes)
         report.checks.extend(checks.collect())
         outcomes.append(outcome)
     return outcomes
+
+
+def _read(read: Callable[[Any], Any], node: Any) -> np.ndarray | None:
+    return _array(read(node))
 
 
 def _array(value: Any) -> np.ndarray | None:
@@ -150,9 +160,11 @@ def _array(value: Any) -> np.ndarray | None:
     return np.array(value, dtype=np.float64)
 
 
-def _raised(report: Report, step: int, stage: str, where: str, error: Exception) -> None:
-    raised = TensorDiff(np.inf, np.inf, (), f"raised {one_line(error)}")
-    report.checks.append(Check(step, stage, where, raised, 0.0))
+def _raised(report: Report, failure: Failure, outcomes: list[Outcome]) -> list[Outcome]:
+    """The engine raised: a failing check at that place (the other cases still run)."""
+    raised = TensorDiff(np.inf, np.inf, (), f"raised {failure.message}")
+    report.checks.append(Check(failure.step, failure.stage, failure.tensor, raised, 0.0))
+    return outcomes
 
 
 def _op_table(report: EngineReport, tensor: bool) -> dict[str, dict[str, Any]]:
