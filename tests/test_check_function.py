@@ -7,7 +7,7 @@ from torch import nn
 from torch.nn import functional
 
 from compare import check_function
-from compare.check.function import ONLY_FLOAT64, WRONG_EVERYWHERE
+from compare.check.function import DRAWS, ONLY_FLOAT64, WRONG_EVERYWHERE
 
 DTYPES = ("float32", "float16", "bfloat16")
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
@@ -125,3 +125,22 @@ def test_module_parameters_are_compared_by_name_and_exceptions_are_findings():
 def test_on_cuda(dtype):
     assert check_function(SiLU, functional.silu, torch.randn(64, 256), dtype=dtype, device="cuda").passed
     assert not check_function(SiLUWrong, functional.silu, torch.randn(64, 256), dtype=dtype, device="cuda").passed
+
+
+class Log(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.log()
+
+    @staticmethod
+    def backward(ctx, dout):
+        (x,) = ctx.saved_tensors
+        return dout / x
+
+
+def test_draws_outside_the_references_domain_are_noted_not_failed():
+    report = check_function(Log, torch.log, torch.rand(4, 3) + 0.5, dtype="float32", device="cpu")
+    assert report.passed, report
+    assert {c.step for c in report.checks} == {1}  # only the given, positive draw is in log's domain
+    assert sum("not finite" in note for note in report.notes) == 2 * (len(DRAWS) - 1)  # float32 and float64

@@ -173,8 +173,9 @@ def check_function(
 def _draw_checks(step, kind, sides: Sides, values, grad_names, report: Report, dtype: str, device: str, suffix=""):
     checks = Checks(step, dtype, device)
     ref_outs, ref_grads, upstream = sides.run(step, "reference", values, None)
-    if suffix == "" and not all(bool(torch.isfinite(o).all()) for o in ref_outs if _floating(o)):
-        report.notes.append(f"draw {step} ({kind}): the reference is not finite in {dtype}, so it is not compared")
+    if not all(bool(torch.isfinite(t).all()) for t in (*ref_outs, *ref_grads) if _floating(t)):
+        # outside the reference's domain (log of a negative draw) or range (exp of a large one in float16)
+        report.notes.append(f"draw {step} ({kind}): autograd's reference is not finite in {dtype}: not compared")
         return
     outs, grads, _ = sides.run(step, "fn", values, upstream)
     for i, ref in enumerate(ref_outs):
