@@ -89,13 +89,14 @@ class TorchAffine:
         return dx
 
 
-def test_a_torch_layer_passes_and_a_secret_autograd_backward_is_reported():
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16"])
+def test_a_torch_layer_passes_and_a_secret_autograd_backward_is_reported(dtype):
     torch.manual_seed(1)
-    module = nn.Linear(D, H).double()
-    W, b = module.weight.detach().T.clone(), module.bias.detach().clone()
+    module = nn.Linear(D, H)
+    W, b = module.weight.detach().T.clone(), module.bias.detach().clone()  # the user's float32 tensors
     x = np.random.default_rng(1).standard_normal((N, D))
-    assert check_layer(TorchAffine(W, b), module, x).passed
-    failure = check_layer(TorchAffine(W, b, secretly_autograd=True), module, x).first_failure
+    assert check_layer(TorchAffine(W, b), module, x, dtype=dtype).passed
+    failure = check_layer(TorchAffine(W, b, secretly_autograd=True), module, x, dtype=dtype).first_failure
     assert failure.problem == "exception" and failure.message.startswith(
         "UsedAutogradError: your code called torch.autograd.grad"
     )
