@@ -108,10 +108,13 @@ class Sides:
                 self.reference.load_state_dict(self.fn.state_dict())
 
     def params(self, side: Any) -> dict[str, torch.Tensor]:
-        return dict(side.named_parameters()) if isinstance(side, nn.Module) else {}
+        """A side's parameters, compared when both sides are modules (else neither side's)."""
+        paired = isinstance(self.fn, nn.Module) and isinstance(self.reference, nn.Module)
+        return dict(side.named_parameters()) if paired else {}
 
     def run(self, step: int, who: str, inputs: Sequence[Any], upstream: list | None):
-        """(outputs, {name: grad}) of one side; ``upstream`` drawn on the first call (the reference's)."""
+        """(outputs, the gradients of the floating inputs then of the parameters, the upstream gradients) of
+        one side; ``upstream`` is drawn (seeded by the step) on the reference's call and reused for ``fn``'s."""
         side = self.fn if who == "fn" else self.reference
         leaves = [x.detach().clone().requires_grad_(True) if _floating(x) else x for x in inputs]
         params = self.params(side)
