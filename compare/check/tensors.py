@@ -151,6 +151,8 @@ class TorchObject:
         object.__setattr__(self, "_device", device)
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_obj", "_device"):  # copy's and pickle's probes, an unset proxy
+            raise AttributeError(name)
         value = getattr(self._obj, name)
         if isinstance(value, torch.Tensor):
             return to_numpy(value)
