@@ -19,6 +19,7 @@ Told apart from NumPy code by what it holds (a torch tensor among its attributes
 functions, by the names its code uses (``torch`` and not ``np``/``numpy``); ``TorchCode(obj)`` says it outright.
 """
 
+import functools
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -45,6 +46,7 @@ _patched: dict[str, Callable] = {}
 
 
 def _refusing(name: str, original: Callable) -> Callable:
+    @functools.wraps(original)  # torch's own name, signature and docstring, for whoever inspects them
     def refuse(*args, **kwargs):
         if getattr(_inside, "depth", 0):
             raise UsedAutogradError(
