@@ -187,6 +187,12 @@ class Tensor(Value):
         out._backward = _backward
         return out
 
+    @property
+    def T(self):  # noqa: N802 (NumPy's and torch's name)
+        out = self._node(self.data.T, (self,))
+        out._backward = lambda: setattr(self, "grad", self.grad + out.grad.T)
+        return out
+
     def backward(self):
         order = self.topological()
         self.grad = np.ones_like(self.data)

@@ -10,10 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from engines import Tensor, Value, unbroadcast
+from torch import nn
 
+from compare import check_model
 from compare.bench import engine_speed
-from compare.check.engine import CATALOG, check_engine
+from compare.check.engine import CATALOG, check_engine, engine_model
 from compare.cli.main import main
 
 
@@ -232,3 +235,17 @@ def test_the_bench_meets_its_targets():
     at about 1/20 of their target on a loaded 2-core machine, so the margin covers any load."""
     results = engine_speed.measure()
     assert engine_speed.within_targets(results), results
+
+
+def test_a_network_of_a_tensor_engine_trains_through_check_model():
+    def forward(p, x, y):
+        h = (Tensor(x) @ p["0.weight"].T + p["0.bias"]).tanh()
+        return ((h @ p["2.weight"].T + p["2.bias"] - Tensor(y)) ** 2).mean()
+
+    torch.manual_seed(0)
+    twin = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 2)).double()
+    params = {name: p.detach().numpy().copy() for name, p in twin.named_parameters()}
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((16, 3)), rng.standard_normal((16, 2))
+    report = check_model(engine_model(forward, Tensor), twin, nn.MSELoss(), X, y, params=params, batch_size=8, steps=5)
+    assert report.passed and len(report.checks) == 5 * 10, report
