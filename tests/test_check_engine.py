@@ -249,3 +249,21 @@ def test_a_network_of_a_tensor_engine_trains_through_check_model():
     X, y = rng.standard_normal((16, 3)), rng.standard_normal((16, 2))
     report = check_model(engine_model(forward, Tensor), twin, nn.MSELoss(), X, y, params=params, batch_size=8, steps=5)
     assert report.passed and len(report.checks) == 5 * 10, report
+
+
+def _broadcast_added_in_place(self, other, forward, backward):
+    out = self._node(forward(self.data, other.data), (self, other))
+
+    def _backward():
+        ga, gb = backward(out.grad, self.data, other.data)
+        self.grad += ga  # NumPy refuses: the (3, 4) gradient does not fit b's (4,)
+        other.grad += gb
+
+    out._backward = _backward
+    return out
+
+
+def test_a_broadcast_gradient_added_in_place_is_named_from_numpys_error():
+    report = check_engine(type("InPlace", (Tensor,), {"_broadcast": _broadcast_added_in_place}))
+    assert report.diagnosis.name == "broadcast gradient not reduced", report
+    assert "non-broadcastable output operand" in report.first_failure.line()

@@ -3,7 +3,8 @@
 with the output's gradient seeded to ones (as ``backward()`` seeds it).
 
 ``check_engine`` names a mistake when the user's gradients on that case equal the mistake's, at every
-draw, to ``MATCH`` (the user's engine then is that mistake, to rounding). ``gradients`` may give several
+draw, to ``MATCH`` (the user's engine then is that mistake, to rounding), or when the engine raised
+there the error the mistake raises (``raised``). ``gradients`` may give several
 alternatives (a mistake whose numbers depend on the order the engine visits a node's children in).
 Each entry is proven named by a test on an engine with the mistake injected (``tests/test_check_engine.py``).
 """
@@ -25,6 +26,7 @@ class EngineBug:
     fix: str  # the one-line fix
     case: str  # the suite case (``Case.name``) it shows on
     gradients: Callable[..., list[Grads]]  # leaves' values → the gradients the mistake gives (alternatives)
+    raised: str | None = None  # or a part of the error the mistake raises on its case (NumPy's, say)
 
 
 def _ones(a: np.ndarray) -> np.ndarray:
@@ -125,6 +127,7 @@ CATALOG: tuple[EngineBug, ...] = (
         "(keepdims for size-1 axes)",
         "a + b (b: 4)",
         lambda a, b: [{"a": _ones(a), "b": np.ones(np.broadcast_shapes(a.shape, b.shape))}],
+        raised="non-broadcastable output operand",  # NumPy's error for b.grad += <the output's shape>
     ),
     EngineBug(
         "mean's gradient not divided by the count",

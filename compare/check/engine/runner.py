@@ -11,7 +11,7 @@ A failing engine is matched against the catalog of engine mistakes (``compare.ch
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -50,10 +50,12 @@ class Protocol:
 
 @dataclass
 class Outcome:
-    """One case at one draw: the leaves' values, torch's gradients and the engine's (``None``: none)."""
+    """One case at one draw: the leaves' values and the engine's gradients (``None``: none), or what the
+    engine raised."""
 
     leaves: dict[str, np.ndarray]
     grads: dict[str, np.ndarray | None] = field(default_factory=dict)
+    raised: str | None = None
 
 
 @dataclass(repr=False)
@@ -131,7 +133,7 @@ def _run_case(case: Case, protocol: Protocol, tensor: bool, draws: int, rng, rep
             if isinstance(error.__cause__, UNSUPPORTED):
                 report.notes.append(f"unsupported: {case.op} ({case.name}): {error.failure.message}")
                 return []
-            return _raised(report, error.failure, outcomes)
+            return _raised(report, error.failure, [*outcomes, replace(outcome, raised=error.failure.message)])
         try:
             value = guard.call(step, "forward", f"{case.name}: value", _read, protocol.value, result)
             checks.add("forward", f"{case.name}: out", value, out.detach())
@@ -142,7 +144,7 @@ def _run_case(case: Case, protocol: Protocol, tensor: bool, draws: int, rng, rep
                 checks.add("grad", where, outcome.grads[name], reference.grad)
         except guard.UserCodeError as error:
             report.checks.extend(checks.collect())
-            return _raised(report, error.failure, outcomes)
+            return _raised(report, error.failure, [*outcomes, replace(outcome, raised=error.failure.message)])
         report.checks.extend(checks.collect())
         outcomes.append(outcome)
     return outcomes
@@ -186,8 +188,11 @@ def _op_table(report: EngineReport, tensor: bool) -> dict[str, dict[str, Any]]:
 
 
 def _matches(bug: EngineBug, outcomes: list[Outcome]) -> bool:
-    """The engine's gradients on the bug's case equal one of the bug's alternatives at every draw."""
-    if not outcomes:
+    """The engine raised the bug's error on its case, or its gradients there equal one of the bug's
+    alternatives at every draw."""
+    if bug.raised is not None and any(bug.raised in (outcome.raised or "") for outcome in outcomes):
+        return True
+    if not outcomes or any(outcome.raised is not None for outcome in outcomes):
         return False
     for outcome in outcomes:
         alternatives = bug.gradients(*outcome.leaves.values())
