@@ -232,7 +232,7 @@ class CountsThreads:
             torch.get_num_threads(),
             {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"},
         )
-        return x.copy()
+        return np.array(x)  # NumPy code that names torch too (a function naming torch alone is read as torch code)
 
     def backward(self, dout):
         if self.seen[0] != 1 or self.seen[1] - {1}:  # (no BLAS library found: nothing to limit)

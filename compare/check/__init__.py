@@ -8,9 +8,13 @@ findings), ``layer``, ``loss``, ``optimizer`` (+ ``stream``, the default gradien
 network as a side of the lockstep engine) and ``network`` (``check_model``), ``diagnose`` (replaying the fault
 catalog and the textbook variants), ``conventions`` (a setting or loss scale named with its fix), ``replay``
 and ``model_diagnosis`` (a whole network's mistakes, every departing piece), ``threads`` (small checks run
-single-threaded). What checking a model costs: ``compare.bench.check_speed``.
+single-threaded), ``tensors`` (user code in torch tensors), ``function`` (``check_function``: a
+hand-written torch backward against autograd's), ``engine`` (``check_engine``: a home-made autograd engine).
+What checking a model costs: ``compare.bench.check_speed``.
 """
 
+from compare.check.engine import check_engine
+from compare.check.function import check_function
 from compare.check.layer import check_layer
 from compare.check.loss import check_loss
 from compare.check.network import check_model
@@ -22,6 +26,8 @@ __all__ = [
     "Failure",
     "Report",
     "assert_parity",
+    "check_engine",
+    "check_function",
     "check_layer",
     "check_loss",
     "check_model",

@@ -23,6 +23,7 @@ from torch import nn
 
 import compare.check.forms as forms
 import compare.check.guard as guard
+from compare.check import tensors
 from compare.check.access import Access
 from compare.check.diagnose import diagnose_layer
 from compare.check.mapping import BUFFER_NAMES, Link, resolve
@@ -149,7 +150,7 @@ def check_layer(
     user_layer = forms.layer_of(layer, params, config)
     batches = [_as_input(b, dtype) for b in x] if isinstance(x, list | tuple) else [_as_input(x, dtype)] * steps
     report = Report("layer", steps=len(batches))
-    user = Access(guard.fresh(user_layer))
+    user = Access(tensors.numpy_side(guard.fresh(user_layer)))
     setup = Setup(user, torch_copy(torch_module, dtype), mapping, layout, dtype)
     setup.late_buffers = tuple(key for key in BUFFER_NAMES if key not in user.buffers())
     if user.params() or not any(True for _ in setup.module.parameters()):

@@ -19,6 +19,7 @@ from torch import nn
 import compare.check.conventions as conventions
 import compare.check.forms as forms
 import compare.check.guard as guard
+from compare.check import tensors
 from compare.check.diagnose import diagnose_loss
 from compare.check.report import Report
 from compare.check.threads import small_check
@@ -78,6 +79,7 @@ def check_loss(
     """Check ``loss`` against ``torch_loss`` on ``scores`` and ``targets`` (one batch, or lists: one per
     step). ``seed`` is unused (nothing random), accepted for a uniform signature."""
     del seed
+    loss = tensors.numpy_side(loss)
     form = forms.loss_form(loss)
     score_batches = _batches(scores, steps, dtype)
     target_batches = _batches(targets, len(score_batches), dtype)

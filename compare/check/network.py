@@ -12,6 +12,7 @@ from torch import nn
 
 import compare.check.guard as guard
 import compare.check.model_forms as model_forms
+from compare.check import tensors
 from compare.check.mapping import Link, resolve
 from compare.check.model import UserModelSide, last_layer, ordered_layers
 from compare.check.model_diagnosis import ModelDiagnoser
@@ -173,7 +174,8 @@ def check_model(
     ``torch/``, ``parity/``)."""
     if (optimizer is None) != (torch_optimizer is None):
         raise InputError("pass both optimizer= and torch_optimizer= (or neither, for plain SGD on both)")
-    model, form = model_forms.adapt(guard.fresh(model), torch_loss)
+    model, params = tensors.numpy_side(guard.fresh(model), params), tensors.to_numpy(params)
+    model, form = model_forms.adapt(model, torch_loss)
     user_params, function = _user_params(model, form, params, dtype)
     torch_copy = _torch_copy(torch_model, dtype)
     layout = "out_in" if form == "column" and layout is None else layout  # columns: W x, weights (out, in)

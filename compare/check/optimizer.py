@@ -28,6 +28,7 @@ import torch
 
 import compare.check.guard as guard
 import compare.check.optimizer_forms as forms
+from compare.check import tensors
 from compare.check.diagnose import diagnose_optimizer
 from compare.check.forms import found
 from compare.check.report import Failure, Report
@@ -83,8 +84,9 @@ class UserOptimizer:
         hyperparameters: Mapping[str, Any] | None = None,
         torch_class: str = "",
     ) -> None:
+        optimizer = tensors.numpy_side(optimizer if form_of(optimizer) == "function" else guard.fresh(optimizer))
         self.form = form_of(optimizer)
-        self.opt = optimizer if self.form == "function" else guard.fresh(optimizer)
+        self.opt = optimizer
         self.params = params
         self.state = None
         self.torch_class = torch_class

@@ -8,6 +8,9 @@ loss           ``loss``, ``torch_loss``, ``scores``, ``targets``
 optimizer      ``optimizer``, ``torch_optimizer_class``, ``hyperparameters``
 model          ``model``, ``torch_model``, ``torch_loss``, ``X``, ``y`` (and ``optimizer`` with
                ``torch_optimizer``, both or neither)
+function       ``function`` (a custom ``autograd.Function`` or its ``.apply``), ``reference``
+               (the plain torch composition), ``inputs`` (a tuple of tensors or arrays)
+engine         ``engine`` (what makes a leaf of your autograd engine: ``Value``, say)
 =============  ==========================================================================
 
 ``options`` (a dict) gives keyword options to every check that takes them (``steps``, ``dtype``,
@@ -29,12 +32,21 @@ from typing import Any
 
 import torch
 
-from compare.check import Report, check_layer, check_loss, check_model, check_optimizer
+from compare.check import Report, check_engine, check_function, check_layer, check_loss, check_model, check_optimizer
 from compare.check.guard import one_line
 from compare.cli import exits
 from compare.errors import InputError
 from compare.inputs.safety import check_outputs
 from compare.output.rundir import new_run_dir
+
+
+def function_check(
+    function: Any, reference: Any, inputs: Any, *, dtype: str = "float32", device: str | None = None, seed: int = 0
+) -> Report:
+    """``check_function`` with the file's ``inputs`` (one tensor or array, or a tuple of them) spread."""
+    inputs = tuple(inputs) if isinstance(inputs, list | tuple) else (inputs,)
+    return check_function(function, reference, *inputs, dtype=dtype, device=device, seed=seed)
+
 
 # check name → (function, the file's names given as positional arguments, optional keyword names)
 CONVENTION: dict[str, tuple[Any, tuple[str, ...], tuple[str, ...]]] = {
@@ -42,21 +54,27 @@ CONVENTION: dict[str, tuple[Any, tuple[str, ...], tuple[str, ...]]] = {
     "loss": (check_loss, ("loss", "torch_loss", "scores", "targets"), ()),
     "optimizer": (check_optimizer, ("optimizer", "torch_optimizer_class", "hyperparameters"), ()),
     "model": (check_model, ("model", "torch_model", "torch_loss", "X", "y"), ("optimizer", "torch_optimizer")),
+    "function": (function_check, ("function", "reference", "inputs"), ()),
+    "engine": (check_engine, ("engine",), ()),
 }
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     check = commands.add_parser(
         "check",
-        help="check your own layer, loss, optimizer or network (defined in FILE.py) against torch",
+        help="check your own layer, loss, optimizer, network, autograd.Function or autograd engine (in FILE.py) "
+        "against torch",
         description="Check your own code against torch, defined in FILE.py by these module-level names: "
         "a layer: layer, torch_module, x; a loss: loss, torch_loss, scores, targets; an optimizer: optimizer, "
         "torch_optimizer_class, hyperparameters; a network: model, torch_model, torch_loss, X, y (and optimizer "
-        "with torch_optimizer, both or neither); optionally options, a dict of keyword options for every check. "
+        "with torch_optimizer, both or neither); a custom autograd.Function: function, reference, inputs; an autograd "
+        "engine: engine; optionally options, a dict of keyword options for every check. "
         "Exit 0 when every check passes, 1 when one fails (an exception in your code is a finding), 2 on bad input.",
     )
     check.add_argument(
-        "file", metavar="FILE.py", help="defines layer/torch_module/x, loss/..., optimizer/..., model/..."
+        "file",
+        metavar="FILE.py",
+        help="defines layer/torch_module/x, loss/..., optimizer/..., model/..., function/..., engine",
     )
     check.add_argument("--logdir", default="runs", help="each check gets a new directory in it (default: runs)")
     check.add_argument("--run-name", default=None, help="the run directory's name (default: check-<time>)")

@@ -13,6 +13,8 @@ STAGES = ("forward", "loss", "grad", "state", "param", "eval")
 
 EPS64 = float(np.finfo(np.float64).eps)  # 2.2e-16
 EPS32 = float(np.finfo(np.float32).eps)  # 1.2e-7
+EPS16 = float(np.finfo(np.float16).eps)  # 9.8e-4 (10 mantissa bits)
+EPS_BF16 = 2.0**-7  # 7.8e-3: bfloat16 keeps 7 mantissa bits (NumPy has no bfloat16; torch.finfo agrees)
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,28 @@ FLOAT32 = Tolerance(
     "float32 rounds at 1.2e-7 per operation and, unlike float64, that noise is amplified by the training "
     "dynamics over hundreds of steps (1e-6 to 1e-4 measured after 500 steps); sqrt(eps) = 3.5e-4 is half of "
     "float32's digits, above that drift and far below an O(1) formula error. Use float64 to prove a rule",
+)
+
+# float16 and bfloat16: only code written in torch (``compare.check_function``, a user's torch tensors) runs
+# in them. Both sides round at every operation as float32 does, but 2^13 (float16) and 2^16 (bfloat16) times
+# coarser, and a reduction of n terms (a LayerNorm over 256 features, a matmul's inner dimension) adds up
+# to about sqrt(n) ulps of noise on its result; torch's own composition and a fused hand-written op round
+# at different places, so their difference is that noise, not zero. sqrt(eps) is, as for float32, half of
+# the dtype's digits: 3.1e-2 (float16) covers sqrt(256) = 16 ulps of 9.8e-4 with 2x headroom and is still
+# far below an O(1) formula error (a missing factor, a wrong sign). bfloat16's sqrt(eps) = 8.8e-2 is 11 ulps
+# of 7.8e-3: a formula error smaller than that hides in bfloat16's rounding, which is why
+# ``check_function`` also re-runs both sides in float64 (a witness at FLOAT64) on the same inputs.
+FLOAT16 = Tolerance(
+    float(np.sqrt(EPS16)),  # 3.1e-2
+    "float16 rounds at 9.8e-4 per operation (10 mantissa bits), and a reduction over n terms adds about "
+    "sqrt(n) ulps; sqrt(eps) = 3.1e-2 is half of float16's digits, above 16 ulps (a reduction over 256 "
+    "terms) with 2x headroom and far below an O(1) formula error; a float64 re-run of both sides proves the formula",
+)
+BFLOAT16 = Tolerance(
+    float(np.sqrt(EPS_BF16)),  # 8.8e-2
+    "bfloat16 rounds at 7.8e-3 per operation (7 mantissa bits), and a reduction over n terms adds about "
+    "sqrt(n) ulps; sqrt(eps) = 8.8e-2 is half of bfloat16's digits (11 ulps), far below an O(1) formula "
+    "error; smaller formula errors hide in its rounding, so a float64 re-run of both sides proves the formula",
 )
 
 # The torch twin on a CUDA GPU (compare.inputs.devices: TF32 off, deterministic kernels). cuBLAS and the
@@ -56,6 +80,9 @@ TOLERANCES: dict[tuple[str, str, str], Tolerance] = {
     **{("cpu", "float32", stage): FLOAT32 for stage in STAGES},
     **{("cuda", "float64", stage): CUDA_FLOAT64 for stage in STAGES},
     **{("cuda", "float32", stage): CUDA_FLOAT32 for stage in STAGES},
+    # CUDA's half-precision kernels accumulate in float32 (as the CPU's do) in other orders: the CPU's bound.
+    **{(device, "float16", stage): FLOAT16 for stage in STAGES for device in ("cpu", "cuda")},
+    **{(device, "bfloat16", stage): BFLOAT16 for stage in STAGES for device in ("cpu", "cuda")},
 }
 # Integer state (the optimizer's step counter) must match exactly: there is no rounding in it.
 

@@ -1,0 +1,215 @@
+"""``check_engine``: a home-made autograd engine against torch's autograd, op by op and graph by graph.
+
+The engine is seen through four functions (``Protocol``): make a leaf from a float (a scalar engine) or a
+NumPy array (a tensor engine), read a node's value, read a leaf's gradient, run backward from an output.
+The defaults fit the common ``Value(data)``, ``.data``, ``.grad``, ``.backward()`` shape. Every case of
+``compare.check.engine.suite`` runs on both, at each draw (the report's steps), the output's gradient
+seeded to ones; compared: ``<case>: out`` (stage ``forward``) and ``<case>: d<leaf>`` (stage ``grad``),
+at float64's tolerance. A case whose forward raises ``AttributeError``, ``TypeError``,
+``NotImplementedError`` or ``AssertionError`` marks its op unsupported (not a failure); any other
+exception, and any exception in backward, is a failure.
+A failing engine is matched against the catalog of engine mistakes (``compare.check.engine.catalog``).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+import compare.check.guard as guard
+from compare.check.engine.catalog import CATALOG, MATCH, EngineBug
+from compare.check.engine.suite import DRAWS, OPS, Case, cases_for, draw_leaf, leaf_shapes
+from compare.check.guard import one_line
+from compare.check.report import Diagnosis, Failure, Report
+from compare.core.checks import Checks
+from compare.core.metrics import TensorDiff, diff
+from compare.core.records import Check
+
+# micrograd refuses a power it does not handle with an assert: an op form the engine has not, not a bug
+UNSUPPORTED = (AttributeError, TypeError, NotImplementedError, AssertionError)
+LEAVES = "abc"
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How to use the engine: ``leaf(float or array)``, ``value(node)``, ``grad(leaf)``, ``backward(output)``."""
+
+    leaf: Callable[[Any], Any]
+    value: Callable[[Any], Any] = lambda node: node.data
+    grad: Callable[[Any], Any] = lambda node: node.grad
+    backward: Callable[[Any], Any] = lambda node: node.backward()
+
+    def is_tensor_engine(self) -> bool:
+        """A leaf made from an array keeps its shape and has ``sum``: a tensor engine (else a scalar one)."""
+        try:
+            node = self.leaf(np.ones((2, 3)))
+            return np.shape(self.value(node)) == (2, 3) and callable(getattr(node, "sum", None))
+        except Exception:  # a scalar engine may refuse an array in any way
+            return False
+
+
+@dataclass
+class Outcome:
+    """One case at one draw: the leaves' values and the engine's gradients (``None``: none), or what the
+    engine raised."""
+
+    leaves: dict[str, np.ndarray]
+    grads: dict[str, np.ndarray | None] = field(default_factory=dict)
+    raised: str | None = None
+
+
+@dataclass(repr=False)
+class EngineReport(Report):
+    """A ``Report`` plus, per op, ``supported`` / ``forward`` / ``backward`` (``ops``) and every catalog
+    mistake that reproduces the engine's numbers (``bugs``; ``diagnosis`` is the first)."""
+
+    ops: dict[str, dict[str, Any]] = field(default_factory=dict)
+    bugs: list[Diagnosis] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        lines = [Report.__str__(self), f"  {'op':<12} {'supported':<10} {'forward':<8} {'backward':<8}"]
+        for op, status in self.ops.items():
+            if not status["supported"]:
+                lines.append(f"  {op:<12} {'no':<10} {'-':<8} {'-':<8}  {status['why']}".rstrip())
+                continue
+            marks = ["ok" if status[stage] else "FAIL" for stage in ("forward", "backward")]
+            lines.append(f"  {op:<12} {'yes':<10} {marks[0]:<8} {marks[1]}")
+        lines.extend(f"engine bug: {bug.line()}" for bug in self.bugs[1:])
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def to_dict(self) -> dict:
+        return {**Report.to_dict(self), "ops": self.ops, "bugs": [bug.__dict__ for bug in self.bugs]}
+
+
+def check_engine(
+    leaf: Callable[[Any], Any],
+    *,
+    value: Callable[[Any], Any] = Protocol.value,
+    grad: Callable[[Any], Any] = Protocol.grad,
+    backward: Callable[[Any], Any] = Protocol.backward,
+    tensor: bool | None = None,
+    draws: int = DRAWS,
+    seed: int = 0,
+) -> EngineReport:
+    """Check the engine whose leaves ``leaf`` makes (``Value``, say) against torch. ``tensor``: a tensor
+    engine (leaves from arrays; adds sum, mean, matmul and broadcasting) or a scalar one (leaves from
+    floats); default: told by ``Protocol.is_tensor_engine``."""
+    protocol = Protocol(leaf, value, grad, backward)
+    tensor = protocol.is_tensor_engine() if tensor is None else tensor
+    report = EngineReport("engine", steps=draws)
+    outcomes: dict[str, list[Outcome]] = {}
+    rng = np.random.default_rng(seed)
+    for case in cases_for(tensor):
+        outcomes[case.name] = _run_case(case, protocol, tensor, draws, rng, report)
+    report.ops = _op_table(report, tensor)
+    if not report.passed:
+        report.diagnosed = True
+        report.bugs = [_diagnosis(bug) for bug in CATALOG if _matches(bug, outcomes.get(bug.case, []))]
+        report.diagnosis = report.bugs[0] if report.bugs else None
+    return report
+
+
+def _run_case(case: Case, protocol: Protocol, tensor: bool, draws: int, rng, report: EngineReport) -> list[Outcome]:
+    """Every call into the engine goes through ``guard.call`` (its exceptions and time limits)."""
+    names = LEAVES[: len(case.domains)]
+    outcomes = []
+    for draw in range(draws):
+        step = draw + 1
+        values = [draw_leaf(d, s, draw, rng) for d, s in zip(case.domains, leaf_shapes(case, tensor), strict=True)]
+        outcome = Outcome(dict(zip(names, values, strict=True)))
+        leaves = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in values]
+        out = case.f(*leaves)
+        out.backward(torch.ones_like(out))
+        checks = Checks(step, "float64")
+        try:
+            nodes = [protocol.leaf(v.copy() if tensor else float(v)) for v in values]
+            result = guard.call(step, "forward", f"{case.name}: out", case.f, *nodes)
+        except UNSUPPORTED as error:  # making a leaf, or the op itself: the engine lacks it
+            report.notes.append(f"unsupported: {case.op} ({case.name}): {one_line(error)}")
+            return []
+        except guard.UserCodeError as error:
+            if isinstance(error.__cause__, UNSUPPORTED):
+                report.notes.append(f"unsupported: {case.op} ({case.name}): {error.failure.message}")
+                return []
+            return _raised(report, error.failure, [*outcomes, replace(outcome, raised=error.failure.message)])
+        try:
+            value = guard.call(step, "forward", f"{case.name}: value", _read, protocol.value, result)
+            checks.add("forward", f"{case.name}: out", value, out.detach())
+            guard.call(step, "grad", f"{case.name}: backward", protocol.backward, result)
+            for name, node, reference in zip(names, nodes, leaves, strict=True):
+                where = f"{case.name}: d{name}"
+                outcome.grads[name] = guard.call(step, "grad", where, _read, protocol.grad, node)
+                checks.add("grad", where, outcome.grads[name], reference.grad)
+        except guard.UserCodeError as error:
+            report.checks.extend(checks.collect())
+            return _raised(report, error.failure, [*outcomes, replace(outcome, raised=error.failure.message)])
+        report.checks.extend(checks.collect())
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _read(read: Callable[[Any], Any], node: Any) -> np.ndarray | None:
+    return _array(read(node))
+
+
+def _array(value: Any) -> np.ndarray | None:
+    if value is None:
+        return None
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.array(value, dtype=np.float64)
+
+
+def _raised(report: Report, failure: Failure, outcomes: list[Outcome]) -> list[Outcome]:
+    """The engine raised: a failing check at that place (the other cases still run)."""
+    raised = TensorDiff(np.inf, np.inf, (), f"raised {failure.message}")
+    report.checks.append(Check(failure.step, failure.stage, failure.tensor, raised, 0.0))
+    return outcomes
+
+
+def _op_table(report: EngineReport, tensor: bool) -> dict[str, dict[str, Any]]:
+    ops: dict[str, dict[str, Any]] = {}
+    cases = cases_for(tensor)
+    for op in OPS:
+        names = [case.name for case in cases if case.op == op]
+        if not names:
+            continue
+        checks = [c for c in report.checks if any(c.tensor.startswith(f"{name}: ") for name in names)]
+        why = next((n.partition(": ")[2] for n in report.notes if n.startswith(f"unsupported: {op} (")), "")
+        ops[op] = {
+            "supported": bool(checks),
+            "forward": all(c.passed for c in checks if c.stage == "forward"),
+            "backward": all(c.passed for c in checks if c.stage == "grad") and any(c.stage == "grad" for c in checks),
+            "why": why,
+        }
+    return ops
+
+
+def _matches(bug: EngineBug, outcomes: list[Outcome]) -> bool:
+    """The engine raised the bug's error on its case, or its gradients there equal one of the bug's
+    alternatives at every draw."""
+    if bug.raised is not None and any(bug.raised in (outcome.raised or "") for outcome in outcomes):
+        return True
+    if not outcomes or any(outcome.raised is not None for outcome in outcomes):
+        return False
+    for outcome in outcomes:
+        alternatives = bug.gradients(*outcome.leaves.values())
+        if not any(_same(outcome.grads, expected) for expected in alternatives):
+            return False
+    return True
+
+
+def _same(found: dict[str, np.ndarray | None], expected: dict[str, np.ndarray]) -> bool:
+    for name, value in expected.items():
+        mine = found.get(name)
+        if mine is None or not diff(mine, np.asarray(value, dtype=np.float64)).within(MATCH):
+            return False
+    return True
+
+
+def _diagnosis(bug: EngineBug) -> Diagnosis:
+    return Diagnosis(bug.name, f"{bug.explanation} (shows on {bug.case}). Fix: {bug.fix}", MATCH)
