@@ -1,15 +1,32 @@
-"""Safety around other people's code: copies in, exceptions out as findings.
+"""Safety around other people's code: copies in, exceptions and time limits out as findings.
 
 Everything handed to user code is a fresh copy the checker never compares against afterwards, so a
 backward that writes into ``dout`` (a textbook ReLU's ``dout[self.mask] = 0``) cannot change what torch
 receives or what is compared. An exception raised inside user code becomes ``UserCodeError``, which the
 ``check_*`` functions turn into the report's first failure: step, stage and where, the exception in one
 line, the traceback kept.
+
+Time limits: every ``call`` into user code under a ``check_*`` decorated with ``limited`` has
+``time_limit`` seconds (default ``DEFAULT_TIME_LIMIT``); one that runs past it becomes the finding
+``timeout: <call>, step N, <stage>`` and the check ends there. The mechanism is ``SIGALRM`` (an interval
+timer) on the main thread: its handler raises at the next Python bytecode, which stops a Python loop
+and interrupts ``time.sleep`` and other blocking system calls. It cannot stop C code that never returns
+to the interpreter (one huge NumPy or torch operation ends first, then the timeout is raised; a C
+extension spinning forever is not stopped), nor user code that catches ``BaseException`` and carries on.
+Off the main thread (a signal can only be handled there) no limit is enforced, and the report's notes
+say so.
 """
 
+import contextlib
 import copy
+import functools
+import inspect
+import math
+import signal
+import threading
+import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -37,10 +54,103 @@ def one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def call(step: int, stage: str, where: str, function: Callable, *args, **kwargs) -> Any:
-    """``function(*args, **kwargs)``; an exception becomes ``UserCodeError`` at (step, stage, where)."""
+DEFAULT_TIME_LIMIT = 60.0  # seconds per call into user code: generous, a tiny check takes milliseconds
+
+
+class TimedOut(BaseException):
+    """Raised by the alarm inside a call past its limit (a ``BaseException``, so that a user's
+    ``except Exception`` does not swallow it)."""
+
+
+class _Limits(threading.local):
+    seconds: float | None = None  # the limit of the check running on this thread (None: none)
+    armed: bool = False  # a call on the main thread is under the alarm now
+    unenforced: bool = False  # a call ran where no alarm can be set (off the main thread)
+
+
+_limits = _Limits()
+
+
+def _on_alarm(signum: int, frame: object) -> None:
+    if _limits.armed:
+        raise TimedOut
+
+
+@contextlib.contextmanager
+def _alarm() -> Iterator[None]:
+    """The current limit on the enclosed call: only the outermost guarded call sets the timer."""
+    seconds = _limits.seconds
+    if seconds is None or _limits.armed:
+        yield
+        return
+    if threading.current_thread() is not threading.main_thread():
+        _limits.unenforced = True
+        yield
+        return
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    _limits.armed = True
+    signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        return function(*args, **kwargs)
+        yield
+    finally:
+        _limits.armed = False  # first: an alarm delivered from here on is ignored
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def check_time_limit(seconds: float | None) -> None:
+    if seconds is not None and not (isinstance(seconds, int | float) and math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"time_limit must be a positive number of seconds (or None for none), got {seconds!r}")
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Each ``call`` made inside has ``seconds`` (``None``: no limit)."""
+    check_time_limit(seconds)
+    outer = (_limits.seconds, _limits.unenforced)
+    _limits.seconds, _limits.unenforced = seconds, False
+    try:
+        yield
+    finally:
+        _limits.seconds, _limits.unenforced = outer
+
+
+def limited(check: Callable) -> Callable:
+    """For a ``check_*`` with a ``time_limit`` parameter: each ``call`` it makes has that many seconds."""
+    default = inspect.signature(check).parameters["time_limit"].default
+
+    @functools.wraps(check)
+    def wrapper(*args, **kwargs):
+        seconds = kwargs.get("time_limit", default)
+        with time_limit(seconds):
+            report = check(*args, **kwargs)
+            if _limits.unenforced and hasattr(report, "notes"):
+                report.notes.append(f"time_limit={seconds} s was not enforced: the check ran off the main thread")
+        return report
+
+    return wrapper
+
+
+def timeout_failure(step: int, stage: str, where: str, seconds: float) -> Failure:
+    message = (
+        f"timeout: {where}, step {step}, {stage}: did not return within {seconds:g} s (time_limit); "
+        "look for a loop that never ends, or raise time_limit for slow code"
+    )
+    return Failure(step, stage, where, np.inf, np.inf, problem="timeout", message=message)
+
+
+def call(step: int, stage: str, where: str, function: Callable, *args, **kwargs) -> Any:
+    """``function(*args, **kwargs)``; an exception becomes ``UserCodeError`` at (step, stage, where), and
+    so does a call past the check's time limit."""
+    started = time.monotonic()
+    try:
+        with _alarm():
+            return function(*args, **kwargs)
+    except TimedOut:
+        limit = _limits.seconds if _limits.seconds is not None else time.monotonic() - started
+        raise UserCodeError(timeout_failure(step, stage, where, limit)) from None
+    except UserCodeError:
+        raise
     except Exception as error:  # any exception in user code is a finding
         failure = Failure(
             step, stage, where, np.inf, np.inf, problem="exception", message=one_line(error),

@@ -84,6 +84,7 @@ def _as_input(x: Any, dtype: str) -> np.ndarray:
     return x.astype(dtype) if x.dtype.kind == "f" else x
 
 
+@guard.limited
 def check_layer(
     layer: Any,
     torch_module: nn.Module,
@@ -96,6 +97,7 @@ def check_layer(
     dtype: str = "float64",
     seed: int = 0,
     diagnose: bool = True,
+    time_limit: float | None = guard.DEFAULT_TIME_LIMIT,
 ) -> Report:
     """Check ``layer`` against ``torch_module`` on ``x`` (one batch, or a list of batches: one per step).
 

@@ -46,6 +46,7 @@ def package_labels(torch_loss: nn.Module, targets: np.ndarray) -> np.ndarray:
     return targets
 
 
+@guard.limited
 def check_loss(
     loss: Any,
     torch_loss: nn.Module,
@@ -56,6 +57,7 @@ def check_loss(
     dtype: str = "float64",
     seed: int = 0,
     diagnose: bool = True,
+    time_limit: float | None = guard.DEFAULT_TIME_LIMIT,
 ) -> Report:
     """Check ``loss`` against ``torch_loss`` on ``scores`` and ``targets`` (one batch, or lists: one per
     step). ``seed`` is unused (nothing random), accepted for a uniform signature."""

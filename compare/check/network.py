@@ -95,6 +95,7 @@ def _user_params(model: Any, params: Mapping | None, dtype: str) -> tuple[dict, 
     return model.params, None
 
 
+@guard.limited
 def check_model(
     model: Any,
     torch_model: nn.Module,
@@ -114,6 +115,7 @@ def check_model(
     dtype: str = "float64",
     seed: int = 0,
     tensorboard_dir: str | Path | None = None,
+    time_limit: float | None = guard.DEFAULT_TIME_LIMIT,
 ) -> Report:
     """Train ``model`` and ``torch_model`` in lockstep for ``steps`` steps (default 20, or one per batch of
     ``batches``) and compare every step. ``optimizer``/``torch_optimizer``: the user's (any form

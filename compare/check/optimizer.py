@@ -117,6 +117,7 @@ def parse(lr_schedule: str | None) -> list | None:
         raise InputError(f"lr_schedule: {error}") from None
 
 
+@guard.limited
 def check_optimizer(
     optimizer: Any,
     torch_optimizer_class: type[torch.optim.Optimizer],
@@ -130,6 +131,7 @@ def check_optimizer(
     dtype: str = "float64",
     seed: int = 0,
     diagnose: bool = True,
+    time_limit: float | None = guard.DEFAULT_TIME_LIMIT,
 ) -> Report:
     """Check ``optimizer`` against ``torch_optimizer_class(params, **hyperparameters)`` for ``steps`` steps.
 

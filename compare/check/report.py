@@ -40,6 +40,8 @@ class Failure:
         where = f"step {self.step}, {self.stage}, {self.tensor}"
         if self.problem == "exception":
             return f"{where}: your code raised {self.message}"
+        if self.message:  # a misbehaviour or a timeout (compare.check.guard): its own words
+            return self.message
         if self.problem is not None:
             return f"{where}: {self.problem} (max_rel {self.max_rel:.3g})"
         return f"{where}: max_rel {self.max_rel:.3g} > {self.tolerance:.0e} (max_abs {self.max_abs:.3g})"

@@ -1,0 +1,164 @@
+"""Hostile input and untrusted code: nothing hangs, nothing crashes, every misbehaviour is one clear line.
+
+Paths that are not regular files (a FIFO, a device, a folder) and places where no file can be made are
+refused before any work (exit 2); label values whose one-hot targets cannot fit are refused before
+allocating; a call into user code past its time limit is a finding. Every test that could hang on a
+regression runs under ``bounded``, which fails it instead."""
+
+import contextlib
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+from check_styles import Affine
+from torch import nn
+
+import compare
+from compare.cli.main import main
+from compare.errors import InputError
+from compare.inputs import data, safety
+
+X = np.random.default_rng(7).standard_normal((8, 5))
+BOUND = 60  # seconds: far above what each case takes (well under 1 s of work), far below a hang
+
+
+class HungError(Exception):
+    """The code under test was still running when its bound ran out."""
+
+
+@contextlib.contextmanager
+def bounded(seconds: float = BOUND):
+    """Fail instead of hanging: a timer thread sends SIGUSR1, whose handler raises in the main thread
+    (interrupting a blocking ``open`` of a FIFO or a ``sleep``; SIGALRM is the checker's own)."""
+
+    def hung(signum, frame):
+        raise HungError(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGUSR1, hung)
+    timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGUSR1))
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGUSR1, previous)
+
+
+@pytest.fixture
+def fifo(tmp_path):
+    path = tmp_path / "pipe.npz"
+    os.mkfifo(path)
+    return str(path)
+
+
+# (flag, path, what the one line says); "FIFO" is the fixture's named pipe. No device as an output: on a
+# regression the run would replace it with its report (as root, /dev/null itself).
+PATH_CASES = [
+    ("--data", "FIFO", "is a FIFO (named pipe), not a regular file"),
+    ("--weights", "FIFO", "is a FIFO (named pipe), not a regular file"),
+    ("--data", "/dev/null", "is a character device, not a regular file"),
+    ("--data", "TMP", "is a directory, not a regular file"),
+    ("--json", "FIFO", "is a FIFO (named pipe), not a regular file"),
+    ("--json", "/proc/x.json", "/proc is a kernel pseudo-filesystem"),
+    ("--save-weights", "/proc/x.npz", "/proc is a kernel pseudo-filesystem"),
+    ("--logdir", "/proc/runs", "/proc is a kernel pseudo-filesystem"),
+]
+
+
+@pytest.mark.parametrize(("flag", "path", "said"), PATH_CASES)
+def test_paths_that_are_not_regular_files_or_not_creatable_are_refused_before_work(
+    tmp_path, fifo, capsys, flag, path, said
+):
+    path = {"FIFO": fifo, "TMP": str(tmp_path)}.get(path, path)
+    logdir = [] if flag == "--logdir" else ["--logdir", str(tmp_path / "runs")]
+    with bounded():
+        assert main(["run", "--steps", "1", "--no-tensorboard", *logdir, flag, path]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and said in err and "Traceback" not in err, err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_check_refuses_a_fifo_as_its_file(fifo, tmp_path, capsys):
+    with bounded():
+        assert main(["check", fifo, "--logdir", str(tmp_path / "runs")]) == 2
+    assert "is a FIFO (named pipe), not a regular file" in capsys.readouterr().err
+
+
+def test_a_huge_label_is_refused_naming_the_value_and_the_limit(tmp_path, capsys):
+    """Label 10⁹ with mse: the labels imply 10⁹ + 1 outputs; refused by the memory it would take."""
+    X2 = np.random.default_rng(0).standard_normal((40, 2))
+    y = (X2[:, 0] > 0).astype(np.int64)
+    y[3] = 10**9
+    np.savez(tmp_path / "d.npz", X=X2, y=y)
+    argv = ["run", "--steps", "1", "--data", str(tmp_path / "d.npz"), "--loss", "mse", "--logdir", str(tmp_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "the labels (largest 1000000000) imply layers 2,16,16,1000000001" in err and "GiB is available" in err
+
+
+def test_one_hot_targets_are_sized_before_they_are_built(monkeypatch):
+    """The one-hot rows alone (N × C, never a C × C identity) are checked against the memory available,
+    set small here: the machine's memory is the environment."""
+    monkeypatch.setattr(safety, "available_memory", lambda: 10_000)  # bytes; the targets need 8 × 40 × 10⁶
+    labels = np.zeros(40, dtype=np.int64)
+    labels[0] = 10**6 - 1
+    with pytest.raises(InputError, match=r"label 999999 makes one-hot targets of 40 x 1000000 float64"):
+        data.targets(data.Dataset("d", np.zeros((40, 2)), labels), "mse", 10**6)
+
+
+class Stuck(Affine):
+    """A layer whose backward never returns: ``how`` is a Python busy loop or a long sleep."""
+
+    def __init__(self, how: str) -> None:
+        rng = np.random.default_rng(1)
+        super().__init__(rng.standard_normal((5, 3)), rng.standard_normal(3))
+        self.how = how
+
+    def backward(self, dout):
+        if self.how == "sleep":
+            time.sleep(3600)
+        while True:
+            pass
+
+
+@pytest.mark.parametrize("how", ["loop", "sleep"])
+def test_a_call_past_its_time_limit_is_a_timeout_finding(how):
+    started = time.monotonic()
+    with bounded():
+        report = compare.check_layer(Stuck(how), nn.Linear(5, 3), X, time_limit=0.2)
+    assert not report.passed and report.first_failure.problem == "timeout"
+    assert str(report.first_failure.line()).startswith("timeout: backward(dout), step 1, grad: did not return")
+    assert time.monotonic() - started < BOUND
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # the timer is left off
+
+
+def test_off_the_main_thread_the_limit_is_not_enforced_and_the_report_says_so():
+    class Slow(Affine):
+        def backward(self, dout):
+            time.sleep(0.3)
+            return super().backward(dout)
+
+    reports = []
+    rng = np.random.default_rng(1)
+    layer = Slow(rng.standard_normal((5, 3)), rng.standard_normal(3))
+    check = lambda: reports.append(compare.check_layer(layer, nn.Linear(5, 3), X, time_limit=0.1))  # noqa: E731
+    worker = threading.Thread(target=check)
+    worker.start()
+    worker.join(BOUND)
+    assert reports[0].passed and any("time_limit=0.1 s was not enforced" in note for note in reports[0].notes)
+
+
+def test_check_time_limit_makes_a_hanging_file_exit_1_with_the_call_named(tmp_path, capsys):
+    file = tmp_path / "mine.py"
+    file.write_text("from torch import nn\nfrom check_styles import Affine\nimport numpy as np\n"
+                    "class Stuck(Affine):\n    def backward(self, dout):\n        while True:\n            pass\n"
+                    "layer = Stuck(np.ones((5, 3)), np.ones(3))\ntorch_module = nn.Linear(5, 3)\n"
+                    "x = np.ones((4, 5))\n")  # fmt: skip
+    with bounded():
+        assert main(["check", str(file), "--time-limit", "0.2", "--logdir", str(tmp_path / "runs")]) == 1
+    assert "first failure: timeout: backward(dout), step 1, grad" in capsys.readouterr().out
+    with bounded():
+        assert main(["check", str(file), "--time-limit", "0", "--logdir", str(tmp_path / "runs")]) == 2
