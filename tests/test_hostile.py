@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from check_styles import Affine
 from torch import nn
 
@@ -162,3 +163,82 @@ def test_check_time_limit_makes_a_hanging_file_exit_1_with_the_call_named(tmp_pa
     assert "first failure: timeout: backward(dout), step 1, grad" in capsys.readouterr().out
     with bounded():
         assert main(["check", str(file), "--time-limit", "0", "--logdir", str(tmp_path / "runs")]) == 2
+
+
+def misbehaving_layer(kind: str) -> Affine:
+    """An Affine whose forward or backward misbehaves in one named way, or computes the right numbers."""
+
+    class Misbehaving(Affine):
+        def forward(self, x):
+            if kind == "forward changes its parameter":
+                self.W *= 0.5
+            if kind == "forward changes its input":
+                x *= 2.0
+                return super().forward(x / 2.0)
+            return super().forward(x)
+
+        def backward(self, dout):
+            dx = super().backward(dout)
+            return {"gradient a list": dx.tolist(), "gradient None": None, "gradient transposed": dx.T}.get(kind, dx)
+
+    rng = np.random.default_rng(1)
+    return Misbehaving(rng.standard_normal((5, 3)), rng.standard_normal(3))
+
+
+MISBEHAVIOUR = [  # (what the layer does, the report's first line starts with, the fix it names)
+    ("gradient a list", "type: backward(dout), step 1, grad: returned a Python list", "return a NumPy array"),
+    ("gradient None", "none: backward(dout), step 1, grad: returned None where an array is due", "missing `return`"),
+    ("forward changes its parameter", "mutated: forward(x), step 1, forward: changed W", "only the optimizer step"),
+    ("forward changes its input", "mutated: forward(x), step 1, forward: changed x", "compute into new arrays"),
+    ("gradient transposed", "step 1, grad, dx: shape", "look for a transposed product"),
+]
+
+
+@pytest.mark.parametrize(("kind", "line", "fix"), MISBEHAVIOUR)
+def test_each_misbehaviour_of_a_layer_is_a_finding_with_its_words_and_fix(kind, line, fix):
+    report = compare.check_layer(misbehaving_layer(kind), nn.Linear(5, 3), X)
+    said = report.first_failure.line()
+    assert not report.passed and said.startswith(line) and "; fix: " in said and fix in said, said
+
+
+def test_an_optimizer_that_replaces_arrays_instead_of_updating_them_is_named():
+    class Replacing:
+        def update(self, params, grads):
+            for key in params:
+                params[key] = params[key] - 0.1 * grads[key]  # right numbers; the layers keep the old array
+
+    report = compare.check_optimizer(Replacing(), torch.optim.SGD, {"lr": 0.1}, steps=2)
+    said = report.first_failure.line()
+    assert said.startswith("replaced: update(params, grads), step 1, param: replaced") and "in place" in said, said
+
+
+@pytest.mark.filterwarnings(
+    "ignore:overflow encountered in exp", "ignore:invalid value encountered in divide", "ignore:divide by zero"
+)
+def test_a_nan_made_first_by_the_users_loss_names_its_likely_causes():
+    def loss_fn(scores, targets):
+        p = np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)  # no max shift: inf / inf on large logits
+        return -np.mean(np.log(p[np.arange(len(targets)), targets]))
+
+    def grad_fn(scores, targets):
+        p = np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)
+        p[np.arange(len(targets)), targets] -= 1
+        return p / len(targets)
+
+    scores = np.random.default_rng(3).standard_normal((4, 3)) * 1000
+    report = compare.check_loss((loss_fn, grad_fn), nn.CrossEntropyLoss(), scores, np.array([0, 1, 2, 0]))
+    said = report.first_failure.line()
+    assert "nonfinite:manual" in said and "your code made the first NaN/inf from finite inputs" in said, said
+
+
+def test_check_prints_the_misbehaviour_and_its_fix(tmp_path, capsys):
+    file = tmp_path / "mine.py"
+    file.write_text(
+        "import numpy as np\nfrom check_styles import Affine\nfrom torch import nn\n"
+        "class Listy(Affine):\n    def backward(self, dout):\n        return super().backward(dout).tolist()\n"
+        "layer = Listy(np.ones((5, 3)), np.ones(3))\ntorch_module = nn.Linear(5, 3)\nx = np.ones((4, 5))\n"
+    )
+    assert main(["check", str(file), "--logdir", str(tmp_path / "runs")]) == 1
+    out = capsys.readouterr().out
+    assert "first failure: type: backward(dout), step 1, grad: returned a Python list" in out
+    assert "fix: return a NumPy array" in out

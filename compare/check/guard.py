@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from compare.check.conduct import FIXES
 from compare.check.report import Failure
 
 
@@ -131,12 +132,39 @@ def limited(check: Callable) -> Callable:
     return wrapper
 
 
-def timeout_failure(step: int, stage: str, where: str, seconds: float) -> Failure:
-    message = (
-        f"timeout: {where}, step {step}, {stage}: did not return within {seconds:g} s (time_limit); "
-        "look for a loop that never ends, or raise time_limit for slow code"
-    )
-    return Failure(step, stage, where, np.inf, np.inf, problem="timeout", message=message)
+def misbehaved(step: int, stage: str, where: str, problem: str, detail: str) -> UserCodeError:
+    """A misbehaviour (``compare.check.conduct``) as a finding: ``<problem>: <call>, step N, <stage>:
+    <what happened>; fix: <what to do>``."""
+    message = f"{problem}: {where}, step {step}, {stage}: {detail}; fix: {FIXES[problem]}"
+    return UserCodeError(Failure(step, stage, where, np.inf, np.inf, problem=problem, message=message))
+
+
+def returned(value: Any, step: int, stage: str, where: str, dtype: np.dtype | None = None) -> np.ndarray:
+    """A value user code returned where an array is due: ``None``, a list or tuple, or an array of
+    something other than numbers is a finding; anything else becomes a NumPy array (``as_array``)."""
+    if value is None:
+        raise misbehaved(step, stage, where, "none", "returned None where an array is due")
+    if isinstance(value, list | tuple):
+        raise misbehaved(step, stage, where, "type", f"returned a Python {type(value).__name__}, not an array")
+    array = as_array(value, dtype)
+    if array.dtype.kind not in "biuf":
+        raise misbehaved(step, stage, where, "type", f"returned an array of {array.dtype}, not of numbers")
+    return array
+
+
+def left_alone(before: dict[str, np.ndarray], after: dict[str, Any], step: int, stage: str, where: str) -> None:
+    """Arrays ``where`` must not change (a forward's parameters and input): each one changed is a finding."""
+    for name, original in before.items():
+        now = after.get(name)
+        if isinstance(now, np.ndarray) and wrote_into(original, now):
+            raise misbehaved(step, stage, where, "mutated", f"changed {name} (a forward only reads)")
+
+
+def same_arrays(before: dict[str, int], params: dict[str, Any], step: int, stage: str, where: str) -> None:
+    """``before``: ``id`` of each array of an in-place protocol; one replaced by a new array is a finding."""
+    for name, identity in before.items():
+        if id(params.get(name)) != identity:
+            raise misbehaved(step, stage, where, "replaced", f"replaced {name} with a new array")
 
 
 def call(step: int, stage: str, where: str, function: Callable, *args, **kwargs) -> Any:
@@ -148,7 +176,7 @@ def call(step: int, stage: str, where: str, function: Callable, *args, **kwargs)
             return function(*args, **kwargs)
     except TimedOut:
         limit = _limits.seconds if _limits.seconds is not None else time.monotonic() - started
-        raise UserCodeError(timeout_failure(step, stage, where, limit)) from None
+        raise misbehaved(step, stage, where, "timeout", f"did not return within {limit:g} s (time_limit)") from None
     except UserCodeError:
         raise
     except Exception as error:  # any exception in user code is a finding

@@ -127,7 +127,10 @@ def check_layer(
 
 def _step(step, user: Access, module, links, x, dout, rng, report: Report, dtype: str) -> LayerRun:
     checks = Checks(step, dtype)
-    out = guard.as_array(guard.call(step, "forward", "forward(x)", user.obj.forward, guard.fresh(x)), np.dtype(dtype))
+    handed_x, params = guard.fresh(x), {name: value.copy() for name, value in user.params().items()}
+    out = guard.call(step, "forward", "forward(x)", user.obj.forward, handed_x)
+    out = guard.returned(out, step, "forward", "forward(x)", np.dtype(dtype))
+    guard.left_alone({"x": x, **params}, {"x": handed_x, **user.params()}, step, "forward", "forward(x)")
     module.zero_grad(set_to_none=True)  # each step's gradients on their own, as a training loop zeroes them
     xt = torch.from_numpy(x.copy())
     if xt.is_floating_point():
@@ -141,7 +144,9 @@ def _step(step, user: Access, module, links, x, dout, rng, report: Report, dtype
         dout = rng.standard_normal(tuple(out_t.shape)).astype(dtype)
     run = LayerRun(x, dout, mask, {"out": out})
     handed = dout.copy()
-    dx = guard.as_array(guard.call(step, "grad", "backward(dout)", user.obj.backward, handed), np.dtype(dtype))
+    dx = guard.call(step, "grad", "backward(dout)", user.obj.backward, handed)
+    due = guard.returned if xt.is_floating_point() else lambda value, *where: guard.as_array(value)  # dx is due
+    dx = due(dx, step, "grad", "backward(dout)", np.dtype(dtype))
     if guard.wrote_into(dout, handed):
         _note(report, "backward(dout) wrote into the dout it was handed (a copy: nothing compared was changed)")
     guard.call(step, "grad", "torch backward", out_t.backward, torch.from_numpy(dout))

@@ -69,10 +69,13 @@ class UserOptimizer:
     def step(self, step: int, grads: dict[str, np.ndarray], copy: bool = True) -> None:
         """``copy``: hand the user's code copies (False: ``grads`` are the user's own arrays already)."""
         grads = {name: g.copy() for name, g in grads.items()} if copy else dict(grads)
+        arrays = {name: id(value) for name, value in self.params.items()}  # updated in place, by the protocol
         if self.form == "textbook":
             guard.call(step, "param", "update(params, grads)", self.opt.update, self.params, grads)
+            guard.same_arrays(arrays, self.params, step, "param", "update(params, grads)")
         elif self.form == "package":
             guard.call(step, "param", "step(params, grads, state)", self.opt.step, self.params, grads, self.state)
+            guard.same_arrays(arrays, self.params, step, "param", "step(params, grads, state)")
         else:
             call = (self.opt.update, grads, self.state, guard.fresh(self.params))
             updates, self.state = guard.call(step, "param", "update(grads, state, params)", *call)

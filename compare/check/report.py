@@ -9,6 +9,7 @@ import html
 import json
 from dataclasses import dataclass, field
 
+from compare.check.conduct import FIXES
 from compare.core.records import Check
 from compare.core.tolerances import STAGES
 
@@ -43,7 +44,8 @@ class Failure:
         if self.message:  # a misbehaviour or a timeout (compare.check.guard): its own words
             return self.message
         if self.problem is not None:
-            return f"{where}: {self.problem} (max_rel {self.max_rel:.3g})"
+            fix = f"; fix: {FIXES[self.problem]}" if self.problem in FIXES else ""
+            return f"{where}: {self.problem} (max_rel {self.max_rel:.3g}){fix}"
         return f"{where}: max_rel {self.max_rel:.3g} > {self.tolerance:.0e} (max_abs {self.max_abs:.3g})"
 
 
