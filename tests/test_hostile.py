@@ -18,9 +18,13 @@ from check_styles import Affine
 from torch import nn
 
 import compare
+from compare.cli import exits
 from compare.cli.main import main
 from compare.errors import InputError
 from compare.inputs import data, safety
+from compare.output import report
+from conftest import HOSTILE_WIDTHS, lockstep_run
+from manual import MLPSpec
 
 X = np.random.default_rng(7).standard_normal((8, 5))
 BOUND = 60  # seconds: far above what each case takes (well under 1 s of work), far below a hang
@@ -242,3 +246,36 @@ def test_check_prints_the_misbehaviour_and_its_fix(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "first failure: type: backward(dout), step 1, grad: returned a Python list" in out
     assert "fix: return a NumPy array" in out
+
+
+DIVERGING = [  # (the run's flags, the input its verdict's first line names)
+    (["--optimizer", "sgd", "--lr", "1e308"], "look at --lr 1e+308"),
+    (["--optimizer", "momentum", "--lr", "0.1", "--momentum", "1e300"], "look at --momentum 1e+300"),
+    (["--data", "HUGE"], "look at --data (|x| up to 1e+200)"),
+]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize(("flags", "named"), DIVERGING)
+def test_an_overflowing_run_keeps_exit_1_but_says_first_that_both_sides_diverged_alike(tmp_path, capsys, flags, named):
+    X2 = np.random.default_rng(0).standard_normal((40, 2))
+    X2[0, 0] = 1e200  # finite in float64; its square is not
+    np.savez(tmp_path / "huge.npz", X=X2, y=(X2[:, 1] > 0).astype(np.int64))
+    flags = [str(tmp_path / "huge.npz") if flag == "HUGE" else flag for flag in flags]
+    assert main(["run", "--steps", "4", "--no-tensorboard", "--logdir", str(tmp_path / "runs"), *flags]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    first = lines[lines.index("stage     worst max_rel  tolerance  at (step, tensor)") - 1]  # the verdict's first
+    assert first.startswith("DIVERGED: both sides alike left the finite numbers") and first.endswith(named), first
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_a_run_diverging_through_huge_finite_values_is_undecidable_not_a_wrong_rule():
+    """The issue's case, as found on the shared test shapes: a float32 Nesterov leaky_relu/mse net whose
+    loss goes 2.2 → 2.3e27 by step 7, where the free-running sides part by 3.5e-4 (a finite departure)
+    and one step from torch's own values overflows on both sides: nothing can be judged from there."""
+    spec = MLPSpec(HOSTILE_WIDTHS, "leaky_relu", "mse")
+    result = lockstep_run(spec, "nesterov", {"lr": 10**0.375, "momentum": 0.5}, dtype="float32", steps=40, seed=1)
+    assert result.undecidable_from == 7 and result.first_failure.diff.problem is None
+    text = report.verdict(result, 40, look_at="--lr 2.37")
+    assert text.splitlines()[0].startswith("diverged: undecidable from step 7 (grad 1.out departed")
+    assert "FAIL" not in text and exits.TABLE[exits.DIVERGED].startswith("diverged: undecidable from step N")

@@ -291,6 +291,8 @@ def run_command(args: argparse.Namespace) -> int:
         return exits.ABORTED
     if stop.signum is not None:
         return exits.SIGNAL_BASE + int(stop.signum)
+    if result.undecidable_from is not None:
+        return exits.DIVERGED
     return exits.PASS if result.passed else exits.FAIL
 
 

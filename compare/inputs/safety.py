@@ -6,6 +6,7 @@ one-hot targets that would not fit in memory, values that overflow when cast to 
 import itertools
 import json
 import os
+import re
 import stat
 import tempfile
 import zipfile
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from compare.errors import InputError
+from compare.inputs.config import flag as flag_of
 
 # Bytes per parameter and per activation element, per side: the parameter, its gradient, up to three
 # optimizer-state tensors (AMSGrad), the copy a resync or an adjudication makes, and NumPy temporaries;
@@ -207,3 +209,18 @@ def check_archive_fits(flag: str, path: Path) -> None:
     have = available_memory()
     if have is not None and size > have:
         raise InputError(f"{flag} {path}: its arrays take {size / 2**30:.1f} GiB; {have / 2**30:.1f} GiB is available")
+
+
+def divergence_suspect(config, X: np.ndarray) -> str:
+    """The input to look at when both sides diverged alike: a hyperparameter far outside any usual range,
+    a schedule that grows the learning rate, data of a huge scale, else the learning rate."""
+    for key, value in config.hyperparameters.items():
+        if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) > 10:
+            return f"{flag_of(key)} {value:g}"
+    growth = re.findall(r"(?:exp:|step:\d+:)([^,:]+)", config.lr_schedule or "")
+    if any(float(gamma) > 1 for gamma in growth):
+        return f"--lr-schedule {config.lr_schedule} (it grows the learning rate)"
+    scale = float(np.max(np.abs(X), initial=0.0))
+    if config.data is not None and scale > 1e3:
+        return f"--data (|x| up to {scale:.3g})"
+    return f"--lr {config.hyperparameters.get('lr', 0.0):g} (try a smaller one)"
