@@ -66,6 +66,7 @@ class TimedOut(BaseException):
 class _Limits(threading.local):
     seconds: float | None = None  # the limit of the check running on this thread (None: none)
     armed: bool = False  # a call on the main thread is under the alarm now
+    fired: bool = False  # the alarm went off in the current call (torch may rewrap TimedOut raised in a hook)
     unenforced: bool = False  # a call ran where no alarm can be set (off the main thread)
 
 
@@ -74,6 +75,7 @@ _limits = _Limits()
 
 def _on_alarm(signum: int, frame: object) -> None:
     if _limits.armed:
+        _limits.fired = True
         raise TimedOut
 
 
@@ -89,7 +91,7 @@ def _alarm() -> Iterator[None]:
         yield
         return
     previous = signal.signal(signal.SIGALRM, _on_alarm)
-    _limits.armed = True
+    _limits.armed, _limits.fired = True, False
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
@@ -174,12 +176,13 @@ def call(step: int, stage: str, where: str, function: Callable, *args, **kwargs)
     try:
         with _alarm():
             return function(*args, **kwargs)
-    except TimedOut:
-        limit = _limits.seconds if _limits.seconds is not None else time.monotonic() - started
-        raise misbehaved(step, stage, where, "timeout", f"did not return within {limit:g} s (time_limit)") from None
     except UserCodeError:
         raise
-    except Exception as error:  # any exception in user code is a finding
+    except (TimedOut, Exception) as error:  # any exception in user code is a finding
+        if isinstance(error, TimedOut) or _limits.fired:  # the alarm's (C++ code it passed may rewrap it)
+            _limits.fired = False
+            limit = _limits.seconds if _limits.seconds is not None else time.monotonic() - started
+            raise misbehaved(step, stage, where, "timeout", f"did not return within {limit:g} s (time_limit)") from None
         failure = Failure(
             step, stage, where, np.inf, np.inf, problem="exception", message=one_line(error),
             traceback=traceback.format_exc(),
