@@ -276,6 +276,7 @@ def test_a_run_diverging_through_huge_finite_values_is_undecidable_not_a_wrong_r
     spec = MLPSpec(HOSTILE_WIDTHS, "leaky_relu", "mse")
     result = lockstep_run(spec, "nesterov", {"lr": 10**0.375, "momentum": 0.5}, dtype="float32", steps=40, seed=1)
     assert result.undecidable_from == 7 and result.first_failure.diff.problem is None
+    assert result.losses_torch[0] < 2.3 and result.losses_torch[6] > 2e27  # the README's 2.2 → 2.3e27
     text = report.verdict(result, 40, look_at="--lr 2.37")
     assert text.splitlines()[0].startswith("diverged: undecidable from step 7 (grad 1.out departed")
     assert "FAIL" not in text and exits.TABLE[exits.DIVERGED].startswith("diverged: undecidable from step N")
