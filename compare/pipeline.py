@@ -201,7 +201,7 @@ def _finish(result, config, config_json, run_dir, started_at, writers, output, l
     result.verdict = report.verdict(result, config.steps, config.variant, look_at)
     if writers:
         writers.finish(result.verdict)  # flushes every event file
-    result.report = report.build(result, config_json, run_dir, started_at)
+    result.report = report.build(result, config_json, run_dir, started_at, look_at)
     report.write_json(run_dir / "report.json", result.report)
     if output.json:
         report.write_json(Path(output.json), result.report)

@@ -6,6 +6,7 @@ allocating; a call into user code past its time limit is a finding. Every test t
 regression runs under ``bounded``, which fails it instead."""
 
 import contextlib
+import json
 import os
 import signal
 import threading
@@ -266,6 +267,9 @@ def test_an_overflowing_run_keeps_exit_1_but_says_first_that_both_sides_diverged
     lines = capsys.readouterr().out.splitlines()
     first = lines[lines.index("stage     worst max_rel  tolerance  at (step, tensor)") - 1]  # the verdict's first
     assert first.startswith("DIVERGED: both sides alike left the finite numbers") and first.endswith(named), first
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    diverged = json.loads((run_dir / "report.json").read_text())["diverged"]
+    assert diverged["undecidable"] is False and named.endswith(diverged["look_at"])
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")

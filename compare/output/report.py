@@ -28,7 +28,9 @@ def check_json(check: Check) -> dict:
     }
 
 
-def build(result: RunResult, config: dict, run_dir: Path | None, started_at: str | None = None) -> dict:
+def build(
+    result: RunResult, config: dict, run_dir: Path | None, started_at: str | None = None, look_at: str | None = None
+) -> dict:
     """The ``--json`` report; every field is listed in the README (``write_json`` nulls NaN and inf)."""
     failure = result.first_failure
     limits = {stage: tolerance(config["dtype"], stage, config.get("device", "cpu")) for stage in STAGES}
@@ -42,6 +44,7 @@ def build(result: RunResult, config: dict, run_dir: Path | None, started_at: str
         "failed_steps": result.failed_steps,
         "drift": drift_json(result),
         "raised": None if result.raised is None else raised_json(result.raised),
+        "diverged": diverged_json(result, look_at),
         "warnings": dict(result.warnings),
         "worst": {stage: check_json(check) for stage, check in result.worst_by_stage().items()},
         "tolerances": {stage: {"max_rel": limit.max_rel, "reason": limit.reason} for stage, limit in limits.items()},
@@ -170,6 +173,14 @@ def _fmt(value: float | None) -> str:
     if value is None:
         return "inf"
     return f"{value:.3e}" if math.isfinite(value) else str(value)
+
+
+def diverged_json(result: RunResult, look_at: str | None) -> dict | None:
+    """Null, or for a run that diverged: ``{step, undecidable, look_at}`` (``undecidable``: exit 4)."""
+    if diverged_line(result, look_at) is None:
+        return None
+    step = result.first_failure.step
+    return {"step": step, "undecidable": result.undecidable_from == step, "look_at": look_at}
 
 
 def diverged_line(result: RunResult, look_at: str | None) -> str | None:
