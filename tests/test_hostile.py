@@ -71,6 +71,7 @@ PATH_CASES = [
     ("--json", "/proc/x.json", "/proc is a kernel pseudo-filesystem"),
     ("--save-weights", "/proc/x.npz", "/proc is a kernel pseudo-filesystem"),
     ("--logdir", "/proc/runs", "/proc is a kernel pseudo-filesystem"),
+    ("--json", "LONG", "the file name is longer than the 255 bytes its folder allows"),
 ]
 
 
@@ -78,13 +79,21 @@ PATH_CASES = [
 def test_paths_that_are_not_regular_files_or_not_creatable_are_refused_before_work(
     tmp_path, fifo, capsys, flag, path, said
 ):
-    path = {"FIFO": fifo, "TMP": str(tmp_path)}.get(path, path)
+    path = {"FIFO": fifo, "TMP": str(tmp_path), "LONG": str(tmp_path / ("r" * 300 + ".json"))}.get(path, path)
     logdir = [] if flag == "--logdir" else ["--logdir", str(tmp_path / "runs")]
     with bounded():
         assert main(["run", "--steps", "1", "--no-tensorboard", *logdir, flag, path]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and said in err and "Traceback" not in err, err
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may create files in a folder without write permission")
+def test_an_output_folder_where_no_file_can_be_created_is_refused(tmp_path, capsys):
+    folder = tmp_path / "read-only"
+    folder.mkdir(mode=0o500)
+    assert main(["run", "--steps", "1", "--logdir", str(tmp_path / "runs"), "--json", str(folder / "r.json")]) == 2
+    assert f"cannot create a file in {folder}" in capsys.readouterr().err
 
 
 def test_check_refuses_a_fifo_as_its_file(fifo, tmp_path, capsys):

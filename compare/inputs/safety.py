@@ -94,6 +94,9 @@ def check_output_file(flag: str, path: str) -> None:
     can be created; never a FIFO or a device (writing would block or go to the hardware)."""
     if not Path(path).parent.is_dir():
         raise InputError(f"{flag} {path}: folder {Path(path).parent} does not exist")
+    longest = os.pathconf(Path(path).parent, "PC_NAME_MAX")
+    if len(os.fsencode(Path(path).name)) > longest:
+        raise InputError(f"{flag} {path}: the file name is longer than the {longest} bytes its folder allows")
     if Path(path).exists() and (kind := kind_of(os.stat(path).st_mode)) is not None:
         raise InputError(f"{flag} {path}: is {kind}, not a regular file")
     check_creatable(flag, Path(path), Path(path).parent)
