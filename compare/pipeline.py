@@ -151,7 +151,8 @@ def run(config: RunConfig, output: Output = Output(), hooks: Hooks = Hooks(), di
         if result.steps == 0 and result.aborted is None and not result.complete:
             _discard(run_dir, writers, result)  # stopped before the first step: nothing to keep
         else:
-            _finish(result, config, config_json, run_dir, started_at, writers, output)
+            look_at = safety.divergence_suspect(config, prepared.X)
+            _finish(result, config, config_json, run_dir, started_at, writers, output, look_at)
     if output.save_weights and result.aborted is None and result.complete:
         write_npz(Path(output.save_weights), lockstep.manual.model.state_dict())
     return result
@@ -196,11 +197,11 @@ def _logger(prepared: Prepared, lockstep: Lockstep, writers: RunWriters | None, 
     return on_step
 
 
-def _finish(result, config, config_json, run_dir, started_at, writers, output) -> None:
-    result.verdict = report.verdict(result, config.steps, config.variant)
+def _finish(result, config, config_json, run_dir, started_at, writers, output, look_at: str) -> None:
+    result.verdict = report.verdict(result, config.steps, config.variant, look_at)
     if writers:
         writers.finish(result.verdict)  # flushes every event file
-    result.report = report.build(result, config_json, run_dir, started_at)
+    result.report = report.build(result, config_json, run_dir, started_at, look_at)
     report.write_json(run_dir / "report.json", result.report)
     if output.json:
         report.write_json(Path(output.json), result.report)

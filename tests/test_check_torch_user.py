@@ -123,7 +123,7 @@ def test_a_torch_loss_and_a_torch_optimizer_pass():
             for name, g in grads.items():
                 buf = self.buf.get(name)
                 self.buf[name] = g.clone() if buf is None else self.momentum * buf + g
-                params[name] = params[name] - self.lr * self.buf[name]
+                params[name] -= self.lr * self.buf[name]  # in place, as update(params, grads) promises
             return torch.zeros(())
 
     report = check_optimizer(TorchMomentum(0.1, 0.9), torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}, steps=5)

@@ -118,6 +118,24 @@ def test_ctrl_c_while_torch_is_being_imported_is_one_line_and_exit_130(tmp_path)
     assert process.returncode == 130 and "Traceback" not in err, err
 
 
+@pytest.mark.slow
+def test_two_ctrl_c_20_ms_apart_end_with_130_and_the_report_written(tmp_path):
+    """The second signal arrives while the first's clean stop is under way (the report being written, or
+    the process on its way out): it must neither lose the report nor end the process by the signal."""
+    command = [sys.executable, "-m", "compare", "run", "--logdir", str(tmp_path), "--steps", "100000"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process.stdout.readline()  # the run's one-line description: the twins are being built
+    process.stdout.readline()  # the first step is done
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "Traceback" not in err, (process.returncode, err)
+    (run_dir,) = tmp_path.iterdir()
+    document = json.loads((run_dir / "report.json").read_text())
+    assert document["steps"] >= 1 and document["complete"] is False
+
+
 def test_a_data_file_larger_than_the_memory_available_is_refused_before_reading(tmp_path, capsys, monkeypatch):
     """The machine's memory is the environment, set small here: the archive's own headers are read."""
     X = np.random.default_rng(0).standard_normal((40, 2))

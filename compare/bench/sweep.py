@@ -112,8 +112,10 @@ def run(d: Draw, strict: bool) -> tuple[str, str]:
     )
     result = engine.run(lockstep, batches(spec, d.dtype, d.seed + 1), d.steps, True, lambda record: None)
     failure = result.first_failure
-    if not all(math.isfinite(loss) for loss in result.losses_torch) or (
-        failure is not None and failure.diff.problem in ("nonfinite:torch", "nonfinite:both")
+    if (
+        result.undecidable_from is not None
+        or not all(math.isfinite(loss) for loss in result.losses_torch)
+        or (failure is not None and failure.diff.problem in ("nonfinite:torch", "nonfinite:both"))
     ):
         return "diverged", ""
     if failure is not None:

@@ -135,6 +135,7 @@ def _floating(value: Any) -> bool:
     return isinstance(value, torch.Tensor) and value.is_floating_point()
 
 
+@guard.limited
 def check_function(
     fn: Any,
     reference: Callable,
@@ -143,10 +144,12 @@ def check_function(
     device: str | None = None,
     draws: Sequence[str] = DRAWS,
     seed: int = 0,
+    time_limit: float | None = guard.DEFAULT_TIME_LIMIT,
 ) -> Report:
     """Check ``fn`` (an ``autograd.Function``, its ``.apply``, or a callable or module with a hand-written
     backward) against ``reference`` (the plain torch composition) on ``inputs``, in ``dtype`` on ``device``
-    (default: CUDA when present, else the CPU), over ``draws`` (see ``DRAWS``)."""
+    (default: CUDA when present, else the CPU), over ``draws`` (see ``DRAWS``);
+    each call into ``fn`` has ``time_limit`` seconds."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     report = Report("function", steps=len(draws))
     given = [_as_tensor(x, getattr(torch, dtype), device) for x in inputs]

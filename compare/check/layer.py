@@ -124,6 +124,7 @@ class Setup:
         self.start = copy.deepcopy(self.module)
 
 
+@guard.limited
 @small_check
 def check_layer(
     layer: Any,
@@ -139,6 +140,7 @@ def check_layer(
     dtype: str = "float64",
     seed: int = 0,
     diagnose: bool = True,
+    time_limit: float | None = guard.DEFAULT_TIME_LIMIT,
 ) -> Report:
     """Check ``layer`` against ``torch_module`` on ``x`` (one batch, or a list of batches: one per step).
 
@@ -173,7 +175,10 @@ def check_layer(
 def _step(step: int, setup: Setup, x, dout, rng, report: Report) -> LayerRun:
     user, module, dtype = setup.user, setup.module, setup.dtype
     checks = Checks(step, dtype)
-    out = guard.as_array(guard.call(step, "forward", "forward(x)", user.obj.forward, guard.fresh(x)), np.dtype(dtype))
+    handed_x, params = guard.fresh(x), {name: value.copy() for name, value in user.params().items()}
+    out = guard.call(step, "forward", "forward(x)", user.obj.forward, handed_x)
+    out = guard.returned(out, step, "forward", "forward(x)", np.dtype(dtype))
+    guard.left_alone({"x": x, **params}, {"x": handed_x, **user.params()}, step, "forward", "forward(x)")
     if setup.links is None:  # parameters created by the first forward: torch takes them now
         setup.tie()
     links = setup.links
@@ -190,7 +195,9 @@ def _step(step: int, setup: Setup, x, dout, rng, report: Report) -> LayerRun:
         dout = rng.standard_normal(tuple(out_t.shape)).astype(dtype)
     run = LayerRun(x, dout, mask, {"out": out})
     handed = dout.copy()
-    dx = guard.as_array(guard.call(step, "grad", "backward(dout)", user.obj.backward, handed), np.dtype(dtype))
+    dx = guard.call(step, "grad", "backward(dout)", user.obj.backward, handed)
+    due = guard.returned if xt.is_floating_point() else lambda value, *where: guard.as_array(value)  # dx is due
+    dx = due(dx, step, "grad", "backward(dout)", np.dtype(dtype))
     if guard.wrote_into(dout, handed):
         _note(report, "backward(dout) wrote into the dout it was handed (a copy: nothing compared was changed)")
     guard.call(step, "grad", "torch backward", out_t.backward, torch.from_numpy(dout))

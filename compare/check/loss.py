@@ -64,6 +64,7 @@ def package_labels(torch_loss: nn.Module, targets: np.ndarray) -> np.ndarray:
     return targets
 
 
+@guard.limited
 @small_check
 def check_loss(
     loss: Any,
@@ -75,6 +76,7 @@ def check_loss(
     dtype: str = "float64",
     seed: int = 0,
     diagnose: bool = True,
+    time_limit: float | None = guard.DEFAULT_TIME_LIMIT,
 ) -> Report:
     """Check ``loss`` against ``torch_loss`` on ``scores`` and ``targets`` (one batch, or lists: one per
     step). ``seed`` is unused (nothing random), accepted for a uniform signature."""
@@ -94,8 +96,8 @@ def check_loss(
                 step, "loss", "torch_loss(scores, targets)", torch_loss, st, torch.from_numpy(t.copy())
             )
             guard.call(step, "grad", "torch backward", reference.backward)
-            value = guard.as_array(value, np.dtype(dtype))
-            grad = guard.as_array(grad, np.dtype(dtype))
+            value = guard.returned(value, step, "loss", "the loss", np.dtype(dtype))
+            grad = guard.returned(grad, step, "grad", "the gradient", np.dtype(dtype))
             checks.add("loss", "loss", value, reference, scales.loss_floor(torch_loss, st, t))
             checks.add("grad", "dscores", grad, st.grad, scales.loss_grad_floor(torch_loss, st, t))
             report.checks.extend(checks.collect())

@@ -149,7 +149,10 @@ class UserModelSide:
             if loss is None:
                 loss = guard.call(self.step, "loss", "loss(x, t)", self.model.loss, guard.fresh(x), guard.fresh(y))
         self._user_grads = dict(grads)  # the user's own arrays, for the user's optimizer
-        self._grads = {name: guard.as_array(value) for name, value in self._user_grads.items()}  # compared: copies
+        self._grads = {  # compared: copies; a list (or other non-array) where a gradient is due is a finding
+            name: None if value is None else guard.returned(value, self.step, "grad", f"grads[{name!r}]")
+            for name, value in self._user_grads.items()
+        }
         outputs = dict(self.recorder.outputs) if self.per_layer else None
         output_grads = dict(self.recorder.output_grads) if self.per_layer else None
         self.kept_buffers = _layer_buffers(ordered_layers(self.model) or []) if self.per_layer else {}
@@ -229,7 +232,9 @@ class UserModelSide:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         predict = getattr(self.model, "predict", None)
-        return guard.as_array(predict(guard.fresh(X))) if predict is not None else np.full((len(X), 1), np.nan)
+        if predict is None:
+            return np.full((len(X), 1), np.nan)
+        return guard.as_array(guard.call(self.step, "eval", "predict(X)", predict, guard.fresh(X)))
 
     def loss_value(self, prediction: np.ndarray, y: np.ndarray) -> float:
         return float("nan")

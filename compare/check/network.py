@@ -146,6 +146,7 @@ def _user_params(model: Any, form: str, params: Mapping | None, dtype: str) -> t
     return model.params, None
 
 
+@guard.limited
 @small_check
 def check_model(
     model: Any,
@@ -166,6 +167,7 @@ def check_model(
     dtype: str = "float64",
     seed: int = 0,
     tensorboard_dir: str | Path | None = None,
+    time_limit: float | None = guard.DEFAULT_TIME_LIMIT,
 ) -> Report:
     """Train ``model`` and ``torch_model`` in lockstep for ``steps`` steps (default 20, or one per batch of
     ``batches``) and compare every step. ``optimizer``/``torch_optimizer``: the user's (any form

@@ -2,8 +2,8 @@
 
 Accepted forms (told apart by their methods):
 
-* textbook: ``update(params, grads)`` changing the arrays of ``params`` in place (or rebinding them in
-  the dict); ``lr`` an attribute;
+* textbook: ``update(params, grads)`` changing the arrays of ``params`` in place (an array rebound in the
+  dict is the finding ``replaced``: a network's layers would keep the old one); ``lr`` an attribute;
 * optax-style: ``init(params) -> state`` and ``update(grads, state, params) -> (updates, state)``,
   applied as ``params + updates``;
 * this package's: ``init(params) -> state`` and ``step(params, grads, state)``, state in torch's keys;
@@ -107,12 +107,15 @@ class UserOptimizer:
         grads = {name: g.copy() for name, g in grads.items()} if copy else dict(grads)
         if step == 1:
             self.first_grads = {name: np.array(g, copy=True) for name, g in grads.items()}
+        arrays = {name: id(value) for name, value in self.params.items()}  # updated in place, by the protocol
         if self.form in ("function", "per_param"):
             self._per_parameter(step, grads)
         elif self.form == "textbook":
             guard.call(step, "param", "update(params, grads)", self.opt.update, self.params, grads)
+            guard.same_arrays(arrays, self.params, step, "param", "update(params, grads)")
         elif self.form == "package":
             guard.call(step, "param", "step(params, grads, state)", self.opt.step, self.params, grads, self.state)
+            guard.same_arrays(arrays, self.params, step, "param", "step(params, grads, state)")
         else:
             call = (self.opt.update, grads, self.state, guard.fresh(self.params))
             updates, self.state = guard.call(step, "param", "update(grads, state, params)", *call)
@@ -199,6 +202,7 @@ def parse(lr_schedule: str | None) -> list | None:
         raise InputError(f"lr_schedule: {error}") from None
 
 
+@guard.limited
 @small_check
 def check_optimizer(
     optimizer: Any,
@@ -214,6 +218,7 @@ def check_optimizer(
     dtype: str = "float64",
     seed: int = 0,
     diagnose: bool = True,
+    time_limit: float | None = guard.DEFAULT_TIME_LIMIT,
 ) -> Report:
     """Check ``optimizer`` against ``torch_optimizer_class(params, **hyperparameters)`` for ``steps`` steps.
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from compare.check.conduct import FIXES
 from compare.check.fixes import fix_of
 from compare.core.records import Check
 from compare.core.tolerances import STAGES
@@ -45,8 +46,11 @@ class Failure:
         where = f"step {self.step}, {self.stage}, {self.tensor}"
         if self.problem == "exception":
             return f"{where}: your code raised {self.message}"
+        if self.message:  # a misbehaviour or a timeout (compare.check.guard): its own words
+            return self.message
         if self.problem is not None:
-            return f"{where}: {self.problem} (max_rel {self.max_rel:.3g})"
+            fix = f"; fix: {FIXES[self.problem]}" if self.problem in FIXES else ""
+            return f"{where}: {self.problem} (max_rel {self.max_rel:.3g}){fix}"
         return f"{where}: max_rel {self.max_rel:.3g} > {self.tolerance:.0e} (max_abs {self.max_abs:.3g})"
 
 

@@ -124,21 +124,43 @@ class TensorDict(dict):
         self.tensors[key] = to_torch(np.asarray(value), self.device)
 
 
-def _write_back(handed: Any, converted: Any) -> None:
-    if isinstance(handed, dict) and isinstance(converted, dict):
-        for key, value in converted.items():
-            if isinstance(handed.get(key), dict):
-                _write_back(handed[key], value)
-            else:
-                handed[key] = to_numpy(value).copy() if isinstance(value, torch.Tensor) else value
+def _identities(converted: Any) -> dict:
+    """``id`` of each tensor in a converted dict (nested dicts flattened by key path), before the call."""
+    if not isinstance(converted, dict):
+        return {}
+    found: dict = {}
+    for key, value in converted.items():
+        if isinstance(value, dict):
+            found.update({(key, *inner): ident for inner, ident in _identities(value).items()})
+        else:
+            found[(key,)] = id(value)
+    return found
+
+
+def _write_back(handed: Any, converted: Any, before: dict, path: tuple = ()) -> None:
+    """What the user's code did to a dict it was handed, done to the checker's: a tensor updated in place is
+    copied into the same array (the checker's array keeps its identity); one rebound to a new tensor, or a
+    value that is not a tensor, replaces the item (so an in-place protocol sees the replacement)."""
+    if not (isinstance(handed, dict) and isinstance(converted, dict)):
+        return
+    for key, value in converted.items():
+        mine = handed.get(key)
+        if isinstance(mine, dict):
+            _write_back(mine, value, before, (*path, key))
+        elif isinstance(value, torch.Tensor) and before.get((*path, key)) == id(value) and isinstance(mine, np.ndarray):
+            if not np.shares_memory(mine, to_numpy(value)):
+                mine[...] = to_numpy(value)
+        else:
+            handed[key] = to_numpy(value).copy() if isinstance(value, torch.Tensor) else value
 
 
 def wrap_function(function: Callable, device: torch.device) -> Callable:
     def numpy_function(*args, **kwargs):
         converted = [to_torch(arg, device) for arg in args]
+        before = [_identities(arg) for arg in converted]
         result = call_without_autograd(function, *converted, **{k: to_torch(v, device) for k, v in kwargs.items()})
-        for handed, mine in zip(args, converted, strict=True):
-            _write_back(handed, mine)
+        for handed, mine, identities in zip(args, converted, before, strict=True):
+            _write_back(handed, mine, identities)
         return to_numpy(result)
 
     numpy_function.__wrapped__ = function

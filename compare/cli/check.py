@@ -26,14 +26,13 @@ import inspect
 import json
 import runpy
 import sys
-import traceback
 from pathlib import Path
 from typing import Any
 
 import torch
 
+import compare.check.guard as guard
 from compare.check import Report, check_engine, check_function, check_layer, check_loss, check_model, check_optimizer
-from compare.check.guard import one_line
 from compare.cli import exits
 from compare.errors import InputError
 from compare.inputs.safety import check_outputs
@@ -80,6 +79,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     check.add_argument("--run-name", default=None, help="the run directory's name (default: check-<time>)")
     check.add_argument("--json", default=None, metavar="PATH", help="also write the JSON report to PATH")
     check.add_argument("--traceback", action="store_true", help="print the traceback of an exception in your code")
+    check.add_argument(
+        "--time-limit",
+        dest="time_limit",
+        type=float,
+        default=guard.DEFAULT_TIME_LIMIT,
+        metavar="SECONDS",
+        help="the longest any one call into your code may take (loading FILE.py included); one past it is the "
+        f"finding 'timeout: <call>, step, stage' and exit 1 (default: {guard.DEFAULT_TIME_LIMIT:g})",
+    )
     check.set_defaults(handler=check_command)
 
 
@@ -95,34 +103,43 @@ def found_checks(namespace: dict[str, Any]) -> dict[str, tuple]:
     return found
 
 
-def run_check(function, args: list, optional: tuple[str, ...], namespace: dict[str, Any], run_dir: Path) -> Report:
-    """One check with the file's ``options`` it accepts; a model's curves go into the run directory."""
+def run_check(
+    function, args: list, optional: tuple[str, ...], namespace: dict[str, Any], run_dir: Path, time_limit: float
+) -> Report:
+    """One check with the file's ``options`` it accepts (``--time-limit`` over the file's ``time_limit``);
+    a model's curves go into the run directory."""
     accepted = inspect.signature(function).parameters
     options = {key: value for key, value in dict(namespace.get("options", {})).items() if key in accepted}
     options.update({key: namespace[key] for key in optional if key in namespace})
     if "tensorboard_dir" in accepted:
         options["tensorboard_dir"] = run_dir
+    if "time_limit" in accepted:
+        options["time_limit"] = time_limit
     return function(*args, **options)
 
 
-def load(path: str) -> dict[str, Any]:
+def load(path: str, time_limit: float) -> dict[str, Any]:
+    """The file's names, its module-level code run under the time limit (a hang there is a finding too)."""
     file = Path(path)
     if file.suffix != ".py" or not file.is_file():
         raise InputError(f"{path}: not a Python file")
-    return runpy.run_path(str(file), run_name="backprop_parity_check")
+    with guard.time_limit(time_limit):
+        return guard.call(0, "load", path, runpy.run_path, str(file), run_name="backprop_parity_check")
 
 
 def check_command(args: argparse.Namespace) -> int:
+    if not (0 < args.time_limit < float("inf")):
+        raise InputError(f"--time-limit must be a positive number of seconds, got {args.time_limit}")
     check_outputs(Path(args.logdir), {"--json": args.json}, {"FILE.py": args.file})
     torch.set_num_threads(1)  # small tensors: torch's extra threads only spin
     try:
-        namespace = load(args.file)
-    except InputError:
-        raise
-    except Exception as error:
-        print(f"{args.file} raised while loading: {one_line(error)}", file=sys.stderr)
-        if args.traceback:
-            traceback.print_exc()
+        namespace = load(args.file, args.time_limit)
+    except guard.UserCodeError as error:
+        failure = error.failure
+        timeout = failure.problem == "timeout"
+        print(failure.message if timeout else f"{args.file} raised while loading: {failure.message}", file=sys.stderr)
+        if args.traceback and failure.traceback:
+            print(failure.traceback, file=sys.stderr)
         return exits.FAIL
     checks = found_checks(namespace)
     if not checks:
@@ -130,7 +147,7 @@ def check_command(args: argparse.Namespace) -> int:
         raise InputError(f"{args.file} defines none of the checks' names ({names})")
     run_dir = new_run_dir(Path(args.logdir), args.run_name, "check-{time}")
     try:
-        reports = {name: run_check(*found, namespace, run_dir) for name, found in checks.items()}
+        reports = {name: run_check(*found, namespace, run_dir, args.time_limit) for name, found in checks.items()}
     except InputError:
         if not any(run_dir.iterdir()):
             run_dir.rmdir()  # bad input writes nothing

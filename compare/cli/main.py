@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)  # imports every command, torch among them: seconds
         return args.handler(args)
     except KeyboardInterrupt:  # during start-up, or a second Ctrl-C after the first asked for a clean stop
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a further Ctrl-C must not interrupt the exit
         print(f"{PROG}: interrupted", file=sys.stderr)
         return exits.INTERRUPTED
     except BrokenPipeError:  # the reader went away (`backprop-parity runs | head`): the files are written

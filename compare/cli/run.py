@@ -278,8 +278,7 @@ def run_command(args: argparse.Namespace) -> int:
         result = pipeline.run(config, output_from_args(args), hooks, args.dist_timeout)
     finally:
         printer.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        stop.after(previous)
     if printer.summary():
         print(printer.summary())
     if stop.signum is not None and result.run_dir is not None:
@@ -292,6 +291,8 @@ def run_command(args: argparse.Namespace) -> int:
         return exits.ABORTED
     if stop.signum is not None:
         return exits.SIGNAL_BASE + int(stop.signum)
+    if result.undecidable_from is not None:
+        return exits.DIVERGED
     return exits.PASS if result.passed else exits.FAIL
 
 
@@ -320,15 +321,28 @@ def serve_torchrun(prepared, member: world.Membership, timeout_s: float) -> int:
 
 class StopRequest:
     """Ctrl-C or SIGTERM ends the run at the next step boundary, so the report, the event files and
-    the steps they hold agree; a second signal stops at once."""
+    the steps they hold agree. A second signal before that boundary is reached stops at once (the report
+    of the steps done is still written); once the stop is under way (the loop has ended, the report is
+    being written) further signals are ignored, so that nothing interrupts the writing or the exit."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        self.honoured = False  # the engine has seen the request: the loop is ending
+        self.forced = False
 
     def handle(self, signum: int, frame: object) -> None:
-        if self.signum is not None:
+        if self.signum is None:
+            self.signum = signum
+        elif not (self.honoured or self.forced):
+            self.forced = True
             raise KeyboardInterrupt
-        self.signum = signum
 
     def __call__(self) -> bool:
-        return self.signum is not None
+        self.honoured = self.signum is not None
+        return self.honoured
+
+    def after(self, previous: dict) -> None:
+        """Restore ``previous`` handlers, unless a stop was asked for: the process is then on its way out,
+        and a late signal must not turn into a traceback at exit or a death by signal."""
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_IGN if self.signum is not None else handler)

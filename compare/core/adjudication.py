@@ -9,7 +9,10 @@ batch on the copies:
 
 * within tolerance → drift: the run records it (``compare.core.records.Drift``), copies torch's values
   into the real manual side (a resync) and goes on;
-* outside → a wrong rule, reported at the free-running step, stage and tensor, as without adjudication.
+* outside → a wrong rule, reported at the free-running step, stage and tensor, as without adjudication;
+* non-finite on torch's side (alone or with the manual side's) → undecidable: from torch's own values
+  the run leaves the finite numbers, so one step can neither show a wrong rule nor rule it out. The run
+  diverged; the verdict says ``diverged: undecidable from step N`` (exit 4), never a wrong rule.
 
 A step that started from identical values (step 1, a step after a resync) is its own proof: its departure
 is a wrong rule at once. Departures that rounding cannot cause (a shape, a dtype, a missing tensor, a
@@ -71,9 +74,19 @@ def scratch_manual(manual: Any, reference: TorchSide) -> Any | None:
     return scratch
 
 
-def judge(departed, again) -> Drift | None:
+class Undecidable:
+    """``judge``'s answer when the step from identical values overflowed on torch's side."""
+
+
+UNDECIDABLE = Undecidable()
+OVERFLOWED = frozenset({"nonfinite:both", "nonfinite:torch"})
+
+
+def judge(departed, again) -> Drift | Undecidable | None:
     """``departed``: the free-running step's record; ``again``: the step from identical values. Drift
-    when the step from identical values passed."""
+    when the step from identical values passed; undecidable when torch's side of it left the finite numbers."""
+    if again.raised is None and any(check.diff.problem in OVERFLOWED for check in again.checks):
+        return UNDECIDABLE
     if again.first_failure is not None or again.raised is not None:
         return None
     one_step = {f"{check.stage} {check.tensor}": check.diff.max_rel for check in again.checks}

@@ -93,6 +93,9 @@ class Lockstep:
             return record
         if not identical and self.options.adjudicate and adjudication.may_be_drift(record.departures):
             drift = self._adjudicate(record, x, y)
+            if drift is adjudication.UNDECIDABLE:
+                self._wrong = True
+                return replace(record, undecidable=True)
             if drift is not None:
                 self.manual.load(self.reference.values(), self.reference.state())
                 self._identical = True

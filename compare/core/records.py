@@ -77,6 +77,7 @@ class StepRecord:
     gradcheck: list[Witness] = field(default_factory=list)  # finite differences, when asked for
     drift: Drift | None = None  # the step's departures, judged drift (the step then counts as passed)
     raised: Raised | None = None  # a side raised: the step's one check names it
+    undecidable: bool = False  # a departure the step from identical values could not judge: both overflowed
 
     @property
     def departures(self) -> list[Check]:
@@ -117,6 +118,7 @@ class RunResult:
     drift: Drift | None = None  # the first departure judged drift (None: none, or adjudication off)
     drift_steps: list[int] = field(default_factory=list)  # every step judged drift (each then resynced)
     raised: Raised | None = None
+    undecidable_from: int | None = None  # the step whose departure one step could not judge (diverged)
     warnings: dict[str, int] = field(default_factory=dict)  # run-time warnings (overflow, ...) by message
     complete: bool = False
     validation: list[dict] = field(default_factory=list)  # {"step", "manual": {...}, "torch": {...}}
@@ -145,6 +147,8 @@ class RunResult:
             self.drift = self.drift or record.drift
             self.drift_steps.append(record.step)
         self.raised = self.raised or record.raised
+        if record.undecidable and self.undecidable_from is None:
+            self.undecidable_from = record.step
         failure = record.first_failure
         if failure is not None:
             self.failed_steps += 1

@@ -11,6 +11,7 @@ import numpy as np
 
 from compare.errors import InputError
 from compare.inputs.npz import read_npz
+from compare.inputs.safety import check_one_hot
 
 BUILTIN = ("spiral", "xor")
 
@@ -100,7 +101,10 @@ def targets(dataset: Dataset, loss: str, num_outputs: int) -> np.ndarray:
     if dataset.has_labels:  # MSE on labels: regress the one-hot encoding
         if dataset.num_outputs > num_outputs:
             raise InputError(f"label {dataset.num_outputs - 1} is out of range for an output width of {num_outputs}")
-        return np.eye(num_outputs)[dataset.y]
+        check_one_hot(dataset.num_outputs - 1, len(dataset.y), num_outputs)
+        one_hot = np.zeros((len(dataset.y), num_outputs))  # (N, C), never a (C, C) identity to index
+        one_hot[np.arange(len(dataset.y)), dataset.y] = 1.0
+        return one_hot
     if dataset.y.shape[1] != num_outputs:
         raise InputError(f"targets have {dataset.y.shape[1]} columns but the output width is {num_outputs}")
     return dataset.y

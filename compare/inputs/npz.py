@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 
 from compare.errors import InputError
+from compare.inputs.safety import check_input_file
 
 
 def read_npz(path: Path, flag: str) -> dict[str, np.ndarray]:
     """Every array in ``path``, loaded without pickle; any failure becomes one ``InputError`` line."""
-    if not path.is_file():
-        raise InputError(f"{flag} {path}: no such file")
+    check_input_file(flag, path)  # by stat, before any open: a FIFO's open never returns
     with path.open("rb") as file:
         magic = file.read(4)
     if magic != b"PK\x03\x04":  # every .npz is a zip archive

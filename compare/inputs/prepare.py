@@ -71,6 +71,7 @@ def hyperparameters(config: RunConfig, optimizer: str) -> dict:
 
 def load_dataset(config: RunConfig, rng: np.random.Generator) -> data.Dataset:
     if config.data is not None:
+        safety.check_input_file("--data", config.data)
         safety.check_archive_fits("--data", Path(config.data))
         return data.load(Path(config.data))
     return data.builtin(config.dataset or "spiral", rng)
@@ -140,6 +141,9 @@ def prepare(config: RunConfig) -> Prepared:
     if layers[0] != d:
         raise InputError(f"--layers starts with width {layers[0]} but the data has {d} features")
     check_batchnorm_fan_in(config, tuple(layers))
+    dtype = DTYPES[config.dtype]
+    source = f"the labels (largest {dataset.num_outputs - 1})" if config.layers is None and dataset.has_labels else ""
+    safety.check_memory(tuple(layers), config.batch_size, n, np.dtype(dtype).itemsize, source)
     targets = data.targets(dataset, config.loss, layers[-1])
     n_val = round(n * config.val_fraction)
     if n - n_val < 1:
@@ -159,8 +163,6 @@ def prepare(config: RunConfig) -> Prepared:
         layers=tuple(layers),
         world_size=member.world_size if member is not None else None,
     )
-    dtype = DTYPES[config.dtype]
-    safety.check_memory(tuple(layers), config.batch_size, n, np.dtype(dtype).itemsize)
     if config.data is not None:
         safety.check_cast("--data", config.data, {"X": dataset.X, "y": dataset.y}, dtype)
     if config.weights is not None:

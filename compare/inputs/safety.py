@@ -1,16 +1,21 @@
-"""Nothing lost, checked before the run: output paths that would land inside an earlier run or on an
-input file, a model that would not fit in memory, values that overflow when cast to float32. Each is an
-``InputError`` (one line, exit 2) raised before anything is written or allocated."""
+"""Nothing lost, checked before the run: inputs that are not regular files (a FIFO, a device, a folder),
+output paths that cannot be created or would land inside an earlier run or on an input file, a model or
+one-hot targets that would not fit in memory, values that overflow when cast to float32. Each is an
+``InputError`` (one line, exit 2) raised before anything is written, allocated or opened."""
 
 import itertools
 import json
 import os
+import re
+import stat
+import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from compare.errors import InputError
+from compare.inputs.config import flag as flag_of
 
 # Bytes per parameter and per activation element, per side: the parameter, its gradient, up to three
 # optimizer-state tensors (AMSGrad), the copy a resync or an adjudication makes, and NumPy temporaries;
@@ -19,6 +24,49 @@ from compare.errors import InputError
 PARAMETER_COPIES = 8
 ACTIVATION_COPIES = 6
 RUN_FOLDERS = ("manual", "torch", "parity")  # compare.output.tensorboard's event folders
+# Kernel pseudo-filesystems: a file there is an interface to the kernel, never a place for a report.
+PSEUDO_FILESYSTEMS = ("/proc", "/sys", "/dev")
+KINDS = {stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device"}
+KINDS |= {stat.S_ISSOCK: "a socket", stat.S_ISDIR: "a directory"}
+
+
+def kind_of(mode: int) -> str | None:
+    """What a ``stat`` mode that is not a regular file is, in words (``None`` for a regular file)."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((name for test, name in KINDS.items() if test(mode)), "not a regular file")
+
+
+def check_input_file(flag: str, path: str | Path) -> None:
+    """An input the user named must be a readable regular file. Decided by ``stat`` alone: opening a FIFO
+    would wait for a writer forever, and reading a device may never end."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise InputError(f"{flag} {path}: no such file") from None
+    except OSError as error:
+        raise InputError(f"{flag} {path}: cannot be read ({error.strerror})") from None
+    if (kind := kind_of(mode)) is not None:
+        raise InputError(f"{flag} {path}: is {kind}, not a regular file")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{flag} {path}: not readable")
+
+
+def on_pseudo_filesystem(path: Path) -> bool:
+    return any(path == Path(root) or Path(root) in path.parents for root in PSEUDO_FILESYSTEMS)
+
+
+def check_creatable(flag: str, path: Path, folder: Path) -> None:
+    """A file can be made in ``folder``: tried by creating and removing a temporary file there (write
+    permission bits alone do not tell: a read-only mount, /proc, a full disk)."""
+    if on_pseudo_filesystem(folder.resolve()):
+        raise InputError(f"{flag} {path}: {folder} is a kernel pseudo-filesystem, not a place for files")
+    try:
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=".backprop-parity-probe-")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        raise InputError(f"{flag} {path}: cannot create a file in {folder} ({error.strerror})") from None
 
 
 def is_run_dir(folder: Path) -> bool:
@@ -42,18 +90,38 @@ def run_dir_of(path: Path) -> Path | None:
 
 
 def check_output_file(flag: str, path: str) -> None:
-    """An output file the user named: its folder must exist and it must not be a directory."""
+    """An output file the user named: a regular file (or none yet) in an existing folder where a file
+    can be created; never a FIFO or a device (writing would block or go to the hardware)."""
     if not Path(path).parent.is_dir():
         raise InputError(f"{flag} {path}: folder {Path(path).parent} does not exist")
-    if Path(path).is_dir():
-        raise InputError(f"{flag} {path}: is a directory")
+    longest = os.pathconf(Path(path).parent, "PC_NAME_MAX")
+    if len(os.fsencode(Path(path).name)) > longest:
+        raise InputError(f"{flag} {path}: the file name is longer than the {longest} bytes its folder allows")
+    if Path(path).exists() and (kind := kind_of(os.stat(path).st_mode)) is not None:
+        raise InputError(f"{flag} {path}: is {kind}, not a regular file")
+    check_creatable(flag, Path(path), Path(path).parent)
+
+
+def check_logdir(logdir: Path) -> None:
+    """``--logdir``: a folder (or none yet) whose nearest existing ancestor takes new files."""
+    if logdir.exists() and not logdir.is_dir():
+        raise InputError(f"--logdir {logdir}: is {kind_of(os.stat(logdir).st_mode)}, not a folder")
+    existing = next(folder for folder in [logdir, *logdir.absolute().parents] if folder.exists())
+    if not existing.is_dir():
+        raise InputError(f"--logdir {logdir}: {existing} is not a folder")
+    check_creatable("--logdir", logdir, existing)
 
 
 def check_outputs(logdir: Path, files: dict[str, str | None], inputs: dict[str, str | None]) -> None:
     """``files``: ``{flag: path}`` of the files a command writes (``--json``, ``--save-weights``); ``inputs``:
     those it reads (``--data``, ``--weights``). Each output must be a file in an existing folder, writable,
     apart from every input and from the other outputs, and outside any earlier run's directory; so must
-    ``--logdir``. The one check of output paths: ``run``, ``check`` and ``experiment`` all call it."""
+    ``--logdir``. Every input must be a regular file. The one check of paths: ``run``, ``check`` and
+    ``experiment`` all call it."""
+    for flag, path in inputs.items():
+        if path is not None:
+            check_input_file(flag, path)
+    check_logdir(logdir)
     for flag, path in files.items():
         if path is not None:
             check_output_file(flag, path)
@@ -95,13 +163,27 @@ def estimate_bytes(layers: tuple[int, ...], batch_size: int, examples: int, item
     return itemsize * (2 * per_side + examples * (layers[0] + layers[-1]))
 
 
-def check_memory(layers: tuple[int, ...], batch_size: int, examples: int, itemsize: int) -> None:
-    """Refuse a run whose estimate exceeds the memory available, before any of it is allocated."""
+def check_memory(layers: tuple[int, ...], batch_size: int, examples: int, itemsize: int, source: str = "") -> None:
+    """Refuse a run whose estimate exceeds the memory available, before any of it is allocated.
+    ``source``: where the widths came from when the user did not give ``--layers`` (the labels, say)."""
     need, have = estimate_bytes(layers, batch_size, examples, itemsize), available_memory()
     if have is not None and need > have:
+        widths = ",".join(map(str, layers))
+        what = f"{source} imply layers {widths}; with" if source else f"--layers {widths} with"
         raise InputError(
-            f"--layers {','.join(map(str, layers))} with --batch-size {batch_size} needs about {need / 2**30:.1f} "
+            f"{what} --batch-size {batch_size} the run needs about {need / 2**30:.1f} "
             f"GiB (both sides, with gradients and optimizer state); {have / 2**30:.1f} GiB is available"
+        )
+
+
+def check_one_hot(largest: int, examples: int, width: int) -> None:
+    """One-hot targets (``--loss mse`` on labels) take ``examples × width`` float64s; refused, naming the
+    largest label, when that exceeds the memory available."""
+    need, have = 8 * examples * width, available_memory()
+    if have is not None and need > have:
+        raise InputError(
+            f"label {largest} makes one-hot targets of {examples} x {width} float64 ({need / 2**30:.1f} GiB); "
+            f"{have / 2**30:.1f} GiB is available (labels should be 0 .. C-1 for C classes)"
         )
 
 
@@ -130,3 +212,18 @@ def check_archive_fits(flag: str, path: Path) -> None:
     have = available_memory()
     if have is not None and size > have:
         raise InputError(f"{flag} {path}: its arrays take {size / 2**30:.1f} GiB; {have / 2**30:.1f} GiB is available")
+
+
+def divergence_suspect(config, X: np.ndarray) -> str:
+    """The input to look at when both sides diverged alike: a hyperparameter far outside any usual range,
+    a schedule that grows the learning rate, data of a huge scale, else the learning rate."""
+    for key, value in config.hyperparameters.items():
+        if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) > 10:
+            return f"{flag_of(key)} {value:g}"
+    growth = re.findall(r"(?:exp:|step:\d+:)([^,:]+)", config.lr_schedule or "")
+    if any(float(gamma) > 1 for gamma in growth):
+        return f"--lr-schedule {config.lr_schedule} (it grows the learning rate)"
+    scale = float(np.max(np.abs(X), initial=0.0))
+    if config.data is not None and scale > 1e3:
+        return f"--data (|x| up to {scale:.3g})"
+    return f"--lr {config.hyperparameters.get('lr', 0.0):g} (try a smaller one)"

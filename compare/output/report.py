@@ -28,7 +28,9 @@ def check_json(check: Check) -> dict:
     }
 
 
-def build(result: RunResult, config: dict, run_dir: Path | None, started_at: str | None = None) -> dict:
+def build(
+    result: RunResult, config: dict, run_dir: Path | None, started_at: str | None = None, look_at: str | None = None
+) -> dict:
     """The ``--json`` report; every field is listed in the README (``write_json`` nulls NaN and inf)."""
     failure = result.first_failure
     limits = {stage: tolerance(config["dtype"], stage, config.get("device", "cpu")) for stage in STAGES}
@@ -42,6 +44,7 @@ def build(result: RunResult, config: dict, run_dir: Path | None, started_at: str
         "failed_steps": result.failed_steps,
         "drift": drift_json(result),
         "raised": None if result.raised is None else raised_json(result.raised),
+        "diverged": diverged_json(result, look_at),
         "warnings": dict(result.warnings),
         "worst": {stage: check_json(check) for stage, check in result.worst_by_stage().items()},
         "tolerances": {stage: {"max_rel": limit.max_rel, "reason": limit.reason} for stage, limit in limits.items()},
@@ -172,9 +175,39 @@ def _fmt(value: float | None) -> str:
     return f"{value:.3e}" if math.isfinite(value) else str(value)
 
 
-def verdict(result: RunResult, steps_requested: int, variant: str | None = None) -> str:
-    """A few lines: the worst difference per stage, then PASS or the first failure, side by side."""
+def diverged_json(result: RunResult, look_at: str | None) -> dict | None:
+    """Null, or for a run that diverged: ``{step, undecidable, look_at}`` (``undecidable``: exit 4)."""
+    if diverged_line(result, look_at) is None:
+        return None
+    step = result.first_failure.step
+    return {"step": step, "undecidable": result.undecidable_from == step, "look_at": look_at}
+
+
+def diverged_line(result: RunResult, look_at: str | None) -> str | None:
+    """The verdict's first line when the run diverged (both sides alike, or undecidably), else ``None``."""
+    failure, hint = result.first_failure, f"; look at {look_at}" if look_at else ""
+    if failure is None or result.raised is not None:
+        return None
+    where = f"{failure.stage} {failure.tensor}"
+    if result.undecidable_from is not None and failure.step == result.undecidable_from:
+        return (
+            f"diverged: undecidable from step {failure.step} ({where} departed, max_rel {_fmt(failure.diff.max_rel)}); "
+            f"one step from torch's own values overflowed too, so neither drift nor a wrong rule can be shown{hint}"
+        )
+    if failure.diff.problem == "nonfinite:both":
+        return (
+            f"DIVERGED: both sides alike left the finite numbers at step {failure.step} ({where}): the run "
+            f"diverged, which says nothing about the rules{hint}"
+        )
+    return None
+
+
+def verdict(result: RunResult, steps_requested: int, variant: str | None = None, look_at: str | None = None) -> str:
+    """A few lines: the worst difference per stage, then PASS or the first failure, side by side; a run that
+    diverged says so first, naming ``look_at`` (the input to look at)."""
     lines = ["stage     worst max_rel  tolerance  at (step, tensor)"]
+    if (diverged := diverged_line(result, look_at)) is not None:
+        lines.insert(0, diverged)
     if variant is not None:
         lines = [*variant_lines(result, variant), *lines]
 
@@ -200,8 +233,9 @@ def verdict(result: RunResult, steps_requested: int, variant: str | None = None)
         lines.append(f"FAIL: {result.raised.line()} (raised:{result.raised.type}); the traceback is in the report")
         return "\n".join(lines)
     problem = f" ({failure.diff.problem})" if failure.diff.problem else ""
+    head = "UNDECIDED" if result.undecidable_from == failure.step else "FAIL"  # not a failure of the rules
     lines.append(
-        f"FAIL: first difference at step {failure.step}, stage {failure.stage}, tensor {failure.tensor}{problem}: "
+        f"{head}: first difference at step {failure.step}, stage {failure.stage}, tensor {failure.tensor}{problem}: "
         f"max_abs {_fmt(failure.diff.max_abs)}, max_rel {_fmt(failure.diff.max_rel)} > tolerance {failure.max_rel:.1e}"
     )
     if failure.worst:

@@ -85,6 +85,7 @@ class EngineReport(Report):
         return {**Report.to_dict(self), "ops": self.ops, "bugs": [bug.__dict__ for bug in self.bugs]}
 
 
+@guard.limited
 def check_engine(
     leaf: Callable[[Any], Any],
     *,
@@ -94,10 +95,12 @@ def check_engine(
     tensor: bool | None = None,
     draws: int = DRAWS,
     seed: int = 0,
+    time_limit: float | None = guard.DEFAULT_TIME_LIMIT,
 ) -> EngineReport:
     """Check the engine whose leaves ``leaf`` makes (``Value``, say) against torch. ``tensor``: a tensor
     engine (leaves from arrays; adds sum, mean, matmul and broadcasting) or a scalar one (leaves from
-    floats); default: told by ``Protocol.is_tensor_engine``."""
+    floats); default: told by ``Protocol.is_tensor_engine``. Each call into the engine has
+    ``time_limit`` seconds."""
     protocol = Protocol(leaf, value, grad, backward)
     tensor = protocol.is_tensor_engine() if tensor is None else tensor
     report = EngineReport("engine", steps=draws)
