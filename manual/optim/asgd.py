@@ -45,8 +45,8 @@ class ASGD(Rule):
         return {"step": 0, "eta": scalar(self.lr), "mu": scalar(1.0), "ax": np.zeros_like(param)}
 
     def update(self, param: np.ndarray, g: np.ndarray, s: PerParameter) -> None:
-        if s["step"] == 0:
-            s["eta"][...] = self.lr  # torch creates eta from the lr at the first step, after any schedule
+        if s["step"] == 0:  # torch creates both at the first step, in float32, eta from the lr after any schedule
+            s["eta"], s["mu"] = scalar(self.lr), scalar(1.0)
         s["step"] += 1
         g = self.coupled_decay(param, g)
         eta = float(s["eta"])
@@ -65,6 +65,7 @@ class ASGD(Rule):
             ax[...] = param
 
     def schedule(self, s: PerParameter, t: int) -> None:
-        """η and μ for the next step, each rounded to its scalar's dtype."""
-        s["eta"][...] = self.lr / ((1 + self.lambd * self.lr * t) ** self.alpha)
-        s["mu"][...] = 1 / max(1, t - self.t0)
+        """η and μ for the next step, each through float32: torch builds them with ``torch.as_tensor(float)``,
+        in the default dtype, before copying them into the state (float64 only in the float64 witness)."""
+        s["eta"][...] = scalar(self.lr / ((1 + self.lambd * self.lr * t) ** self.alpha))
+        s["mu"][...] = scalar(1 / max(1, t - self.t0))

@@ -46,6 +46,8 @@ class NAdam(Rule):
         return {"step": 0, "mu_product": scalar(1.0), "exp_avg": np.zeros_like(param), "exp_avg_sq": np.zeros_like(param)}
 
     def update(self, param: np.ndarray, g: np.ndarray, s: PerParameter) -> None:
+        if s["step"] == 0:
+            s["mu_product"] = scalar(1.0)  # torch creates it at the first step, in float32 whatever came before
         s["step"] += 1
         t = s["step"]
         g = self.decay(param, g)
