@@ -4,7 +4,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from manual.optim import SGD, Adagrad, Adam, AdamW
+from manual.optim import ASGD, SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, NAdam, RAdam, Rprop
+from manual.optim.rule import PerParameter
 
 
 def _adam_moments(adam: Adam, g: np.ndarray, s: dict) -> None:
@@ -144,3 +145,46 @@ class AdagradLrDecayOffByOne(Adagrad):
             clr = self.lr / (1 + s["step"] * self.lr_decay)  # torch: (t − 1)
             s["sum"] += g * g
             param -= clr * (g / (np.sqrt(s["sum"]) + self.eps))
+
+
+class AdamaxNoBiasCorrection(Adamax):
+    """θ ← θ − γ·m/u: the first moment's 1/(1 − β1^t) left out (u needs none, m does)."""
+
+    def step_size(self, t: int) -> float:
+        return self.lr  # torch: γ / (1 − β1^t)
+
+
+class NAdamMuForMuNext(NAdam):
+    """m weighed by this step's μ_t instead of the next one's μ_{t+1} (the Nesterov look-ahead lost)."""
+
+    def momenta(self, t: int) -> tuple[float, float]:
+        return self.momentum(t), self.momentum(t)  # torch: (μ_t, μ_{t+1})
+
+
+class RAdamUncorrectedFirstMoment(RAdam):
+    """m used without its bias correction 1/(1 − β1^t), in the early SGD steps and the rectified ones alike."""
+
+    def corrected_first_moment(self, exp_avg: np.ndarray, t: int) -> np.ndarray:
+        return exp_avg  # torch: exp_avg / (1 − β1^t)
+
+
+class AdadeltaEpsOutsideRoots(Adadelta):
+    """Δ ← (√u + ε)/(√v + ε)·g: ε outside both roots, so the first step's numerator is ε, not √ε."""
+
+    def delta(self, s: PerParameter, g: np.ndarray) -> np.ndarray:
+        return (np.sqrt(s["acc_delta"]) + self.eps) / (np.sqrt(s["square_avg"]) + self.eps) * g
+
+
+class ASGDShrinkNotScaledByEta(ASGD):
+    """θ ← θ·(1 − λ_d) instead of torch's θ·(1 − λ_d·η): the decay term not multiplied by the step size."""
+
+    def shrink(self, param: np.ndarray, eta: float) -> None:
+        param *= 1.0 - self.lambd
+
+
+class RpropEtasSwapped(Rprop):
+    """η+ applied where the gradient's sign flipped and η− where it held: the two factors swapped."""
+
+    def factors(self, agreement: np.ndarray) -> np.ndarray:
+        etaminus, etaplus = self.etas
+        return np.where(agreement > 0, etaminus, np.where(agreement < 0, etaplus, 1.0)).astype(agreement.dtype)

@@ -66,12 +66,12 @@ SQUARED_STATE = frozenset().union(*(entry.squared_state for entry in REGISTRY.va
 
 
 __all__ = [
+    "ASGD",
     "OPTIMIZERS",
     "REGISTRY",
     "SGD",
     "SQUARED_STATE",
     "VARIANTS",
-    "ASGD",
     "Adadelta",
     "Adagrad",
     "Adam",

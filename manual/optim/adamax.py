@@ -18,7 +18,7 @@ class Adamax(Rule):
         g ← g + λθ                               (if λ ≠ 0; coupled L2)           coupled_decay
         m ← m + (1 − β1)·(g − m)                 (torch: m.lerp_(g, 1 − β1))      first_moment
         u ← max(β2·u, |g| + ε)                   (ε added to |g| INSIDE the max)  infinity_norm
-        θ ← θ − (γ / (1 − β1^t)) · m / u                                          step_size, apply
+        θ ← θ − (γ / (1 − β1^t)) · m / u                                   step_size, denominator
 
     Convention: the paper (Kingma & Ba, Algorithm 2) has no ε, u ← max(β2·u, |g|); Keras adds ε
     outside, m/(u + ε). torch's ε inside the max floors u at ε from the first step, so u never is 0.
@@ -43,7 +43,7 @@ class Adamax(Rule):
         g = self.coupled_decay(param, g)
         self.first_moment(s["exp_avg"], g)
         self.infinity_norm(s["exp_inf"], g)
-        param -= self.step_size(s["step"]) * (s["exp_avg"] / s["exp_inf"])  # torch: addcdiv_(m, u, value=−clr)
+        param -= self.step_size(s["step"]) * (s["exp_avg"] / self.denominator(s["exp_inf"]))  # addcdiv_(m, u, −clr)
 
     def first_moment(self, exp_avg: np.ndarray, g: np.ndarray) -> None:
         exp_avg += (1.0 - self.betas[0]) * (g - exp_avg)
@@ -51,6 +51,10 @@ class Adamax(Rule):
     def infinity_norm(self, exp_inf: np.ndarray, g: np.ndarray) -> None:
         exp_inf *= self.betas[1]
         np.maximum(exp_inf, np.abs(g) + self.eps, out=exp_inf)
+
+    def denominator(self, exp_inf: np.ndarray) -> np.ndarray:
+        """u itself: torch's ε is already inside it."""
+        return exp_inf
 
     def step_size(self, t: int) -> float:
         """γ / (1 − β1^t): the first moment's bias correction folded into the lr."""

@@ -49,11 +49,15 @@ class ASGD(Rule):
             s["eta"], s["mu"] = scalar(self.lr), scalar(1.0)
         s["step"] += 1
         g = self.coupled_decay(param, g)
-        eta = float(s["eta"])
+        eta = self.step_eta(s)
         self.shrink(param, eta)
         param -= eta * g
         self.average(s["ax"], param, s["mu"])
         self.schedule(s, s["step"])
+
+    def step_eta(self, s: PerParameter) -> float:
+        """The η this step uses: the one the previous step scheduled (γ at step 1)."""
+        return float(s["eta"])
 
     def shrink(self, param: np.ndarray, eta: float) -> None:
         param *= 1.0 - self.lambd * eta

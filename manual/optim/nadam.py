@@ -43,7 +43,8 @@ class NAdam(Rule):
         self.betas = check_betas(self.betas)
 
     def init_one(self, param: np.ndarray) -> PerParameter:
-        return {"step": 0, "mu_product": scalar(1.0), "exp_avg": np.zeros_like(param), "exp_avg_sq": np.zeros_like(param)}
+        zeros = np.zeros_like
+        return {"step": 0, "mu_product": scalar(1.0), "exp_avg": zeros(param), "exp_avg_sq": zeros(param)}
 
     def update(self, param: np.ndarray, g: np.ndarray, s: PerParameter) -> None:
         if s["step"] == 0:
@@ -51,7 +52,7 @@ class NAdam(Rule):
         s["step"] += 1
         t = s["step"]
         g = self.decay(param, g)
-        mu, mu_next = self.momentum(t), self.momentum(t + 1)
+        mu, mu_next = self.momenta(t)
         s["mu_product"] *= mu  # in the 0-d float32 array, as torch's mu_product *= mu
         self.moments(s, g)
         denom = self.denominator(s["exp_avg_sq"], t)
@@ -64,6 +65,10 @@ class NAdam(Rule):
             param *= 1.0 - self.lr * self.weight_decay
             return g
         return self.coupled_decay(param, g)
+
+    def momenta(self, t: int) -> tuple[float, float]:
+        """(μ_t, μ_{t+1}): this step's momentum and the next one's, which weighs m."""
+        return self.momentum(t), self.momentum(t + 1)
 
     def momentum(self, t: int) -> float:
         """μ_t = β1·(1 − ½·0.96^(t·ψ))."""

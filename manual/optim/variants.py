@@ -2,7 +2,8 @@
 
 Each variant is built from the same kwargs as the torch optimizer it is compared against (its
 ``hyperparameters()`` builds that twin) and is validated exactly as that torch optimizer validates
-them. ``comparable_state`` (a class attribute, ``frozenset[str]``) names the state keys that mean the
+them; the newer ones subclass that rule and override the one piece they change (never the step loop).
+``comparable_state`` (a class attribute, ``frozenset[str]``) names the state keys that mean the
 same quantity as a torch state key; a checker compares only those. Regular optimizers have no such
 attribute: all of their state is torch's.
 """
@@ -12,8 +13,15 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from manual.optim.adadelta import Adadelta
 from manual.optim.adam import Adam
+from manual.optim.adamax import Adamax
+from manual.optim.asgd import ASGD
+from manual.optim.nadam import NAdam
+from manual.optim.radam import RAdam
 from manual.optim.rmsprop import RMSprop
+from manual.optim.rprop import Rprop
+from manual.optim.rule import PerParameter
 from manual.optim.sgd import SGD
 
 Params = dict[str, np.ndarray]
@@ -186,6 +194,101 @@ class RMSpropEpsInside:
                 param -= self.lr * (g / avg)
 
 
+@dataclass
+class AdamaxEpsOutside(Adamax):
+    r"""Adamax as Keras writes it, u ← max(β2·u, |g|) and θ ← θ − γ_t·m/(u + ε); NOT torch.optim.Adamax.
+
+    torch puts ε inside the max, u ← max(β2·u, |g| + ε), so its u is never below ε and carries ε in its
+    history; here u is the paper's and ε is added only to the divisor. The two agree where |g| ≫ ε;
+    ``exp_inf`` is a different quantity (no ε in it) and is not compared.
+    """
+
+    comparable_state = frozenset({"step", "exp_avg"})
+
+    def infinity_norm(self, exp_inf: np.ndarray, g: np.ndarray) -> None:
+        exp_inf *= self.betas[1]
+        np.maximum(exp_inf, np.abs(g), out=exp_inf)
+
+    def denominator(self, exp_inf: np.ndarray) -> np.ndarray:
+        return exp_inf + self.eps
+
+
+@dataclass
+class NAdamNoMomentumSchedule(NAdam):
+    r"""NAdam with a constant momentum μ_t = β1 (Dozat's simplified form, common in hand-written code);
+    NOT torch.optim.NAdam.
+
+    Then Π = β1^t and the update is θ ← θ − γ·[(1 − β1)/(1 − β1^t)·g + β1/(1 − β1^(t+1))·m]/denom. torch's
+    schedule μ_t = β1·(1 − ½·0.96^(tψ)) starts near β1/2 (0.45 at step 1 for β1 = 0.9) and reaches β1 only
+    after thousands of steps, so the two part from step 1. ``mu_product`` is β1^t here: not compared.
+    """
+
+    comparable_state = frozenset({"step", "exp_avg", "exp_avg_sq"})
+
+    def momentum(self, t: int) -> float:
+        return self.betas[0]
+
+
+@dataclass
+class RAdamPaperThreshold(RAdam):
+    r"""RAdam with the paper's threshold (Liu et al., Algorithm 2: adaptive once ρ_t > 4); NOT torch.optim.RAdam.
+
+    torch takes the adaptive step once ρ_t > 5. With β2 = 0.999, ρ_5 ≈ 4.99, so the paper's rule takes
+    its first rectified step at t = 5 and torch's at t = 6: identical for four steps, then apart. Every
+    state key is the same quantity as torch's.
+    """
+
+    comparable_state = frozenset({"step", "exp_avg", "exp_avg_sq"})
+    threshold = 4.0
+
+
+@dataclass
+class AdadeltaNoUnitCorrection(Adadelta):
+    r"""Adadelta without the unit correction: Δ ← g/√(v + ε), the numerator √(u + ε) left out; NOT
+    torch.optim.Adadelta.
+
+    That is RMSprop with ε inside the root and Adadelta's ρ: Zeiler's starting point, before the ratio of
+    RMS[Δθ] to RMS[g] that gives Δ the units of θ. At step 1 torch's numerator is √ε (1e-3 for ε = 1e-6),
+    so this steps 1000 times further. ``acc_delta`` then accumulates other deltas: not compared.
+    """
+
+    comparable_state = frozenset({"step", "square_avg"})
+
+    def delta(self, s: PerParameter, g: np.ndarray) -> np.ndarray:
+        return g / np.sqrt(s["square_avg"] + self.eps)
+
+
+@dataclass
+class ASGDStepFromCurrentT(ASGD):
+    r"""ASGD with η_t = γ/(1 + λ_d·γ·t)^α at step t itself (Polyak–Juditsky, Bottou); NOT torch.optim.ASGD.
+
+    torch schedules η at the end of step t − 1, so step 1 runs at γ and step t at η_{t−1}. Here step 1
+    runs at γ/(1 + λ_d·γ)^α, already smaller (by α·λ_d·γ ≈ 7.5e-7 relative at the defaults), and every
+    later step one decay further. The stored ``eta`` (for the next step) is torch's, as are the others.
+    """
+
+    comparable_state = frozenset({"step", "eta", "mu", "ax"})
+
+    def step_eta(self, s: PerParameter) -> float:
+        return self.lr / ((1 + self.lambd * self.lr * s["step"]) ** self.alpha)
+
+
+@dataclass
+class RpropNoGradientDrop(Rprop):
+    r"""Rprop− (Riedmiller & Braun): the gradient kept on a sign change; NOT torch.optim.Rprop (iRprop−).
+
+    torch zeroes g where g·p < 0: that element takes no step, and since p ← 0 its next step size is not
+    shrunk again. Rprop− steps against the new sign at once with the shrunk Δ and remembers the sign, so
+    it can shrink twice in a row. Identical while no sign flips (step 1 always, usually step 2). ``prev``
+    holds the kept gradient: not compared.
+    """
+
+    comparable_state = frozenset({"step", "step_size"})
+
+    def kept_gradient(self, g: np.ndarray, agreement: np.ndarray) -> np.ndarray:
+        return g
+
+
 @dataclass(frozen=True)
 class Variant:
     """A textbook rule, the torch optimizer (a key of ``OPTIMIZERS``) it is compared against, and why it departs."""
@@ -214,5 +317,40 @@ VARIANTS: dict[str, Variant] = {
         "rmsprop",
         "TensorFlow-style ε inside the root, g/√(v + ε), floors the denominator at √ε (1e-4 for ε = 1e-8) "
         "instead of torch's ε, so it departs wherever v is not far above ε: small gradients and early steps",
+    ),
+    "adamax_eps_outside": Variant(
+        AdamaxEpsOutside,
+        "adamax",
+        "Keras's ε added to the divisor, m/(u + ε), where torch puts it inside the max, max(β2·u, |g| + ε): "
+        "it departs wherever |g| is not far above ε",
+    ),
+    "nadam_no_momentum_schedule": Variant(
+        NAdamNoMomentumSchedule,
+        "nadam",
+        "a constant μ = β1 where torch's schedule μ_t = β1·(1 − ½·0.96^(tψ)) starts near β1/2: it departs from step 1",
+    ),
+    "radam_paper_threshold": Variant(
+        RAdamPaperThreshold,
+        "radam",
+        "the paper's rectification threshold ρ_t > 4 where torch's is ρ_t > 5: with β2 = 0.999 the adaptive "
+        "step starts one step earlier (t = 5, ρ_5 ≈ 4.99), so it departs at step 5",
+    ),
+    "adadelta_no_unit_correction": Variant(
+        AdadeltaNoUnitCorrection,
+        "adadelta",
+        "Δ = g/√(v + ε) without the unit correction √(u + ε) in front: at step 1 torch's numerator is √ε, so "
+        "it departs from step 1 by a factor of about 1/√ε",
+    ),
+    "asgd_eta_from_current_step": Variant(
+        ASGDStepFromCurrentT,
+        "asgd",
+        "η_t from the step itself, γ/(1 + λ_d·γ·t)^α, where torch uses the η scheduled at the previous step "
+        "(γ at step 1): it departs from step 1, by α·λ_d·γ relative",
+    ),
+    "rprop_no_gradient_drop": Variant(
+        RpropNoGradientDrop,
+        "rprop",
+        "Rprop− keeps the gradient on a sign change where torch's iRprop− zeroes it (no step, no memory of the "
+        "sign): identical until the first sign flip of any element, then apart",
     ),
 }
