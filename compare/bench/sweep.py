@@ -14,6 +14,7 @@ import argparse
 import math
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -22,7 +23,7 @@ import torch
 
 from compare.core import engine, mlp_pair, witness64
 from manual import ACTIVATION_NAMES, LOSS_NAMES, MLPSpec, init_state_dict
-from manual.optim import OPTIMIZERS
+from manual.optim import REGISTRY
 from manual.schedules import parse_schedule
 
 SCHEDULES = (None, None, "step:20:0.5", "exp:0.98", "cosine:50", "warmup:5", "warmup:5,cosine:60")
@@ -47,19 +48,14 @@ class Draw:
     seed: int
 
 
-def hyperparameters(optimizer: str, rng: np.random.Generator) -> dict:
-    """The property test's ranges (tests/test_trust.py), as torch keyword arguments with defaults."""
-    u = rng.uniform
-    given = {
-        "sgd": {"lr": u(1e-3, 0.3), "weight_decay": float(rng.choice([0.0, 1e-3]))},
-        "momentum": {"lr": u(1e-3, 0.1), "dampening": float(rng.choice([0.0, 0.5]))},
-        "nesterov": {"lr": u(1e-3, 0.1), "momentum": u(0.1, 0.95)},
-        "adam": {"lr": u(1e-4, 0.05), "amsgrad": bool(rng.integers(2))},
-        "adamw": {"lr": u(1e-4, 0.05), "weight_decay": u(0.0, 0.1)},
-        "rmsprop": {"lr": u(1e-4, 0.01), "centered": bool(rng.integers(2))},
-        "adagrad": {"lr": u(1e-3, 0.1), "lr_decay": float(rng.choice([0.0, 0.01]))},
-    }[optimizer]
-    return OPTIMIZERS[optimizer](**given).hyperparameters()
+def hyperparameters(optimizer: str, uniform: Callable[[float, float], float], coin: Callable[[], bool]) -> dict:
+    """A random configuration of ``optimizer``, from the registry alone: an lr from 1/30 to 3 times its
+    ``default_lr`` (log-uniform), and each of its ``every_branch`` keywords taken or left at its default by a
+    coin. The sweep draws with NumPy, the property test (tests/test_trust.py) with Hypothesis."""
+    entry = REGISTRY[optimizer]
+    given = {"lr": entry.default_lr * 10 ** uniform(-1.5, 0.5)}
+    given |= {key: value for key, value in entry.rule.every_branch.items() if coin()}
+    return entry.rule(**given).hyperparameters()
 
 
 def draw(rng: np.random.Generator) -> Draw:
@@ -68,13 +64,13 @@ def draw(rng: np.random.Generator) -> Draw:
         widths = tuple(int(w) for w in rng.integers(1, 10, int(rng.integers(2, 6))))
         if not (batchnorm and 1 in widths[:-2]):
             break
-    optimizer = str(rng.choice(sorted(OPTIMIZERS)))
+    optimizer = str(rng.choice(sorted(REGISTRY)))
     return Draw(
         widths,
         str(rng.choice(ACTIVATION_NAMES)),
         str(rng.choice(LOSS_NAMES)),
         optimizer,
-        hyperparameters(optimizer, rng),
+        hyperparameters(optimizer, rng.uniform, lambda: bool(rng.integers(2))),
         str(rng.choice(["float64", "float32"])),
         float(rng.choice([0.0, 0.0, 0.3])),
         batchnorm,

@@ -1,6 +1,7 @@
 """Adadelta, as torch.optim.Adadelta computes it (Zeiler's unit-corrected step, times an lr)."""
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -32,6 +33,8 @@ class Adadelta(Rule):
     rho: float = 0.9
     eps: float = 1e-6
     weight_decay: float = 0.0
+
+    every_branch: ClassVar[dict] = {"rho": 0.95, "weight_decay": 0.01}
 
     def __post_init__(self) -> None:
         check_nonnegative(self, "lr", "eps", "weight_decay")

@@ -1,6 +1,7 @@
 """Adagrad, as torch.optim.Adagrad computes it (decaying lr, optional initial accumulator)."""
 
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -31,6 +32,8 @@ class Adagrad:
     weight_decay: float = 0.0
     initial_accumulator_value: float = 0.0
     eps: float = 1e-10
+
+    every_branch: ClassVar[dict] = {"lr_decay": 0.01, "initial_accumulator_value": 0.1, "weight_decay": 0.01}
 
     def __post_init__(self) -> None:
         # written as torch writes them (`not 0.0 <= x`), so that NaN is rejected too

@@ -2,6 +2,7 @@
 
 import math
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -34,6 +35,8 @@ class Adam:
     eps: float = 1e-8
     weight_decay: float = 0.0
     amsgrad: bool = False
+
+    every_branch: ClassVar[dict] = {"betas": (0.8, 0.99), "weight_decay": 0.01, "amsgrad": True}
 
     def __post_init__(self) -> None:
         self._scratch: dict[str, np.ndarray] = {}  # not a field: hyperparameters() and replace() ignore it

@@ -1,6 +1,7 @@
 """Adamax, as torch.optim.Adamax computes it (Adam with the infinity norm; ε inside the max)."""
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -30,6 +31,8 @@ class Adamax(Rule):
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
     weight_decay: float = 0.0
+
+    every_branch: ClassVar[dict] = {"betas": (0.8, 0.99), "weight_decay": 0.01}
 
     def __post_init__(self) -> None:
         check_nonnegative(self, "lr", "eps", "weight_decay")

@@ -1,6 +1,7 @@
 """AdamW, as torch.optim.AdamW computes it: Adam with decoupled weight decay."""
 
 from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import numpy as np
 
@@ -31,6 +32,8 @@ class AdamW(Adam):
     """
 
     weight_decay: float = 1e-2
+
+    every_branch: ClassVar[dict] = {"weight_decay": 0.1, "amsgrad": True}
 
     def step(self, params: Params, grads: Params, state: State) -> None:
         if self.weight_decay != 0:

@@ -1,6 +1,7 @@
 """ASGD, as torch.optim.ASGD computes it (SGD with a decaying step, weight shrinkage and a running average)."""
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -37,6 +38,8 @@ class ASGD(Rule):
     alpha: float = 0.75
     t0: float = 1e6
     weight_decay: float = 0.0
+
+    every_branch: ClassVar[dict] = {"lambd": 0.01, "t0": 3.0, "weight_decay": 0.01}  # averaging from step 5
 
     def __post_init__(self) -> None:
         check_nonnegative(self, "lr", "weight_decay")  # torch checks nothing else

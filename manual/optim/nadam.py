@@ -1,6 +1,7 @@
 """NAdam, as torch.optim.NAdam computes it (Dozat's momentum schedule; optional decoupled weight decay)."""
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -37,6 +38,8 @@ class NAdam(Rule):
     weight_decay: float = 0.0
     momentum_decay: float = 4e-3
     decoupled_weight_decay: bool = False
+
+    every_branch: ClassVar[dict] = {"weight_decay": 0.01, "decoupled_weight_decay": True, "momentum_decay": 0.01}
 
     def __post_init__(self) -> None:
         check_nonnegative(self, "lr", "eps", "weight_decay", "momentum_decay")

@@ -2,6 +2,7 @@
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -39,6 +40,7 @@ class RAdam(Rule):
     weight_decay: float = 0.0
     decoupled_weight_decay: bool = False
 
+    every_branch: ClassVar[dict] = {"weight_decay": 0.01, "decoupled_weight_decay": True}
     threshold = 5.0  # ρ_t above which the adaptive step is taken (a class constant, not a torch keyword)
 
     def __post_init__(self) -> None:

@@ -1,6 +1,7 @@
 """RMSprop, as torch.optim.RMSprop computes it (ε outside the root; optional momentum and centering)."""
 
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -40,6 +41,8 @@ class RMSprop:
     weight_decay: float = 0.0
     momentum: float = 0.0
     centered: bool = False
+
+    every_branch: ClassVar[dict] = {"alpha": 0.9, "momentum": 0.5, "centered": True, "weight_decay": 0.01}
 
     def __post_init__(self) -> None:
         # written as torch writes them (`not 0.0 <= x`), so that NaN is rejected too; torch accepts α > 1

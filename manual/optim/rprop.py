@@ -1,6 +1,7 @@
 """Rprop, as torch.optim.Rprop computes it (iRprop−: sign-based steps, the gradient dropped on a sign change)."""
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -33,6 +34,8 @@ class Rprop(Rule):
     lr: float = 1e-2
     etas: tuple[float, float] = (0.5, 1.2)
     step_sizes: tuple[float, float] = (1e-6, 50.0)
+
+    every_branch: ClassVar[dict] = {"etas": (0.4, 1.3), "step_sizes": (1e-4, 0.05)}  # Δmax reached in ~10 steps
 
     def __post_init__(self) -> None:
         check_nonnegative(self, "lr")

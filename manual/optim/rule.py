@@ -7,7 +7,7 @@ a catalog fault (``compare.faults.optimizers``) overrides the one piece it chang
 """
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -49,6 +49,10 @@ class Rule:
     """The loop and the plumbing; a subclass defines ``init_one`` and ``update`` from its pieces."""
 
     lr: float = 1e-3
+
+    # Keyword arguments that take every branch of the rule at once (L2, amsgrad, centering, decoupled
+    # decay, ...): the tests' and the sweep's hyperparameters start from these, so a new rule brings its own.
+    every_branch: ClassVar[dict] = {}
 
     def hyperparameters(self) -> dict:
         """The torch keyword arguments that build the same optimizer."""

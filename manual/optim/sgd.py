@@ -1,6 +1,7 @@
 """Stochastic gradient descent, with torch's momentum, dampening and Nesterov options."""
 
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -33,6 +34,8 @@ class SGD:
     dampening: float = 0.0
     weight_decay: float = 0.0
     nesterov: bool = False
+
+    every_branch: ClassVar[dict] = {"weight_decay": 0.01}  # see manual.optim.rule.Rule.every_branch
 
     def __post_init__(self) -> None:
         if self.lr < 0.0:
@@ -76,9 +79,13 @@ class Momentum(SGD):
 
     momentum: float = 0.9
 
+    every_branch: ClassVar[dict] = {"momentum": 0.9, "dampening": 0.3, "weight_decay": 0.01}
+
 
 @dataclass
 class Nesterov(Momentum):
     """SGD with Nesterov momentum, μ = 0.9: torch.optim.SGD(momentum=0.9, nesterov=True); the rule is :class:`SGD`'s."""
 
     nesterov: bool = True
+
+    every_branch: ClassVar[dict] = {"momentum": 0.8, "weight_decay": 0.01}
