@@ -5,7 +5,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from manual.optim.rule import PerParameter, Rule, check_betas, check_nonnegative, scalar
+from manual.optim.rule import PerParameter, Rule, adam_moments, check_betas, check_nonnegative, scalar
 
 
 @dataclass
@@ -63,12 +63,6 @@ class NAdam(Rule):
         param -= self.lr * (1.0 - mu) / (1.0 - mu_product) * (g / denom)
         param -= self.lr * mu_next / (1.0 - mu_product * mu_next) * (s["exp_avg"] / denom)
 
-    def decay(self, param: np.ndarray, g: np.ndarray) -> np.ndarray:
-        if self.decoupled_weight_decay and self.weight_decay != 0:
-            param *= 1.0 - self.lr * self.weight_decay
-            return g
-        return self.coupled_decay(param, g)
-
     def momenta(self, t: int) -> tuple[float, float]:
         """(μ_t, μ_{t+1}): this step's momentum and the next one's, which weighs m."""
         return self.momentum(t), self.momentum(t + 1)
@@ -78,10 +72,7 @@ class NAdam(Rule):
         return self.betas[0] * (1.0 - 0.5 * 0.96 ** (t * self.momentum_decay))
 
     def moments(self, s: PerParameter, g: np.ndarray) -> None:
-        beta1, beta2 = self.betas
-        s["exp_avg"] += (1.0 - beta1) * (g - s["exp_avg"])
-        s["exp_avg_sq"] *= beta2
-        s["exp_avg_sq"] += (1.0 - beta2) * g * g
+        adam_moments(s, g, self.betas)
 
     def denominator(self, exp_avg_sq: np.ndarray, t: int) -> np.ndarray:
         return np.sqrt(exp_avg_sq / (1.0 - self.betas[1] ** t)) + self.eps

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from manual.optim.rule import PerParameter, Rule, check_betas, check_nonnegative
+from manual.optim.rule import PerParameter, Rule, adam_moments, check_betas, check_nonnegative
 
 
 @dataclass
@@ -63,17 +63,8 @@ class RAdam(Rule):
         else:
             param -= corrected * self.lr
 
-    def decay(self, param: np.ndarray, g: np.ndarray) -> np.ndarray:
-        if self.decoupled_weight_decay and self.weight_decay != 0:
-            param *= 1.0 - self.lr * self.weight_decay
-            return g
-        return self.coupled_decay(param, g)
-
     def moments(self, s: PerParameter, g: np.ndarray) -> None:
-        beta1, beta2 = self.betas
-        s["exp_avg"] += (1.0 - beta1) * (g - s["exp_avg"])
-        s["exp_avg_sq"] *= beta2
-        s["exp_avg_sq"] += (1.0 - beta2) * g * g
+        adam_moments(s, g, self.betas)
 
     def corrected_first_moment(self, exp_avg: np.ndarray, t: int) -> np.ndarray:
         return exp_avg / (1.0 - self.betas[0] ** t)

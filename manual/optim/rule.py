@@ -72,7 +72,22 @@ class Rule:
     def update(self, param: np.ndarray, g: np.ndarray, s: PerParameter) -> None:
         raise NotImplementedError
 
+    def decay(self, param: np.ndarray, g: np.ndarray) -> np.ndarray:
+        """θ ← θ·(1 − γλ) for a rule with ``decoupled_weight_decay`` set (torch's NAdam, RAdam), else g ← g + λθ."""
+        weight_decay = getattr(self, "weight_decay", 0.0)
+        if getattr(self, "decoupled_weight_decay", False) and weight_decay != 0:
+            param *= 1.0 - self.lr * weight_decay
+            return g
+        return self.coupled_decay(param, g)
+
     def coupled_decay(self, param: np.ndarray, g: np.ndarray) -> np.ndarray:
         """g ← g + λθ (coupled L2; a new array, the gradient itself is never changed)."""
         weight_decay = getattr(self, "weight_decay", 0.0)
         return g + weight_decay * param if weight_decay != 0 else g
+
+
+def adam_moments(s: PerParameter, g: np.ndarray, betas: tuple[float, float]) -> None:
+    """torch's moments of the Adam family, in place: m ← m + (1 − β1)·(g − m), v ← β2·v + (1 − β2)·g²."""
+    s["exp_avg"] += (1.0 - betas[0]) * (g - s["exp_avg"])
+    s["exp_avg_sq"] *= betas[1]
+    s["exp_avg_sq"] += (1.0 - betas[1]) * g * g

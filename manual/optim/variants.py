@@ -2,14 +2,14 @@
 
 Each variant is built from the same kwargs as the torch optimizer it is compared against (its
 ``hyperparameters()`` builds that twin) and is validated exactly as that torch optimizer validates
-them; the newer ones subclass that rule and override the one piece they change (never the step loop).
+them: each subclasses that rule and overrides the one piece it changes (never the step loop).
 ``comparable_state`` (a class attribute, ``frozenset[str]``) names the state keys that mean the
 same quantity as a torch state key; a checker compares only those. Regular optimizers have no such
 attribute: all of their state is torch's.
 """
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -24,19 +24,16 @@ from manual.optim.rprop import Rprop
 from manual.optim.rule import PerParameter
 from manual.optim.sgd import SGD
 
-Params = dict[str, np.ndarray]
-State = dict[str, dict[str, np.ndarray | int]]
-
 
 @dataclass
-class ClassicMomentum:
+class ClassicMomentum(SGD):
     r"""Momentum as the lecture notes (and deep-learning-from-scratch) write it; NOT torch.optim.SGD.
 
     For each parameter θ with gradient g, learning rate γ, momentum μ, weight decay λ::
 
         g ← g + λθ                      (if λ ≠ 0)
-        v ← μ·v − γ·g                   (v starts at 0)
-        θ ← θ + v
+        v ← μ·v − γ·g                   (v starts at 0)                  direction
+        θ ← θ + v                                                        apply
 
     torch keeps b ← μ·b + g and steps θ ← θ − γ·b. Unrolled, v = −γ·b while γ is constant, so
     the two agree (to rounding); once γ changes, v still carries the old γ in its history while
@@ -44,35 +41,25 @@ class ClassicMomentum:
     has no torch counterpart (it is −γ·b, not b).
     """
 
-    lr: float = 1e-3
     momentum: float = 0.9
-    weight_decay: float = 0.0
 
     comparable_state = frozenset()
 
-    def __post_init__(self) -> None:
-        SGD(**self.hyperparameters())  # validated as torch.optim.SGD validates these kwargs
+    def init_one(self, param: np.ndarray) -> PerParameter:
+        return {"velocity": np.zeros_like(param)}
 
-    def hyperparameters(self) -> dict:
-        """The kwargs of the torch.optim.SGD it is compared against."""
-        return asdict(self)
+    def direction(self, g: np.ndarray, s: PerParameter) -> np.ndarray:
+        velocity = s["velocity"]
+        velocity *= self.momentum
+        velocity -= self.lr * g
+        return velocity
 
-    def init(self, params: Params) -> State:
-        return {name: {"velocity": np.zeros_like(param)} for name, param in params.items()}
-
-    def step(self, params: Params, grads: Params, state: State) -> None:
-        for name, param in params.items():
-            g = grads[name]
-            if self.weight_decay != 0:
-                g = g + self.weight_decay * param
-            velocity = state[name]["velocity"]
-            velocity *= self.momentum
-            velocity -= self.lr * g
-            param += velocity
+    def apply(self, param: np.ndarray, direction: np.ndarray) -> None:
+        param += direction
 
 
 @dataclass
-class AdamEpsHat:
+class AdamEpsHat(Adam):
     r"""Adam in the paper's "efficient" form (Kingma & Ba, §2, ε-hat); NOT torch.optim.Adam.
 
     For each parameter θ with gradient g, learning rate γ, betas (β1, β2), eps ε, weight decay λ,
@@ -82,116 +69,40 @@ class AdamEpsHat:
         g ← g + λθ                               (if λ ≠ 0; coupled L2, as torch's Adam)
         m ← β1·m + (1 − β1)·g
         v ← β2·v + (1 − β2)·g²
-        γ_t ← γ·√(1 − β2^t) / (1 − β1^t)
-        θ ← θ − γ_t · m / (√v + ε)               (ε added to the UNcorrected root)
+        γ_t ← γ·√(1 − β2^t) / (1 − β1^t)                                 step_size
+        θ ← θ − γ_t · m / (√v + ε)               (ε added to the UNcorrected root)   denominator
 
     torch divides by √v/√(1 − β2^t) + ε. Rewritten, this form is torch's rule with ε replaced by
     ε/√(1 − β2^t): about 32·ε at step 1 for β2 = 0.999, shrinking to ε as t grows. ``step``,
     ``exp_avg`` and ``exp_avg_sq`` are the same quantities as torch's and keep its names.
     """
 
-    lr: float = 1e-3
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    weight_decay: float = 0.0
-
     comparable_state = frozenset({"step", "exp_avg", "exp_avg_sq"})
 
-    def __post_init__(self) -> None:
-        self.betas = (float(self.betas[0]), float(self.betas[1]))
-        Adam(**self.hyperparameters())  # validated as torch.optim.Adam validates these kwargs
+    def denominator(self, second_moment: np.ndarray, t: int, scratch: np.ndarray) -> np.ndarray:
+        return np.add(np.sqrt(second_moment, out=scratch), self.eps, out=scratch)
 
-    def hyperparameters(self) -> dict:
-        """The kwargs of the torch.optim.Adam it is compared against."""
-        return asdict(self)
-
-    def init(self, params: Params) -> State:
-        return {
-            name: {"step": 0, "exp_avg": np.zeros_like(param), "exp_avg_sq": np.zeros_like(param)}
-            for name, param in params.items()
-        }
-
-    def step(self, params: Params, grads: Params, state: State) -> None:
-        beta1, beta2 = self.betas
-        for name, param in params.items():
-            s = state[name]
-            s["step"] += 1
-            t = s["step"]
-            g = grads[name]
-            if self.weight_decay != 0:
-                g = g + self.weight_decay * param
-            exp_avg, exp_avg_sq = s["exp_avg"], s["exp_avg_sq"]
-            exp_avg *= beta1
-            exp_avg += (1.0 - beta1) * g
-            exp_avg_sq *= beta2
-            exp_avg_sq += (1.0 - beta2) * g * g
-            lr_t = self.lr * math.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
-            param -= lr_t * (exp_avg / (np.sqrt(exp_avg_sq) + self.eps))
+    def step_size(self, t: int) -> float:
+        return self.lr * math.sqrt(1.0 - self.betas[1] ** t) / (1.0 - self.betas[0] ** t)
 
 
 @dataclass
-class RMSpropEpsInside:
+class RMSpropEpsInside(RMSprop):
     r"""RMSprop with ε inside the root, as TensorFlow/Keras compute it; NOT torch.optim.RMSprop.
 
-    For each parameter θ with gradient g, learning rate γ, smoothing constant α, eps ε,
-    weight decay λ, momentum μ, and its own step counter t::
+    torch's rule (:class:`~manual.optim.rmsprop.RMSprop`) with one piece changed::
 
-        t ← t + 1
-        g ← g + λθ                               (if λ ≠ 0)
-        v ← α·v + (1 − α)·g²
-        if centered:  ḡ ← α·ḡ + (1 − α)·g;  avg ← √(v − ḡ² + ε)
-        else:         avg ← √(v + ε)             (ε INSIDE the root; torch: √v + ε)
-        if μ > 0:  b ← μ·b + g/avg;  θ ← θ − γ·b
-        else:      θ ← θ − γ·g/avg
+        avg ← √(v − ḡ² + ε) if centered, else √(v + ε)       (ε INSIDE the root; torch: √v + ε)   root
 
     The floor on the denominator is √ε (1e-4 for ε = 1e-8) instead of ε, so the two rules part
     wherever v is not far above ε: small gradients and the first steps. Every state key is the same
     quantity as torch's and keeps its name.
     """
 
-    lr: float = 1e-2
-    alpha: float = 0.99
-    eps: float = 1e-8
-    weight_decay: float = 0.0
-    momentum: float = 0.0
-    centered: bool = False
-
     comparable_state = frozenset({"step", "square_avg", "momentum_buffer", "grad_avg"})
 
-    def __post_init__(self) -> None:
-        RMSprop(**self.hyperparameters())  # validated as torch.optim.RMSprop validates these kwargs
-
-    def hyperparameters(self) -> dict:
-        """The kwargs of the torch.optim.RMSprop it is compared against."""
-        return asdict(self)
-
-    def init(self, params: Params) -> State:
-        return RMSprop(**self.hyperparameters()).init(params)  # the same keys, created up front
-
-    def step(self, params: Params, grads: Params, state: State) -> None:
-        alpha = self.alpha
-        for name, param in params.items():
-            s = state[name]
-            s["step"] += 1
-            g = grads[name]
-            if self.weight_decay != 0:
-                g = g + self.weight_decay * param
-            square_avg = s["square_avg"]
-            square_avg *= alpha
-            square_avg += (1.0 - alpha) * g * g
-            if self.centered:
-                grad_avg = s["grad_avg"]
-                grad_avg += (1.0 - alpha) * (g - grad_avg)
-                avg = np.sqrt(square_avg - grad_avg * grad_avg + self.eps)
-            else:
-                avg = np.sqrt(square_avg + self.eps)
-            if self.momentum > 0:
-                buf = s["momentum_buffer"]
-                buf *= self.momentum
-                buf += g / avg
-                param -= self.lr * buf
-            else:
-                param -= self.lr * (g / avg)
+    def root(self, x: np.ndarray) -> np.ndarray:
+        return np.sqrt(x + self.eps)
 
 
 @dataclass
