@@ -6,8 +6,8 @@ import pytest
 
 from compare.core import engine, mlp_pair
 from compare.core.manual_side import RULES_THAT_LEAVE_GRADS
+from compare.core.override import NONE, layer_as, loss_as, optimizer_as
 from compare.faults import layers, losses, optimizers
-from compare.faults.override import NONE, layer_as, loss_as, optimizer_as
 from conftest import HOSTILE_WIDTHS, make_batches
 from manual import MLPSpec, init_state_dict
 from manual.layers import Linear

@@ -1,9 +1,11 @@
-"""The layout rules of the code base: no import cycles inside compare/, short files and functions, and one
-place for each fact (the exit codes, the run directory's name, the optimizer registry, the CLI's
-optimizer flags)."""
+"""The layout rules of the code base: no import cycles inside compare/, no import up the layers, short
+files and functions, docstrings that name modules that exist, and one place for each fact (the exit codes,
+the run directory's name, the optimizer registry, the CLI's optimizer flags, an optimizer's name)."""
 
 import ast
 import dataclasses
+import importlib
+import re
 from pathlib import Path
 
 import pytest
@@ -77,6 +79,101 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_no_import_cycles_inside_compare():
     assert find_cycle(import_graph()) is None
+
+
+# The layers of compare/, lowest first: a module may import its own layer and those below, never above.
+# (manual/ and torch_ref/ lie below all of compare/; tests/test_lint.py keeps manual/ NumPy-only.)
+LAYERS = (
+    ("compare.errors", "compare.i18n"),
+    ("compare.inputs",),
+    ("compare.core",),
+    ("compare.faults",),
+    ("compare.output",),
+    ("compare.check", "compare.experiments"),
+    ("compare.bench", "compare.pipeline"),
+    ("compare",),  # the package's own API (compare/__init__.py)
+    ("compare.cli",),
+    ("compare.__main__",),
+)
+# Known upward imports, each with the reason it is still there (an entry here is a debt, not a rule).
+UPWARD_DEBTS = {
+    ("compare.core.distributed", "compare.cli.exits"): "a spawned rank exits with the CLI's ABORTED status",
+}
+
+
+def layer(module: str) -> int:
+    """The rank of the most specific entry of ``LAYERS`` that holds the module."""
+    matches = [
+        (len(name), rank)
+        for rank, names in enumerate(LAYERS)
+        for name in names
+        if module == name or module.startswith(name + ".")
+    ]
+    assert matches, f"{module}: in no layer of LAYERS"
+    return max(matches)[1]
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    return sorted(
+        (module, target)
+        for module, targets in graph.items()
+        for target in targets
+        if layer(target) > layer(module) and (module, target) not in UPWARD_DEBTS
+    )
+
+
+def test_no_import_runs_up_the_layers():
+    assert upward_imports(import_graph()) == []
+    assert set(UPWARD_DEBTS) <= {(m, t) for m, targets in import_graph().items() for t in targets}  # no stale debt
+
+
+def test_the_layer_check_fails_on_an_upward_import():
+    assert upward_imports({"compare.core.engine": {"compare.output.report"}}) == [
+        ("compare.core.engine", "compare.output.report")
+    ]
+    assert upward_imports({"compare.output.report": {"compare.core.engine"}}) == []
+
+
+DOTTED = re.compile(r"``((?:compare|manual|torch_ref)(?:\.\w+)+)``")
+
+
+def named_in_docstrings(path: Path) -> set[str]:
+    """Every ``compare.x.y``-style name in the file's docstrings."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            names |= set(DOTTED.findall(ast.get_docstring(node) or ""))
+    return names
+
+
+def resolves(name: str) -> bool:
+    """A module, or an attribute (a class, a function, a method) reached from the longest module prefix."""
+    parts = name.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attribute in parts[cut:]:
+            if not hasattr(obj, attribute):
+                return False
+            obj = getattr(obj, attribute)
+        return True
+    return False
+
+
+def test_every_module_path_a_docstring_names_exists():
+    stale = sorted(
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in sources(*PACKAGES)
+        for name in named_in_docstrings(path)
+        if not resolves(name)
+    )
+    assert stale == []
+
+
+def test_the_docstring_check_fails_on_a_stale_path():
+    assert resolves("compare.core.override.Override") and not resolves("compare.faults.override")
 
 
 def test_the_cycle_finder_finds_a_cycle():

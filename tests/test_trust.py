@@ -18,8 +18,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from compare.bench.sweep import hyperparameters
 from compare.cli.main import main
+from compare.core.override import NONE, Override
 from compare.faults.catalog import CATALOG
-from compare.faults.override import NONE, Override
 from conftest import lockstep_run
 from manual import ACTIVATION_NAMES, LOSS_NAMES, MLPSpec
 from manual.layers import Tanh

@@ -20,7 +20,6 @@ import contextlib
 import copy
 import warnings
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 from compare.core.records import Check, Drift
@@ -78,7 +77,3 @@ def judge(departed, again) -> Drift | None:
         return None
     one_step = {f"{check.stage} {check.tensor}": check.diff.max_rel for check in again.checks}
     return Drift(departed.step, tuple(departed.departures), one_step)
-
-
-def with_drift(record, drift: Drift):
-    return replace(record, drift=drift)

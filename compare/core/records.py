@@ -1,6 +1,7 @@
 """What a run records: one ``Check`` per tensor compared, a ``StepRecord`` per step, a ``RunResult``
-aggregated over the run (the first failure is the earliest check in the stage order of
-``compare.core.stages``)."""
+aggregated over the run. A step's first failure is its earliest failing check in the stage order of
+``compare.core.tolerances.STAGES`` (within a stage, in the order checked), whatever order checks were
+added in (the float64 witness adds its checks last)."""
 
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,7 +10,7 @@ import numpy as np
 
 from compare.core.gradcheck import Witness
 from compare.core.metrics import TensorDiff
-from compare.core.tolerances import STAGES
+from compare.core.tolerances import STAGE_RANK, STAGES
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,8 @@ class StepRecord:
     def first_failure(self) -> Check | None:
         if self.drift is not None:
             return None
-        return next((check for check in self.checks if not check.passed), None)
+        failing = [check for check in self.checks if not check.passed]
+        return min(failing, key=lambda check: STAGE_RANK.get(check.stage, len(STAGES)), default=None)
 
     def worst_by_stage(self) -> dict[str, Check]:
         """For each stage, the check with the largest ``max_rel`` (ties: the earliest)."""

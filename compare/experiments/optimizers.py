@@ -4,7 +4,7 @@ SGD steps against the gradient; Momentum adds inertia (the previous update's dir
 zig-zag across a valley cancels, the lecture's 관성); Nesterov looks ahead along it; Adagrad and
 RMSprop scale each parameter's step by its gradient history; Adam combines momentum with that
 scaling, and AdamW decouples weight decay from it. Each runs with the command line's default
-learning rate (``compare.inputs.config.DEFAULT_LR``) and torch's other defaults, exactly as
+learning rate (its ``default_lr`` in ``manual.optim.REGISTRY``) and torch's other defaults, exactly as
 ``backprop-parity run --optimizer NAME`` would, for the same number of steps; after each step both
 twins evaluate the whole training set. The textbook variants (``--variant``) are not torch's rules and
 so are not raced here: ``backprop-parity run --variant`` shows where they depart.

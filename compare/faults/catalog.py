@@ -21,12 +21,12 @@ is computed by the backward of layer ``i + 1``.
 
 from typing import TYPE_CHECKING
 
+from compare.core.override import SCHEDULE_FIRST, clip_with, layer_as, layer_made, loss_as
 from compare.errors import InputError
 from compare.faults import layers, loop, losses
 from compare.faults.fault import Fault
 from compare.faults.needs import activation_is, has, loss_is, square_layers, two_steps
 from compare.faults.optimizer_catalog import OPTIMIZER_FAULTS
-from compare.faults.override import SCHEDULE_FIRST, clip_with, layer_as, layer_made, loss_as
 from manual.layers import BatchNorm1d, Dropout, LeakyReLU, Linear, ReLU, Sigmoid
 
 if TYPE_CHECKING:

@@ -3,9 +3,9 @@
 from dataclasses import dataclass
 from pathlib import Path
 
+from compare.core.override import Override
 from compare.faults.files import FILES
 from compare.faults.needs import Need
-from compare.faults.override import Override
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
 """The optimizer faults of the catalog (``compare.faults.catalog``): each a ``compare.faults.optimizers``
 rule, the correct ``manual.optim`` rule with one named piece overridden, and where it must first show."""
 
+from compare.core.override import optimizer_as
 from compare.faults import optimizers
 from compare.faults.fault import Fault
 from compare.faults.needs import has, hyperparameter_off, hyperparameter_positive, optimizer_is, two_steps
-from compare.faults.override import optimizer_as
 
 OPTIMIZER_FAULTS = [
     Fault(
