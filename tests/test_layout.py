@@ -256,3 +256,34 @@ def test_one_path_writes_event_files():
     ]
     assert writers == []
     assert "class EventWriter" in (ROOT / "compare/output/events.py").read_text()
+
+
+# Where an optimizer may be named: its own file, the registry, the textbook variants, the catalog's faults and the
+# optimizers experiment; everything else (CLI choices and flags, the torch twin, the sweep, the tests' tables, the
+# README's rows) is derived from the registry. The first seven rules are also named as defaults and examples
+# across the code (``run``'s default is adam, ``check``'s sgd), so the rule is proven on the later ones.
+NAMED_AS_EXAMPLES = frozenset({"sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad"})
+MAY_NAME_AN_OPTIMIZER = (
+    "manual/optim/__init__.py",
+    "manual/optim/variants.py",
+    "compare/faults/optimizers.py",
+    "compare/faults/optimizer_catalog.py",
+    "compare/experiments/optimizers.py",
+)
+
+
+def files_naming(name: str) -> list[str]:
+    pattern = re.compile(rf"\b{re.escape(name)}\b", re.IGNORECASE)
+    return sorted(str(path.relative_to(ROOT)) for path in sources(*PACKAGES) if pattern.search(path.read_text()))
+
+
+def test_an_optimizer_is_named_in_its_own_file_and_the_registry_alone():
+    for name, entry in REGISTRY.items():
+        if name in NAMED_AS_EXAMPLES:
+            continue
+        own = str(Path(importlib.import_module(entry.rule.__module__).__file__).relative_to(ROOT))
+        assert set(files_naming(name)) - {own, *MAY_NAME_AN_OPTIMIZER} == set(), name
+
+
+def test_the_name_check_fails_on_an_optimizer_named_elsewhere():
+    assert "compare/cli/run.py" in files_naming("adam")  # run's default: named outside its own file

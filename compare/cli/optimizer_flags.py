@@ -17,7 +17,7 @@ MEANING = {
     "eps": "ε, the denominator's floor (inside or outside the root: each rule's docstring)",
     "weight_decay": "λ: L2 added to the gradient; adamw decays the weights directly",
     "amsgrad": "keep the running max of exp_avg_sq",
-    "alpha": "α: rmsprop's smoothing constant, asgd's power of η's decay",
+    "alpha": "α: a smoothing constant or the power of η's decay (each rule's docstring)",
     "centered": "normalise by the gradient's estimated variance",
     "lr_decay": "γ/(1 + (t − 1)·η)",
     "initial_accumulator_value": "the accumulator's start",

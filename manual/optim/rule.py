@@ -15,7 +15,7 @@ Params = dict[str, np.ndarray]
 PerParameter = dict[str, Any]  # one parameter's state: torch's state keys → arrays, counters, scalars
 State = dict[str, PerParameter]
 
-# torch keeps a rule's scalar state (NAdam's mu_product, ASGD's eta and mu) in a 0-d tensor of
+# torch keeps a rule's scalar state (``mu_product``, ``eta``, ``mu``) in a 0-d tensor of
 # torch.optim.optimizer._get_scalar_dtype(): float32 unless torch's default dtype is float64, which this
 # package never changes. Its rounding to float32 shows at 1e-8 in float64 runs, so the manual side keeps
 # the same 0-d float32 arrays.
@@ -73,7 +73,7 @@ class Rule:
         raise NotImplementedError
 
     def decay(self, param: np.ndarray, g: np.ndarray) -> np.ndarray:
-        """θ ← θ·(1 − γλ) for a rule with ``decoupled_weight_decay`` set (torch's NAdam, RAdam), else g ← g + λθ."""
+        """θ ← θ·(1 − γλ) for a rule whose ``decoupled_weight_decay`` is set, else g ← g + λθ."""
         weight_decay = getattr(self, "weight_decay", 0.0)
         if getattr(self, "decoupled_weight_decay", False) and weight_decay != 0:
             param *= 1.0 - self.lr * weight_decay
