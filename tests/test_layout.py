@@ -12,6 +12,7 @@ import pytest
 
 from compare.cli import exits
 from compare.cli.main import build_parser
+from compare.cli.optimizer_flags import hyperparameter_fields
 from manual.optim import REGISTRY
 from manual.optim.variants import VARIANTS
 
@@ -287,3 +288,26 @@ def test_an_optimizer_is_named_in_its_own_file_and_the_registry_alone():
 
 def test_the_name_check_fails_on_an_optimizer_named_elsewhere():
     assert "compare/cli/run.py" in files_naming("adam")  # run's default: named outside its own file
+
+
+def readme_row(flag: str) -> str:
+    lines = (ROOT / "README.md").read_text().splitlines()
+    rows = [line for line in lines if re.match(rf"\| `{re.escape(flag)}[ `]", line)]
+    assert len(rows) == 1, f"README's CLI reference: {len(rows)} rows for {flag}"
+    return rows[0]
+
+
+def test_the_readmes_optimizer_rows_match_the_parser():
+    """The CLI reference names every registered optimizer, its default lr, every optimizer flag with each
+    rule that takes it, and every textbook variant: what ``run``'s parser derives from the registry."""
+    assert f"`--optimizer {{{','.join(REGISTRY)}}}`" in readme_row("--optimizer")
+    lr = readme_row("--lr")
+    assert all(f"{name} {entry.default_lr}" in lr for name, entry in REGISTRY.items())
+    for key, defaults in hyperparameter_fields().items():
+        if key == "lr":
+            continue
+        row = readme_row("--" + key.replace("_", "-")).lower()
+        takers = [name for name in defaults if name in REGISTRY]
+        assert all(re.search(rf"\b{name}\b", row) for name in takers), (key, takers)
+    variant = readme_row("--variant")
+    assert all(f"`{name}`" in variant for name in VARIANTS)
