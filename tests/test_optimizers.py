@@ -6,6 +6,7 @@ every step each parameter and every state tensor is compared. The manual optimiz
 """
 
 import inspect
+import json
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -326,3 +327,14 @@ def test_run_passes_for_every_registered_rule(name: str, dtype: str, tmp_path) -
             flags += [flag, ",".join(map(str, value)) if isinstance(value, tuple) else str(value)]
     argv = ["run", "--optimizer", name, "--dtype", dtype, *flags, "--layers", "2,5,3", "--batch-size", "8"]
     assert main([*argv, "--steps", "6", "--logdir", str(tmp_path), "--no-tensorboard"]) == 0
+
+
+def test_the_report_records_both_sides_lr(tmp_path) -> None:
+    """A manual schedule stepped one step early (a catalog fault): the report's ``lr_manual`` shows the
+    manual side's own lr, one halving ahead of torch's ``lr`` from step 3 (StepLR(3, 0.5))."""
+    out = tmp_path / "r.json"
+    argv = ["run", "--inject", "schedule-stepped-before-update", "--lr-schedule", "step:3:0.5", "--steps", "4"]
+    assert main([*argv, "--keep-going", "--logdir", str(tmp_path), "--no-tensorboard", "--json", str(out)]) == 1
+    report = json.loads(out.read_text())
+    assert report["lr_manual"][:2] == report["lr"][:2] == [0.01, 0.01]
+    assert report["lr_manual"][2] == 0.005 != report["lr"][2]

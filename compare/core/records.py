@@ -78,6 +78,7 @@ class StepRecord:
     gradcheck: list[Witness] = field(default_factory=list)  # finite differences, when asked for
     drift: Drift | None = None  # the step's departures, judged drift (the step then counts as passed)
     raised: Raised | None = None  # a side raised: the step's one check names it
+    lr_manual: float | None = None  # the manual side's lr at this step (``lr`` is torch's, the reference)
 
     @property
     def departures(self) -> list[Check]:
@@ -110,7 +111,8 @@ class RunResult:
     steps: int = 0
     losses_manual: list[float] = field(default_factory=list)
     losses_torch: list[float] = field(default_factory=list)
-    lrs: list[float] = field(default_factory=list)
+    lrs: list[float] = field(default_factory=list)  # torch's lr at each step
+    lrs_manual: list[float | None] = field(default_factory=list)  # the manual side's
     step_worst: list[float] = field(default_factory=list)  # each step's largest max_rel
     worst: dict[str, Check] = field(default_factory=dict)  # each stage's largest max_rel so far
     witnesses: list[Witness] = field(default_factory=list)
@@ -138,6 +140,7 @@ class RunResult:
         self.losses_manual.append(record.loss_manual)
         self.losses_torch.append(record.loss_torch)
         self.lrs.append(record.lr)
+        self.lrs_manual.append(record.lr_manual)
         self.step_worst.append(max((check.diff.max_rel for check in record.checks), default=0.0))
         for stage, check in record.worst_by_stage().items():
             if stage not in self.worst or check.diff.max_rel > self.worst[stage].diff.max_rel:

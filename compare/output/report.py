@@ -50,6 +50,7 @@ def build(result: RunResult, config: dict, run_dir: Path | None, started_at: str
             "torch": list(result.losses_torch),
         },
         "lr": list(result.lrs),
+        "lr_manual": list(result.lrs_manual),
         "validation": [
             {
                 "step": v["step"],
