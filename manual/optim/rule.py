@@ -32,7 +32,8 @@ def check_nonnegative(rule: object, *names: str) -> None:
     for name in names:
         value = getattr(rule, name)
         if not 0.0 <= value:
-            raise ValueError(f"invalid {name} value: {value}")
+            what = {"lr": "learning rate", "eps": "epsilon value"}.get(name, f"{name} value")
+            raise ValueError(f"invalid {what}: {value}")
 
 
 def check_betas(betas: tuple[float, float]) -> tuple[float, float]:

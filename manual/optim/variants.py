@@ -21,41 +21,45 @@ from manual.optim.nadam import NAdam
 from manual.optim.radam import RAdam
 from manual.optim.rmsprop import RMSprop
 from manual.optim.rprop import Rprop
-from manual.optim.rule import PerParameter
+from manual.optim.rule import PerParameter, Rule
 from manual.optim.sgd import SGD
 
 
 @dataclass
-class ClassicMomentum(SGD):
+class ClassicMomentum(Rule):
     r"""Momentum as the lecture notes (and deep-learning-from-scratch) write it; NOT torch.optim.SGD.
 
     For each parameter θ with gradient g, learning rate γ, momentum μ, weight decay λ::
 
         g ← g + λθ                      (if λ ≠ 0)
-        v ← μ·v − γ·g                   (v starts at 0)                  direction
-        θ ← θ + v                                                        apply
+        v ← μ·v − γ·g                   (v starts at 0)
+        θ ← θ + v
 
     torch keeps b ← μ·b + g and steps θ ← θ − γ·b. Unrolled, v = −γ·b while γ is constant, so
     the two agree (to rounding); once γ changes, v still carries the old γ in its history while
     torch rescales the whole buffer by the new γ, and the trajectories part. State ``velocity``
-    has no torch counterpart (it is −γ·b, not b).
+    has no torch counterpart (it is −γ·b, not b). It takes SGD's keywords but dampening and Nesterov,
+    which the textbook form has no place for (so it is not a subclass of :class:`SGD`).
     """
 
+    lr: float = 1e-3
     momentum: float = 0.9
+    weight_decay: float = 0.0
 
     comparable_state = frozenset()
+
+    def __post_init__(self) -> None:
+        SGD(**self.hyperparameters())  # validated as torch.optim.SGD validates these kwargs
 
     def init_one(self, param: np.ndarray) -> PerParameter:
         return {"velocity": np.zeros_like(param)}
 
-    def direction(self, g: np.ndarray, s: PerParameter) -> np.ndarray:
+    def update(self, param: np.ndarray, g: np.ndarray, s: PerParameter) -> None:
+        g = self.coupled_decay(param, g)
         velocity = s["velocity"]
         velocity *= self.momentum
         velocity -= self.lr * g
-        return velocity
-
-    def apply(self, param: np.ndarray, direction: np.ndarray) -> None:
-        param += direction
+        param += velocity
 
 
 @dataclass
