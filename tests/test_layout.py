@@ -324,3 +324,21 @@ def test_runs_flags_are_derived_from_the_run_configuration():
         if field.name == "hyperparameters":
             continue
         assert actions[field.name].help == field.metadata["help"], field.name
+
+
+def test_the_engine_computes_the_stages_in_the_one_order():
+    """The engine's checks of a step come in ``STAGES`` order (the float64 witness's, added last, aside), and a
+    step's first failure is the earliest by that order, whatever order the checks were added in."""
+    from compare.core.metrics import TensorDiff
+    from compare.core.records import Check, StepRecord
+    from compare.core.tolerances import STAGE_RANK, STAGES
+    from conftest import lockstep_run
+    from manual import MLPSpec
+
+    spec = MLPSpec((3, 4, 2), "relu", "cross_entropy", 0.3, True)  # dropout and BatchNorm: every stage
+    result = lockstep_run(spec, "adam", {"lr": 0.01}, "float32", steps=2, witness_every=1)
+    for record in result.records:
+        ranks = [STAGE_RANK[check.stage] for check in record.checks if not check.tensor.endswith(" (float64)")]
+        assert ranks == sorted(ranks) and set(ranks) == set(range(len(STAGES)))
+    late, early = (Check(1, stage, "t", TensorDiff(1.0, 1.0, ()), 0.0) for stage in ("param", "state"))
+    assert StepRecord(1, 0.0, 0.0, 0.1, [late, early]).first_failure is early
