@@ -25,6 +25,14 @@ class Rprop(Rule):
     Δ starts at γ, read once at the first step: the lr is not read again, so an lr schedule has no
     effect on Rprop (torch's behaviour too). p starts at 0, so step 1 moves every element by ±γ.
 
+    Parity: Δ follows the sign of g·p, a discontinuous function. Where an element's g·p lies within
+    rounding of 0 the two sides may decide differently, and that element's Δ parts by η+/η− rather than by
+    a rounding-sized error, so no tolerance could excuse it and none is widened. In float64 it needs g·p
+    within ~1e-16 of its terms (an exact 0, a dead unit's, decides alike on both sides); in float32 it is the
+    rare element of a long run, a free-running departure that the step from identical values judges drift,
+    while the float64 witness proves the rule at every step. A wrong rule shows at the first step with a
+    nonzero g·p (``rprop-etas-swapped``: step 2).
+
     Convention: this is Igel & Hüsken's iRprop− (no weight backtracking). Riedmiller & Braun's
     Rprop− keeps the gradient on a sign change (``manual.optim.variants.RpropNoGradientDrop``); Rprop+
     also undoes the previous step there. No weight decay option exists. State keys are torch's:
