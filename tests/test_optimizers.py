@@ -92,7 +92,10 @@ CASES += [
     Case(f"{name}_every_branch", entry.rule(lr=entry.default_lr, **entry.rule.every_branch))
     for name, entry in REGISTRY.items()
 ]
-CASES = list({case.name: case for case in CASES}.values())  # a hand-written case wins over a derived one
+UNIQUE: dict[str, Case] = {}
+for case in CASES:
+    UNIQUE.setdefault(case.name, case)  # a hand-written case wins over a derived one of the same name
+CASES = list(UNIQUE.values())
 CASE_IDS = [case.name for case in CASES]
 
 
