@@ -1,13 +1,13 @@
 """The false-alarm sweep: random configurations of the whole domain, each run in lockstep; a correct
 implementation must pass every one (drift is adjudicated, ``compare.core.adjudication``).
 
-    python -m compare.bench.sweep --configs 5000 --seed 0 [--strict-trajectory] [--workers 2]
+    python -m compare.bench.sweep --configs 5000 --seed 0 [--strict-trajectory] [--workers 2] [--optimizers a,b]
 
 The domain: 2 to 5 layers of widths 1 to 9 (no fan-in-1 Linear feeding BatchNorm), every activation,
-loss and optimizer, both dtypes, learning-rate schedules, gradient clipping, dropout and BatchNorm,
-8 to 200 steps of random batches of 8, float32 runs with their float64 witness at every step. A run
-whose torch side leaves the finite numbers (a diverging
-draw) proves nothing and is counted apart. Prints one line per failure and a summary.
+loss and optimizer (each one's lr and branches drawn from the registry: ``hyperparameters``), both dtypes,
+learning-rate schedules, gradient clipping, dropout and BatchNorm, 8 to 200 steps of random batches of 8,
+float32 runs with their float64 witness at every step. A run whose torch side leaves the finite numbers (a
+diverging draw) proves nothing and is counted apart. Prints one line per failure and a summary.
 """
 
 import argparse
@@ -58,13 +58,13 @@ def hyperparameters(optimizer: str, uniform: Callable[[float, float], float], co
     return entry.rule(**given).hyperparameters()
 
 
-def draw(rng: np.random.Generator) -> Draw:
+def draw(rng: np.random.Generator, optimizers: tuple[str, ...] = tuple(sorted(REGISTRY))) -> Draw:
     batchnorm = bool(rng.integers(2))
     while True:
         widths = tuple(int(w) for w in rng.integers(1, 10, int(rng.integers(2, 6))))
         if not (batchnorm and 1 in widths[:-2]):
             break
-    optimizer = str(rng.choice(sorted(REGISTRY)))
+    optimizer = str(rng.choice(optimizers))
     return Draw(
         widths,
         str(rng.choice(ACTIVATION_NAMES)),
@@ -123,9 +123,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--strict-trajectory", action="store_true", help="no drift adjudication (today's semantics)")
+    parser.add_argument(
+        "--optimizers",
+        default=",".join(sorted(REGISTRY)),
+        help="the optimizers drawn from, comma-separated (default: all)",
+    )
     args = parser.parse_args(argv)
+    optimizers = tuple(args.optimizers.split(","))
+    unknown = sorted(set(optimizers) - set(REGISTRY))
+    if unknown:
+        parser.error(f"--optimizers: unknown {', '.join(unknown)} (choose from {', '.join(REGISTRY)})")
     rng = np.random.default_rng(args.seed)
-    draws = [draw(rng) for _ in range(args.configs)]
+    draws = [draw(rng, optimizers) for _ in range(args.configs)]
     counts = {"pass": 0, "drift": 0, "diverged": 0, "fail": 0}
     started = time.perf_counter()
     with ProcessPoolExecutor(args.workers) as pool:
