@@ -6,7 +6,7 @@ import torch
 
 from compare.cli import main as cli
 from compare.core import engine, mlp_pair
-from compare.faults.override import NONE, Override
+from compare.core.override import NONE, Override
 from manual import MLPSpec, init_state_dict
 
 HOSTILE_WIDTHS = (3, 7, 5, 4)  # non-square everywhere: a transposed weight cannot pass unnoticed

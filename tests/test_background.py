@@ -6,8 +6,8 @@ import pytest
 
 from compare.core import engine, mlp_pair
 from compare.core.manual_side import RULES_THAT_LEAVE_GRADS
+from compare.core.override import NONE, layer_as, loss_as, optimizer_as
 from compare.faults import layers, losses, optimizers
-from compare.faults.override import NONE, layer_as, loss_as, optimizer_as
 from conftest import HOSTILE_WIDTHS, make_batches
 from manual import MLPSpec, init_state_dict
 from manual.layers import Linear
@@ -80,7 +80,7 @@ def test_package_optimizers_never_write_to_their_gradients():
     params = {"w": rng.standard_normal((4, 3)), "b": rng.standard_normal(3)}
     grads = {name: rng.standard_normal(value.shape) for name, value in params.items()}
     for name, cls in OPTIMIZERS.items():
-        optimizer = cls(weight_decay=0.1)  # the branch where a rule could add to its gradient in place
+        optimizer = cls(**cls.every_branch)  # every branch, L2 too: where a rule could add to its gradient in place
         given = {key: grad.copy() for key, grad in grads.items()}
         state = optimizer.init(params)
         for _ in range(3):

@@ -111,7 +111,7 @@ def zeros_in(x: np.ndarray) -> np.ndarray:
 
 
 def recast(layer, cls):
-    return compare.faults.override.recast(layer, cls)
+    return compare.core.override.recast(layer, cls)
 
 
 def linear(fan_in, fan_out, seed=3):

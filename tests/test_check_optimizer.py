@@ -72,6 +72,12 @@ SETTINGS = {
     "adamw-decay-not-scaled-by-lr": (torch.optim.AdamW, {"lr": 0.01, "weight_decay": 0.01}, None),
     "adamw-coupled-l2": (torch.optim.AdamW, {"lr": 0.01, "weight_decay": 0.01}, None),
     "adagrad-lr-decay-off-by-one": (torch.optim.Adagrad, {"lr": 0.05, "lr_decay": 0.1}, None),
+    "adamax-no-bias-correction": (torch.optim.Adamax, {"lr": 0.01}, None),
+    "nadam-mu-for-mu-next": (torch.optim.NAdam, {"lr": 0.01}, None),
+    "radam-uncorrected-first-moment": (torch.optim.RAdam, {"lr": 0.01}, None),
+    "adadelta-eps-outside-roots": (torch.optim.Adadelta, {"lr": 1.0}, None),
+    "asgd-shrink-not-scaled-by-eta": (torch.optim.ASGD, {"lr": 0.1}, None),
+    "rprop-etas-swapped": (torch.optim.Rprop, {"lr": 0.01}, None),
 }
 OPTIMIZER_FAULTS = [fault for fault in CATALOG_LIST if fault.override.optimizer is not None]
 

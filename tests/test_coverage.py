@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from compare.cli.main import main
-from compare.faults.override import clip_with
+from compare.core.override import clip_with
 from conftest import lockstep_run
 from manual import MLPSpec
 from manual.clip import clip_grad_norm

@@ -29,6 +29,14 @@ from manual.optim import (
     RMSprop,
     RMSpropEpsInside,
 )
+from manual.optim.variants import (
+    AdadeltaNoUnitCorrection,
+    AdamaxEpsOutside,
+    ASGDStepFromCurrentT,
+    NAdamNoMomentumSchedule,
+    RAdamPaperThreshold,
+    RpropNoGradientDrop,
+)
 
 Grads = list[dict[str, np.ndarray]]
 Hook = Callable[[int, object], None]  # called as hook(step, optimizer) before each step, step counting from 1
@@ -192,13 +200,14 @@ class Scenario:
     grad_factor: float  # the shared gradients (scales 1e-3..1e1) times this
     lr_drop: bool  # the lr falls tenfold at LR_DROP_STEP
     bound: float  # agree: worst ≤ bound; depart: worst ≥ bound
+    hyperparameters: tuple[tuple[str, object], ...] = ()  # over the case's own, for this scenario alone
 
 
 @dataclass(frozen=True)
 class VariantCase:
     name: str  # key of VARIANTS
     hyperparameters: dict
-    agree: Scenario  # where the cause says the variant equals torch (to the stated bound)
+    agree: Scenario | None  # where the cause says the variant equals torch (to the stated bound); None: nowhere
     depart: Scenario  # where the cause says it departs
 
 
@@ -217,12 +226,45 @@ VARIANT_CASES = [
         Scenario(1e-7, False, 0.1),
     ),
 ]
+VARIANT_CASES += [
+    # ε added to u instead of inside the max: with grads ≥ 1, ε is ≤ 1e-8 of u (measured 6e-14 over the run);
+    # with grads 1e-12..1e-8, ε is as large as |g|; the two still differ only by ε·(1 − β2^k) where the max is
+    # the decayed history, so the steps part by 1e-3 or more, not O(1) (measured 4.3e-3)
+    VariantCase("adamax_eps_outside", {"lr": 0.01}, Scenario(1e3, False, 1e-5), Scenario(1e-9, False, 1e-3)),
+    # constant μ: with β1 = 0 both momenta are 0 (μ_t = β1·(…) = 0), so the rules coincide to rounding
+    VariantCase(
+        "nadam_no_momentum_schedule",
+        {"lr": 0.01},
+        Scenario(1.0, False, ROUNDING, (("betas", (0.0, 0.999)),)),
+        Scenario(1.0, False, 1e-2),
+    ),
+    # threshold 4 against 5: with β2 = 0.5, ρ∞ = 3 and neither ever rectifies; with β2 = 0.999 step 5 differs
+    VariantCase(
+        "radam_paper_threshold",
+        {"lr": 0.01},
+        Scenario(1.0, False, ROUNDING, (("betas", (0.9, 0.5)),)),
+        Scenario(1.0, False, 1e-2),
+    ),
+    # no unit correction: the step is 1/√(u + ε) times torch's at every step, never equal
+    VariantCase("adadelta_no_unit_correction", {"lr": 1.0}, None, Scenario(1.0, False, 1.0)),
+    # η from the current step: with λ_d = 0, η = γ at every step on both sides, but torch holds γ in a float32
+    # scalar (6e-8 relative at most; measured 1.5e-8); with λ_d = 0.1 it lags one decay (measured 7e-3)
+    VariantCase(
+        "asgd_eta_from_current_step",
+        {"lr": 0.1},
+        Scenario(1.0, False, 1e-7, (("lambd", 0.0),)),
+        Scenario(1.0, False, 1e-3, (("lambd", 0.1),)),
+    ),
+    # Rprop−: the shared gradients flip sign from step to step, and every flip is handled otherwise
+    VariantCase("rprop_no_gradient_drop", {"lr": 0.01}, None, Scenario(1.0, False, 1e-2)),
+]
 VARIANT_IDS = [case.name for case in VARIANT_CASES]
+AGREEING = [case for case in VARIANT_CASES if case.agree is not None]
 
 
 def variant_against_torch(case: VariantCase, scenario: Scenario) -> float:
     variant = VARIANTS[case.name]
-    manual = variant.optimizer(**case.hyperparameters)
+    manual = variant.optimizer(**case.hyperparameters, **dict(scenario.hyperparameters))
     grads = scaled(gradient_sequence(), scenario.grad_factor)
     lrs = lr_schedule(manual.lr) if scenario.lr_drop else None
     ours = run(manual, grads, set_lrs(lrs) if lrs else None)
@@ -230,7 +272,7 @@ def variant_against_torch(case: VariantCase, scenario: Scenario) -> float:
     return worst(ours, theirs)
 
 
-@pytest.mark.parametrize("case", VARIANT_CASES, ids=VARIANT_IDS)
+@pytest.mark.parametrize("case", AGREEING, ids=[case.name for case in AGREEING])
 def test_variant_agrees_with_torch_where_its_cause_says(case: VariantCase) -> None:
     assert variant_against_torch(case, case.agree) <= case.agree.bound, VARIANTS[case.name].cause
 
@@ -249,7 +291,8 @@ def test_variant_is_named_apart_from_torchs_rules(name: str) -> None:
     variant = VARIANTS[name]
     assert variant.torch_name in OPTIMIZERS and hasattr(torch.optim, REGISTRY[variant.torch_name].torch_class)
     assert variant.optimizer not in OPTIMIZERS.values()
-    assert not issubclass(variant.optimizer, tuple(OPTIMIZERS.values())), "a variant must not pass for torch's rule"
+    # it may subclass torch's rule to override one piece, but is never registered as torch's rule
+    assert variant.optimizer.__name__ not in {rule.__name__ for rule in OPTIMIZERS.values()}
     assert variant.cause and "\n" not in variant.cause and variant.cause.count(". ") == 0  # one sentence
     assert isinstance(variant.optimizer.comparable_state, frozenset)
     # its kwargs build the torch optimizer it is compared against, hyperparameter for hyperparameter
@@ -271,6 +314,17 @@ STATE_CASES = [
         frozenset({"step", "square_avg", "grad_avg"}),
         id="rmsprop_eps_inside",
     ),
+    pytest.param(AdamaxEpsOutside(lr=0.01), frozenset({"step", "exp_avg"}), id="adamax_eps_outside"),
+    pytest.param(
+        NAdamNoMomentumSchedule(lr=0.01), frozenset({"step", "exp_avg", "exp_avg_sq"}), id="nadam_no_schedule"
+    ),
+    pytest.param(
+        RAdamPaperThreshold(lr=0.01), frozenset({"step", "exp_avg", "exp_avg_sq"}), id="radam_paper_threshold"
+    ),
+    pytest.param(AdadeltaNoUnitCorrection(), frozenset({"step", "square_avg"}), id="adadelta_no_unit_correction"),
+    # ASGD's eta and mu are float32 scalars whatever the weights' dtype: only their names and the step are checked
+    pytest.param(ASGDStepFromCurrentT(lr=0.1), frozenset({"step"}), id="asgd_eta_from_current_step"),
+    pytest.param(RpropNoGradientDrop(lr=0.01), frozenset({"step"}), id="rprop_no_gradient_drop"),
 ]
 
 
@@ -282,16 +336,19 @@ def test_comparable_state_is_torchs_state_under_torchs_name(manual, same_values:
     for g in grads:
         manual.step(params, g, state)
     _, torch_state = torch_run(torch_name, manual.hyperparameters(), grads)
+    excluded: dict[str, float] = {}  # key → its largest departure over the parameters
     for name, entries in torch_state.items():
         comparable = set(state[name]) & manual.comparable_state
         assert comparable == set(entries) & manual.comparable_state, f"{name}: comparable keys differ from torch's"
-        assert not (set(state[name]) - comparable) & set(entries), f"{name}: a torch key left out of comparable_state"
+        for key in (set(state[name]) - comparable) & set(entries):  # torch's name, left out: a different quantity
+            excluded[key] = max(excluded.get(key, 0.0), max_rel(state[name][key], entries[key]))
         assert same_values <= comparable
         for key in same_values:
             if key == "step":
                 assert state[name][key] == entries[key] == STEPS, name
             else:
                 assert max_rel(state[name][key], entries[key]) <= MAX_REL, f"{name}.{key}"
+    assert all(departure > MAX_REL for departure in excluded.values()), f"torch's values, not compared: {excluded}"
 
 
 VARIANT_VALIDATION = [

@@ -1,15 +1,18 @@
-"""The layout rules of the code base: no import cycles inside compare/, short files and functions, and one
-place for each fact (the exit codes, the run directory's name, the optimizer registry, the CLI's
-optimizer flags)."""
+"""The layout rules of the code base: no import cycles inside compare/, no import up the layers, short
+files and functions, docstrings that name modules that exist, and one place for each fact (the exit codes,
+the run directory's name, the optimizer registry, the CLI's optimizer flags, an optimizer's name)."""
 
 import ast
 import dataclasses
+import importlib
+import re
 from pathlib import Path
 
 import pytest
 
 from compare.cli import exits
 from compare.cli.main import build_parser
+from compare.cli.optimizer_flags import hyperparameter_fields
 from manual.optim import REGISTRY
 from manual.optim.variants import VARIANTS
 
@@ -77,6 +80,101 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_no_import_cycles_inside_compare():
     assert find_cycle(import_graph()) is None
+
+
+# The layers of compare/, lowest first: a module may import its own layer and those below, never above.
+# (manual/ and torch_ref/ lie below all of compare/; tests/test_lint.py keeps manual/ NumPy-only.)
+LAYERS = (
+    ("compare.errors", "compare.i18n"),
+    ("compare.inputs",),
+    ("compare.core",),
+    ("compare.faults",),
+    ("compare.output",),
+    ("compare.check", "compare.experiments"),
+    ("compare.bench", "compare.pipeline"),
+    ("compare",),  # the package's own API (compare/__init__.py)
+    ("compare.cli",),
+    ("compare.__main__",),
+)
+# Known upward imports, each with the reason it is still there (an entry here is a debt, not a rule).
+UPWARD_DEBTS = {
+    ("compare.core.distributed", "compare.cli.exits"): "a spawned rank exits with the CLI's ABORTED status",
+}
+
+
+def layer(module: str) -> int:
+    """The rank of the most specific entry of ``LAYERS`` that holds the module."""
+    matches = [
+        (len(name), rank)
+        for rank, names in enumerate(LAYERS)
+        for name in names
+        if module == name or module.startswith(name + ".")
+    ]
+    assert matches, f"{module}: in no layer of LAYERS"
+    return max(matches)[1]
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    return sorted(
+        (module, target)
+        for module, targets in graph.items()
+        for target in targets
+        if layer(target) > layer(module) and (module, target) not in UPWARD_DEBTS
+    )
+
+
+def test_no_import_runs_up_the_layers():
+    assert upward_imports(import_graph()) == []
+    assert set(UPWARD_DEBTS) <= {(m, t) for m, targets in import_graph().items() for t in targets}  # no stale debt
+
+
+def test_the_layer_check_fails_on_an_upward_import():
+    assert upward_imports({"compare.core.engine": {"compare.output.report"}}) == [
+        ("compare.core.engine", "compare.output.report")
+    ]
+    assert upward_imports({"compare.output.report": {"compare.core.engine"}}) == []
+
+
+DOTTED = re.compile(r"``((?:compare|manual|torch_ref)(?:\.\w+)+)``")
+
+
+def named_in_docstrings(path: Path) -> set[str]:
+    """Every ``compare.x.y``-style name in the file's docstrings."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            names |= set(DOTTED.findall(ast.get_docstring(node) or ""))
+    return names
+
+
+def resolves(name: str) -> bool:
+    """A module, or an attribute (a class, a function, a method) reached from the longest module prefix."""
+    parts = name.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attribute in parts[cut:]:
+            if not hasattr(obj, attribute):
+                return False
+            obj = getattr(obj, attribute)
+        return True
+    return False
+
+
+def test_every_module_path_a_docstring_names_exists():
+    stale = sorted(
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in sources(*PACKAGES)
+        for name in named_in_docstrings(path)
+        if not resolves(name)
+    )
+    assert stale == []
+
+
+def test_the_docstring_check_fails_on_a_stale_path():
+    assert resolves("compare.core.override.Override") and not resolves("compare.faults.override")
 
 
 def test_the_cycle_finder_finds_a_cycle():
@@ -159,3 +257,88 @@ def test_one_path_writes_event_files():
     ]
     assert writers == []
     assert "class EventWriter" in (ROOT / "compare/output/events.py").read_text()
+
+
+# Where an optimizer may be named: its own file, the registry, the textbook variants, the catalog's faults and the
+# optimizers experiment; everything else (CLI choices and flags, the torch twin, the sweep, the tests' tables, the
+# README's rows) is derived from the registry. The first seven rules are also named as defaults and examples
+# across the code (``run``'s default is adam, ``check``'s sgd), so the rule is proven on the later ones.
+NAMED_AS_EXAMPLES = frozenset({"sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad"})
+MAY_NAME_AN_OPTIMIZER = (
+    "manual/optim/__init__.py",
+    "manual/optim/variants.py",
+    "compare/faults/optimizers.py",
+    "compare/faults/optimizer_catalog.py",
+    "compare/experiments/optimizers.py",
+)
+
+
+def files_naming(name: str) -> list[str]:
+    pattern = re.compile(rf"\b{re.escape(name)}\b", re.IGNORECASE)
+    return sorted(str(path.relative_to(ROOT)) for path in sources(*PACKAGES) if pattern.search(path.read_text()))
+
+
+def test_an_optimizer_is_named_in_its_own_file_and_the_registry_alone():
+    for name, entry in REGISTRY.items():
+        if name in NAMED_AS_EXAMPLES:
+            continue
+        own = str(Path(importlib.import_module(entry.rule.__module__).__file__).relative_to(ROOT))
+        assert set(files_naming(name)) - {own, *MAY_NAME_AN_OPTIMIZER} == set(), name
+
+
+def test_the_name_check_fails_on_an_optimizer_named_elsewhere():
+    # adam, run's default, is named outside its own files: the check would fail for it
+    assert set(files_naming("adam")) - {"manual/optim/adam.py", *MAY_NAME_AN_OPTIMIZER}
+
+
+def readme_row(flag: str) -> str:
+    lines = (ROOT / "README.md").read_text().splitlines()
+    rows = [line for line in lines if re.match(rf"\| `{re.escape(flag)}[ `]", line)]
+    assert len(rows) == 1, f"README's CLI reference: {len(rows)} rows for {flag}"
+    return rows[0]
+
+
+def test_the_readmes_optimizer_rows_match_the_parser():
+    """The CLI reference names every registered optimizer, its default lr, every optimizer flag with each
+    rule that takes it, and every textbook variant: what ``run``'s parser derives from the registry."""
+    assert f"`--optimizer {{{','.join(REGISTRY)}}}`" in readme_row("--optimizer")
+    lr = readme_row("--lr")
+    assert all(f"{name} {entry.default_lr}" in lr for name, entry in REGISTRY.items())
+    for key, defaults in hyperparameter_fields().items():
+        if key == "lr":
+            continue
+        row = readme_row("--" + key.replace("_", "-")).lower()
+        takers = [name for name in defaults if name in REGISTRY]
+        assert all(re.search(rf"\b{name}\b", row) for name in takers), (key, takers)
+    variant = readme_row("--variant")
+    assert all(f"`{name}`" in variant for name in VARIANTS)
+
+
+def test_runs_flags_are_derived_from_the_run_configuration():
+    """Every field of RunConfig but the optimizer's keywords is a flag of ``run``, whose help is the field's own."""
+    from compare.inputs.config import RunConfig
+
+    run = build_parser()._subparsers._group_actions[0].choices["run"]
+    actions = {action.dest: action for action in run._actions}
+    for field in dataclasses.fields(RunConfig):
+        if field.name == "hyperparameters":
+            continue
+        assert actions[field.name].help == field.metadata["help"], field.name
+
+
+def test_the_engine_computes_the_stages_in_the_one_order():
+    """The engine's checks of a step come in ``STAGES`` order (the float64 witness's, added last, aside), and a
+    step's first failure is the earliest by that order, whatever order the checks were added in."""
+    from compare.core.metrics import TensorDiff
+    from compare.core.records import Check, StepRecord
+    from compare.core.tolerances import STAGE_RANK, STAGES
+    from conftest import lockstep_run
+    from manual import MLPSpec
+
+    spec = MLPSpec((3, 4, 2), "relu", "cross_entropy", 0.3, True)  # dropout and BatchNorm: every stage
+    result = lockstep_run(spec, "adam", {"lr": 0.01}, "float32", steps=1, witness_every=1)
+    for record in result.records:
+        ranks = [STAGE_RANK[check.stage] for check in record.checks if not check.tensor.endswith(" (float64)")]
+        assert ranks == sorted(ranks) and set(ranks) == set(range(len(STAGES)))
+    late, early = (Check(1, stage, "t", TensorDiff(1.0, 1.0, ()), 0.0) for stage in ("param", "state"))
+    assert StepRecord(1, 0.0, 0.0, 0.1, [late, early]).first_failure is early

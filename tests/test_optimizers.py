@@ -6,6 +6,7 @@ every step each parameter and every state tensor is compared. The manual optimiz
 """
 
 import inspect
+import json
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -13,9 +14,27 @@ import pytest
 import torch
 
 import torch_ref
+from compare.cli.main import main
 from conftest import max_rel
 from manual import MLPSpec, init_state_dict
-from manual.optim import OPTIMIZERS, REGISTRY, SGD, SQUARED_STATE, Adagrad, Adam, AdamW, Momentum, Nesterov, RMSprop
+from manual.optim import (
+    ASGD,
+    OPTIMIZERS,
+    REGISTRY,
+    SGD,
+    SQUARED_STATE,
+    Adadelta,
+    Adagrad,
+    Adam,
+    Adamax,
+    AdamW,
+    Momentum,
+    NAdam,
+    Nesterov,
+    RAdam,
+    RMSprop,
+    Rprop,
+)
 
 SPEC = MLPSpec((4, 3, 2), "tanh")  # four parameters, non-square: 0.weight (3, 4), 0.bias (3,), 2.weight, 2.bias
 STEPS = 25  # ≥ 20: momentum buffers, bias corrections and amsgrad's running max all need many steps to show
@@ -67,6 +86,16 @@ CASES = [
         "adagrad_everything", Adagrad(lr=0.2, lr_decay=0.05, weight_decay=0.02, initial_accumulator_value=0.1, eps=1e-3)
     ),
 ]
+# Every registered rule twice more, derived from the registry: at its defaults, and with every branch on.
+CASES += [Case(name, entry.rule(lr=entry.default_lr)) for name, entry in REGISTRY.items() if entry.rule.every_branch]
+CASES += [
+    Case(f"{name}_every_branch", entry.rule(lr=entry.default_lr, **entry.rule.every_branch))
+    for name, entry in REGISTRY.items()
+]
+UNIQUE: dict[str, Case] = {}
+for case in CASES:
+    UNIQUE.setdefault(case.name, case)  # a hand-written case wins over a derived one of the same name
+CASES = list(UNIQUE.values())
 CASE_IDS = [case.name for case in CASES]
 
 
@@ -178,12 +207,11 @@ def test_adagrad_state_exists_before_the_first_step_as_in_torch() -> None:
         assert np.all(entries["sum"] == 0.25), name
 
 
+# The rules registered under torch's own class (momentum and nesterov are SGD with other defaults, above).
 DEFAULTS_CASES = [
-    (SGD, torch.optim.SGD),
-    (Adam, torch.optim.Adam),
-    (AdamW, torch.optim.AdamW),
-    (RMSprop, torch.optim.RMSprop),
-    (Adagrad, torch.optim.Adagrad),
+    (entry.rule, getattr(torch.optim, entry.torch_class))
+    for entry in REGISTRY.values()
+    if entry.rule.__name__ == entry.torch_class
 ]
 
 
@@ -225,6 +253,18 @@ VALIDATION_CASES = [
     pytest.param(Adam, {"betas": (NAN, 0.999)}, True, id="adam-nan-beta1"),
     pytest.param(Adam, {"weight_decay": -0.1}, True, id="adam-negative-weight-decay"),
     pytest.param(Adam, {"lr": NAN}, True, id="adam-nan-lr"),
+    pytest.param(Adamax, {"betas": (0.9, 1.0)}, True, id="adamax-beta2-one"),
+    pytest.param(Adamax, {"eps": -1.0}, True, id="adamax-negative-eps"),
+    pytest.param(NAdam, {"momentum_decay": -1e-3}, True, id="nadam-negative-momentum-decay"),
+    pytest.param(NAdam, {"weight_decay": -0.1, "decoupled_weight_decay": True}, True, id="nadam-negative-decay"),
+    pytest.param(RAdam, {"betas": (1.0, 0.999)}, True, id="radam-beta1-one"),
+    pytest.param(Adadelta, {"rho": 1.5}, True, id="adadelta-rho-above-one"),
+    pytest.param(Adadelta, {"rho": 1.0}, False, id="adadelta-rho-one"),
+    pytest.param(ASGD, {"lr": -0.1}, True, id="asgd-negative-lr"),
+    pytest.param(ASGD, {"lambd": -0.1, "alpha": -1.0}, False, id="asgd-negative-lambd-alpha"),
+    pytest.param(Rprop, {"etas": (1.2, 0.5)}, True, id="rprop-etas-swapped"),
+    pytest.param(Rprop, {"etas": (0.5, 1.0)}, True, id="rprop-etaplus-one"),
+    pytest.param(Rprop, {"step_sizes": (1.0, 1e-6)}, False, id="rprop-step-sizes-reversed"),
     pytest.param(Adam, {"eps": NAN}, True, id="adam-nan-eps"),
     pytest.param(Adam, {"weight_decay": NAN}, True, id="adam-nan-weight-decay"),
     pytest.param(Nesterov, {"dampening": 0.1}, True, id="nesterov-with-dampening"),
@@ -271,3 +311,33 @@ def test_invalid_hyperparameters_raise_where_torch_raises(manual_cls: type, kwar
     else:
         torch_ref.build_optimizer(TORCH_NAME[manual_cls], model, full)
         manual_cls(**kwargs)
+
+
+# ---- the command line, every registered rule in both dtypes --------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_run_passes_for_every_registered_rule(name: str, dtype: str, tmp_path) -> None:
+    """`backprop-parity run --optimizer NAME --dtype D` with every branch of the rule on: exit 0. Short (6 steps,
+    a 2-5-3 network, batch 8: well under a second each); the long runs are tests/test_parity.py's."""
+    flags = []
+    for key, value in REGISTRY[name].rule.every_branch.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            flags.append(flag)
+        else:
+            flags += [flag, ",".join(map(str, value)) if isinstance(value, tuple) else str(value)]
+    argv = ["run", "--optimizer", name, "--dtype", dtype, *flags, "--layers", "2,5,3", "--batch-size", "8"]
+    assert main([*argv, "--steps", "6", "--logdir", str(tmp_path), "--no-tensorboard"]) == 0
+
+
+def test_the_report_records_both_sides_lr(tmp_path) -> None:
+    """A manual schedule stepped one step early (a catalog fault): the report's ``lr_manual`` shows the
+    manual side's own lr, one halving ahead of torch's ``lr`` from step 3 (StepLR(3, 0.5))."""
+    out = tmp_path / "r.json"
+    argv = ["run", "--inject", "schedule-stepped-before-update", "--lr-schedule", "step:3:0.5", "--steps", "4"]
+    assert main([*argv, "--keep-going", "--logdir", str(tmp_path), "--no-tensorboard", "--json", str(out)]) == 1
+    report = json.loads(out.read_text())
+    assert report["lr_manual"][:2] == report["lr"][:2] == [0.01, 0.01]
+    assert report["lr_manual"][2] == 0.005 != report["lr"][2]

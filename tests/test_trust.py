@@ -16,27 +16,18 @@ from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from compare.bench.sweep import hyperparameters
 from compare.cli.main import main
+from compare.core.override import NONE, Override
 from compare.faults.catalog import CATALOG
-from compare.faults.override import NONE, Override
 from conftest import lockstep_run
 from manual import ACTIVATION_NAMES, LOSS_NAMES, MLPSpec
 from manual.layers import Tanh
-from manual.optim import OPTIMIZERS
+from manual.optim import REGISTRY
 
 # ---------------------------------------------------------------------------------------------
 # No false alarms: random architectures, activations, losses, optimizers, hyperparameters, dtypes
 # and seeds, all under the documented tolerances. 200 examples in CI.
-
-HYPERPARAMETERS = {
-    "sgd": lambda d: {"lr": d(st.floats(1e-3, 0.3)), "weight_decay": d(st.sampled_from([0.0, 1e-3]))},
-    "momentum": lambda d: {"lr": d(st.floats(1e-3, 0.1)), "dampening": d(st.sampled_from([0.0, 0.5]))},
-    "nesterov": lambda d: {"lr": d(st.floats(1e-3, 0.1)), "momentum": d(st.floats(0.1, 0.95))},
-    "adam": lambda d: {"lr": d(st.floats(1e-4, 0.05)), "amsgrad": d(st.booleans())},
-    "adamw": lambda d: {"lr": d(st.floats(1e-4, 0.05)), "weight_decay": d(st.floats(0.0, 0.1))},
-    "rmsprop": lambda d: {"lr": d(st.floats(1e-4, 0.01)), "centered": d(st.booleans())},
-    "adagrad": lambda d: {"lr": d(st.floats(1e-3, 0.1)), "lr_decay": d(st.sampled_from([0.0, 0.01]))},
-}
 
 
 def no_false_alarm(override: Override, max_examples: int):
@@ -58,7 +49,7 @@ def no_false_alarm(override: Override, max_examples: int):
         widths=st.lists(st.integers(1, 9), min_size=2, max_size=5),
         activation=st.sampled_from(ACTIVATION_NAMES),
         loss=st.sampled_from(LOSS_NAMES),
-        optimizer=st.sampled_from(sorted(OPTIMIZERS)),
+        optimizer=st.sampled_from(sorted(REGISTRY)),
         dtype=st.sampled_from(["float64", "float32"]),
         dropout=st.sampled_from([0.0, 0.0, 0.3]),
         batchnorm=st.booleans(),
@@ -71,7 +62,7 @@ def no_false_alarm(override: Override, max_examples: int):
         # that noise into steps of size lr, so the two trajectories part by design, not by a bug.
         assume(not (batchnorm and 1 in widths[:-2]))
         spec = MLPSpec(tuple(widths), activation, loss, dropout, batchnorm)
-        hparams = OPTIMIZERS[optimizer](**HYPERPARAMETERS[optimizer](data.draw)).hyperparameters()
+        hparams = hyperparameters(optimizer, lambda a, b: data.draw(st.floats(a, b)), lambda: data.draw(st.booleans()))
         witness = 1 if dtype == "float32" else None  # float32 proven in float64 at every step, as the CLI does
         result = lockstep_run(
             spec, optimizer, hparams, dtype, steps=8, seed=seed, override=override, witness_every=witness

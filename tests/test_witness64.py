@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from compare.core import witness64
-from compare.faults.override import layer_as
+from compare.core.override import layer_as
 from conftest import lockstep_run
 from manual import MLPSpec
 from manual.layers import BatchNorm1d
@@ -71,7 +71,7 @@ def test_a_rule_error_below_float32s_tolerance_is_caught_in_float64(name):
 
 
 def test_clipping_without_torchs_eps_is_caught_in_float64():
-    from compare.faults.override import Override
+    from compare.core.override import Override
 
     override = Override(clip=clip_without_eps)
     common = dict(dtype="float32", clip=0.01, override=override, steps=5)

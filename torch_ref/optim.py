@@ -2,8 +2,9 @@
 
 The reference must not share the manual side's code: were its keyword arguments the manual rule's
 ``hyperparameters()``, a wrong default there (Adam's ε, momentum's μ) would build a torch optimizer with
-the same mistake, and parity would hold. So the names, classes and the defaults that differ from
-torch's own live here, and every keyword not given in the configuration takes torch's default.
+the same mistake, and parity would hold. So the class and the keywords a name implies beyond torch's
+defaults come from ``manual.optim.REGISTRY`` (``torch_class``, ``torch_kwargs``: data, not the rule's
+code), and every keyword not given in the configuration takes torch's default.
 """
 
 from collections.abc import Mapping
@@ -12,16 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-# name → (torch.optim class, keyword arguments the name implies beyond torch's defaults)
-TORCH_OPTIMIZERS: dict[str, tuple[str, dict]] = {
-    "sgd": ("SGD", {}),
-    "momentum": ("SGD", {"momentum": 0.9}),
-    "nesterov": ("SGD", {"momentum": 0.9, "nesterov": True}),
-    "adam": ("Adam", {}),
-    "adamw": ("AdamW", {}),
-    "rmsprop": ("RMSprop", {}),
-    "adagrad": ("Adagrad", {}),
-}
+from manual.optim import REGISTRY
 
 
 def build_optimizer(name: str, model: nn.Module, hyperparameters: Mapping) -> torch.optim.Optimizer:
@@ -32,8 +24,9 @@ def build_optimizer(name: str, model: nn.Module, hyperparameters: Mapping) -> to
     ``foreach=False`` selects the single-tensor path, the same one on CPU and GPU, whose
     formulas the manual optimizers follow.
     """
-    class_name, implied = TORCH_OPTIMIZERS[name]
-    return getattr(torch.optim, class_name)(model.parameters(), **{**implied, **hyperparameters}, foreach=False)
+    entry = REGISTRY[name]
+    kwargs = {**dict(entry.torch_kwargs), **hyperparameters}
+    return getattr(torch.optim, entry.torch_class)(model.parameters(), **kwargs, foreach=False)
 
 
 def named_state(optimizer: torch.optim.Optimizer, model: nn.Module) -> dict[str, dict[str, np.ndarray | int | None]]:

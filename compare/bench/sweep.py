@@ -1,19 +1,20 @@
 """The false-alarm sweep: random configurations of the whole domain, each run in lockstep; a correct
 implementation must pass every one (drift is adjudicated, ``compare.core.adjudication``).
 
-    python -m compare.bench.sweep --configs 5000 --seed 0 [--strict-trajectory] [--workers 2]
+    python -m compare.bench.sweep --configs 5000 --seed 0 [--strict-trajectory] [--workers 2] [--optimizers a,b]
 
 The domain: 2 to 5 layers of widths 1 to 9 (no fan-in-1 Linear feeding BatchNorm), every activation,
-loss and optimizer, both dtypes, learning-rate schedules, gradient clipping, dropout and BatchNorm,
-8 to 200 steps of random batches of 8, float32 runs with their float64 witness at every step. A run
-whose torch side leaves the finite numbers (a diverging
-draw) proves nothing and is counted apart. Prints one line per failure and a summary.
+loss and optimizer (each one's lr and branches drawn from the registry: ``hyperparameters``), both dtypes,
+learning-rate schedules, gradient clipping, dropout and BatchNorm, 8 to 200 steps of random batches of 8,
+float32 runs with their float64 witness at every step. A run whose torch side leaves the finite numbers (a
+diverging draw) proves nothing and is counted apart. Prints one line per failure and a summary.
 """
 
 import argparse
 import math
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -22,7 +23,7 @@ import torch
 
 from compare.core import engine, mlp_pair, witness64
 from manual import ACTIVATION_NAMES, LOSS_NAMES, MLPSpec, init_state_dict
-from manual.optim import OPTIMIZERS
+from manual.optim import REGISTRY
 from manual.schedules import parse_schedule
 
 SCHEDULES = (None, None, "step:20:0.5", "exp:0.98", "cosine:50", "warmup:5", "warmup:5,cosine:60")
@@ -47,34 +48,29 @@ class Draw:
     seed: int
 
 
-def hyperparameters(optimizer: str, rng: np.random.Generator) -> dict:
-    """The property test's ranges (tests/test_trust.py), as torch keyword arguments with defaults."""
-    u = rng.uniform
-    given = {
-        "sgd": {"lr": u(1e-3, 0.3), "weight_decay": float(rng.choice([0.0, 1e-3]))},
-        "momentum": {"lr": u(1e-3, 0.1), "dampening": float(rng.choice([0.0, 0.5]))},
-        "nesterov": {"lr": u(1e-3, 0.1), "momentum": u(0.1, 0.95)},
-        "adam": {"lr": u(1e-4, 0.05), "amsgrad": bool(rng.integers(2))},
-        "adamw": {"lr": u(1e-4, 0.05), "weight_decay": u(0.0, 0.1)},
-        "rmsprop": {"lr": u(1e-4, 0.01), "centered": bool(rng.integers(2))},
-        "adagrad": {"lr": u(1e-3, 0.1), "lr_decay": float(rng.choice([0.0, 0.01]))},
-    }[optimizer]
-    return OPTIMIZERS[optimizer](**given).hyperparameters()
+def hyperparameters(optimizer: str, uniform: Callable[[float, float], float], coin: Callable[[], bool]) -> dict:
+    """A random configuration of ``optimizer``, from the registry alone: an lr from 1/30 to 3 times its
+    ``default_lr`` (log-uniform), and each of its ``every_branch`` keywords taken or left at its default by a
+    coin. The sweep draws with NumPy, the property test (tests/test_trust.py) with Hypothesis."""
+    entry = REGISTRY[optimizer]
+    given = {"lr": entry.default_lr * 10 ** uniform(-1.5, 0.5)}
+    given |= {key: value for key, value in entry.rule.every_branch.items() if coin()}
+    return entry.rule(**given).hyperparameters()
 
 
-def draw(rng: np.random.Generator) -> Draw:
+def draw(rng: np.random.Generator, optimizers: tuple[str, ...] = tuple(sorted(REGISTRY))) -> Draw:
     batchnorm = bool(rng.integers(2))
     while True:
         widths = tuple(int(w) for w in rng.integers(1, 10, int(rng.integers(2, 6))))
         if not (batchnorm and 1 in widths[:-2]):
             break
-    optimizer = str(rng.choice(sorted(OPTIMIZERS)))
+    optimizer = str(rng.choice(optimizers))
     return Draw(
         widths,
         str(rng.choice(ACTIVATION_NAMES)),
         str(rng.choice(LOSS_NAMES)),
         optimizer,
-        hyperparameters(optimizer, rng),
+        hyperparameters(optimizer, rng.uniform, lambda: bool(rng.integers(2))),
         str(rng.choice(["float64", "float32"])),
         float(rng.choice([0.0, 0.0, 0.3])),
         batchnorm,
@@ -129,9 +125,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--strict-trajectory", action="store_true", help="no drift adjudication (today's semantics)")
+    parser.add_argument(
+        "--optimizers",
+        default=",".join(sorted(REGISTRY)),
+        help="the optimizers drawn from, comma-separated (default: all)",
+    )
     args = parser.parse_args(argv)
+    optimizers = tuple(args.optimizers.split(","))
+    unknown = sorted(set(optimizers) - set(REGISTRY))
+    if unknown:
+        parser.error(f"--optimizers: unknown {', '.join(unknown)} (choose from {', '.join(REGISTRY)})")
     rng = np.random.default_rng(args.seed)
-    draws = [draw(rng) for _ in range(args.configs)]
+    draws = [draw(rng, optimizers) for _ in range(args.configs)]
     counts = {"pass": 0, "drift": 0, "diverged": 0, "fail": 0}
     started = time.perf_counter()
     with ProcessPoolExecutor(args.workers) as pool:

@@ -16,7 +16,6 @@ A square matrix cannot tell its layout by its shape: it needs ``layout="in_out"`
 ``mapping`` to pass, never a silent guess.
 """
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -183,7 +182,3 @@ def _by_shape(
 def grad_name(user_name: str) -> str:
     """The textbook attribute of a parameter's gradient: ``W`` → ``dW``, ``W1`` → ``dW1``."""
     return f"d{user_name}"
-
-
-def strip_number(name: str) -> str:
-    return re.sub(r"\d+$", "", name)

@@ -40,10 +40,6 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=board_command)
 
 
-def is_run(path: Path) -> bool:
-    return path.is_dir() and any((path / marker).is_file() for marker in MARKERS)
-
-
 def latest(logdir: Path) -> Path:
     """The run whose report (or experiment summary) was written last; one still going counts by its folder."""
     if not logdir.is_dir():

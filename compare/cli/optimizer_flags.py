@@ -14,24 +14,32 @@ MEANING = {
     "dampening": "τ",
     "nesterov": "Nesterov momentum",
     "betas": "β1,β2",
-    "eps": "ε, outside the root",
+    "eps": "ε, the denominator's floor (inside or outside the root: each rule's docstring)",
     "weight_decay": "λ: L2 added to the gradient; adamw decays the weights directly",
     "amsgrad": "keep the running max of exp_avg_sq",
-    "alpha": "smoothing constant",
+    "alpha": "α: a smoothing constant or the power of η's decay (each rule's docstring)",
     "centered": "normalise by the gradient's estimated variance",
     "lr_decay": "γ/(1 + (t − 1)·η)",
     "initial_accumulator_value": "the accumulator's start",
+    "momentum_decay": "ψ of the momentum schedule μ_t = β1·(1 − ½·0.96^(tψ))",
+    "decoupled_weight_decay": "decay the weights directly, θ·(1 − γλ), instead of adding λθ to the gradient",
+    "rho": "decay ρ of both running averages",
+    "lambd": "decay term λ_d of η and of the weights",
+    "t0": "the step after which averaging starts",
+    "etas": "η−,η+: step-size factors on a sign change / a kept sign",
+    "step_sizes": "Δmin,Δmax: the step size's bounds",
 }
 
 
-def betas(text: str) -> tuple[float, float]:
+def pair(text: str) -> tuple[float, float]:
+    """Two numbers A,B (betas, etas, step sizes)."""
     parts = text.split(",")
     if len(parts) != 2:
-        raise argparse.ArgumentTypeError(f"expected B1,B2 such as 0.9,0.999, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected two numbers A,B such as 0.9,0.999, got {text!r}")
     try:
         return float(parts[0]), float(parts[1])
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected two numbers B1,B2, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected two numbers A,B, got {text!r}") from None
 
 
 def hyperparameter_fields() -> dict[str, dict[str, object]]:
@@ -54,7 +62,7 @@ def _help(key: str, defaults: dict[str, object]) -> str:
     common = max(set(map(repr, values.values())), key=list(map(repr, values.values())).count)
     others = [f"{name} {value}" for name, value in values.items() if repr(value) != common]
     shown = common if not others else f"{common}; {', '.join(others)}"
-    shown = shown.replace("(", "").replace(")", "").replace(" ", "") if key == "betas" else shown
+    shown = shown.replace("(", "").replace(")", "").replace(" ", "") if isinstance(values[takers[0]], tuple) else shown
     return f"{', '.join(takers)}: {MEANING.get(key, key)} (default: {shown})"
 
 
@@ -67,7 +75,7 @@ def add_flags(group: argparse._ArgumentGroup) -> tuple[str, ...]:
         if isinstance(example, bool):
             group.add_argument(flag, dest=key, action="store_true", help=_help(key, defaults))
         elif isinstance(example, tuple):
-            group.add_argument(flag, dest=key, type=betas, metavar="B1,B2", help=_help(key, defaults))
+            group.add_argument(flag, dest=key, type=pair, metavar="A,B", help=_help(key, defaults))
         else:
             group.add_argument(flag, dest=key, type=float, help=_help(key, defaults))
     return tuple(fields)

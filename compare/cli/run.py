@@ -5,6 +5,7 @@ else; ``compare.pipeline.run`` does the rest, as it does for ``compare.run(confi
 """
 
 import argparse
+import dataclasses
 import datetime as dt
 import signal
 import sys
@@ -17,13 +18,19 @@ from compare.cli import PROG, exits
 from compare.cli.optimizer_flags import add_flags, given, hyperparameter_fields
 from compare.core import distributed
 from compare.errors import InputError
-from compare.inputs import data, devices, world
-from compare.inputs.config import DTYPES, MAX_STEPS, RunConfig, parse_layers
+from compare.inputs import config, devices, world
+from compare.inputs.config import RunConfig, parse_layers
+from compare.inputs.flags import flag
 from compare.inputs.prepare import prepare
 from compare.output.progress import StepPrinter
-from manual.optim import REGISTRY
-from manual.optim.variants import VARIANTS
-from manual.spec import ACTIVATION_NAMES, LOSS_NAMES
+
+GROUPS = {  # RunConfig's flag groups (compare.inputs.config), titled in --help
+    config.OPTIMIZER: "optimizer (torch.optim names and defaults; flags an optimizer does not take are errors)",
+    config.MODEL: "model",
+    config.DATA: "data and training",
+    config.PROCESSES: "device and processes (the manual side always runs here, on the CPU)",
+    config.OUTPUT: "output",
+}
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -34,147 +41,39 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "compare forward outputs, loss, gradients, optimizer state and parameters at every step. "
         "Exit 0 when parity holds, 1 when it breaks, 2 on bad input.",
     )
-    opt = run.add_argument_group(
-        "optimizer (torch.optim names and defaults; flags an optimizer does not take are errors)"
-    )
-    opt.add_argument(
-        "--optimizer",
-        choices=list(REGISTRY),
-        help="momentum and nesterov are torch.optim.SGD with momentum 0.9 (default: adam)",
-    )
-    add_flags(opt)
-    _training_loop_flags(opt)
-    _model_flags(run)
-    _data_flags(run)
-    _process_flags(run)
-    _output_flags(run)
+    groups = {key: run.add_argument_group(title) for key, title in GROUPS.items()}
+    choices = {"inject": list(faults.CATALOG), "device": devices.DEVICES}  # those config.py cannot import
+    for f in dataclasses.fields(RunConfig):
+        if "group" in f.metadata:
+            _add_field_flag(groups[f.metadata["group"]], f, choices.get(f.name))
+        if f.name == "optimizer":
+            add_flags(groups[config.OPTIMIZER])  # the optimizer's own keywords, right after --optimizer
+    _other_flags(groups)
     run.set_defaults(handler=run_command)
 
 
-def _training_loop_flags(opt: argparse._ArgumentGroup) -> None:
-    opt.add_argument(
-        "--lr-schedule",
-        metavar="SCHEDULE",
-        help="torch.optim.lr_scheduler applied after each step: step:STEP_SIZE:GAMMA, exp:GAMMA, cosine:T_MAX, "
-        "warmup:STEPS, or warmup:W,cosine:T (one after the other) (default: constant)",
-    )
-    opt.add_argument(
-        "--clip-grad-norm",
-        dest="clip_grad_norm",
-        type=float,
-        metavar="MAX",
-        help="clip the global gradient norm as torch.nn.utils.clip_grad_norm_ (default: off)",
-    )
-    opt.add_argument(
-        "--variant",
-        choices=list(VARIANTS),
-        help="run a textbook rule on the manual side against torch's, to see when and by how much it departs "
-        "(implies --keep-going and the optimizer it is compared with)",
-    )
-    opt.add_argument(
-        "--inject",
-        choices=list(faults.CATALOG),
-        metavar="FAULT",
-        help="put this known mistake into the manual side, to see the checker catch it "
-        "(`backprop-parity faults` lists them and the arguments each needs)",
-    )
+def _add_field_flag(group: argparse._ArgumentGroup, f: dataclasses.Field, choices) -> None:
+    """One flag of ``run`` from a ``RunConfig`` field and its metadata (``compare.inputs.config.option``)."""
+    meta = dict(f.metadata)
+    name = meta.pop("flag", flag(f.name))
+    kwargs = {"dest": f.name, "default": f.default, "help": meta.pop("help")}
+    meta.pop("group")
+    if isinstance(f.default, bool):
+        kwargs["action"] = meta.pop("action", "store_true")
+    else:
+        kwargs["type"] = meta.pop("type", type(f.default) if f.default is not None else str)
+        if choices is not None or meta.get("choices"):
+            kwargs["choices"] = choices if choices is not None else meta.pop("choices")
+    meta.pop("choices", None)
+    group.add_argument(name, **kwargs, **meta)
 
 
-def _model_flags(run: argparse.ArgumentParser) -> None:
-    model = run.add_argument_group("model")
-    model.add_argument("--layers", metavar="W0,W1,...", help="widths, input first (default: D,16,16,C from the data)")
-    model.add_argument("--activation", choices=ACTIVATION_NAMES, default="relu", help="(default: relu)")
-    model.add_argument("--loss", choices=LOSS_NAMES, default="cross_entropy", help="(default: cross_entropy)")
-    model.add_argument(
-        "--weights",
-        metavar="FILE.npz",
-        help="initial weights, keyed by state_dict name (0.weight, 0.bias, 2.weight, ...), "
-        "torch layout (out, in) (default: He/Glorot init from --seed)",
+def _other_flags(groups: dict[str, argparse._ArgumentGroup]) -> None:
+    """The flags that are not part of the run's configuration: where its outputs go, and the group's timeout."""
+    groups[config.MODEL].add_argument(
+        "--save-weights", metavar="FILE.npz", help="write the final manual weights, same format"
     )
-    model.add_argument("--save-weights", metavar="FILE.npz", help="write the final manual weights, same format")
-    model.add_argument(
-        "--dropout",
-        type=float,
-        default=0.0,
-        metavar="P",
-        help="inverted dropout after each hidden activation; the manual mask is injected into torch (default: 0, none)",
-    )
-    model.add_argument("--batchnorm", action="store_true", help="BatchNorm1d between each hidden Linear and activation")
-
-
-def _data_flags(run: argparse.ArgumentParser) -> None:
-    train = run.add_argument_group("data and training")
-    train.add_argument("--dataset", choices=data.BUILTIN, help="built-in data generated from --seed (default: spiral)")
-    train.add_argument(
-        "--data",
-        metavar="FILE.npz",
-        help="your data: X float (N, D); y int labels (N,) or, for mse, float targets (N, C)",
-    )
-    train.add_argument("--steps", type=int, default=500, help=f"optimizer steps, 1 to {MAX_STEPS} (default: 500)")
-    train.add_argument(
-        "--batch-size",
-        dest="batch_size",
-        type=int,
-        default=32,
-        help="examples per step, shuffled each epoch (default: 32)",
-    )
-    train.add_argument(
-        "--seed", type=int, default=0, help="fixes the data, the initial weights and the batch order (default: 0)"
-    )
-    train.add_argument("--dtype", choices=tuple(DTYPES), default="float64", help="(default: float64)")
-    train.add_argument(
-        "--resync",
-        action="store_true",
-        help="after each step copy torch's parameters, buffers and optimizer state into the manual side, so "
-        "each step is compared from identical values: rounding cannot build up over the run, a wrong rule "
-        "still shows at the step it acts (not with --variant)",
-    )
-    train.add_argument(
-        "--strict-trajectory",
-        action="store_true",
-        help="fail at the first departure of the free-running trajectory, drift or not (default: a departure "
-        "is judged by one step from identical values: within tolerance it is drift, recorded and resynced)",
-    )
-    train.add_argument(
-        "--gradcheck",
-        action="store_true",
-        help="a third witness: central finite differences on sampled parameter elements (float64) at step 1 "
-        "and at the first step whose gradients disagree, to tell which side is wrong",
-    )
-    train.add_argument(
-        "--val-fraction",
-        dest="val_fraction",
-        type=float,
-        default=0.2,
-        help="share of the examples held out for validation curves, never trained on (default: 0.2)",
-    )
-    train.add_argument(
-        "--keep-going",
-        action="store_true",
-        help="run to the last step after a failure (default: stop at the first failure)",
-    )
-
-
-def _process_flags(run: argparse.ArgumentParser) -> None:
-    where = run.add_argument_group("device and processes (the manual side always runs here, on the CPU)")
-    where.add_argument(
-        "--device",
-        choices=devices.DEVICES,
-        default="cpu",
-        help="where the torch twin runs; cuda runs with TF32 off and deterministic algorithms on, and exits 2 "
-        "where no CUDA device exists (default: cpu)",
-    )
-    where.add_argument(
-        "--world-size",
-        dest="world_size",
-        type=int,
-        metavar="N",
-        help="run the torch twin as N data-parallel processes (DistributedDataParallel: gloo on cpu, nccl on "
-        "cuda), the batch split evenly among them, against the manual full-batch step; this command is rank 0 "
-        "and starts the others on 127.0.0.1. Under torchrun, N comes from its environment (default: one "
-        "process, no DDP)",
-    )
-    where.add_argument(
+    groups[config.PROCESSES].add_argument(
         "--dist-timeout",
         dest="dist_timeout",
         type=float,
@@ -183,10 +82,7 @@ def _process_flags(run: argparse.ArgumentParser) -> None:
         help="the longest any rank waits for the others (start-up, each step's collectives, the end); a rank "
         "that dies or hangs ends the run with exit 3 after at most this long (default: 60)",
     )
-
-
-def _output_flags(run: argparse.ArgumentParser) -> None:
-    out = run.add_argument_group("output")
+    out = groups[config.OUTPUT]
     out.add_argument(
         "--logdir", default="runs", help="TensorBoard root; each run gets a new directory in it (default: runs)"
     )
@@ -195,15 +91,6 @@ def _output_flags(run: argparse.ArgumentParser) -> None:
         "--json",
         metavar="FILE",
         help="also write the JSON report here (replaced if it exists; runs/<run>/report.json is always written)",
-    )
-    out.add_argument(
-        "--log-every",
-        dest="log_every",
-        type=int,
-        default=25,
-        metavar="K",
-        help="validation curves, per-parameter norms and histograms every K steps; losses, lr and parity "
-        "are logged every step (default: 25)",
     )
     out.add_argument(
         "--no-tensorboard",
@@ -221,35 +108,12 @@ def parse_run_args(argv: list[str]) -> argparse.Namespace:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """The run the flags describe (checked by ``RunConfig`` itself)."""
-    return RunConfig(
-        optimizer=args.optimizer,
-        hyperparameters=given(args, tuple(hyperparameter_fields())),
-        layers=parse_layers(args.layers) if args.layers is not None else None,
-        activation=args.activation,
-        loss=args.loss,
-        dataset=args.dataset,
-        data=str(args.data) if args.data is not None else None,
-        weights=args.weights,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        dtype=args.dtype,
-        stop_at_first_failure=not (args.keep_going or args.variant),
-        lr_schedule=args.lr_schedule,
-        clip_grad_norm=args.clip_grad_norm,
-        dropout=args.dropout,
-        batchnorm=args.batchnorm,
-        variant=args.variant,
-        inject=args.inject,
-        val_fraction=args.val_fraction,
-        log_every=args.log_every,
-        gradcheck=args.gradcheck,
-        resync=args.resync,
-        strict_trajectory=args.strict_trajectory,
-        device=args.device,
-        world_size=args.world_size,
-    )
+    """The run the flags describe (checked by ``RunConfig`` itself): every field from its own flag."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig) if "group" in f.metadata}
+    if values["layers"] is not None:
+        values["layers"] = parse_layers(values["layers"])
+    values["stop_at_first_failure"] = values["stop_at_first_failure"] and not values["variant"]  # a variant runs on
+    return RunConfig(hyperparameters=given(args, tuple(hyperparameter_fields())), **values)
 
 
 def output_from_args(args: argparse.Namespace) -> pipeline.Output:

@@ -23,7 +23,6 @@ import contextlib
 import copy
 import warnings
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 from compare.core.records import Check, Drift
@@ -91,7 +90,3 @@ def judge(departed, again) -> Drift | Undecidable | None:
         return None
     one_step = {f"{check.stage} {check.tensor}": check.diff.max_rel for check in again.checks}
     return Drift(departed.step, tuple(departed.departures), one_step)
-
-
-def with_drift(record, drift: Drift):
-    return replace(record, drift=drift)

@@ -167,7 +167,7 @@ def convert_batchnorm(model: nn.Sequential) -> None:
 
 class Group:
     """The process group of one run, seen from rank 0 (which also starts the other ranks unless torchrun did).
-    ``prepared``: the resolved run (``compare.inputs.config.Prepared``) the other ranks build their replicas
+    ``prepared``: the resolved run (``compare.inputs.prepare.Prepared``) the other ranks build their replicas
     from; they never see the command line."""
 
     def __init__(self, member: Membership, device: torch.device, timeout_s: float, prepared: Prepared):

@@ -148,7 +148,7 @@ class Lockstep:
             # ends. torch, the reference, still takes its step (its data-parallel replicas take theirs).
             self.reference.update()
             self._end_step()
-            return StepRecord(step, *losses, lrs[1], checks.collect(), {}, witnesses)
+            return StepRecord(step, *losses, lrs[1], checks.collect(), {}, witnesses, lr_manual=lrs[0])
         logs = self.options.stats_every and logs_at(step, self.options.stats_every)
         before_update = self._snapshot() if logs else None
         checks.compare_in_background()
@@ -165,7 +165,7 @@ class Lockstep:
         self._end_step()
         if self.options.resync:
             self.manual.load(self.reference.values(), self.reference.state())
-        return StepRecord(step, *losses, lrs[1], checks.collect(), stats, witnesses)
+        return StepRecord(step, *losses, lrs[1], checks.collect(), stats, witnesses, lr_manual=lrs[0])
 
     def _end_step(self) -> None:
         self.manual.end_step()

@@ -8,8 +8,8 @@ import torch
 
 from compare.core.engine import Lockstep, Options
 from compare.core.manual_side import ManualSide
+from compare.core.override import NONE, Override
 from compare.core.torch_side import TorchSide
-from compare.faults.override import NONE, Override
 from manual import schedules as manual_schedules
 from manual.clip import clip_grad_norm
 from manual.mlp import MLP

@@ -1,6 +1,7 @@
 """What a run records: one ``Check`` per tensor compared, a ``StepRecord`` per step, a ``RunResult``
-aggregated over the run (the first failure is the earliest check in the stage order of
-``compare.core.stages``)."""
+aggregated over the run. A step's first failure is its earliest failing check in the stage order of
+``compare.core.tolerances.STAGES`` (within a stage, in the order checked), whatever order checks were
+added in (the float64 witness adds its checks last)."""
 
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,7 +10,7 @@ import numpy as np
 
 from compare.core.gradcheck import Witness
 from compare.core.metrics import TensorDiff
-from compare.core.tolerances import STAGES
+from compare.core.tolerances import STAGE_RANK, STAGES
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class StepRecord:
     drift: Drift | None = None  # the step's departures, judged drift (the step then counts as passed)
     raised: Raised | None = None  # a side raised: the step's one check names it
     undecidable: bool = False  # a departure the step from identical values could not judge: both overflowed
+    lr_manual: float | None = None  # the manual side's lr at this step (``lr`` is torch's, the reference)
 
     @property
     def departures(self) -> list[Check]:
@@ -87,7 +89,8 @@ class StepRecord:
     def first_failure(self) -> Check | None:
         if self.drift is not None:
             return None
-        return next((check for check in self.checks if not check.passed), None)
+        failing = [check for check in self.checks if not check.passed]
+        return min(failing, key=lambda check: STAGE_RANK.get(check.stage, len(STAGES)), default=None)
 
     def worst_by_stage(self) -> dict[str, Check]:
         """For each stage, the check with the largest ``max_rel`` (ties: the earliest)."""
@@ -109,7 +112,8 @@ class RunResult:
     steps: int = 0
     losses_manual: list[float] = field(default_factory=list)
     losses_torch: list[float] = field(default_factory=list)
-    lrs: list[float] = field(default_factory=list)
+    lrs: list[float] = field(default_factory=list)  # torch's lr at each step
+    lrs_manual: list[float | None] = field(default_factory=list)  # the manual side's
     step_worst: list[float] = field(default_factory=list)  # each step's largest max_rel
     worst: dict[str, Check] = field(default_factory=dict)  # each stage's largest max_rel so far
     witnesses: list[Witness] = field(default_factory=list)
@@ -138,6 +142,7 @@ class RunResult:
         self.losses_manual.append(record.loss_manual)
         self.losses_torch.append(record.loss_torch)
         self.lrs.append(record.lr)
+        self.lrs_manual.append(record.lr_manual)
         self.step_worst.append(max((check.diff.max_rel for check in record.checks), default=0.0))
         for stage, check in record.worst_by_stage().items():
             if stage not in self.worst or check.diff.max_rel > self.worst[stage].diff.max_rel:

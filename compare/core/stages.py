@@ -1,5 +1,6 @@
-"""The stages of a step, one function each, in the order ``Lockstep.step`` calls them. The first failure
-of a step is the earliest check in this order (``ORDER``):
+"""The stages of a step, one function each, in the order ``Lockstep.step`` calls them: the order of
+``compare.core.tolerances.STAGES``, the one list by which a step's first failure is found
+(``compare.core.records.StepRecord.first_failure``) and reports and TensorBoard list the stages:
 
 * ``forward``: every layer's output, ``<i>.out`` (skipped when the manual side exposes none);
 * ``loss``: the scalar loss;
@@ -25,7 +26,6 @@ from compare.core.records import Check
 from compare.core.side import Pass, Side
 from compare.core.torch_side import ReferencePass, TorchSide
 
-ORDER = ("forward", "loss", "grad", "state", "param", "eval")
 DROPOUT_IMPROBABLE = 1e-9  # a keep fraction less likely than this under 1 − p fails
 
 
@@ -94,7 +94,7 @@ def state(
     checks: Checks, manual: Side, reference: TorchSide, lrs: tuple[float, float], conditioning: dict[str, float]
 ) -> None:
     """The lr used, the optimizer state after the update, the buffers. A side whose ``state()`` is
-    ``None`` does not expose its state: it is not compared. ``manual.state_keys``, when set, limits
+    ``None`` does not expose its state: it is not compared. the manual side's ``state_keys``, when set, limits
     the keys compared."""
     checks.add("state", "lr", np.float64(lrs[0]), np.float64(lrs[1]))
     manual_state, reference_state = manual.state(), reference.state()

@@ -9,9 +9,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# The stages of a step in the order they are computed: the one list that the engine follows
+# (``compare.core.stages``), that ranks a step's first failure and worst checks (``compare.core.records``)
+# and that the text report and TensorBoard list. A new stage is added here, in its place.
 STAGES = ("forward", "loss", "grad", "state", "param", "eval")
+STAGE_RANK = {stage: rank for rank, stage in enumerate(STAGES)}
 
-EPS64 = float(np.finfo(np.float64).eps)  # 2.2e-16
 EPS32 = float(np.finfo(np.float32).eps)  # 1.2e-7
 EPS16 = float(np.finfo(np.float16).eps)  # 9.8e-4 (10 mantissa bits)
 EPS_BF16 = 2.0**-7  # 7.8e-3: bfloat16 keeps 7 mantissa bits (NumPy has no bfloat16; torch.finfo agrees)

@@ -19,60 +19,18 @@ so the grad stage checks 4.out, 4.weight, 4.bias, 3.out, 2.out, 2.weight, ... an
 is computed by the backward of layer ``i + 1``.
 """
 
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from compare.core.override import SCHEDULE_FIRST, clip_with, layer_as, layer_made, loss_as
 from compare.errors import InputError
-from compare.faults import layers, loop, losses, optimizers
-from compare.faults.files import FILES
-from compare.faults.needs import (
-    Need,
-    activation_is,
-    has,
-    hyperparameter_off,
-    hyperparameter_positive,
-    loss_is,
-    optimizer_is,
-    square_layers,
-    two_steps,
-)
-from compare.faults.override import SCHEDULE_FIRST, Override, clip_with, layer_as, layer_made, loss_as, optimizer_as
+from compare.faults import layers, loop, losses
+from compare.faults.fault import Fault
+from compare.faults.needs import activation_is, has, loss_is, square_layers, two_steps
+from compare.faults.optimizer_catalog import OPTIMIZER_FAULTS
 from manual.layers import BatchNorm1d, Dropout, LeakyReLU, Linear, ReLU, Sigmoid
 
 if TYPE_CHECKING:
     from compare.inputs.config import RunConfig
-
-
-@dataclass(frozen=True)
-class Fault:
-    name: str
-    description: str
-    expected: tuple[int, str, str]  # (step, stage, tensor) of the first failure
-    why: str  # the reasoning behind ``expected``
-    override: Override  # what it replaces in the manual side
-    args: tuple[str, ...] = ()  # run arguments under which it can act; ``{name}`` is a file of FILES
-    needs: tuple[Need, ...] = ()
-    problem: str | None = None  # the failure's ``problem`` when it is not a plain difference
-
-    @property
-    def steps(self) -> int:
-        """Enough steps to reach the expected failure and to show that nothing fails before it."""
-        return self.expected[0] + 2
-
-    def files(self) -> list[str]:
-        return [key for key in FILES if any(f"{{{key}}}" in arg for arg in self.args)]
-
-    def argv(self, folder: Path | None = None) -> list[str]:
-        """The run arguments, with ``--steps``; input files are written into ``folder`` (or shown as NAME.npz)."""
-        paths = {}
-        for key in self.files():
-            if folder is None:
-                paths[key] = f"{key}.npz"
-            else:
-                paths[key] = str(folder / f"{key}.npz")
-                FILES[key](Path(paths[key]))
-        return [*(arg.format(**paths) for arg in self.args), "--steps", str(self.steps)]
 
 
 BIAS_NOTE = "the last Linear's bias is the first bias gradient checked"
@@ -251,107 +209,7 @@ CATALOG_LIST = [
         args=("--lr-schedule", "step:3:0.5"),
         needs=(has("lr_schedule", "--lr-schedule"),),
     ),
-    Fault(
-        "momentum-zero-init-dampened",
-        "momentum buffer initialised to zeros, so the first step is dampened (torch copies g undamped)",
-        (1, "state", "0.weight.momentum_buffer"),
-        "with τ > 0 step 1 gives (1 − τ)·g instead of g; with τ = 0 the two agree, hence --dampening",
-        optimizer_as(optimizers.MomentumBufferZeroInit),
-        args=("--optimizer", "momentum", "--dampening", "0.5"),
-        needs=(
-            optimizer_is("momentum", "sgd"),
-            hyperparameter_positive("momentum"),
-            hyperparameter_positive("dampening"),
-        ),
-    ),
-    Fault(
-        "momentum-lr-in-buffer",
-        "lr folded into the momentum buffer (v ← μv + γg; θ ← θ − v), which an lr schedule exposes",
-        (6, "param", "0.weight"),
-        "equal to torch's rule while the lr is constant; StepLR(5, 0.1) changes it at step 6, where the buffer "
-        "still carries the old lr. The buffer γ·b has no torch counterpart, so the parameters show it",
-        optimizer_as(optimizers.MomentumLrInBuffer),
-        args=("--optimizer", "momentum", "--lr-schedule", "step:5:0.1"),
-        needs=(
-            optimizer_is("momentum", "sgd"),
-            hyperparameter_positive("momentum"),
-            hyperparameter_off("dampening"),
-            hyperparameter_off("nesterov"),
-            has("lr_schedule", "--lr-schedule"),
-        ),
-    ),
-    Fault(
-        "l2-on-weights-only",
-        "weight decay added to the .weight tensors only (torch's weight_decay decays the biases too)",
-        (1, "param", "0.bias"),
-        "SGD keeps no state; 0.weight is right and 0.bias, the second parameter updated, misses λ·b",
-        optimizer_as(optimizers.SGDDecayWeightsOnly),
-        args=("--optimizer", "sgd", "--weight-decay", "0.01"),
-        needs=(optimizer_is("sgd", "momentum", "nesterov"), hyperparameter_positive("weight_decay")),
-    ),
-    Fault(
-        "adam-eps-inside-root",
-        "Adam with ε inside the root, √(v̂ + ε), instead of √v̂ + ε",
-        (1, "param", "0.weight"),
-        "m and v are right; the first update of the first parameter divides by a different denominator",
-        optimizer_as(optimizers.AdamEpsInsideRoot),
-        args=("--optimizer", "adam"),
-        needs=(optimizer_is("adam"), hyperparameter_off("amsgrad")),
-    ),
-    Fault(
-        "adam-no-bias-correction",
-        "Adam without the 1/(1 − β1^t) and 1/(1 − β2^t) bias corrections",
-        (1, "param", "0.weight"),
-        "m and v are right; at step 1 the uncorrected step is √(1 − β2)/(1 − β1) ≈ 0.32 of torch's",
-        optimizer_as(optimizers.AdamNoBiasCorrection),
-        args=("--optimizer", "adam"),
-        needs=(optimizer_is("adam"), hyperparameter_off("amsgrad")),
-    ),
-    Fault(
-        "adam-global-step-counter",
-        "Adam with one step counter for the optimizer, bumped by every tensor, driving the bias correction",
-        (1, "state", "0.bias.step"),
-        "the first parameter gets t = 1 as in torch; the second (0.bias) already gets t = 2 at step 1",
-        optimizer_as(optimizers.AdamGlobalStepCounter),
-        args=("--optimizer", "adam"),
-        needs=(optimizer_is("adam"), hyperparameter_off("amsgrad")),
-    ),
-    Fault(
-        "adam-beta-on-new-gradient",
-        "Adam first moment as β1·g + (1 − β1)·m: β1 weighing the new gradient (a reversed lerp)",
-        (1, "state", "0.weight.exp_avg"),
-        "from zero, step 1 gives m = 0.9·g instead of 0.1·g in the first parameter's exp_avg",
-        optimizer_as(optimizers.AdamBetaOnTheNewGradient),
-        args=("--optimizer", "adam"),
-        needs=(optimizer_is("adam"), hyperparameter_off("amsgrad")),
-    ),
-    Fault(
-        "adamw-decay-not-scaled-by-lr",
-        "AdamW decay θ·(1 − λ) instead of torch's θ·(1 − γλ)",
-        (1, "param", "0.weight"),
-        "the decay touches only the parameters; at step 1 the first one shrinks by λ instead of γλ",
-        optimizer_as(optimizers.AdamWDecayNotScaledByLr),
-        args=("--optimizer", "adamw"),
-        needs=(optimizer_is("adamw"), hyperparameter_positive("weight_decay")),
-    ),
-    Fault(
-        "adamw-coupled-l2",
-        "AdamW written as Adam with λθ added to the gradient (coupled L2 instead of decoupled decay)",
-        (1, "state", "0.weight.exp_avg"),
-        "λθ enters the first moment at step 1; exp_avg is the first state tensor checked",
-        optimizer_as(optimizers.AdamWCoupledL2),
-        args=("--optimizer", "adamw"),
-        needs=(optimizer_is("adamw"), hyperparameter_positive("weight_decay")),
-    ),
-    Fault(
-        "adagrad-lr-decay-off-by-one",
-        "Adagrad lr decay γ/(1 + t·η) with the step just counted (torch: t − 1, so step 1 runs at γ)",
-        (1, "param", "0.weight"),
-        "the accumulator is right; step 1 already runs at γ/(1 + η)",
-        optimizer_as(optimizers.AdagradLrDecayOffByOne),
-        args=("--optimizer", "adagrad", "--lr-decay", "0.1"),
-        needs=(optimizer_is("adagrad"), hyperparameter_positive("lr_decay")),
-    ),
+    *OPTIMIZER_FAULTS,
 ]
 CATALOG: dict[str, Fault] = {fault.name: fault for fault in CATALOG_LIST}
 

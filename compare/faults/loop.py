@@ -1,5 +1,5 @@
 """Mistakes in the training loop around the optimizer: clipping (the schedule-order mistake is a flag of
-``compare.faults.override.Override``)."""
+``compare.core.override.Override``)."""
 
 import numpy as np
 

@@ -13,7 +13,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from compare.errors import InputError
+from compare.inputs.data import BUILTIN
+from compare.inputs.flags import flag
 from compare.inputs.world import MAX_WORLD_SIZE
+from manual.optim import REGISTRY
+from manual.optim.variants import VARIANTS
 from manual.schedules import parse_schedule
 from manual.spec import ACTIVATION_NAMES, LOSS_NAMES, MLPSpec
 
@@ -22,9 +26,16 @@ DTYPES = {"float64": np.float64, "float32": np.float32}
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
-def flag(name: str) -> str:
-    """The command-line flag that sets a field (``batch_size`` → ``--batch-size``)."""
-    return "--" + name.replace("_", "-")
+# The groups of ``run``'s --help, by key; each field of RunConfig names its own (``compare.cli.run`` titles them).
+OPTIMIZER, MODEL, DATA, PROCESSES, OUTPUT = "optimizer", "model", "data", "processes", "output"
+
+
+def option(default: object, group: str, text: str, **argparse: object) -> object:
+    """A field of ``RunConfig`` with its command-line flag described: its --help ``text``, its ``group``, and
+    any of ``metavar``, ``choices``, ``type``, ``flag`` (when not ``--field-name``) and ``action``. ``choices``
+    ``None``: the command line gives them, from a module this layer must not import (the fault catalog,
+    the devices' torch)."""
+    return field(default=default, metadata={"group": group, "help": text, **argparse})
 
 
 @dataclass(frozen=True)
@@ -34,34 +45,129 @@ class RunConfig:
     ``optimizer`` ``None`` means adam (or the optimizer a ``variant`` is compared with);
     ``hyperparameters`` are torch keyword arguments (those not given take the rule's defaults and the
     registry's ``default_lr``); ``layers`` ``None`` means D,16,16,C from the data; ``data`` is the path
-    of the user's ``.npz`` (then ``dataset`` must be ``None``)."""
+    of the user's ``.npz`` (then ``dataset`` must be ``None``). Each field's metadata describes its flag
+    of ``backprop-parity run`` (``compare.cli.run`` derives the parser from it); ``hyperparameters`` are
+    the optimizer's own flags (``compare.cli.optimizer_flags``)."""
 
-    optimizer: str | None = None
+    optimizer: str | None = option(
+        None,
+        OPTIMIZER,
+        "momentum and nesterov are torch.optim.SGD with momentum 0.9 (default: adam)",
+        choices=tuple(REGISTRY),
+    )
     hyperparameters: dict = field(default_factory=dict)
-    layers: tuple[int, ...] | None = None
-    activation: str = "relu"
-    loss: str = "cross_entropy"
-    dataset: str | None = None
-    weights: str | None = None
-    steps: int = 500
-    batch_size: int = 32
-    seed: int = 0
-    dtype: str = "float64"
-    stop_at_first_failure: bool = True
-    lr_schedule: str | None = None
-    clip_grad_norm: float | None = None
-    dropout: float = 0.0
-    batchnorm: bool = False
-    variant: str | None = None
-    inject: str | None = None
-    val_fraction: float = 0.2
-    log_every: int = 25
-    gradcheck: bool = False
-    resync: bool = False
-    strict_trajectory: bool = False  # every free-running departure fails (no drift adjudication)
-    device: str = "cpu"  # where the torch twin runs
-    world_size: int | None = None  # data-parallel ranks of the torch twin (None: one process, no DDP)
-    data: str | None = None
+    layers: tuple[int, ...] | None = option(
+        None, MODEL, "widths, input first (default: D,16,16,C from the data)", metavar="W0,W1,...", type=str
+    )
+    activation: str = option("relu", MODEL, "(default: relu)", choices=ACTIVATION_NAMES)
+    loss: str = option("cross_entropy", MODEL, "(default: cross_entropy)", choices=LOSS_NAMES)
+    dataset: str | None = option(None, DATA, "built-in data generated from --seed (default: spiral)", choices=BUILTIN)
+    weights: str | None = option(
+        None,
+        MODEL,
+        "initial weights, keyed by state_dict name (0.weight, 0.bias, 2.weight, ...), "
+        "torch layout (out, in) (default: He/Glorot init from --seed)",
+        metavar="FILE.npz",
+    )
+    steps: int = option(500, DATA, f"optimizer steps, 1 to {MAX_STEPS} (default: 500)")
+    batch_size: int = option(32, DATA, "examples per step, shuffled each epoch (default: 32)")
+    seed: int = option(0, DATA, "fixes the data, the initial weights and the batch order (default: 0)")
+    dtype: str = option("float64", DATA, "(default: float64)", choices=tuple(DTYPES))
+    stop_at_first_failure: bool = option(
+        True,
+        DATA,
+        "run to the last step after a failure (default: stop at the first failure)",
+        flag="--keep-going",
+        action="store_false",
+    )
+    lr_schedule: str | None = option(
+        None,
+        OPTIMIZER,
+        "torch.optim.lr_scheduler applied after each step: step:STEP_SIZE:GAMMA, exp:GAMMA, cosine:T_MAX, "
+        "warmup:STEPS, or warmup:W,cosine:T (one after the other) (default: constant)",
+        metavar="SCHEDULE",
+    )
+    clip_grad_norm: float | None = option(
+        None,
+        OPTIMIZER,
+        "clip the global gradient norm as torch.nn.utils.clip_grad_norm_ (default: off)",
+        metavar="MAX",
+        type=float,
+    )
+    dropout: float = option(
+        0.0,
+        MODEL,
+        "inverted dropout after each hidden activation; the manual mask is injected into torch (default: 0, none)",
+        metavar="P",
+    )
+    batchnorm: bool = option(False, MODEL, "BatchNorm1d between each hidden Linear and activation")
+    variant: str | None = option(
+        None,
+        OPTIMIZER,
+        "run a textbook rule on the manual side against torch's, to see when and by how much it departs "
+        "(implies --keep-going and the optimizer it is compared with)",
+        choices=tuple(VARIANTS),
+    )
+    inject: str | None = option(
+        None,
+        OPTIMIZER,
+        "put this known mistake into the manual side, to see the checker catch it "
+        "(`backprop-parity faults` lists them and the arguments each needs)",
+        choices=None,
+        metavar="FAULT",
+    )
+    val_fraction: float = option(
+        0.2, DATA, "share of the examples held out for validation curves, never trained on (default: 0.2)"
+    )
+    log_every: int = option(
+        25,
+        OUTPUT,
+        "validation curves, per-parameter norms and histograms every K steps; losses, lr and parity "
+        "are logged every step (default: 25)",
+        metavar="K",
+    )
+    gradcheck: bool = option(
+        False,
+        DATA,
+        "a third witness: central finite differences on sampled parameter elements (float64) at step 1 "
+        "and at the first step whose gradients disagree, to tell which side is wrong",
+    )
+    resync: bool = option(
+        False,
+        DATA,
+        "after each step copy torch's parameters, buffers and optimizer state into the manual side, so "
+        "each step is compared from identical values: rounding cannot build up over the run, a wrong rule "
+        "still shows at the step it acts (not with --variant)",
+    )
+    strict_trajectory: bool = option(  # every free-running departure fails (no drift adjudication)
+        False,
+        DATA,
+        "fail at the first departure of the free-running trajectory, drift or not (default: a departure "
+        "is judged by one step from identical values: within tolerance it is drift, recorded and resynced)",
+    )
+    device: str = option(  # where the torch twin runs
+        "cpu",
+        PROCESSES,
+        "where the torch twin runs; cuda runs with TF32 off and deterministic algorithms on, and exits 2 "
+        "where no CUDA device exists (default: cpu)",
+        choices=None,
+    )
+    world_size: int | None = option(  # data-parallel ranks of the torch twin (None: one process, no DDP)
+        None,
+        PROCESSES,
+        "run the torch twin as N data-parallel processes (DistributedDataParallel: gloo on cpu, nccl on "
+        "cuda), the batch split evenly among them, against the manual full-batch step; this command is rank 0 "
+        "and starts the others on 127.0.0.1. Under torchrun, N comes from its environment (default: one "
+        "process, no DDP)",
+        metavar="N",
+        type=int,
+    )
+    data: str | None = option(
+        None,
+        DATA,
+        "your data: X float (N, D); y int labels (N,) or, for mse, float targets (N, C)",
+        metavar="FILE.npz",
+    )
 
     def __post_init__(self) -> None:
         for check in (_check_names, _check_numbers, _check_combinations):

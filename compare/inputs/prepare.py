@@ -9,7 +9,8 @@ import numpy as np
 
 from compare.errors import InputError
 from compare.inputs import data, devices, safety, world
-from compare.inputs.config import DTYPES, RunConfig, flag
+from compare.inputs.config import DTYPES, RunConfig
+from compare.inputs.flags import flag
 from compare.inputs.npz import read_npz
 from compare.inputs.seeds import streams
 from manual.init import init_state_dict

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from compare.errors import InputError
-from compare.inputs.config import flag as flag_of
+from compare.inputs.flags import flag as flag_of
 
 # Bytes per parameter and per activation element, per side: the parameter, its gradient, up to three
 # optimizer-state tensors (AMSGrad), the copy a resync or an adjudication makes, and NumPy temporaries;

@@ -75,7 +75,7 @@ class SubRunWriters:
 
     def log_step(self, record: StepRecord, pairs: Pairs) -> None:
         """The step's losses and lr, the measurements ``pairs``, the loss difference and the parity curves."""
-        losses = {"loss/train": (record.loss_manual, record.loss_torch), "lr": (record.lr, record.lr)}
+        losses = {"loss/train": (record.loss_manual, record.loss_torch), "lr": (record.lr_manual, record.lr)}
         self.pairs(losses | pairs, record.step)
         self.writers.scalars(DIFFERENCE, {f"loss/train{GAP}": record.loss_manual - record.loss_torch}, record.step)
         self.worst = max(self.worst, self.curves.log(record.step, record.worst_by_stage()))

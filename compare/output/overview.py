@@ -49,14 +49,22 @@ SETTINGS = (
 )
 
 
+# A pair-valued hyperparameter is two columns, named as torch's functional API names them.
+PAIRS = {"betas": ("beta1", "beta2"), "etas": ("etaminus", "etaplus"), "step_sizes": ("step_size_min", "step_size_max")}
+
+
+def _pair(name: str) -> tuple[str, str]:
+    return PAIRS.get(name, (f"{name}_0", f"{name}_1"))
+
+
 def _optimizer_fields() -> dict[str, object]:
-    """Every optimizer hyperparameter with a default, over the registry (``betas`` split in two)."""
+    """Every optimizer hyperparameter with a default, over the registry (each pair, ``betas``, split in two)."""
     found: dict[str, object] = {}
     for entry in REGISTRY.values():
         for field in dataclasses.fields(entry.rule):
             default = field.default if field.default is not dataclasses.MISSING else 0.0
-            if field.name == "betas":
-                found |= {"beta1": 0.0, "beta2": 0.0}
+            if isinstance(default, tuple):
+                found |= dict.fromkeys(_pair(field.name), 0.0)
             elif field.name != "lr":
                 found.setdefault(field.name, default)
     return found
@@ -112,8 +120,8 @@ def row(run: str, config: dict) -> dict[str, object]:
     """One HParams row: the run's configuration, one value per declared column it has (keyed by ``NAMES``)."""
     flat = {key: value for key, value in config.items() if key != "hyperparameters"}
     for key, value in (config.get("hyperparameters") or {}).items():
-        if key == "betas" and isinstance(value, list | tuple):
-            flat |= {"beta1": value[0], "beta2": value[1]}
+        if isinstance(value, list | tuple):
+            flat |= dict(zip(_pair(key), value, strict=True))
         else:
             flat[key] = value
     if isinstance(flat.get("layers"), list | tuple):

@@ -53,6 +53,7 @@ def build(
             "torch": list(result.losses_torch),
         },
         "lr": list(result.lrs),
+        "lr_manual": list(result.lrs_manual),
         "validation": [
             {
                 "step": v["step"],

@@ -75,8 +75,11 @@ class RunWriters:
 
     def log_step(self, record: StepRecord, lockstep: Lockstep) -> None:
         step = self.last_step = record.step
-        for side, loss in (("manual", record.loss_manual), ("torch", record.loss_torch)):
-            values = {"loss/train": loss, "lr": record.lr}
+        for side, loss, lr in (
+            ("manual", record.loss_manual, record.lr_manual),
+            ("torch", record.loss_torch, record.lr),
+        ):
+            values = {"loss/train": loss, "lr": lr}
             for metric, per_param in record.stats.get(side, {}).items():
                 values.update({f"{metric}/{name}": value for name, value in per_param.items()})
             self.writers.scalars(side, values, step)

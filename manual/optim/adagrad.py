@@ -1,15 +1,15 @@
 """Adagrad, as torch.optim.Adagrad computes it (decaying lr, optional initial accumulator)."""
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
-Params = dict[str, np.ndarray]
-State = dict[str, dict[str, np.ndarray | int]]
+from manual.optim.rule import PerParameter, Rule, check_nonnegative
 
 
 @dataclass
-class Adagrad:
+class Adagrad(Rule):
     r"""torch.optim.Adagrad, single-tensor path.
 
     For each parameter θ with gradient g, learning rate γ, lr decay η, weight decay λ,
@@ -17,7 +17,7 @@ class Adagrad:
 
         t ← t + 1
         g ← g + λθ                               (if λ ≠ 0; coupled L2)
-        clr ← γ / (1 + (t − 1)·η)                (the decay uses t − 1: step 1 runs at γ itself)
+        clr ← γ / (1 + (t − 1)·η)                (the decay uses t − 1: step 1 runs at γ itself)   decayed_lr
         s ← s + g²                               (s starts at s₀, not 0)
         θ ← θ − clr · g / (√s + ε)               (ε OUTSIDE the root)
 
@@ -32,32 +32,23 @@ class Adagrad:
     initial_accumulator_value: float = 0.0
     eps: float = 1e-10
 
+    every_branch: ClassVar[dict] = {"lr_decay": 0.01, "initial_accumulator_value": 0.1, "weight_decay": 0.01}
+
     def __post_init__(self) -> None:
         # written as torch writes them (`not 0.0 <= x`), so that NaN is rejected too
-        for name in ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"):
-            value = getattr(self, name)
-            if not 0.0 <= value:
-                raise ValueError(f"invalid {name} value: {value}")
+        check_nonnegative(self, "lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
 
-    def hyperparameters(self) -> dict:
-        """The torch keyword arguments that build the same optimizer."""
-        return asdict(self)
+    def init_one(self, param: np.ndarray) -> PerParameter:
+        return {"step": 0, "sum": np.full_like(param, self.initial_accumulator_value)}
 
-    def init(self, params: Params) -> State:
-        return {
-            name: {"step": 0, "sum": np.full_like(param, self.initial_accumulator_value)}
-            for name, param in params.items()
-        }
+    def update(self, param: np.ndarray, g: np.ndarray, s: PerParameter) -> None:
+        s["step"] += 1
+        g = self.coupled_decay(param, g)
+        clr = self.decayed_lr(s["step"])
+        s["sum"] += g * g  # torch: sum.addcmul_(g, g, value=1)
+        std = np.sqrt(s["sum"]) + self.eps
+        param -= clr * (g / std)  # torch: param.addcdiv_(g, std, value=-clr)
 
-    def step(self, params: Params, grads: Params, state: State) -> None:
-        for name, param in params.items():
-            s = state[name]
-            s["step"] += 1
-            t = s["step"]
-            g = grads[name]
-            if self.weight_decay != 0:
-                g = g + self.weight_decay * param
-            clr = self.lr / (1 + (t - 1) * self.lr_decay)
-            s["sum"] += g * g  # torch: sum.addcmul_(g, g, value=1)
-            std = np.sqrt(s["sum"]) + self.eps
-            param -= clr * (g / std)  # torch: param.addcdiv_(g, std, value=-clr)
+    def decayed_lr(self, t: int) -> float:
+        """γ / (1 + (t − 1)·η)."""
+        return self.lr / (1 + (t - 1) * self.lr_decay)

@@ -1,13 +1,11 @@
 """AdamW, as torch.optim.AdamW computes it: Adam with decoupled weight decay."""
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from manual.optim.adam import Adam
-
-Params = dict[str, np.ndarray]
-State = dict[str, dict[str, np.ndarray | int]]
 
 
 @dataclass
@@ -18,7 +16,7 @@ class AdamW(Adam):
     weight decay λ, and its own step counter t::
 
         t ← t + 1
-        θ ← θ·(1 − γλ)                           (if λ ≠ 0; decoupled, scaled by lr, applied first)
+        θ ← θ·(1 − γλ)                           (if λ ≠ 0; decoupled, scaled by lr, applied first)   decay
         m ← m + (1 − β1)·(g − m)                 (g is the raw gradient: no λθ term enters m or v)
         v ← β2·v + (1 − β2)·g²
         v_max ← max(v_max, v)                    (amsgrad only; v_max replaces v below)
@@ -27,15 +25,15 @@ class AdamW(Adam):
 
     Convention: the paper (Loshchilov & Hutter) writes the decay as θ ← θ − η_t·λ·θ with a
     schedule multiplier η_t separate from the lr; torch multiplies λ by the lr itself, so the same
-    λ decays ten times less at lr 1e-4 than at lr 1e-3. Default λ is 1e-2 (Adam's is 0).
+    λ decays ten times less at lr 1e-4 than at lr 1e-3. Default λ is 1e-2 (Adam's is 0). Only the
+    ``decay`` piece differs from :class:`Adam`'s.
     """
 
     weight_decay: float = 1e-2
 
-    def step(self, params: Params, grads: Params, state: State) -> None:
+    every_branch: ClassVar[dict] = {"weight_decay": 0.1, "amsgrad": True}
+
+    def decay(self, param: np.ndarray, g: np.ndarray) -> np.ndarray:
         if self.weight_decay != 0:
-            for param in params.values():
-                param *= 1.0 - self.lr * self.weight_decay  # torch: param.mul_(1 - lr * weight_decay)
-        # Every parameter's update is independent, so decaying all first and then updating all is
-        # torch's per-parameter order; the update is Adam's with no L2 term.
-        Adam.step(replace(self, weight_decay=0.0), params, grads, state)
+            param *= 1.0 - self.lr * self.weight_decay  # torch: param.mul_(1 - lr * weight_decay)
+        return g

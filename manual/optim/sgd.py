@@ -1,26 +1,26 @@
 """Stochastic gradient descent, with torch's momentum, dampening and Nesterov options."""
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
-Params = dict[str, np.ndarray]
-State = dict[str, dict[str, np.ndarray | None]]
+from manual.optim.rule import PerParameter, Rule
 
 
 @dataclass
-class SGD:
+class SGD(Rule):
     r"""torch.optim.SGD, single-tensor path.
 
     For each parameter θ with gradient g, learning rate γ, momentum μ, dampening τ,
     weight decay λ::
 
-        g ← g + λθ                      (if λ ≠ 0; L2 added to the gradient)
-        if μ ≠ 0:
+        g ← g + λθ                      (if λ ≠ 0; L2 added to the gradient)         coupled_decay
+        if μ ≠ 0:                                                                    direction
             b ← g                       (first step: a copy of g, dampening NOT applied)
             b ← μ·b + (1 − τ)·g         (every later step)
             g ← g + μ·b   if nesterov   else   g ← b
-        θ ← θ − γ·g
+        θ ← θ − γ·g                                                                  apply
 
     Convention: the lecture notes (and deep-learning-from-scratch) write momentum as
     v ← μv − γg; θ ← θ + v. That folds γ into the buffer, so it equals torch's rule only
@@ -34,6 +34,8 @@ class SGD:
     weight_decay: float = 0.0
     nesterov: bool = False
 
+    every_branch: ClassVar[dict] = {"weight_decay": 0.01}  # see manual.optim.rule.Rule.every_branch
+
     def __post_init__(self) -> None:
         if self.lr < 0.0:
             raise ValueError(f"invalid learning rate: {self.lr}")
@@ -44,30 +46,26 @@ class SGD:
         if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
             raise ValueError("nesterov momentum requires a momentum and zero dampening")
 
-    def hyperparameters(self) -> dict:
-        """The torch keyword arguments that build the same optimizer."""
-        return asdict(self)
+    def init_one(self, param: np.ndarray) -> PerParameter:
+        return {} if self.momentum == 0 else {"momentum_buffer": None}
 
-    def init(self, params: Params) -> State:
-        if self.momentum == 0:
-            return {name: {} for name in params}
-        return {name: {"momentum_buffer": None} for name in params}
+    def update(self, param: np.ndarray, g: np.ndarray, s: PerParameter) -> None:
+        g = self.coupled_decay(param, g)
+        direction = self.direction(g, s) if self.momentum != 0 else g
+        self.apply(param, direction)
 
-    def step(self, params: Params, grads: Params, state: State) -> None:
-        for name, param in params.items():
-            g = grads[name]
-            if self.weight_decay != 0:
-                g = g + self.weight_decay * param
-            if self.momentum != 0:
-                buf = state[name]["momentum_buffer"]
-                if buf is None:
-                    buf = g.copy()
-                    state[name]["momentum_buffer"] = buf
-                else:
-                    buf *= self.momentum
-                    buf += (1.0 - self.dampening) * g
-                g = g + self.momentum * buf if self.nesterov else buf
-            param -= self.lr * g
+    def direction(self, g: np.ndarray, s: PerParameter) -> np.ndarray:
+        """The momentum buffer's step: b (or g + μ·b with Nesterov), the buffer updated in place."""
+        buf = s["momentum_buffer"]
+        if buf is None:
+            buf = s["momentum_buffer"] = g.copy()
+        else:
+            buf *= self.momentum
+            buf += (1.0 - self.dampening) * g
+        return g + self.momentum * buf if self.nesterov else buf
+
+    def apply(self, param: np.ndarray, direction: np.ndarray) -> None:
+        param -= self.lr * direction
 
 
 @dataclass
@@ -76,9 +74,13 @@ class Momentum(SGD):
 
     momentum: float = 0.9
 
+    every_branch: ClassVar[dict] = {"momentum": 0.9, "dampening": 0.3, "weight_decay": 0.01}
+
 
 @dataclass
 class Nesterov(Momentum):
     """SGD with Nesterov momentum, μ = 0.9: torch.optim.SGD(momentum=0.9, nesterov=True); the rule is :class:`SGD`'s."""
 
     nesterov: bool = True
+
+    every_branch: ClassVar[dict] = {"momentum": 0.8, "weight_decay": 0.01}

@@ -2,26 +2,31 @@
 
 Each variant is built from the same kwargs as the torch optimizer it is compared against (its
 ``hyperparameters()`` builds that twin) and is validated exactly as that torch optimizer validates
-them. ``comparable_state`` (a class attribute, ``frozenset[str]``) names the state keys that mean the
+them: each subclasses that rule and overrides the one piece it changes (never the step loop).
+``comparable_state`` (a class attribute, ``frozenset[str]``) names the state keys that mean the
 same quantity as a torch state key; a checker compares only those. Regular optimizers have no such
 attribute: all of their state is torch's.
 """
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
+from manual.optim.adadelta import Adadelta
 from manual.optim.adam import Adam
+from manual.optim.adamax import Adamax
+from manual.optim.asgd import ASGD
+from manual.optim.nadam import NAdam
+from manual.optim.radam import RAdam
 from manual.optim.rmsprop import RMSprop
+from manual.optim.rprop import Rprop
+from manual.optim.rule import PerParameter, Rule
 from manual.optim.sgd import SGD
-
-Params = dict[str, np.ndarray]
-State = dict[str, dict[str, np.ndarray | int]]
 
 
 @dataclass
-class ClassicMomentum:
+class ClassicMomentum(Rule):
     r"""Momentum as the lecture notes (and deep-learning-from-scratch) write it; NOT torch.optim.SGD.
 
     For each parameter θ with gradient g, learning rate γ, momentum μ, weight decay λ::
@@ -33,7 +38,8 @@ class ClassicMomentum:
     torch keeps b ← μ·b + g and steps θ ← θ − γ·b. Unrolled, v = −γ·b while γ is constant, so
     the two agree (to rounding); once γ changes, v still carries the old γ in its history while
     torch rescales the whole buffer by the new γ, and the trajectories part. State ``velocity``
-    has no torch counterpart (it is −γ·b, not b).
+    has no torch counterpart (it is −γ·b, not b). It takes SGD's keywords but dampening and Nesterov,
+    which the textbook form has no place for (so it is not a subclass of :class:`SGD`).
     """
 
     lr: float = 1e-3
@@ -45,26 +51,19 @@ class ClassicMomentum:
     def __post_init__(self) -> None:
         SGD(**self.hyperparameters())  # validated as torch.optim.SGD validates these kwargs
 
-    def hyperparameters(self) -> dict:
-        """The kwargs of the torch.optim.SGD it is compared against."""
-        return asdict(self)
+    def init_one(self, param: np.ndarray) -> PerParameter:
+        return {"velocity": np.zeros_like(param)}
 
-    def init(self, params: Params) -> State:
-        return {name: {"velocity": np.zeros_like(param)} for name, param in params.items()}
-
-    def step(self, params: Params, grads: Params, state: State) -> None:
-        for name, param in params.items():
-            g = grads[name]
-            if self.weight_decay != 0:
-                g = g + self.weight_decay * param
-            velocity = state[name]["velocity"]
-            velocity *= self.momentum
-            velocity -= self.lr * g
-            param += velocity
+    def update(self, param: np.ndarray, g: np.ndarray, s: PerParameter) -> None:
+        g = self.coupled_decay(param, g)
+        velocity = s["velocity"]
+        velocity *= self.momentum
+        velocity -= self.lr * g
+        param += velocity
 
 
 @dataclass
-class AdamEpsHat:
+class AdamEpsHat(Adam):
     r"""Adam in the paper's "efficient" form (Kingma & Ba, §2, ε-hat); NOT torch.optim.Adam.
 
     For each parameter θ with gradient g, learning rate γ, betas (β1, β2), eps ε, weight decay λ,
@@ -74,116 +73,135 @@ class AdamEpsHat:
         g ← g + λθ                               (if λ ≠ 0; coupled L2, as torch's Adam)
         m ← β1·m + (1 − β1)·g
         v ← β2·v + (1 − β2)·g²
-        γ_t ← γ·√(1 − β2^t) / (1 − β1^t)
-        θ ← θ − γ_t · m / (√v + ε)               (ε added to the UNcorrected root)
+        γ_t ← γ·√(1 − β2^t) / (1 − β1^t)                                 step_size
+        θ ← θ − γ_t · m / (√v + ε)               (ε added to the UNcorrected root)   denominator
 
     torch divides by √v/√(1 − β2^t) + ε. Rewritten, this form is torch's rule with ε replaced by
     ε/√(1 − β2^t): about 32·ε at step 1 for β2 = 0.999, shrinking to ε as t grows. ``step``,
     ``exp_avg`` and ``exp_avg_sq`` are the same quantities as torch's and keep its names.
     """
 
-    lr: float = 1e-3
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    weight_decay: float = 0.0
-
     comparable_state = frozenset({"step", "exp_avg", "exp_avg_sq"})
 
-    def __post_init__(self) -> None:
-        self.betas = (float(self.betas[0]), float(self.betas[1]))
-        Adam(**self.hyperparameters())  # validated as torch.optim.Adam validates these kwargs
+    def denominator(self, second_moment: np.ndarray, t: int, scratch: np.ndarray) -> np.ndarray:
+        return np.add(np.sqrt(second_moment, out=scratch), self.eps, out=scratch)
 
-    def hyperparameters(self) -> dict:
-        """The kwargs of the torch.optim.Adam it is compared against."""
-        return asdict(self)
-
-    def init(self, params: Params) -> State:
-        return {
-            name: {"step": 0, "exp_avg": np.zeros_like(param), "exp_avg_sq": np.zeros_like(param)}
-            for name, param in params.items()
-        }
-
-    def step(self, params: Params, grads: Params, state: State) -> None:
-        beta1, beta2 = self.betas
-        for name, param in params.items():
-            s = state[name]
-            s["step"] += 1
-            t = s["step"]
-            g = grads[name]
-            if self.weight_decay != 0:
-                g = g + self.weight_decay * param
-            exp_avg, exp_avg_sq = s["exp_avg"], s["exp_avg_sq"]
-            exp_avg *= beta1
-            exp_avg += (1.0 - beta1) * g
-            exp_avg_sq *= beta2
-            exp_avg_sq += (1.0 - beta2) * g * g
-            lr_t = self.lr * math.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
-            param -= lr_t * (exp_avg / (np.sqrt(exp_avg_sq) + self.eps))
+    def step_size(self, t: int) -> float:
+        return self.lr * math.sqrt(1.0 - self.betas[1] ** t) / (1.0 - self.betas[0] ** t)
 
 
 @dataclass
-class RMSpropEpsInside:
+class RMSpropEpsInside(RMSprop):
     r"""RMSprop with ε inside the root, as TensorFlow/Keras compute it; NOT torch.optim.RMSprop.
 
-    For each parameter θ with gradient g, learning rate γ, smoothing constant α, eps ε,
-    weight decay λ, momentum μ, and its own step counter t::
+    torch's rule (:class:`~manual.optim.rmsprop.RMSprop`) with one piece changed::
 
-        t ← t + 1
-        g ← g + λθ                               (if λ ≠ 0)
-        v ← α·v + (1 − α)·g²
-        if centered:  ḡ ← α·ḡ + (1 − α)·g;  avg ← √(v − ḡ² + ε)
-        else:         avg ← √(v + ε)             (ε INSIDE the root; torch: √v + ε)
-        if μ > 0:  b ← μ·b + g/avg;  θ ← θ − γ·b
-        else:      θ ← θ − γ·g/avg
+        avg ← √(v − ḡ² + ε) if centered, else √(v + ε)       (ε INSIDE the root; torch: √v + ε)   root
 
     The floor on the denominator is √ε (1e-4 for ε = 1e-8) instead of ε, so the two rules part
     wherever v is not far above ε: small gradients and the first steps. Every state key is the same
     quantity as torch's and keeps its name.
     """
 
-    lr: float = 1e-2
-    alpha: float = 0.99
-    eps: float = 1e-8
-    weight_decay: float = 0.0
-    momentum: float = 0.0
-    centered: bool = False
-
     comparable_state = frozenset({"step", "square_avg", "momentum_buffer", "grad_avg"})
 
-    def __post_init__(self) -> None:
-        RMSprop(**self.hyperparameters())  # validated as torch.optim.RMSprop validates these kwargs
+    def root(self, x: np.ndarray) -> np.ndarray:
+        return np.sqrt(x + self.eps)
 
-    def hyperparameters(self) -> dict:
-        """The kwargs of the torch.optim.RMSprop it is compared against."""
-        return asdict(self)
 
-    def init(self, params: Params) -> State:
-        return RMSprop(**self.hyperparameters()).init(params)  # the same keys, created up front
+@dataclass
+class AdamaxEpsOutside(Adamax):
+    r"""Adamax as Keras writes it, u ← max(β2·u, |g|) and θ ← θ − γ_t·m/(u + ε); NOT torch.optim.Adamax.
 
-    def step(self, params: Params, grads: Params, state: State) -> None:
-        alpha = self.alpha
-        for name, param in params.items():
-            s = state[name]
-            s["step"] += 1
-            g = grads[name]
-            if self.weight_decay != 0:
-                g = g + self.weight_decay * param
-            square_avg = s["square_avg"]
-            square_avg *= alpha
-            square_avg += (1.0 - alpha) * g * g
-            if self.centered:
-                grad_avg = s["grad_avg"]
-                grad_avg += (1.0 - alpha) * (g - grad_avg)
-                avg = np.sqrt(square_avg - grad_avg * grad_avg + self.eps)
-            else:
-                avg = np.sqrt(square_avg + self.eps)
-            if self.momentum > 0:
-                buf = s["momentum_buffer"]
-                buf *= self.momentum
-                buf += g / avg
-                param -= self.lr * buf
-            else:
-                param -= self.lr * (g / avg)
+    torch puts ε inside the max, u ← max(β2·u, |g| + ε), so its u is never below ε and carries ε in its
+    history; here u is the paper's and ε is added only to the divisor. The two agree where |g| ≫ ε;
+    ``exp_inf`` is a different quantity (no ε in it) and is not compared.
+    """
+
+    comparable_state = frozenset({"step", "exp_avg"})
+
+    def infinity_norm(self, exp_inf: np.ndarray, g: np.ndarray) -> None:
+        exp_inf *= self.betas[1]
+        np.maximum(exp_inf, np.abs(g), out=exp_inf)
+
+    def denominator(self, exp_inf: np.ndarray) -> np.ndarray:
+        return exp_inf + self.eps
+
+
+@dataclass
+class NAdamNoMomentumSchedule(NAdam):
+    r"""NAdam with a constant momentum μ_t = β1 (Dozat's simplified form, common in hand-written code);
+    NOT torch.optim.NAdam.
+
+    Then Π = β1^t and the update is θ ← θ − γ·[(1 − β1)/(1 − β1^t)·g + β1/(1 − β1^(t+1))·m]/denom. torch's
+    schedule μ_t = β1·(1 − ½·0.96^(tψ)) starts near β1/2 (0.45 at step 1 for β1 = 0.9) and reaches β1 only
+    after thousands of steps, so the two part from step 1. ``mu_product`` is β1^t here: not compared.
+    """
+
+    comparable_state = frozenset({"step", "exp_avg", "exp_avg_sq"})
+
+    def momentum(self, t: int) -> float:
+        return self.betas[0]
+
+
+@dataclass
+class RAdamPaperThreshold(RAdam):
+    r"""RAdam with the paper's threshold (Liu et al., Algorithm 2: adaptive once ρ_t > 4); NOT torch.optim.RAdam.
+
+    torch takes the adaptive step once ρ_t > 5. With β2 = 0.999, ρ_5 ≈ 4.99, so the paper's rule takes
+    its first rectified step at t = 5 and torch's at t = 6: identical for four steps, then apart. Every
+    state key is the same quantity as torch's.
+    """
+
+    comparable_state = frozenset({"step", "exp_avg", "exp_avg_sq"})
+    threshold = 4.0
+
+
+@dataclass
+class AdadeltaNoUnitCorrection(Adadelta):
+    r"""Adadelta without the unit correction: Δ ← g/√(v + ε), the numerator √(u + ε) left out; NOT
+    torch.optim.Adadelta.
+
+    That is RMSprop with ε inside the root and Adadelta's ρ: Zeiler's starting point, before the ratio of
+    RMS[Δθ] to RMS[g] that gives Δ the units of θ. At step 1 torch's numerator is √ε (1e-3 for ε = 1e-6),
+    so this steps 1000 times further. ``acc_delta`` then accumulates other deltas: not compared.
+    """
+
+    comparable_state = frozenset({"step", "square_avg"})
+
+    def delta(self, s: PerParameter, g: np.ndarray) -> np.ndarray:
+        return g / np.sqrt(s["square_avg"] + self.eps)
+
+
+@dataclass
+class ASGDStepFromCurrentT(ASGD):
+    r"""ASGD with η_t = γ/(1 + λ_d·γ·t)^α at step t itself (Polyak–Juditsky, Bottou); NOT torch.optim.ASGD.
+
+    torch schedules η at the end of step t − 1, so step 1 runs at γ and step t at η_{t−1}. Here step 1
+    runs at γ/(1 + λ_d·γ)^α, already smaller (by α·λ_d·γ ≈ 7.5e-7 relative at the defaults), and every
+    later step one decay further. The stored ``eta`` (for the next step) is torch's, as are the others.
+    """
+
+    comparable_state = frozenset({"step", "eta", "mu", "ax"})
+
+    def step_eta(self, s: PerParameter) -> float:
+        return self.lr / ((1 + self.lambd * self.lr * s["step"]) ** self.alpha)
+
+
+@dataclass
+class RpropNoGradientDrop(Rprop):
+    r"""Rprop− (Riedmiller & Braun): the gradient kept on a sign change; NOT torch.optim.Rprop (iRprop−).
+
+    torch zeroes g where g·p < 0: that element takes no step, and since p ← 0 its next step size is not
+    shrunk again. Rprop− steps against the new sign at once with the shrunk Δ and remembers the sign, so
+    it can shrink twice in a row. Identical while no sign flips (step 1 always, usually step 2). ``prev``
+    holds the kept gradient: not compared.
+    """
+
+    comparable_state = frozenset({"step", "step_size"})
+
+    def kept_gradient(self, g: np.ndarray, agreement: np.ndarray) -> np.ndarray:
+        return g
 
 
 @dataclass(frozen=True)
@@ -214,5 +232,40 @@ VARIANTS: dict[str, Variant] = {
         "rmsprop",
         "TensorFlow-style ε inside the root, g/√(v + ε), floors the denominator at √ε (1e-4 for ε = 1e-8) "
         "instead of torch's ε, so it departs wherever v is not far above ε: small gradients and early steps",
+    ),
+    "adamax_eps_outside": Variant(
+        AdamaxEpsOutside,
+        "adamax",
+        "Keras's ε added to the divisor, m/(u + ε), where torch puts it inside the max, max(β2·u, |g| + ε): "
+        "it departs wherever |g| is not far above ε",
+    ),
+    "nadam_no_momentum_schedule": Variant(
+        NAdamNoMomentumSchedule,
+        "nadam",
+        "a constant μ = β1 where torch's schedule μ_t = β1·(1 − ½·0.96^(tψ)) starts near β1/2: it departs from step 1",
+    ),
+    "radam_paper_threshold": Variant(
+        RAdamPaperThreshold,
+        "radam",
+        "the paper's rectification threshold ρ_t > 4 where torch's is ρ_t > 5: with β2 = 0.999 the adaptive "
+        "step starts one step earlier (t = 5, ρ_5 ≈ 4.99), so it departs at step 5",
+    ),
+    "adadelta_no_unit_correction": Variant(
+        AdadeltaNoUnitCorrection,
+        "adadelta",
+        "Δ = g/√(v + ε) without the unit correction √(u + ε) in front: at step 1 torch's numerator is √ε, so "
+        "it departs from step 1 by a factor of about 1/√ε",
+    ),
+    "asgd_eta_from_current_step": Variant(
+        ASGDStepFromCurrentT,
+        "asgd",
+        "η_t from the step itself, γ/(1 + λ_d·γ·t)^α, where torch uses the η scheduled at the previous step "
+        "(γ at step 1): it departs from step 1, by α·λ_d·γ relative",
+    ),
+    "rprop_no_gradient_drop": Variant(
+        RpropNoGradientDrop,
+        "rprop",
+        "Rprop− keeps the gradient on a sign change where torch's iRprop− zeroes it (no step, no memory of the "
+        "sign): identical until the first sign flip of any element, then apart",
     ),
 }

@@ -1,8 +1,9 @@
 """How a fault enters the manual side: as data, given to the side when it is built.
 
 An ``Override`` names what it replaces (every layer of one class, the loss, the optimizer's rule, the
-clipping function, or the order of scheduler and optimizer); ``compare.core.manual_side`` applies it
-while it builds the side, so nothing is rewired after the engine exists.
+clipping function, or the order of scheduler and optimizer); ``compare.core.mlp_pair.manual_side`` applies
+it while it builds the side, so nothing is rewired after the engine exists. The faults themselves, and the
+catalog of them, live above the engine in ``compare.faults``.
 """
 
 from collections.abc import Callable
