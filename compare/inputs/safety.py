@@ -105,7 +105,8 @@ def check_output_file(flag: str, path: str) -> None:
 def check_logdir(logdir: Path) -> None:
     """``--logdir``: a folder (or none yet) whose nearest existing ancestor takes new files."""
     if logdir.exists() and not logdir.is_dir():
-        raise InputError(f"--logdir {logdir}: is {kind_of(os.stat(logdir).st_mode)}, not a folder")
+        kind = kind_of(os.stat(logdir).st_mode) or "a file"
+        raise InputError(f"--logdir {logdir}: exists and is not a directory (it is {kind})")
     existing = next(folder for folder in [logdir, *logdir.absolute().parents] if folder.exists())
     if not existing.is_dir():
         raise InputError(f"--logdir {logdir}: {existing} is not a folder")
