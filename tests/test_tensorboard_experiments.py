@@ -63,10 +63,11 @@ def test_each_sub_run_has_an_hparams_row_with_its_activation_and_verdict(experim
         events = accumulator(root / activation / "summary")
         content = events.SummaryMetadata("_hparams_/session_start_info").plugin_data.content
         values = hparams_metadata.parse_session_start_info_plugin_data(content).hparams
-        assert values["1.run"].string_value == f"vanishing-gradients/{activation}"
-        assert values["4.special"].string_value == "experiment vanishing-gradients"
-        assert values["activation"].string_value == activation and values["2.optimizer"].string_value == "sgd"
-        assert values["3.lr"].number_value == EXPERIMENTS["vanishing-gradients"].params().lr
+        start = hparams_metadata.parse_session_start_info_plugin_data(content)
+        assert start.group_name == f"vanishing-gradients/{activation}"  # the Trial ID names the sub-run
+        assert values["3.special"].string_value == "experiment vanishing-gradients"
+        assert values["5.activation"].string_value == activation and values["1.optimizer"].string_value == "sgd"
+        assert values["2.lr"].number_value == EXPERIMENTS["vanishing-gradients"].params().lr
         passed = events.Scalars("summary/passed")
         assert [(e.step, e.value) for e in passed] == [(STEPS, 1.0)]
 

@@ -14,6 +14,7 @@ import pytest
 
 from compare.cli.main import main
 from compare.output.board import Board, get_json
+from compare.output.parity_curves import RATIO
 
 pytestmark = pytest.mark.server
 STEPS = 12
@@ -49,12 +50,14 @@ def test_the_server_lists_every_sub_run_and_one_run_per_parity_stage(board):
 
 def test_each_parity_stage_is_served_under_the_tolerance_line(board):
     served, _ = board
-    tolerance = served.get("/data/plugin/scalars/scalars", run="e2e/parity/tolerance", tag="parity/log10_max_rel")
+    tolerance = served.get("/data/plugin/scalars/scalars", run="e2e/parity/tolerance", tag=RATIO)
     assert [step for _, step, _ in tolerance] == list(range(1, STEPS + 1))
-    assert all(value == pytest.approx(-10.0) for _, _, value in tolerance)  # log10 of float64's 1e-10
+    assert all(value == 0 for _, _, value in tolerance)  # log10(max_rel / tolerance) = 0 is the line
     for stage in STAGES_OF_A_PLAIN_RUN:
-        points = served.get("/data/plugin/scalars/scalars", run=f"e2e/parity/{stage}", tag="parity/log10_max_rel")
-        assert points and all(value < -10 for _, _, value in points)  # a passing run stays under it
+        points = served.get("/data/plugin/scalars/scalars", run=f"e2e/parity/{stage}", tag=RATIO)
+        assert points and all(value < 0 for _, _, value in points)  # a passing run stays under it
+    failing = served.get("/data/plugin/scalars/scalars", run="bad/parity/grad", tag=RATIO)
+    assert failing[0][2] > 0  # the injected fault is over the line at step 1
 
 
 def test_both_sides_carry_the_same_tags_and_their_difference_its_own(board):
@@ -86,15 +89,15 @@ def test_hparams_session_groups_are_named_by_run_with_the_verdict_as_a_metric(bo
         group["name"]: group for group in served.post("/data/plugin/hparams/session_groups", body)["sessionGroups"]
     }
     assert set(groups) == {"e2e", "lr", "bad"}  # run names, not hashes
-    assert groups["lr"]["hparams"]["3.lr"] == 0.002 and groups["e2e"]["hparams"]["2.optimizer"] == "adam"
-    assert groups["bad"]["hparams"]["4.special"] == "inject bias-grad-averaged"
+    assert groups["lr"]["hparams"]["2.lr"] == 0.002 and groups["e2e"]["hparams"]["1.optimizer"] == "adam"
+    assert groups["bad"]["hparams"]["3.special"] == "inject bias-grad-averaged"
     passed = {
         name: next(m["value"] for m in group["metricValues"] if m["name"]["tag"] == "summary/passed")
         for name, group in groups.items()
     }
     assert passed == {"e2e": 1.0, "lr": 1.0, "bad": 0.0}
     experiment = served.post("/data/plugin/hparams/experiment", {"experimentName": ""})
-    assert {info["displayName"] for info in experiment["hparamInfos"]} >= {"run", "optimizer", "lr", "special"}
+    assert {info["displayName"] for info in experiment["hparamInfos"]} >= {"optimizer", "lr", "special", "activation"}
 
 
 def test_custom_scalars_layout_is_served(board):

@@ -25,24 +25,17 @@ from compare.core.records import StepRecord
 from compare.output import figures
 from compare.output.events import LazyWriters
 from compare.output.overview import SUMMARY_RUN, Overview, passed
-from compare.output.parity_curves import LOG10, MAX_ABS, MAX_REL, ParityCurves, stage_run
+from compare.output.parity_curves import MAX_REL, RATIO, ParityCurves, stage_run
 from compare.output.tensorboard import DIFFERENCE, GAP
+from compare.output.tensorboard import LAYOUT as RUN_LAYOUT
 from manual.optim import REGISTRY
 
 Pairs = dict[str, tuple[float, float]]  # tag → (manual value, torch value)
 LAYER = re.compile(r"^grad_norm/layer(\d+)$")
-LAYOUT = {
-    "Training: manual and torch, and manual − torch": {
-        "train loss (manual, torch)": ["Multiline", [r"^loss/train$"]],
-        "train loss, manual − torch": ["Multiline", [rf"^loss/train{GAP}$"]],
-        "validation loss (manual, torch)": ["Multiline", [r"^loss/validation$"]],
-        "gradient norms (manual, torch)": ["Multiline", [r"^grad_norm/"]],
-    },
-    "Parity by stage, under the tolerance (read at smoothing 0)": {
-        "log10 max_rel per stage, and log10 tolerance": ["Multiline", [rf"^{LOG10}$"]],
-        "max_abs per stage": ["Multiline", [rf"^{MAX_ABS}$"]],
-    },
-}
+# The run's layout, chart for chart (TensorBoard merges categories of the same title and drops identical
+# charts, so a board with runs and experiments shows each chart once), plus the experiments' gradient norms.
+LAYOUT = {title: dict(charts) for title, charts in RUN_LAYOUT.items()}
+LAYOUT[next(iter(LAYOUT))]["gradient norms (manual, torch)"] = ["Multiline", [r"^grad_norm/"]]
 
 
 def subrun_config(lockstep, steps: int, dtype: str, extra: dict | None = None) -> dict:
@@ -70,8 +63,9 @@ class SubRunWriters:
         self.writers = LazyWriters(path)
         self.curves = ParityCurves(self.writers, dtype)
         self.overview = Overview(self.writers[SUMMARY_RUN], run, config, None)
-        self.worst = 0.0
+        self.worst = 0.0  # the largest max_rel / tolerance so far
         self.last_step = 0
+        self.failure: tuple[int, str] | None = None
 
     def log_step(self, record: StepRecord, pairs: Pairs) -> None:
         """The step's losses and lr, the measurements ``pairs``, the loss difference and the parity curves."""
@@ -80,6 +74,8 @@ class SubRunWriters:
         self.writers.scalars(DIFFERENCE, {f"loss/train{GAP}": record.loss_manual - record.loss_torch}, record.step)
         self.worst = max(self.worst, self.curves.log(record.step, record.worst_by_stage()))
         self.last_step = record.step
+        if self.failure is None and record.first_failure is not None:
+            self.failure = (record.step, record.first_failure.stage)
 
     def pairs(self, pairs: Pairs, step: int) -> None:
         self.writers.scalars("manual", {tag: manual for tag, (manual, _) in pairs.items()}, step)
@@ -87,20 +83,20 @@ class SubRunWriters:
 
     def measured(self, name: str, max_rel: float, step: int) -> None:
         """A comparison outside the lockstep stages (``graph``'s values and derivatives) as its own parity run."""
-        self.writers.scalars(stage_run(name), {LOG10: self.curves.log10(max_rel), MAX_REL: max_rel}, step)
-        self.worst = max(self.worst, max_rel)
+        self.writers.scalars(stage_run(name), {RATIO: self.curves.ratio(max_rel), MAX_REL: max_rel}, step)
+        self.worst = max(self.worst, max_rel / self.curves.strictest)
 
     def text(self, tag: str, lines: list[str]) -> None:
         """Preformatted text in the sub-run's summary run."""
         self.writers[SUMMARY_RUN].add_summary(summary.text(tag, "    " + "\n    ".join(lines)))
 
     def finish(self, verdict: str) -> None:
-        self.overview.finish(verdict, self.worst, self.last_step)
+        self.overview.finish(verdict, self.worst, self.last_step, self.failure)
         self.writers.close()
 
     def close(self) -> None:
         """Ends a sub-run that reports its own parity (``measured``): parity held, or it would have raised."""
-        self.finish(f"PASS: every value compared agrees (worst max_rel {self.worst:.1e})")
+        self.finish(f"PASS: every value compared agrees (worst max_rel {self.worst * self.curves.strictest:.1e})")
 
 
 class ExperimentBoard:

@@ -4,14 +4,20 @@ and the custom-scalars layout. Runs and experiments write it the same way.
 
 HParams: every run declares the same experiment (``COLUMNS`` and ``METRICS``, from the optimizer registry),
 so whichever run TensorBoard reads it from, the columns and their types are the same: numbers are numbers
-(sortable), ``betas`` is ``beta1`` and ``beta2``. TensorBoard's HParams tab shows the first five columns
-by default, and orders the columns by name whatever the declaration says, so the five that tell runs apart
-are named to sort first and carry their plain names as display names: ``1.run``, ``2.optimizer``,
-``3.lr``, ``4.special`` (what was unusual: an injected fault, a textbook variant, a schedule, a data file)
-and ``5.dtype``, shown as run, optimizer, lr, special, dtype.
+(sortable), ``betas`` is ``beta1`` and ``beta2``. TensorBoard's HParams tab shows five setting columns by
+default (those that differ between runs first), and orders the columns by name whatever the declaration
+says, so the five that tell runs apart are named to sort first and carry their plain names as display
+names: ``1.optimizer``, ``2.lr``, ``3.special`` (what was unusual: an injected fault, a textbook variant, a
+schedule, a data file), ``4.dtype`` and ``5.activation``. The run itself is the Trial ID (``trial_name``:
+what is special first, its start time last, so a narrow column still tells runs apart), not a column.
+
+The metrics are shown in the order declared: the verdict (1 pass, 0 not), the worst max_rel / tolerance
+(under 1 passes, whatever the dtype), and where it first failed: the step and the stage (its number in
+``STAGES``, 1 forward ... 6 eval); a run that passed has no first-failure value (an empty cell).
 """
 
 import dataclasses
+import re
 import textwrap
 
 from tensorboard.compat.proto.summary_pb2 import Summary
@@ -19,23 +25,31 @@ from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from tensorboard.plugins.hparams import summary_v2 as hparams
 from torch.utils.tensorboard import summary
 
+from compare.core.tolerances import STAGES
 from compare.output.events import EventWriter, scalar_summary
 from manual.optim import REGISTRY
 
 SUMMARY_RUN = "summary"
 PASSED = "summary/passed"  # 1 when the verdict is PASS, 0 otherwise
-WORST = "summary/worst_max_rel"  # the largest max_rel of any stage at any step
-METRICS = {PASSED: "verdict (1 pass, 0 not)", WORST: "worst max_rel"}
+WORST = "summary/worst_over_tolerance"  # the largest max_rel / tolerance of any stage at any step
+FAILED_STEP = "summary/first_failure_step"  # only when the run failed
+FAILED_STAGE = "summary/first_failure_stage"  # 1 + the stage's index in STAGES, only when the run failed
+METRICS = {
+    PASSED: "verdict (1 pass)",
+    WORST: "worst max_rel / tol",
+    FAILED_STEP: "1st failure: step",
+    FAILED_STAGE: "stage (" + " ".join(f"{i} {stage}" for i, stage in enumerate(STAGES, start=1)) + ")",
+}
+TIME_PREFIX = re.compile(r"^(\d{8})-(\d{6})-(.+)$")  # a run directory named by compare.output.rundir
 TEXT_WIDTH = 100  # the verdict's long lines are wrapped here: TensorBoard cuts a code line at the card's edge
 
-FIRST = ("run", "optimizer", "lr", "special", "dtype")  # shown by default (TensorBoard shows five)
+FIRST = ("optimizer", "lr", "special", "dtype", "activation")  # shown by default (TensorBoard shows five)
 SETTINGS = (
     "inject",
     "variant",
     "lr_schedule",
     "dataset",
     "layers",
-    "activation",
     "loss",
     "steps",
     "batch_size",
@@ -108,7 +122,16 @@ def special(config: dict) -> str:
     return ", ".join(parts)
 
 
-def row(run: str, config: dict) -> dict[str, object]:
+def trial_name(run: str) -> str:
+    """The HParams Trial ID of a run: ``20261203-041233-adam-f32`` reads ``adam-f32 12-03 04:12:33``."""
+    match = TIME_PREFIX.match(run)
+    if match is None:
+        return run
+    day, time, rest = match.groups()
+    return f"{rest} {day[4:6]}-{day[6:]} {time[:2]}:{time[2:4]}:{time[4:]}"
+
+
+def row(config: dict) -> dict[str, object]:
     """One HParams row: the run's configuration, one value per declared column it has (keyed by ``NAMES``)."""
     flat = {key: value for key, value in config.items() if key != "hyperparameters"}
     for key, value in (config.get("hyperparameters") or {}).items():
@@ -118,7 +141,7 @@ def row(run: str, config: dict) -> dict[str, object]:
             flat[key] = value
     if isinstance(flat.get("layers"), list | tuple):
         flat["layers"] = ",".join(map(str, flat["layers"]))
-    flat |= {"run": run, "special": special(config)}
+    flat |= {"special": special(config)}
     values: dict[str, object] = {}
     for name in COLUMNS:
         value = flat.get(name)
@@ -164,14 +187,18 @@ class Overview:
         self.writer = writer
         self.config = config
         writer.add_summary(experiment_summary())
-        writer.add_summary(hparams.hparams_pb(row(run, config), trial_id=run))
+        writer.add_summary(hparams.hparams_pb(row(config), trial_id=trial_name(run)))
         if layout is not None:
             writer.add_summary(summary.custom_scalars(layout))
         writer.flush()
 
-    def finish(self, verdict: str, worst_max_rel: float, step: int) -> None:
-        """The verdict text (with the configuration under it) and the two HParams metrics, at ``step``."""
+    def finish(self, verdict: str, worst_ratio: float, step: int, failure: tuple[int, str] | None = None) -> None:
+        """The verdict text (with the configuration under it) and the HParams metrics, at ``step``:
+        ``worst_ratio`` is the worst max_rel / tolerance, ``failure`` the first failure's (step, stage)."""
         self.writer.add_summary(summary.text("verdict", verdict_markdown(verdict, self.config)), step)
-        metrics = {PASSED: float(passed(verdict)), WORST: worst_max_rel}
+        metrics = {PASSED: float(passed(verdict)), WORST: worst_ratio}
+        if failure is not None and not passed(verdict):
+            stage = STAGES.index(failure[1]) + 1 if failure[1] in STAGES else 0  # 0: not a stage (a side raised)
+            metrics |= {FAILED_STEP: float(failure[0]), FAILED_STAGE: float(stage)}
         self.writer.add_summary(scalar_summary(metrics), step)
         self.writer.flush()
