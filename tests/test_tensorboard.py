@@ -210,31 +210,6 @@ def test_a_run_stopped_at_its_failure_draws_its_curves_past_it(tmp_path):
     assert text.startswith("**FAIL: first difference at step 1, stage grad")
 
 
-def test_runs_lists_each_run_with_its_verdict(run, capsys):
-    run_dir, _ = run
-    assert main(["runs", "--logdir", str(run_dir.parent)]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["run", "date", "(UTC)", "what", "dtype", "steps", "verdict", "special"]
-    row = next(line for line in lines if line.startswith("tb "))
-    assert row.split()[3:7] == ["momentum", "float64", str(STEPS), "PASS"]
-
-
-def test_runs_lists_experiments_and_what_made_a_run_special(tmp_path, capsys):
-    logdir = tmp_path / "runs"
-    assert (
-        main(["run", "--steps", "3", "--logdir", str(logdir), "--run-name", "f", "--inject", "bias-grad-averaged"]) == 1
-    )
-    assert main(["experiment", "chain-rule", "--logdir", str(logdir)]) == 0
-    capsys.readouterr()
-    assert main(["runs", "--logdir", str(logdir)]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    fault = next(line for line in lines if line.startswith("f "))
-    assert fault.endswith("FAIL at step 1, grad 4.bias  inject bias-grad-averaged")
-    experiment = next(line for line in lines if line.startswith("experiment-chain-rule-"))
-    assert experiment.split()[3:5] == ["experiment", "float64"]
-    assert experiment.split()[-4:] == ["PASS", "(parity", "held)", "chain-rule"]
-
-
 def test_event_checksums_equal_tensorboards_own():
     """compare.output.events frames records with a C CRC-32C; it must equal tensorboard's pure-Python one."""
     from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c as reference

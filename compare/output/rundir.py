@@ -15,14 +15,13 @@ LABEL_LENGTH = 48  # the label is cut here (a run name stays readable in a table
 
 
 def run_label(config: dict) -> str:
-    """What a run's directory is named after its start time: the optimizer, then only what is not the
-    default, most telling first: the textbook variant, the injected fault, the lr, the schedule, the
-    dtype, the activation, then the rest (``adam``, ``momentum-classic_momentum``, ``adam-inject-...``,
-    ``sgd-lr0.3-f32-tanh``). ``config`` is the report's ``config`` (``RunConfig.to_json()``)."""
+    """What a run's directory is named after its start time: the optimizer (or the textbook variant run
+    against it), then only what is not the default, most telling first: the injected fault, the lr, the
+    schedule, the dtype, the activation, then the rest (``adam``, ``classic_momentum-step``,
+    ``adam-inject-bias-grad-averaged``, ``sgd-lr0.3-f32-tanh``). ``config``: the report's ``config``
+    (``RunConfig.to_json()``)."""
     optimizer = str(config.get("optimizer") or "adam")
-    parts = [optimizer]
-    if config.get("variant"):
-        parts.append(str(config["variant"]))
+    parts = [str(config["variant"])] if config.get("variant") else [optimizer]  # a variant names its optimizer
     if config.get("inject"):
         parts.append(f"inject-{config['inject']}")
     lr = (config.get("hyperparameters") or {}).get("lr")
