@@ -13,11 +13,11 @@ from tensorboard import program
 
 from compare.cli import PROG, exits
 from compare.errors import InputError
-from compare.output.board import SELECTED_BY_DEFAULT, Board
+from compare.output.board import Board
 from compare.output.runlist import Listed, has_events, listing
 
 TABS = ("custom_scalars", "timeseries", "hparams", "text", "images", "scalars", "histograms")
-MORE = "more: board --all | board RUN ... | board --experiment NAME, or edit the run filter; Ctrl-C stops it"
+MORE = "more: board --all | board RUN ... | board --experiment NAME, or edit the run filter; Ctrl-C stops"
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -41,7 +41,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--port", type=int, default=6006, help="the port on 127.0.0.1, 0 for any free one (default: 6006)"
     )
     parser.add_argument(
-        "--tab", choices=TABS, default="custom_scalars", help="the tab to open (default: custom_scalars)"
+        "--tab",
+        choices=TABS,
+        help="the tab to open (default: custom_scalars, or timeseries when the runs opened make over 40 "
+        "TensorBoard runs, which the other dashboards would leave unticked)",
     )
     parser.set_defaults(handler=board_command)
 
@@ -119,11 +122,7 @@ def board_command(args: argparse.Namespace) -> int:
         for line in textwrap.wrap(f"{PROG} board: {said}", width, subsequent_indent="  ", break_on_hyphens=False):
             print(line, flush=True)
         print(f"  {board.url(args.tab, chosen)}", flush=True)
-        matched = len(board.chosen_runs(chosen))
-        crowded = (
-            f" ({matched} TensorBoard runs, over {SELECTED_BY_DEFAULT}: Custom Scalars ticks none; Time Series all)"
-        )
-        print(f"  {MORE}{crowded if matched > SELECTED_BY_DEFAULT else ''}", flush=True)
+        print(f"  {MORE}", flush=True)
         threading.Event().wait()
     except KeyboardInterrupt:
         print(f"{PROG} board: stopped", flush=True)

@@ -28,8 +28,10 @@ from pathlib import Path
 from tensorboard import program
 
 from compare.errors import InputError
+from compare.output.parity_curves import RATIO
 
 SELECTED_BY_DEFAULT = 40  # tensorboard 2.21's runs selector: maxNamesToEnableByDefault = 40
+TAGS = f"^(loss/train|{RATIO})$"  # Time Series' tag filter when it opens crowded
 EVENTS = "events.out.tfevents.*"
 
 
@@ -84,11 +86,18 @@ class Board:
         self._thread.start()
         self.base = self._server.get_url().rstrip("/")
 
-    def url(self, tab: str = "custom_scalars", chosen: list[str] | None = None) -> str:
-        """The tab at smoothing 0, filtered to the runs named ``chosen`` (None: every run served)."""
+    def url(self, tab: str | None = None, chosen: list[str] | None = None) -> str:
+        """The tab at smoothing 0, filtered to the runs named ``chosen`` (None: every run served). No tab:
+        Custom Scalars while the older dashboards tick what the filter matches, else Time Series, shown
+        the loss and the parity charts only (``TAGS``: its tag filter)."""
+        tab = tab or ("custom_scalars" if len(self.chosen_runs(chosen)) <= SELECTED_BY_DEFAULT else "timeseries")
         query, fragment = {"smoothing": "0"}, {"_smoothingWeight": "0"}
         if chosen is not None:
-            query["runFilter"] = fragment["regexInput"] = run_filter(chosen, self.runs)
+            query["runFilter"] = run_filter(chosen, self.runs)
+            if tab != "timeseries":  # the older dashboards' filter (for Time Series it would only lengthen it)
+                fragment["regexInput"] = query["runFilter"]
+        if tab == "timeseries":
+            query["tagFilter"] = TAGS
         quote = urllib.parse.quote
         return f"{self.base}/?{urllib.parse.urlencode(query, quote_via=quote)}#{tab}&" + urllib.parse.urlencode(
             fragment, quote_via=quote
