@@ -3,16 +3,21 @@ per sub-run, and its pictures, as images and as the same PNG files in its direct
 
 import io
 import json
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib import font_manager
 from matplotlib.image import imread
+from matplotlib.text import Text
 from tensorboard.backend.event_processing.event_accumulator import (
     STORE_EVERYTHING_SIZE_GUIDANCE,
     EventAccumulator,
 )
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
+from compare import i18n
 from compare.cli.main import main
 from compare.experiments import EXPERIMENTS, Session
 from compare.output import figures
@@ -52,7 +57,8 @@ def test_pictures_are_images_in_tensorboard_and_the_same_png_files(experiment, n
     (image,) = accumulator(root / "summary").Images(f"pictures/{name}")
     png = (root / f"{name}.png").read_bytes()
     assert image.encoded_image_string == png
-    assert (image.width, image.height) == figures.png_size(png) == (700, 420)
+    card = tuple(round(inches * figures.DPI) for inches in figures.SIZE)
+    assert (image.width, image.height) == figures.png_size(png) == card == (360, 270)  # TensorBoard's card size
     pixels = imread(io.BytesIO(png))
     assert pixels.std() > 0.05  # not blank: curves, axes and text on white
 
@@ -123,3 +129,22 @@ def test_the_initialization_experiment_draws_the_spread_of_its_minima(tmp_path):
     (image,) = accumulator(root / "summary").Images("pictures/spread_of_minima")
     assert image.encoded_image_string == (root / "spread_of_minima.png").read_bytes()
     assert summary["numbers"]["loss_max"] > summary["numbers"]["loss_min"]  # a spread to draw
+
+
+def test_a_korean_picture_is_lettered_in_hangul_and_coinciding_curves_stay_apart():
+    """The --lang ko labels, drawn with the Hangul font koreanize-matplotlib ships (no glyph missing), and
+    two identical curves (adam under adamw) each with its own line style and marker."""
+    with i18n.language("ko"):
+        title, step = i18n._("training loss of each sub-run"), i18n._("step")
+    assert figures.has_hangul(title)  # translated
+    same = ([1, 2, 3], [3.0, 2.0, 1.0])
+    figure = figures.lines(title, step, "loss", {"adam": same, "adamw": same})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns "Glyph ... missing from font(s)" for a missing glyph
+        figures.png_bytes(figure)
+    texts = [text for text in figure.findobj(Text) if text.get_text()]
+    fonts = {Path(font_manager.findfont(text.get_fontproperties())).name for text in texts}
+    assert fonts == {"NanumGothic.ttf"}  # every text, the numbers on the axes too
+    assert Path(font_manager.findfont(figure.axes[0].title.get_fontproperties())).name == "NanumGothic.ttf"
+    adam, adamw = figure.axes[0].get_lines()
+    assert adam.get_linestyle() != adamw.get_linestyle() and adam.get_marker() != adamw.get_marker()

@@ -57,11 +57,9 @@ def conclude(params: Params, n: dict, widths: tuple[int, ...]) -> str:
 
 
 def draw_spread(session: Session, seeds: list[int], losses: np.ndarray) -> None:
-    """One point per init seed at the whole-set loss it reached. The labels stay in English in every
-    language: matplotlib's bundled font has no Hangul glyphs."""
-    figure = figures.lines(
-        "whole-set loss reached from each start", "init seed", "loss", {"final loss": (seeds, losses)}, joined=False
-    )
+    """One point per init seed at the whole-set loss it reached, labelled in the session's language."""
+    title, final = _("whole-set loss reached from each start"), _("final loss")
+    figure = figures.lines(title, _("init seed"), _("loss"), {final: (seeds, losses)}, joined=False)
     session.picture("spread_of_minima", figure)
 
 

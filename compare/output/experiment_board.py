@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from torch.utils.tensorboard import summary
 
 from compare.core.records import StepRecord
+from compare.i18n import _
 from compare.output import figures
 from compare.output.events import LazyWriters
 from compare.output.overview import SUMMARY_RUN, Overview, passed
@@ -131,22 +132,24 @@ def pictures_from(trained: list) -> dict[str, Figure]:
     if len(curves) > 1:
         series = {t.name: (np.arange(1, len(t.losses) + 1), t.losses) for t in curves}
         logy = all(np.all(t.losses[np.isfinite(t.losses)] > 0) for t in curves)
-        pictures["loss_by_subrun"] = figures.lines("training loss of each sub-run", "step", "loss", series, logy=logy)
+        title, step, loss = _("training loss of each sub-run"), _("step"), _("loss")
+        pictures["loss_by_subrun"] = figures.lines(title, step, loss, series, logy=logy)
     validated = [t for t in curves if "loss/validation" in t.curves]
     if validated:
         series = {}
         for t in validated:  # the whole training set's loss when measured, else the mini-batches'
             if "loss/train_set" in t.curves:
-                series[f"{t.name} train"] = (t.curve_steps["loss/train_set"], t.curves["loss/train_set"])
+                series[f"{t.name} {_('train')}"] = (t.curve_steps["loss/train_set"], t.curves["loss/train_set"])
             else:
-                series[f"{t.name} train (batches)"] = (np.arange(1, len(t.losses) + 1), t.losses)
-            series[f"{t.name} validation"] = (t.curve_steps["loss/validation"], t.curves["loss/validation"])
-        pictures["train_vs_validation"] = figures.lines("train against validation loss", "step", "loss", series)
+                series[f"{t.name} {_('train (batches)')}"] = (np.arange(1, len(t.losses) + 1), t.losses)
+            series[f"{t.name} {_('validation')}"] = (t.curve_steps["loss/validation"], t.curves["loss/validation"])
+        title = _("train against validation loss")
+        pictures["train_vs_validation"] = figures.lines(title, _("step"), _("loss"), series)
     depth = _gradient_by_depth(trained)
     if depth:
         pictures["gradient_norm_by_depth"] = figures.lines(
-            "gradient norm against layer depth (median over training)",
-            "layer (1 = nearest the input)",
+            _("gradient norm against layer depth (median over training)"),
+            _("layer (1 = nearest the input)"),
             "‖∂L/∂W‖",
             depth,
             logy=True,
