@@ -9,6 +9,7 @@ import torch
 from compare.cli import main as cli
 from compare.core import engine, mlp_pair
 from compare.faults.override import NONE, Override
+from compare.output import demo
 from manual import MLPSpec, init_state_dict
 
 HOSTILE_WIDTHS = (3, 7, 5, 4)  # non-square everywhere: a transposed weight cannot pass unnoticed
@@ -102,38 +103,10 @@ def lines_in_order(shown: list[str], printed: list[str]) -> bool:
     return True
 
 
-# A realistic log directory, built once per session with tiny step counts: 17 runs (every optimizer,
-# non-default lr, dtypes, activations and a schedule; two textbook variants and an injected fault that
-# do not pass) and 3 experiments, one in Korean. `runs`, `board` and the screenshots read it.
-MANY_RUNS = [
-    [],
-    ["--dtype", "float32"],
-    ["--optimizer", "sgd"],
-    ["--optimizer", "sgd", "--lr", "0.3"],
-    ["--optimizer", "momentum"],
-    ["--optimizer", "nesterov"],
-    ["--optimizer", "adamw"],
-    ["--optimizer", "rmsprop"],
-    ["--optimizer", "adagrad"],
-    ["--activation", "tanh"],
-    ["--activation", "leaky_relu"],
-    ["--lr-schedule", "step:2:0.5"],
-    ["--optimizer", "sgd", "--dtype", "float32", "--activation", "sigmoid"],
-    ["--variant", "classic_momentum", "--lr-schedule", "step:2:0.1"],
-    ["--variant", "adam_eps_hat"],
-    ["--inject", "bias-grad-averaged"],
-    ["--optimizer", "rmsprop", "--dtype", "float32", "--lr", "0.001"],
-]
-MANY_EXPERIMENTS = [["vanishing-gradients", "--steps", "3"], ["graph"], ["init", "--steps", "3", "--lang", "ko"]]
-
-
 @pytest.fixture(scope="session")
 def many_runs(tmp_path_factory):
-    """(logdir, the names of the runs that did not pass), the log directory described above."""
-    logdir = tmp_path_factory.mktemp("many") / "runs"
-    for args in MANY_RUNS:  # the variants and the fault exit 1
-        cli.main(["run", "--steps", "4", "--log-every", "100", "--logdir", str(logdir), *args])
-    for args in MANY_EXPERIMENTS:
-        assert cli.main(["experiment", *args, "--logdir", str(logdir)]) == 0
+    """(logdir, the names of the runs that did not pass): ``compare.output.demo``'s 17 runs and 3
+    experiments, built once per session at 4 steps each."""
+    logdir = demo.build(tmp_path_factory.mktemp("many") / "runs", steps=4)
     reports = {path.parent.name: json.loads(path.read_text()) for path in logdir.glob("*/report.json")}
     return logdir, sorted(name for name, report in reports.items() if not report["passed"])

@@ -4,7 +4,8 @@ session): the failing runs are named on the first screen, the table fits the ter
 import pytest
 
 from compare.cli.main import main
-from conftest import MANY_EXPERIMENTS, MANY_RUNS, invoke
+from compare.output import demo
+from conftest import invoke
 
 SCREEN = (100, 40)  # columns, lines: the terminal the issue was tried on
 
@@ -43,9 +44,9 @@ def test_the_first_screen_names_every_failing_run_and_fits_the_terminal(many_run
     lines = out.splitlines()
     assert len(lines) <= SCREEN[1] and max(len(line) for line in lines) <= SCREEN[0]
     headline, rows = table(out)
-    assert headline[0].startswith(f"{len(MANY_RUNS)} runs and {len(MANY_EXPERIMENTS)} experiments under ")
+    assert headline[0].startswith(f"{len(demo.RUNS)} runs and {len(demo.EXPERIMENTS)} experiments under ")
     assert all(name in " ".join(headline) for name in failing)  # named before the table
-    assert len(rows) == len(MANY_RUNS) + len(MANY_EXPERIMENTS)
+    assert len(rows) == len(demo.RUNS) + len(demo.EXPERIMENTS)
     assert list(next(iter(rows.values())))[:3] == ["run", "verdict", "special"]  # the name says lr, dtype, ...
 
 
