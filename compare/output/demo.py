@@ -28,14 +28,15 @@ KOREAN = "init"
 
 
 def build(logdir: Path, steps: int = 4) -> Path:
-    """Every run and experiment above into ``logdir``, ``steps`` steps each; returns ``logdir``."""
+    """Every experiment and run above into ``logdir``, ``steps`` steps each (the experiments first: the
+    latest is a run, as after `backprop-parity run`); returns ``logdir``."""
     from compare.cli.main import main  # the commands themselves, as a user runs them
 
-    for args in RUNS:  # the variants and the fault exit 1: that is their finding
-        main(["run", "--steps", str(steps), "--log-every", str(max(1, steps // 4)), "--logdir", str(logdir), *args])
     for name, takes_steps in EXPERIMENTS:
         argv = ["experiment", name, "--logdir", str(logdir), *(["--steps", str(steps)] if takes_steps else [])]
         status = main([*argv, *(["--lang", "ko"] if name == KOREAN else [])])
         if status != 0:
             raise RuntimeError(f"experiment {name} exited {status}")
+    for args in RUNS:  # the variants and the fault exit 1: that is their finding
+        main(["run", "--steps", str(steps), "--log-every", str(max(1, steps // 4)), "--logdir", str(logdir), *args])
     return logdir
