@@ -32,6 +32,7 @@ BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 # file → (the `board` arguments whose selection it shows, tab (None: board's default), window width, height)
 PAGES = {
     "custom_scalars.png": ((), None, 1400, 1750),
+    "scalars.png": ((), "scalars", 1400, 1300),  # Time Series draws on a WebGL worker a headless capture misses
     "hparams.png": (("--all",), "hparams", 1400, 900),
     "text.png": (("FAILING",), "text", 1400, 1000),
     "images.png": (("--experiment", demo.KOREAN), "images", 1400, 900),
