@@ -3,6 +3,7 @@ per sub-run, and its pictures, as images and as the same PNG files in its direct
 
 import io
 import json
+import unicodedata
 import warnings
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from tensorboard.plugins.hparams import metadata as hparams_metadata
 from compare import i18n
 from compare.cli.main import main
 from compare.experiments import EXPERIMENTS, Session
+from compare.experiments.text import pad
 from compare.output import figures
 from compare.output.experiment_board import pictures_from
 
@@ -138,13 +140,24 @@ def test_a_korean_picture_is_lettered_in_hangul_and_coinciding_curves_stay_apart
         title, step = i18n._("training loss of each sub-run"), i18n._("step")
     assert figures.has_hangul(title)  # translated
     same = ([1, 2, 3], [3.0, 2.0, 1.0])
-    figure = figures.lines(title, step, "loss", {"adam": same, "adamw": same})
+    figure = figures.lines(title, step, "loss", {"adam": same, "adamw": same}, logy=True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # matplotlib warns "Glyph ... missing from font(s)" for a missing glyph
+        # (the log axis' 10^{-1} labels are math text, whose minus sign NanumGothic lacks)
         figures.png_bytes(figure)
-    texts = [text for text in figure.findobj(Text) if text.get_text()]
-    fonts = {Path(font_manager.findfont(text.get_fontproperties())).name for text in texts}
-    assert fonts == {"NanumGothic.ttf"}  # every text, the numbers on the axes too
+    hangul = [text for text in figure.findobj(Text) if figures.has_hangul(text.get_text())]
+    assert {text.get_text() for text in hangul} == {title, step}
+    assert {Path(font_manager.findfont(text.get_fontproperties())).name for text in hangul} == {"NanumGothic.ttf"}
     assert Path(font_manager.findfont(figure.axes[0].title.get_fontproperties())).name == "NanumGothic.ttf"
     adam, adamw = figure.axes[0].get_lines()
     assert adam.get_linestyle() != adamw.get_linestyle() and adam.get_marker() != adamw.get_marker()
+
+
+@pytest.mark.parametrize(
+    ("text", "align"), [("활성화 함수", "<"), ("중앙값", ">"), ("median", ">"), ("1.491까지 단계", ">")]
+)
+def test_korean_table_cells_are_padded_by_display_width(text, align):
+    """A Hangul syllable takes two terminal columns (East Asian width W): the cell is 16 columns wide."""
+    cell = pad(text, 16, align)
+    assert sum(2 if unicodedata.east_asian_width(char) == "W" else 1 for char in cell) == 16
+    assert cell.strip() == text and (cell.startswith(text) if align == "<" else cell.endswith(text))

@@ -58,14 +58,12 @@ def has_hangul(text: str) -> bool:
 
 
 def set_hangul(figure: Figure) -> None:
-    """Every text of ``figure`` in the Hangul font (with a fallback), when any of them holds Hangul."""
-    texts = [text for text in figure.findobj(Text) if text.get_text()]
-    if any(has_hangul(text.get_text()) for text in texts):
-        family = [hangul_font(), FALLBACK]
-        for text in texts:
-            text.set_fontfamily(family)
-        for axes in figure.axes:
-            axes.tick_params(labelfontfamily=family)  # the tick labels, made when it is drawn
+    """Every text of ``figure`` that holds Hangul in the Hangul font, with a fallback for its symbols. The
+    numbers on the axes keep matplotlib's font: its math text (``10^{-2}``) needs a minus sign (U+2212)
+    that NanumGothic lacks."""
+    for text in figure.findobj(Text):
+        if has_hangul(text.get_text()):
+            text.set_fontfamily([hangul_font(), FALLBACK])
 
 
 def png_bytes(figure: Figure) -> bytes:
