@@ -161,3 +161,12 @@ def test_korean_table_cells_are_padded_by_display_width(text, align):
     cell = pad(text, 16, align)
     assert sum(2 if unicodedata.east_asian_width(char) == "W" else 1 for char in cell) == 16
     assert cell.strip() == text and (cell.startswith(text) if align == "<" else cell.endswith(text))
+
+
+def test_a_korean_experiments_text_card_and_tables_are_korean(many_runs):
+    """`--lang ko`: the text card's conclusion line is the Korean one, its table's header in Hangul."""
+    logdir, _ = many_runs
+    (root,) = logdir.glob("experiment-init-*")
+    text = accumulator(root / "summary").Tensors("conclusion/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert text.startswith("**PASS**\n\n결론: ")
+    assert "초기화 시드" in text  # the results table, as the terminal printed it
