@@ -104,6 +104,13 @@ def test_hparams_session_groups_are_named_by_run_with_the_verdict_as_a_metric(bo
     assert {info["displayName"] for info in experiment["hparamInfos"]} >= {"optimizer", "lr", "special", "activation"}
 
 
+def test_runs_and_experiments_share_one_layout_each_chart_once(many_board):
+    """TensorBoard merges the layouts of every run served: the experiments' repeats none of the runs'."""
+    layout = many_board.get("/data/plugin/custom_scalars/layout")
+    titles = [chart["title"] for category in layout["category"] for chart in category["chart"]]
+    assert len(layout["category"]) == 2 and len(titles) == len(set(titles))
+
+
 def test_custom_scalars_layout_is_served(board):
     served, _ = board
     layout = served.get("/data/plugin/custom_scalars/layout")

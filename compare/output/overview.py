@@ -34,11 +34,11 @@ PASSED = "summary/passed"  # 1 when the verdict is PASS, 0 otherwise
 WORST = "summary/worst_over_tolerance"  # the largest max_rel / tolerance of any stage at any step
 FAILED_STEP = "summary/first_failure_step"  # only when the run failed
 FAILED_STAGE = "summary/first_failure_stage"  # 1 + the stage's index in STAGES, only when the run failed
-METRICS = {
-    PASSED: "verdict (1 pass)",
-    WORST: "worst max_rel / tol",
-    FAILED_STEP: "1st failure: step",
-    FAILED_STAGE: "stage (" + " ".join(f"{i} {stage}" for i, stage in enumerate(STAGES, start=1)) + ")",
+METRICS = {  # tag: (column name, kept short for a narrow table; its description, shown on hovering)
+    PASSED: ("verdict", "1 when parity held (PASS), 0 otherwise"),
+    WORST: ("worst max_rel/tol", "the largest max_rel / tolerance of any stage at any step: under 1 passes"),
+    FAILED_STEP: ("failed at step", "the first step that failed (empty when the run passed)"),
+    FAILED_STAGE: ("stage", "the first failure's stage: " + ", ".join(f"{i} {s}" for i, s in enumerate(STAGES, 1))),
 }
 TIME_PREFIX = re.compile(r"^(\d{8})-(\d{6})-(.+)$")  # a run directory named by compare.output.rundir
 TEXT_WIDTH = 100  # the verdict's long lines are wrapped here: TensorBoard cuts a code line at the card's edge
@@ -97,7 +97,8 @@ def experiment_summary() -> Summary:
             api_pb2.HParamInfo(name=NAMES[name], display_name=name, type=column_type(name)) for name in COLUMNS
         ],
         metric_infos=[
-            api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag), display_name=name) for tag, name in METRICS.items()
+            api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag), display_name=name, description=description)
+            for tag, (name, description) in METRICS.items()
         ],
     )
     content = metadata.create_summary_metadata(plugin_data_pb2.HParamsPluginData(experiment=experiment))
