@@ -29,13 +29,14 @@ from compare.output.board import Board  # noqa: E402
 from compare.output.runlist import listing  # noqa: E402
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
-# file → (the `board` arguments whose selection it shows, tab (None: board's default), window width, height)
+# file → (the `board` arguments whose selection it shows, tab (None: board's default), window width, height).
+# FAILING: the last failing run; KOREAN: the Korean experiment's summary run (its text and pictures).
 PAGES = {
     "custom_scalars.png": ((), None, 1400, 1750),
     "scalars.png": ((), "scalars", 1400, 1300),  # Time Series draws on a WebGL worker a headless capture misses
     "hparams.png": (("--all",), "hparams", 1400, 900),
     "text.png": (("FAILING",), "text", 1400, 1000),
-    "images.png": (("--experiment", demo.KOREAN), "images", 1400, 900),
+    "images.png": (("KOREAN",), "images", 1400, 900),
 }
 
 
@@ -71,12 +72,16 @@ def capture(chromium: str, url: str, out: Path, size: tuple[int, int], profile: 
 def shoot(chromium: str, logdir: Path, out: Path, tmp: Path) -> None:
     runs, _ = served_runs(logdir, [])
     failing = [entry.name for entry in listing(logdir) if not entry.passed]
+    (korean,) = [path.name for path in logdir.glob(f"experiment-{demo.KOREAN}-*")]
     with Board(runs) as board:
         board.wait(120)
         for name, (argv, tab, width, height) in PAGES.items():
-            argv = [failing[-1] if arg == "FAILING" else arg for arg in argv]
-            args = build_parser().parse_args(["board", "--logdir", str(logdir), *argv])
-            chosen, _ = choose(args, runs, list(args.runs), listing(logdir))
+            if argv == ("KOREAN",):
+                chosen = [f"{korean}/summary"]
+            else:
+                argv = [failing[-1] if arg == "FAILING" else arg for arg in argv]
+                args = build_parser().parse_args(["board", "--logdir", str(logdir), *argv])
+                chosen, _ = choose(args, runs, list(args.runs), listing(logdir))
             capture(chromium, board.url(tab, chosen), out / name, (width, height), tmp / f"profile-{name}")
 
 

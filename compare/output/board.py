@@ -32,6 +32,7 @@ from compare.output.parity_curves import RATIO
 
 SELECTED_BY_DEFAULT = 40  # tensorboard 2.21's runs selector: maxNamesToEnableByDefault = 40
 TAGS = f"^(loss/train|{RATIO})$"  # Time Series' tag filter when it opens crowded
+TEXTS = "verdict|conclusion"  # the Text tab's tag filter
 EVENTS = "events.out.tfevents.*"
 
 
@@ -45,13 +46,14 @@ DATE = re.compile(r"^\d{8}-")  # a run directory's date, left out of the filter 
 
 
 def run_filter(names: list[str], served: list[str] | None = None) -> str:
-    """The regular expression that matches the TensorBoard runs of these top-level names, and no other of
-    ``served`` (TensorBoard run names): without the names' dates when that still holds, to keep it short."""
-    full = "^(" + "|".join(name.replace(".", r"\.") for name in names) + ")/"
+    """The regular expression that matches the TensorBoard runs under these names (a run directory, or
+    one of its sub-runs: ``experiment-x/summary``), and no other of ``served`` (TensorBoard run names):
+    without the names' dates when that still holds, to keep it short."""
+    full = "^(" + "|".join(name.replace(".", r"\.") for name in names) + ")(/|$)"
     if served is None:
         return full
-    short = "(" + "|".join(DATE.sub("", name).replace(".", r"\.") for name in names) + ")/"
-    wanted = {run for run in served if run.split("/")[0] in names}
+    short = "(" + "|".join(DATE.sub("", name).replace(".", r"\.") for name in names) + ")(/|$)"
+    wanted = {run for run in served if any(run == name or run.startswith(f"{name}/") for name in names)}
     return short if {run for run in served if re.search(short, run)} == wanted else full
 
 
@@ -86,10 +88,12 @@ class Board:
         self._thread.start()
         self.base = self._server.get_url().rstrip("/")
 
-    def url(self, tab: str | None = None, chosen: list[str] | None = None) -> str:
+    def url(self, tab: str | None = None, chosen: list[str] | None = None, tags: str | None = None) -> str:
         """The tab at smoothing 0, filtered to the runs named ``chosen`` (None: every run served). No tab:
         Custom Scalars while the older dashboards tick what the filter matches, else Time Series, shown
-        the loss and the parity charts only (``TAGS``: its tag filter)."""
+        the loss and the parity charts only (``TAGS``: its tag filter). ``tags``: a tag filter for the
+        other tabs (the Text tab opens on the verdicts and conclusions, ``TEXTS``, else it opens the
+        first two categories of text, whichever runs they belong to)."""
         tab = tab or ("custom_scalars" if len(self.chosen_runs(chosen)) <= SELECTED_BY_DEFAULT else "timeseries")
         query, fragment = {"smoothing": "0"}, {"_smoothingWeight": "0"}
         if chosen is not None:
@@ -98,6 +102,8 @@ class Board:
                 fragment["regexInput"] = query["runFilter"]
         if tab == "timeseries":
             query["tagFilter"] = TAGS
+        elif tags is not None or tab == "text":
+            fragment["tagFilter"] = tags or TEXTS
         quote = urllib.parse.quote
         return f"{self.base}/?{urllib.parse.urlencode(query, quote_via=quote)}#{tab}&" + urllib.parse.urlencode(
             fragment, quote_via=quote
