@@ -69,13 +69,14 @@ def capture(chromium: str, url: str, out: Path, size: tuple[int, int], profile: 
     print(f"wrote {out}")
 
 
-def shoot(chromium: str, logdir: Path, out: Path, tmp: Path) -> None:
+def shoot(chromium: str, logdir: Path, out: Path, tmp: Path, pages: list[str]) -> None:
     runs, _ = served_runs(logdir, [])
     failing = [entry.name for entry in listing(logdir) if not entry.passed]
     (korean,) = [path.name for path in logdir.glob(f"experiment-{demo.KOREAN}-*")]
     with Board(runs) as board:
         board.wait(120)
-        for name, (argv, tab, width, height) in PAGES.items():
+        for name in pages:
+            argv, tab, width, height = PAGES[name]
             if argv == ("KOREAN",):
                 chosen = [f"{korean}/summary"]
             else:
@@ -89,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img", help="where the PNGs go")
     parser.add_argument("--steps", type=int, default=40, help="steps of each run (default: 40)")
+    parser.add_argument("--pages", default=",".join(PAGES), help=f"which (default: all of {', '.join(PAGES)})")
     args = parser.parse_args(argv)
     chromium = browser()
     if chromium is None:
@@ -97,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
-        shoot(chromium, demo.build(tmp / "runs", args.steps), args.out, tmp)
+        shoot(chromium, demo.build(tmp / "runs", args.steps), args.out, tmp, args.pages.split(","))
     return 0
 
 
