@@ -109,3 +109,19 @@ def test_a_bad_last_is_one_line_and_exit_2(capsys):
 def test_an_empty_log_directory(tmp_path, capsys):
     assert main(["runs", "--logdir", str(tmp_path)]) == 0
     assert capsys.readouterr().out == f"no runs under {tmp_path}\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--all", "NAME"], "--all opens every run"),
+        (["--experiment", "no-such"], "--experiment no-such: no such experiment"),
+        (["no-such-run"], "no-such-run: no such run"),
+    ],
+    ids=["all-and-names", "unknown-experiment", "unknown-run"],
+)
+def test_board_refuses_a_bad_choice_in_one_line_before_serving(many_runs, capsys, args, says):
+    logdir, failing = many_runs
+    args = [failing[0] if arg == "NAME" else arg for arg in args]
+    status, out, err = invoke(["board", "--logdir", str(logdir), "--port", "0", *args], capsys)
+    assert status == 2 and out == "" and len(err.splitlines()) == 1 and says in err
