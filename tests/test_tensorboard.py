@@ -172,22 +172,24 @@ def test_hparams_have_one_typed_column_per_setting_and_the_verdict_as_metrics(ru
     events = accumulator(run_dir / "summary")
     content = events.SummaryMetadata("_hparams_/session_start_info").plugin_data.content
     values = hparams_metadata.parse_session_start_info_plugin_data(content).hparams
-    assert values["1.optimizer"].string_value == "momentum" and values["5.activation"].string_value == "relu"
-    assert values["2.lr"].number_value == report["config"]["hyperparameters"]["lr"]  # a number: sortable
+    assert values["3.optimizer"].string_value == "momentum" and values["activation"].string_value == "relu"
+    assert values["4.lr"].number_value == report["config"]["hyperparameters"]["lr"]  # a number: sortable
     assert values["momentum"].number_value == 0.9 and values["steps"].number_value == STEPS
-    assert values["nesterov"].bool_value is False and values["3.special"].string_value == ""
+    assert values["nesterov"].bool_value is False and values["5.special"].string_value == ""
+    assert values["1.verdict"].string_value == "PASS"  # the row is written when the run ends
     content = events.SummaryMetadata("_hparams_/experiment").plugin_data.content
     experiment = hparams_metadata.parse_experiment_plugin_data(content)
     # TensorBoard shows five columns by default, sorted by name: these five sort first
     names = sorted(info.name for info in experiment.hparam_infos)[:5]
-    assert names == ["1.optimizer", "2.lr", "3.special", "4.dtype", "5.activation"]
+    assert names == ["1.verdict", "2.worst", "3.optimizer", "4.lr", "5.special"]
     shown = {info.name: info.display_name for info in experiment.hparam_infos}
-    assert [shown[name] for name in names] == ["optimizer", "lr", "special", "dtype", "activation"]
+    assert [shown[name] for name in names] == ["verdict", "worst max_rel/tol", "optimizer", "lr", "special"]
     assert [m.name.tag for m in experiment.metric_infos] == [PASSED, WORST, FAILED_STEP, FAILED_STAGE]
     metrics = read_scalars(run_dir / "summary")
     assert [(e.step, e.value) for e in metrics[PASSED]] == [(STEPS, 1.0)]
     worst = max(check["max_rel"] / report["tolerances"][stage]["max_rel"] for stage, check in report["worst"].items())
     assert metrics[WORST][0].value == pytest.approx(worst, rel=FLOAT32)
+    assert values["2.worst"].number_value == pytest.approx(worst, rel=1e-12)  # float64 in the HParams row
     assert FAILED_STEP not in metrics and FAILED_STAGE not in metrics  # passed: empty cells
 
 
@@ -206,6 +208,9 @@ def test_a_run_stopped_at_its_failure_draws_its_curves_past_it(tmp_path):
     assert [(e.step, e.value) for e in summary_metrics[PASSED]] == [(1, 0.0)]
     assert [(e.step, e.value) for e in summary_metrics[FAILED_STEP]] == [(1, 1.0)]
     assert summary_metrics[FAILED_STAGE][0].value == STAGES.index("grad") + 1
+    content = accumulator(run_dir / "summary").SummaryMetadata("_hparams_/session_start_info").plugin_data.content
+    row = hparams_metadata.parse_session_start_info_plugin_data(content).hparams
+    assert row["1.verdict"].string_value == "FAIL step 1 grad"
     text = accumulator(run_dir / "summary").Tensors("verdict/text_summary")[0].tensor_proto.string_val[0].decode()
     assert text.startswith("**FAIL: first difference at step 1, stage grad")
 

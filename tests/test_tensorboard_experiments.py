@@ -73,9 +73,10 @@ def test_each_sub_run_has_an_hparams_row_with_its_activation_and_verdict(experim
         values = hparams_metadata.parse_session_start_info_plugin_data(content).hparams
         start = hparams_metadata.parse_session_start_info_plugin_data(content)
         assert start.group_name == f"vanishing-gradients/{activation}"  # the Trial ID names the sub-run
-        assert values["3.special"].string_value == "experiment vanishing-gradients"
-        assert values["5.activation"].string_value == activation and values["1.optimizer"].string_value == "sgd"
-        assert values["2.lr"].number_value == EXPERIMENTS["vanishing-gradients"].params().lr
+        assert values["5.special"].string_value == "experiment vanishing-gradients"
+        assert values["activation"].string_value == activation and values["3.optimizer"].string_value == "sgd"
+        assert values["4.lr"].number_value == EXPERIMENTS["vanishing-gradients"].params().lr
+        assert values["1.verdict"].string_value == "PASS"
         passed = events.Scalars("summary/passed")
         assert [(e.step, e.value) for e in passed] == [(STEPS, 1.0)]
 

@@ -93,8 +93,11 @@ def test_hparams_session_groups_are_named_by_run_with_the_verdict_as_a_metric(bo
         group["name"]: group for group in served.post("/data/plugin/hparams/session_groups", body)["sessionGroups"]
     }
     assert set(groups) == {"e2e", "lr", "bad"}  # run names, not hashes
-    assert groups["lr"]["hparams"]["2.lr"] == 0.002 and groups["e2e"]["hparams"]["1.optimizer"] == "adam"
-    assert groups["bad"]["hparams"]["3.special"] == "inject bias-grad-averaged"
+    assert groups["lr"]["hparams"]["4.lr"] == 0.002 and groups["e2e"]["hparams"]["3.optimizer"] == "adam"
+    assert groups["bad"]["hparams"]["5.special"] == "inject bias-grad-averaged"
+    assert (
+        groups["bad"]["hparams"]["1.verdict"] == "FAIL step 1 grad" and groups["e2e"]["hparams"]["1.verdict"] == "PASS"
+    )
     passed = {
         name: next(m["value"] for m in group["metricValues"] if m["name"]["tag"] == "summary/passed")
         for name, group in groups.items()

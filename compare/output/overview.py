@@ -5,11 +5,14 @@ and the custom-scalars layout. Runs and experiments write it the same way.
 HParams: every run declares the same experiment (``COLUMNS`` and ``METRICS``, from the optimizer registry),
 so whichever run TensorBoard reads it from, the columns and their types are the same: numbers are numbers
 (sortable), ``betas`` is ``beta1`` and ``beta2``. TensorBoard's HParams tab shows five setting columns by
-default (those that differ between runs first), and orders the columns by name whatever the declaration
-says, so the five that tell runs apart are named to sort first and carry their plain names as display
-names: ``1.optimizer``, ``2.lr``, ``3.special`` (what was unusual: an injected fault, a textbook variant, a
-schedule, a data file), ``4.dtype`` and ``5.activation``. The run itself is the Trial ID (``trial_name``:
-what is special first, its start time last, so a narrow column still tells runs apart), not a column.
+default (those that differ between runs first), each 10em wide, then the metrics, and orders the
+columns by name whatever the declaration says, so the five that tell runs apart are named to sort first
+and carry their plain names as display names: ``1.verdict`` (``PASS``, ``FAIL step 3 grad``, ...),
+``2.worst`` (the worst max_rel / tolerance), ``3.optimizer``, ``4.lr`` and ``5.special`` (what was
+unusual: an injected fault, a textbook variant, a schedule, a data file): the verdict is on screen at
+1400 px, where the metric columns come after a scroll. The row is written when the run ends. The run
+itself is the Trial ID (``trial_name``: what is special first, its start time last, so a narrow column
+still tells runs apart), not a column.
 
 The metrics are shown in the order declared: the verdict (1 pass, 0 not), the worst max_rel / tolerance
 (under 1 passes, whatever the dtype), and where it first failed: the step and the stage (its number in
@@ -41,10 +44,14 @@ METRICS = {  # tag: (column name, kept short for a narrow table; its description
     FAILED_STAGE: ("stage", "the first failure's stage: " + ", ".join(f"{i} {s}" for i, s in enumerate(STAGES, 1))),
 }
 TIME_PREFIX = re.compile(r"^(\d{8})-(\d{6})-(.+)$")  # a run directory named by compare.output.rundir
+DECISIONS = ("PASS", "FAIL", "INCOMPLETE", "VARIANT", "DEPARTS")  # how a verdict's decision lines start
 TEXT_WIDTH = 100  # the verdict's long lines are wrapped here: TensorBoard cuts a code line at the card's edge
 
-FIRST = ("optimizer", "lr", "special", "dtype", "activation")  # shown by default (TensorBoard shows five)
+FIRST = ("verdict", "worst", "optimizer", "lr", "special")  # shown by default (TensorBoard shows five)
+SHOWN_AS = {"worst": "worst max_rel/tol"}  # display names other than the column's own
 SETTINGS = (
+    "dtype",
+    "activation",
     "inject",
     "variant",
     "lr_schedule",
@@ -78,7 +85,17 @@ def _optimizer_fields() -> dict[str, object]:
 
 OPTIMIZER_FIELDS = _optimizer_fields()
 BOOLEAN = {"batchnorm", "resync", *(name for name, value in OPTIMIZER_FIELDS.items() if isinstance(value, bool))}
-NUMERIC = {"lr", "steps", "batch_size", "seed", "dropout", "clip_grad_norm", "world_size", *OPTIMIZER_FIELDS} - BOOLEAN
+NUMERIC = {
+    "worst",
+    "lr",
+    "steps",
+    "batch_size",
+    "seed",
+    "dropout",
+    "clip_grad_norm",
+    "world_size",
+    *OPTIMIZER_FIELDS,
+} - BOOLEAN
 COLUMNS = (*FIRST, *SETTINGS, *OPTIMIZER_FIELDS)
 NAMES = {name: f"{i}.{name}" for i, name in enumerate(FIRST, start=1)} | {name: name for name in COLUMNS[len(FIRST) :]}
 
@@ -94,7 +111,8 @@ def experiment_summary() -> Summary:
     domain would be one run's values, and the runs share one declaration)."""
     experiment = api_pb2.Experiment(
         hparam_infos=[
-            api_pb2.HParamInfo(name=NAMES[name], display_name=name, type=column_type(name)) for name in COLUMNS
+            api_pb2.HParamInfo(name=NAMES[name], display_name=SHOWN_AS.get(name, name), type=column_type(name))
+            for name in COLUMNS
         ],
         metric_infos=[
             api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag), display_name=name, description=description)
@@ -161,7 +179,7 @@ def verdict_markdown(verdict: str, config: dict) -> str:
     """The verdict first (its decision lines as headings, then the full text, wrapped), the configuration
     once, as a table."""
     lines = verdict.splitlines()
-    heads = [line for line in lines if line.startswith(("PASS", "FAIL", "INCOMPLETE", "VARIANT", "DEPARTS"))]
+    heads = [line for line in lines if line.startswith(DECISIONS)]
     wrapped = []
     for line in lines:
         wrapped += textwrap.wrap(line, TEXT_WIDTH, subsequent_indent="      ", drop_whitespace=False) or [""]
@@ -181,14 +199,26 @@ def passed(verdict: str) -> bool:
     return any(line.startswith("PASS") for line in verdict.splitlines())
 
 
+def short_verdict(verdict: str, failure: tuple[int, str] | None) -> str:
+    """The verdict in a table cell: ``PASS``, ``FAIL step 3 grad``, ``DEPARTS step 1 param`` (a textbook
+    variant), ``INCOMPLETE``: the decision line's first word, and where it first failed."""
+    if passed(verdict):
+        return "PASS"
+    decisions = [line for line in verdict.splitlines() if line.startswith(DECISIONS)]
+    word = decisions[0].split(":")[0].split()[0] if decisions else "FAIL"
+    return f"{word} step {failure[0]} {failure[1]}" if failure is not None else word
+
+
 class Overview:
-    """The ``summary`` sub-run of a run: HParams and layout when it starts, verdict and metrics when it ends."""
+    """The ``summary`` sub-run of a run: the HParams declaration and the layout when it starts; the
+    verdict, the metrics and the run's HParams row when it ends (the row holds the verdict and the worst
+    max_rel / tolerance as its first columns, so a run appears in the HParams table once it has ended)."""
 
     def __init__(self, writer: EventWriter, run: str, config: dict, layout: dict | None) -> None:
         self.writer = writer
+        self.run = run
         self.config = config
         writer.add_summary(experiment_summary())
-        writer.add_summary(hparams.hparams_pb(row(config), trial_id=trial_name(run)))
         if layout is not None:
             writer.add_summary(summary.custom_scalars(layout))
         writer.flush()
@@ -197,6 +227,8 @@ class Overview:
         """The verdict text (with the configuration under it) and the HParams metrics, at ``step``:
         ``worst_ratio`` is the worst max_rel / tolerance, ``failure`` the first failure's (step, stage)."""
         self.writer.add_summary(summary.text("verdict", verdict_markdown(verdict, self.config)), step)
+        values = row(self.config) | {NAMES["verdict"]: short_verdict(verdict, failure), NAMES["worst"]: worst_ratio}
+        self.writer.add_summary(hparams.hparams_pb(values, trial_id=trial_name(self.run)), step)
         metrics = {PASSED: float(passed(verdict)), WORST: worst_ratio}
         if failure is not None and not passed(verdict):
             stage = STAGES.index(failure[1]) + 1 if failure[1] in STAGES else 0  # 0: not a stage (a side raised)
