@@ -23,7 +23,7 @@ from compare.inputs.npz import write_npz
 from compare.inputs.prepare import Prepared, batch_stream, prepare
 from compare.inputs.seeds import dropout_seed
 from compare.output import report
-from compare.output.rundir import check_run_name, new_run_dir
+from compare.output.rundir import check_run_name, new_run_dir, run_label
 from compare.output.tensorboard import RunWriters
 from manual.optim.variants import VARIANTS
 
@@ -115,7 +115,7 @@ def run(config: RunConfig, output: Output = Output(), hooks: Hooks = Hooks(), di
     device = devices.resolve(config.device)
     if member is not None:
         device = distributed.rank_device(device, member)
-    run_dir = new_run_dir(Path(output.logdir), output.run_name, f"{{time}}-{config.optimizer}-{config.dtype}")
+    run_dir = new_run_dir(Path(output.logdir), output.run_name, f"{{time}}-{run_label(config.to_json())}")
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     settings = devices.configure(device)
     config_json = {**config.to_json(), "device_settings": settings}

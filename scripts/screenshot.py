@@ -1,11 +1,13 @@
-"""Refresh the README's dashboard screenshots from real runs.
+"""Refresh the README's dashboard screenshots from a realistic log directory.
 
     .venv/bin/python scripts/screenshot.py [--out DIR] [--steps N]   (needs a chromium: apt-get install chromium)
 
-Runs three parity checks (Adam with a schedule, the same at a smaller lr, and one with an injected fault)
-and the vanishing-gradients experiment into a temporary log directory, serves them with TensorBoard on
-127.0.0.1 (``compare.output.board``, as ``backprop-parity board`` does) and has headless Chromium capture
-each tab into ``--out`` (default docs/img/). Rerun it whenever the TensorBoard layout changes.
+Builds ``compare.output.demo``'s 17 runs and 3 experiments (a few seconds at the default 40 steps) in a
+temporary log directory, serves it with TensorBoard on 127.0.0.1 as ``backprop-parity board`` does (the
+same ``served_runs`` and ``choose``), and has headless Chromium capture, into ``--out`` (default
+docs/img/): the address ``board`` prints by default (the latest run and every failing one), HParams over
+all twenty, a failing run's verdict text, and the Korean experiment's pictures. Rerun it whenever the
+TensorBoard layout changes.
 """
 
 import argparse
@@ -20,24 +22,22 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from PIL import Image  # noqa: E402 (matplotlib's dependency)
 
-from compare.cli.main import main as backprop_parity  # noqa: E402
+from compare.cli.board import choose, served_runs  # noqa: E402
+from compare.cli.main import build_parser  # noqa: E402
+from compare.output import demo  # noqa: E402
 from compare.output.board import Board  # noqa: E402
+from compare.output.runlist import listing  # noqa: E402
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
-RUNS = {
-    "spiral-adam": ["--optimizer", "adam", "--lr-schedule", "warmup:40,cosine:360"],
-    "spiral-adam-lr0.003": ["--optimizer", "adam", "--lr", "0.003"],
-    "spiral-adam-inject": ["--optimizer", "adam", "--inject", "adam-no-bias-correction"],
+# file → (the `board` arguments whose selection it shows, tab (None: board's default), window width, height).
+# FAILING: the last failing run; KOREAN: the Korean experiment's summary run (its text and pictures).
+PAGES = {
+    "custom_scalars.png": ((), None, 1400, 1750),
+    "scalars.png": ((), "scalars", 1400, 1300),  # Time Series draws on a WebGL worker a headless capture misses
+    "hparams.png": (("--all",), "hparams", 1400, 900),
+    "text.png": (("FAILING",), "text", 1400, 1000),
+    "images.png": (("KOREAN",), "images", 1400, 900),
 }
-# What each picture shows: the first run alone (what `board` opens after a run), the three runs side by
-# side in HParams, the experiment. file → (tab, window width, window height)
-RUN_PAGES = {
-    "custom_scalars.png": ("custom_scalars", 1400, 1750),
-    "scalars.png": ("scalars", 1400, 1300),  # Time Series draws on a WebGL worker a headless capture misses
-    "text.png": ("text", 1400, 1000),
-}
-RUNS_PAGES = {"hparams.png": ("hparams", 1800, 420)}
-EXPERIMENT_PAGES = {"images.png": ("images", 1400, 900)}
 
 
 def browser() -> str | None:
@@ -69,31 +69,28 @@ def capture(chromium: str, url: str, out: Path, size: tuple[int, int], profile: 
     print(f"wrote {out}")
 
 
-def make_runs(logdir: Path, steps: int) -> dict[str, Path]:
-    for name, args in RUNS.items():
-        argv = ["run", *args, "--steps", str(steps), "--logdir", str(logdir), "--run-name", name]
-        backprop_parity([*argv, "--keep-going"] if "--inject" in args else argv)
-    return {name: logdir / name for name in RUNS}
-
-
-def make_experiment(logdir: Path, steps: int) -> dict[str, Path]:
-    experiments = logdir / "experiments"
-    backprop_parity(["experiment", "vanishing-gradients", "--steps", str(steps), "--logdir", str(experiments)])
-    (root,) = experiments.iterdir()
-    return {"vanishing-gradients": root}
-
-
-def shoot(chromium: str, runs: dict[str, Path], pages: dict[str, tuple[str, int, int]], out: Path, tmp: Path) -> None:
+def shoot(chromium: str, logdir: Path, out: Path, tmp: Path, pages: list[str]) -> None:
+    runs, _ = served_runs(logdir, [])
+    failing = [entry.name for entry in listing(logdir) if not entry.passed]
+    (korean,) = [path.name for path in logdir.glob(f"experiment-{demo.KOREAN}-*")]
     with Board(runs) as board:
         board.wait(120)
-        for name, (tab, width, height) in pages.items():
-            capture(chromium, board.url(tab), out / name, (width, height), tmp / f"profile-{name}")
+        for name in pages:
+            argv, tab, width, height = PAGES[name]
+            if argv == ("KOREAN",):
+                chosen = [f"{korean}/summary"]
+            else:
+                argv = [failing[-1] if arg == "FAILING" else arg for arg in argv]
+                args = build_parser().parse_args(["board", "--logdir", str(logdir), *argv])
+                chosen, _ = choose(args, runs, list(args.runs), listing(logdir))
+            capture(chromium, board.url(tab, chosen), out / name, (width, height), tmp / f"profile-{name}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img", help="where the PNGs go")
-    parser.add_argument("--steps", type=int, default=400, help="steps of each run (default: 400)")
+    parser.add_argument("--steps", type=int, default=40, help="steps of each run (default: 40)")
+    parser.add_argument("--pages", default=",".join(PAGES), help=f"which (default: all of {', '.join(PAGES)})")
     args = parser.parse_args(argv)
     chromium = browser()
     if chromium is None:
@@ -102,11 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
-        runs = make_runs(tmp / "runs", args.steps)
-        first = next(iter(runs))
-        shoot(chromium, {first: runs[first]}, RUN_PAGES, args.out, tmp)
-        shoot(chromium, runs, RUNS_PAGES, args.out, tmp)
-        shoot(chromium, make_experiment(tmp, min(args.steps, 300)), EXPERIMENT_PAGES, args.out, tmp)
+        shoot(chromium, demo.build(tmp / "runs", args.steps), args.out, tmp, args.pages.split(","))
     return 0
 
 

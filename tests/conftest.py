@@ -1,5 +1,7 @@
 """Shared builders for the tests: hostile shapes (non-square layers, non-zero biases, batch > 1)."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -7,6 +9,7 @@ import torch
 from compare.cli import main as cli
 from compare.core import engine, mlp_pair
 from compare.core.override import NONE, Override
+from compare.output import demo
 from manual import MLPSpec, init_state_dict
 
 HOSTILE_WIDTHS = (3, 7, 5, 4)  # non-square everywhere: a transposed weight cannot pass unnoticed
@@ -98,3 +101,12 @@ def lines_in_order(shown: list[str], printed: list[str]) -> bool:
         except ValueError:
             return False
     return True
+
+
+@pytest.fixture(scope="session")
+def many_runs(tmp_path_factory):
+    """(logdir, the names of the runs that did not pass): ``compare.output.demo``'s 17 runs and 3
+    experiments, built once per session at 4 steps each."""
+    logdir = demo.build(tmp_path_factory.mktemp("many") / "runs", steps=4)
+    reports = {path.parent.name: json.loads(path.read_text()) for path in logdir.glob("*/report.json")}
+    return logdir, sorted(name for name, report in reports.items() if not report["passed"])

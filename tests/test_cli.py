@@ -6,6 +6,7 @@ Every run writes under pytest's ``tmp_path``, never into the repository's ``runs
 """
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -329,7 +330,7 @@ def test_default_run_names_never_collide(tmp_path, capsys):
     assert len(dirs) == 2 and first in dirs
     assert tree_snapshot(first) == first_files, "the second run touched the first run's directory"
     for run_dir in dirs:
-        assert "adam-float64" in run_dir.name
+        assert re.fullmatch(r"\d{8}-\d{6}-adam(-2)?", run_dir.name)  # the defaults: only the optimizer is named
         assert json.loads((run_dir / "report.json").read_text())["run_dir"] == str(run_dir)
 
 

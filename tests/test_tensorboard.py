@@ -14,7 +14,8 @@ from torch.utils.tensorboard import summary
 from compare.cli.main import main
 from compare.core.tolerances import STAGES
 from compare.output.histograms import HISTOGRAM_BINS, histogram_summary
-from compare.output.parity_curves import LOG10, MAX_ABS, MAX_REL, log10_floor
+from compare.output.overview import FAILED_STAGE, FAILED_STEP, PASSED, WORST
+from compare.output.parity_curves import FLOOR, MAX_ABS, MAX_REL, RATIO
 from compare.output.tensorboard import AFTER_FAILURE
 
 STEPS = 15
@@ -60,7 +61,7 @@ def test_each_stage_has_its_own_run_and_its_worst_matches_the_report(run):
     assert not (run_dir / "parity" / "eval").exists()  # an absent stage is absent, not a curve at 0
     for stage in report["worst"]:
         scalars = read_scalars(run_dir / "parity" / stage)
-        assert set(scalars) == {LOG10, MAX_REL, MAX_ABS}
+        assert set(scalars) == {RATIO, MAX_REL, MAX_ABS}
         curve = scalars[MAX_REL]
         assert curve[0].step == 1 and {e.step for e in curve} <= set(range(1, STEPS + 1))
         assert max(e.value for e in curve) == pytest.approx(report["worst"][stage]["max_rel"], rel=FLOAT32)
@@ -69,28 +70,29 @@ def test_each_stage_has_its_own_run_and_its_worst_matches_the_report(run):
 
 
 def test_exact_zeros_are_a_floor_before_the_first_difference_and_a_gap_after(run):
-    """No comb of spikes: once a stage has differed, an exact 0 leaves no point; before, it sits at the floor."""
-    run_dir, _ = run
-    floor = log10_floor("float64")
+    """No comb of spikes: once a stage has differed, an exact 0 leaves no point; before, it sits at the floor.
+    Every other point is log10(max_rel / tolerance), the raw max_rel beside it."""
+    run_dir, report = run
+    tolerance = report["tolerances"]["grad"]["max_rel"]
     for stage_dir in (run_dir / "parity").iterdir():
         if stage_dir.name == "tolerance":
             continue
         scalars = read_scalars(stage_dir)
-        rel, log = scalars[MAX_REL], scalars[LOG10]
+        rel, log = scalars[MAX_REL], scalars[RATIO]
         assert [e.step for e in rel] == [e.step for e in log]
         first = next((i for i, e in enumerate(rel) if e.value != 0), len(rel))
         assert all(e.value == 0 for e in rel[:first]) and all(e.value != 0 for e in rel[first:])
         for r, lg in zip(rel, log, strict=True):
-            expected = floor if r.value == 0 else max(np.log10(r.value), floor)
-            assert lg.value == pytest.approx(expected, abs=1e-5)  # float32 of a log10 near -16
+            expected = FLOOR if r.value == 0 else max(np.log10(r.value / tolerance), FLOOR)
+            assert lg.value == pytest.approx(expected, abs=1e-5)  # float32 of a log10 near -6
 
 
 def test_the_tolerance_line_has_a_point_at_every_step(run):
     """As many points as each stage: "ignore outliers" scales to the 5th-95th percentile of all points."""
-    run_dir, report = run
-    line = read_scalars(run_dir / "parity" / "tolerance")[LOG10]
+    run_dir, _ = run
+    line = read_scalars(run_dir / "parity" / "tolerance")[RATIO]
     assert [e.step for e in line] == list(range(1, STEPS + 1))
-    assert {e.value for e in line} == {np.float32(np.log10(report["tolerances"]["grad"]["max_rel"]))}
+    assert {e.value for e in line} == {0.0}  # max_rel / tolerance = 1 is the line, for every dtype
 
 
 def test_the_loss_difference_has_its_own_curve(run):
@@ -170,22 +172,25 @@ def test_hparams_have_one_typed_column_per_setting_and_the_verdict_as_metrics(ru
     events = accumulator(run_dir / "summary")
     content = events.SummaryMetadata("_hparams_/session_start_info").plugin_data.content
     values = hparams_metadata.parse_session_start_info_plugin_data(content).hparams
-    assert values["1.run"].string_value == "tb" and values["2.optimizer"].string_value == "momentum"
-    assert values["3.lr"].number_value == report["config"]["hyperparameters"]["lr"]  # a number: sortable
+    assert values["3.optimizer"].string_value == "momentum" and values["activation"].string_value == "relu"
+    assert values["4.lr"].number_value == report["config"]["hyperparameters"]["lr"]  # a number: sortable
     assert values["momentum"].number_value == 0.9 and values["steps"].number_value == STEPS
-    assert values["nesterov"].bool_value is False and values["4.special"].string_value == ""
+    assert values["nesterov"].bool_value is False and values["5.special"].string_value == ""
+    assert values["1.verdict"].string_value == "PASS"  # the row is written when the run ends
     content = events.SummaryMetadata("_hparams_/experiment").plugin_data.content
     experiment = hparams_metadata.parse_experiment_plugin_data(content)
     # TensorBoard shows five columns by default, sorted by name: these five sort first
     names = sorted(info.name for info in experiment.hparam_infos)[:5]
-    assert names == ["1.run", "2.optimizer", "3.lr", "4.special", "5.dtype"]
+    assert names == ["1.verdict", "2.worst", "3.optimizer", "4.lr", "5.special"]
     shown = {info.name: info.display_name for info in experiment.hparam_infos}
-    assert [shown[name] for name in names] == ["run", "optimizer", "lr", "special", "dtype"]
-    assert [m.name.tag for m in experiment.metric_infos] == ["summary/passed", "summary/worst_max_rel"]
+    assert [shown[name] for name in names] == ["verdict", "worst max_rel/tol", "optimizer", "lr", "special"]
+    assert [m.name.tag for m in experiment.metric_infos] == [PASSED, WORST, FAILED_STEP, FAILED_STAGE]
     metrics = read_scalars(run_dir / "summary")
-    assert [(e.step, e.value) for e in metrics["summary/passed"]] == [(STEPS, 1.0)]
-    worst = max(check["max_rel"] for check in report["worst"].values())
-    assert metrics["summary/worst_max_rel"][0].value == pytest.approx(worst, rel=FLOAT32)
+    assert [(e.step, e.value) for e in metrics[PASSED]] == [(STEPS, 1.0)]
+    worst = max(check["max_rel"] / report["tolerances"][stage]["max_rel"] for stage, check in report["worst"].items())
+    assert metrics[WORST][0].value == pytest.approx(worst, rel=FLOAT32)
+    assert values["2.worst"].number_value == pytest.approx(worst, rel=1e-12)  # float64 in the HParams row
+    assert FAILED_STEP not in metrics and FAILED_STAGE not in metrics  # passed: empty cells
 
 
 def test_a_run_stopped_at_its_failure_draws_its_curves_past_it(tmp_path):
@@ -197,37 +202,17 @@ def test_a_run_stopped_at_its_failure_draws_its_curves_past_it(tmp_path):
     assert report["steps"] == 1 and report["first_failure"]["stage"] == "grad"
     drawn = list(range(1, 1 + 1 + AFTER_FAILURE))
     assert [e.step for e in read_scalars(run_dir / "manual")["loss/train"]] == drawn
-    grad = read_scalars(run_dir / "parity" / "grad")[LOG10]
-    assert [e.step for e in grad] == drawn and all(e.value > -10 for e in grad)  # above the 1e-10 tolerance
+    grad = read_scalars(run_dir / "parity" / "grad")[RATIO]
+    assert [e.step for e in grad] == drawn and all(e.value > 0 for e in grad)  # above the tolerance line
     summary_metrics = read_scalars(run_dir / "summary")
-    assert [(e.step, e.value) for e in summary_metrics["summary/passed"]] == [(1, 0.0)]
+    assert [(e.step, e.value) for e in summary_metrics[PASSED]] == [(1, 0.0)]
+    assert [(e.step, e.value) for e in summary_metrics[FAILED_STEP]] == [(1, 1.0)]
+    assert summary_metrics[FAILED_STAGE][0].value == STAGES.index("grad") + 1
+    content = accumulator(run_dir / "summary").SummaryMetadata("_hparams_/session_start_info").plugin_data.content
+    row = hparams_metadata.parse_session_start_info_plugin_data(content).hparams
+    assert row["1.verdict"].string_value == "FAIL step 1 grad"
     text = accumulator(run_dir / "summary").Tensors("verdict/text_summary")[0].tensor_proto.string_val[0].decode()
     assert text.startswith("**FAIL: first difference at step 1, stage grad")
-
-
-def test_runs_lists_each_run_with_its_verdict(run, capsys):
-    run_dir, _ = run
-    assert main(["runs", "--logdir", str(run_dir.parent)]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["run", "date", "(UTC)", "what", "dtype", "steps", "verdict", "special"]
-    row = next(line for line in lines if line.startswith("tb "))
-    assert row.split()[3:7] == ["momentum", "float64", str(STEPS), "PASS"]
-
-
-def test_runs_lists_experiments_and_what_made_a_run_special(tmp_path, capsys):
-    logdir = tmp_path / "runs"
-    assert (
-        main(["run", "--steps", "3", "--logdir", str(logdir), "--run-name", "f", "--inject", "bias-grad-averaged"]) == 1
-    )
-    assert main(["experiment", "chain-rule", "--logdir", str(logdir)]) == 0
-    capsys.readouterr()
-    assert main(["runs", "--logdir", str(logdir)]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    fault = next(line for line in lines if line.startswith("f "))
-    assert fault.endswith("FAIL at step 1, grad 4.bias  inject bias-grad-averaged")
-    experiment = next(line for line in lines if line.startswith("experiment-chain-rule-"))
-    assert experiment.split()[3:5] == ["experiment", "float64"]
-    assert experiment.split()[-4:] == ["PASS", "(parity", "held)", "chain-rule"]
 
 
 def test_event_checksums_equal_tensorboards_own():

@@ -3,18 +3,25 @@ per sub-run, and its pictures, as images and as the same PNG files in its direct
 
 import io
 import json
+import unicodedata
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib import font_manager
 from matplotlib.image import imread
+from matplotlib.text import Text
 from tensorboard.backend.event_processing.event_accumulator import (
     STORE_EVERYTHING_SIZE_GUIDANCE,
     EventAccumulator,
 )
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
+from compare import i18n
 from compare.cli.main import main
 from compare.experiments import EXPERIMENTS, Session
+from compare.experiments.text import pad
 from compare.output import figures
 from compare.output.experiment_board import pictures_from
 
@@ -52,7 +59,8 @@ def test_pictures_are_images_in_tensorboard_and_the_same_png_files(experiment, n
     (image,) = accumulator(root / "summary").Images(f"pictures/{name}")
     png = (root / f"{name}.png").read_bytes()
     assert image.encoded_image_string == png
-    assert (image.width, image.height) == figures.png_size(png) == (700, 420)
+    card = tuple(round(inches * figures.DPI) for inches in figures.SIZE)
+    assert (image.width, image.height) == figures.png_size(png) == card == (360, 270)  # TensorBoard's card size
     pixels = imread(io.BytesIO(png))
     assert pixels.std() > 0.05  # not blank: curves, axes and text on white
 
@@ -63,10 +71,12 @@ def test_each_sub_run_has_an_hparams_row_with_its_activation_and_verdict(experim
         events = accumulator(root / activation / "summary")
         content = events.SummaryMetadata("_hparams_/session_start_info").plugin_data.content
         values = hparams_metadata.parse_session_start_info_plugin_data(content).hparams
-        assert values["1.run"].string_value == f"vanishing-gradients/{activation}"
-        assert values["4.special"].string_value == "experiment vanishing-gradients"
-        assert values["activation"].string_value == activation and values["2.optimizer"].string_value == "sgd"
-        assert values["3.lr"].number_value == EXPERIMENTS["vanishing-gradients"].params().lr
+        start = hparams_metadata.parse_session_start_info_plugin_data(content)
+        assert start.group_name == f"vanishing-gradients/{activation}"  # the Trial ID names the sub-run
+        assert values["5.special"].string_value == "experiment vanishing-gradients"
+        assert values["activation"].string_value == activation and values["3.optimizer"].string_value == "sgd"
+        assert values["4.lr"].number_value == EXPERIMENTS["vanishing-gradients"].params().lr
+        assert values["1.verdict"].string_value == "PASS"
         passed = events.Scalars("summary/passed")
         assert [(e.step, e.value) for e in passed] == [(STEPS, 1.0)]
 
@@ -122,3 +132,42 @@ def test_the_initialization_experiment_draws_the_spread_of_its_minima(tmp_path):
     (image,) = accumulator(root / "summary").Images("pictures/spread_of_minima")
     assert image.encoded_image_string == (root / "spread_of_minima.png").read_bytes()
     assert summary["numbers"]["loss_max"] > summary["numbers"]["loss_min"]  # a spread to draw
+
+
+def test_a_korean_picture_is_lettered_in_hangul_and_coinciding_curves_stay_apart():
+    """The --lang ko labels, drawn with the Hangul font koreanize-matplotlib ships (no glyph missing), and
+    two identical curves (adam under adamw) each with its own line style and marker."""
+    with i18n.language("ko"):
+        title, step = i18n._("training loss of each sub-run"), i18n._("step")
+    assert figures.has_hangul(title)  # translated
+    same = ([1, 2, 3], [3.0, 2.0, 1.0])
+    figure = figures.lines(title, step, "loss", {"adam": same, "adamw": same}, logy=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns "Glyph ... missing from font(s)" for a missing glyph
+        # (the log axis' 10^{-1} labels are math text, whose minus sign NanumGothic lacks)
+        figures.png_bytes(figure)
+    hangul = [text for text in figure.findobj(Text) if figures.has_hangul(text.get_text())]
+    assert {text.get_text() for text in hangul} == {title, step}
+    assert {Path(font_manager.findfont(text.get_fontproperties())).name for text in hangul} == {"NanumGothic.ttf"}
+    assert Path(font_manager.findfont(figure.axes[0].title.get_fontproperties())).name == "NanumGothic.ttf"
+    adam, adamw = figure.axes[0].get_lines()
+    assert adam.get_linestyle() != adamw.get_linestyle() and adam.get_marker() != adamw.get_marker()
+
+
+@pytest.mark.parametrize(
+    ("text", "align"), [("활성화 함수", "<"), ("중앙값", ">"), ("median", ">"), ("1.491까지 단계", ">")]
+)
+def test_korean_table_cells_are_padded_by_display_width(text, align):
+    """A Hangul syllable takes two terminal columns (East Asian width W): the cell is 16 columns wide."""
+    cell = pad(text, 16, align)
+    assert sum(2 if unicodedata.east_asian_width(char) == "W" else 1 for char in cell) == 16
+    assert cell.strip() == text and (cell.startswith(text) if align == "<" else cell.endswith(text))
+
+
+def test_a_korean_experiments_text_card_and_tables_are_korean(many_runs):
+    """`--lang ko`: the text card's conclusion line is the Korean one, its table's header in Hangul."""
+    logdir, _ = many_runs
+    (root,) = logdir.glob("experiment-init-*")
+    text = accumulator(root / "summary").Tensors("conclusion/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert text.startswith("**PASS**\n\n결론: ")
+    assert "초기화 시드" in text  # the results table, as the terminal printed it

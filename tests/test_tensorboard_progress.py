@@ -66,3 +66,24 @@ def test_keep_going_prints_the_departure_once_then_how_it_grew(tmp_path, capsys)
     (departure,) = [line for line in lines if line.startswith("departure: ")]
     assert departure.startswith(f"departure: {STEPS} steps outside tolerance, worst max_rel step 1 ")
     assert lines.index(departure) < next(i for i, line in enumerate(lines) if line.startswith("FAIL:"))
+
+
+def test_the_bar_starts_under_the_header_and_is_gone_when_the_run_ends():
+    """Nothing glued to a 0% bar, and no stale bar left: the last thing on the terminal's line is blank."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    with os.fdopen(follower, "w") as terminal:
+        bar = Bar(3, "steps", terminal)
+        terminal.write("header: adam on spiral -> runs/x\n")  # printed before the first step
+        terminal.flush()
+        for done in range(1, 4):
+            bar.write(lambda line: print(line, file=terminal, flush=True), f"step {done}")
+            bar.update(done)
+        bar.close()
+        terminal.flush()
+        drawn = read_all(leader).decode(errors="replace")
+    os.close(leader)
+    assert drawn.startswith("header: adam on spiral -> runs/x\r\n")  # a line of its own, before any bar
+    assert "step 3\r\n" in drawn and "1/3" in drawn and "0/3" not in drawn  # first drawn at the step done
+    last_line = drawn.rsplit("\n", 1)[-1]
+    assert [part for part in last_line.split("\r") if part][-1].strip() == ""  # the bar was erased

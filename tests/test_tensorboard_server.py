@@ -1,6 +1,7 @@
 """End to end: a real TensorBoard server on 127.0.0.1 (``compare.output.board``, the one start-up helper)
-serves a real run: both sides' curves, one parity run per stage, the HParams session groups; and the
-``board`` command serves the latest run until Ctrl-C."""
+serves a real run: both sides' curves, one parity run per stage, the HParams session groups; and on a
+log directory of 20 runs and 3 experiments, ``board``'s address opens the runs it says through
+TensorBoard's own run filter, and the command names the failing runs, until Ctrl-C."""
 
 import json
 import os
@@ -9,11 +10,15 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 
 import pytest
 
-from compare.cli.main import main
-from compare.output.board import Board, get_json
+from compare.cli.board import choose, served_runs
+from compare.cli.main import build_parser, main
+from compare.output.board import SELECTED_BY_DEFAULT, Board, get_json
+from compare.output.parity_curves import RATIO
+from compare.output.runlist import listing
 
 pytestmark = pytest.mark.server
 STEPS = 12
@@ -49,12 +54,14 @@ def test_the_server_lists_every_sub_run_and_one_run_per_parity_stage(board):
 
 def test_each_parity_stage_is_served_under_the_tolerance_line(board):
     served, _ = board
-    tolerance = served.get("/data/plugin/scalars/scalars", run="e2e/parity/tolerance", tag="parity/log10_max_rel")
+    tolerance = served.get("/data/plugin/scalars/scalars", run="e2e/parity/tolerance", tag=RATIO)
     assert [step for _, step, _ in tolerance] == list(range(1, STEPS + 1))
-    assert all(value == pytest.approx(-10.0) for _, _, value in tolerance)  # log10 of float64's 1e-10
+    assert all(value == 0 for _, _, value in tolerance)  # log10(max_rel / tolerance) = 0 is the line
     for stage in STAGES_OF_A_PLAIN_RUN:
-        points = served.get("/data/plugin/scalars/scalars", run=f"e2e/parity/{stage}", tag="parity/log10_max_rel")
-        assert points and all(value < -10 for _, _, value in points)  # a passing run stays under it
+        points = served.get("/data/plugin/scalars/scalars", run=f"e2e/parity/{stage}", tag=RATIO)
+        assert points and all(value < 0 for _, _, value in points)  # a passing run stays under it
+    failing = served.get("/data/plugin/scalars/scalars", run="bad/parity/grad", tag=RATIO)
+    assert failing[0][2] > 0  # the injected fault is over the line at step 1
 
 
 def test_both_sides_carry_the_same_tags_and_their_difference_its_own(board):
@@ -86,15 +93,25 @@ def test_hparams_session_groups_are_named_by_run_with_the_verdict_as_a_metric(bo
         group["name"]: group for group in served.post("/data/plugin/hparams/session_groups", body)["sessionGroups"]
     }
     assert set(groups) == {"e2e", "lr", "bad"}  # run names, not hashes
-    assert groups["lr"]["hparams"]["3.lr"] == 0.002 and groups["e2e"]["hparams"]["2.optimizer"] == "adam"
-    assert groups["bad"]["hparams"]["4.special"] == "inject bias-grad-averaged"
+    assert groups["lr"]["hparams"]["4.lr"] == 0.002 and groups["e2e"]["hparams"]["3.optimizer"] == "adam"
+    assert groups["bad"]["hparams"]["5.special"] == "inject bias-grad-averaged"
+    assert (
+        groups["bad"]["hparams"]["1.verdict"] == "FAIL step 1 grad" and groups["e2e"]["hparams"]["1.verdict"] == "PASS"
+    )
     passed = {
         name: next(m["value"] for m in group["metricValues"] if m["name"]["tag"] == "summary/passed")
         for name, group in groups.items()
     }
     assert passed == {"e2e": 1.0, "lr": 1.0, "bad": 0.0}
     experiment = served.post("/data/plugin/hparams/experiment", {"experimentName": ""})
-    assert {info["displayName"] for info in experiment["hparamInfos"]} >= {"run", "optimizer", "lr", "special"}
+    assert {info["displayName"] for info in experiment["hparamInfos"]} >= {"optimizer", "lr", "special", "activation"}
+
+
+def test_runs_and_experiments_share_one_layout_each_chart_once(many_board):
+    """TensorBoard merges the layouts of every run served: the experiments' repeats none of the runs'."""
+    layout = many_board.get("/data/plugin/custom_scalars/layout")
+    titles = [chart["title"] for category in layout["category"] for chart in category["chart"]]
+    assert len(layout["category"]) == 2 and len(titles) == len(set(titles))
 
 
 def test_custom_scalars_layout_is_served(board):
@@ -107,22 +124,84 @@ def test_custom_scalars_layout_is_served(board):
     ]
 
 
-def test_the_board_command_serves_the_latest_run_until_ctrl_c(runs, tmp_path):
-    """A real process: it prints the address with every run ticked, serves only the latest run, and Ctrl-C
-    ends it with exit 0."""
-    command = [sys.executable, "-m", "compare", "board", "--logdir", str(runs), "--port", "0"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ)
+def served_filter(url: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(query, fragment) of an address ``board`` prints, decoded."""
+    parts = urllib.parse.urlsplit(url)
+    fragment = dict(urllib.parse.parse_qsl(parts.fragment.split("&", 1)[1]))
+    return dict(urllib.parse.parse_qsl(parts.query)), fragment
+
+
+@pytest.fixture(scope="module")
+def many_board(many_runs):
+    logdir, _ = many_runs
+    runs, _ = served_runs(logdir, [])
+    with Board(runs) as served:
+        served.wait(WAIT_S)
+        yield served
+
+
+def latest(logdir) -> str:
+    marks = [path for name in ("report.json", "summary.json") for path in logdir.glob(f"*/{name}")]
+    return max(marks, key=lambda path: path.stat().st_mtime).parent.name
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], lambda logdir, failing: {latest(logdir), *failing}),
+        (["--experiment", "vanishing-gradients"], lambda logdir, _: {p.name for p in logdir.glob("experiment-van*")}),
+        (["NAME"], lambda logdir, failing: {failing[0]}),
+        (["--all"], lambda logdir, _: {path.name for path in logdir.iterdir()}),
+    ],
+    ids=["latest-and-failing", "experiment", "named", "all"],
+)
+def test_the_address_opens_the_chosen_runs_through_tensorboards_run_filter(many_runs, many_board, argv, expected):
+    """The filter in the address, applied to what the server lists, leaves exactly the chosen runs; it is
+    short, and smoothing is 0 for both halves of TensorBoard (query: Time Series; fragment: the others)."""
+    logdir, failing = many_runs
+    argv = [failing[0] if arg == "NAME" else arg for arg in argv]
+    args = build_parser().parse_args(["board", "--logdir", str(logdir), *argv])
+    runs, named = served_runs(logdir, args.runs)
+    chosen, said = choose(args, runs, named, listing(logdir))
+    url = many_board.url(None, chosen)
+    query, fragment = served_filter(url)
+    crowded = len(many_board.chosen_runs(chosen)) > SELECTED_BY_DEFAULT  # the older dashboards would tick none
+    assert urllib.parse.urlsplit(url).fragment.startswith("timeseries&" if crowded else "custom_scalars&")
+    assert ("tagFilter" in query) == crowded
+    assert query["smoothing"] == fragment["_smoothingWeight"] == "0"
+    listed = many_board.get("/data/runs")
+    if chosen is None:
+        assert "runFilter" not in query and len(url) < 200
+        matched = listed
+    else:
+        assert query["runFilter"] == fragment.get("regexInput", query["runFilter"]) and len(url) < 400  # was 26,480
+        assert ("regexInput" in fragment) == (not crowded)
+        matched = [run for run in listed if re.search(query["runFilter"], run)]  # JavaScript's RegExp agrees here
+    assert {run.split("/")[0] for run in matched} == expected(logdir, failing)
+    assert all(name in said for name in (failing if not argv else []))
+
+
+def test_the_board_command_names_the_failing_runs_and_stops_on_ctrl_c(many_runs):
+    """A real process on the 20-run log directory: who is shown (the failing runs by name), the address,
+    how to open more, each a short line or two; Ctrl-C ends it with exit 0."""
+    logdir, failing = many_runs
+    command = [sys.executable, "-m", "compare", "board", "--logdir", str(logdir), "--port", "0"]
+    env = {**os.environ, "COLUMNS": "100"}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        deadline, lines, url = time.monotonic() + WAIT_S, [], None
-        while url is None and time.monotonic() < deadline and process.poll() is None:
+        deadline, lines = time.monotonic() + WAIT_S, []
+        while not any(line.startswith("  more: ") for line in lines) and time.monotonic() < deadline:
+            if process.poll() is not None:
+                break
             lines.append(process.stdout.readline())
-            match = re.search(
-                r"(http://127\.0\.0\.1:\d+)/#custom_scalars&_smoothingWeight=0&runSelectionState=", lines[-1]
-            )
-            url = match.group(1) if match else None
-        assert url, "no address printed:\n" + "".join(lines)
-        assert "TensorBoard on bad" in "".join(lines)  # the latest run
-        assert {run.split("/")[0] for run in get_json(f"{url}/data/runs")} == {"bad"}
+        assert any(line.startswith("  more: ") for line in lines), "".join(lines) + process.stderr.read()
+        (url,) = [line.strip() for line in lines if line.startswith("  http://127.0.0.1:")]
+        said = " ".join(line.strip() for line in lines[: lines.index(f"  {url}\n")])
+        assert said.startswith("backprop-parity board: the latest, ") and all(name in said for name in failing)
+        assert len(lines) <= 6 and all(len(line.rstrip("\n")) <= 100 for line in lines if "http" not in line)
+        query, _ = served_filter(url)
+        listed = get_json(url.split("/?")[0] + "/data/runs")
+        assert {run.split("/")[0] for run in listed if re.search(query["runFilter"], run)} == {latest(logdir), *failing}
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
     finally:

@@ -1,8 +1,11 @@
-"""``backprop-parity board [RUN ...]``: TensorBoard on the chosen runs only (default: the latest under
---logdir), served on 127.0.0.1 from this process until Ctrl-C; it prints the address of the tab to open,
-with every run ticked and smoothing 0 (``compare.output.board``)."""
+"""``backprop-parity board [RUN ...] [--all] [--experiment NAME]``: TensorBoard on 127.0.0.1, serving every
+run under --logdir (and any run directory named outside it), opened on the runs that matter: by default
+the latest run and every run that did not pass, selected through TensorBoard's own run filter
+(``compare.output.board``), at smoothing 0. It prints who is shown, the address, and how to open more."""
 
 import argparse
+import shutil
+import textwrap
 import threading
 from pathlib import Path
 
@@ -10,91 +13,116 @@ from tensorboard import program
 
 from compare.cli import PROG, exits
 from compare.errors import InputError
-from compare.output.board import SELECTED_BY_DEFAULT, Board
+from compare.output.board import Board
+from compare.output.runlist import Listed, has_events, listing
 
 TABS = ("custom_scalars", "timeseries", "hparams", "text", "images", "scalars", "histograms")
-MARKERS = ("report.json", "summary.json")  # a run's or an experiment's own file
+MORE = "more: board --all | board RUN ... | board --experiment NAME, or edit the run filter; Ctrl-C stops"
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "board",
-        help="open TensorBoard on runs (default: the latest), on 127.0.0.1",
-        description="Serve the chosen runs with TensorBoard on 127.0.0.1 and print the address of the tab to open "
-        "(every run ticked, smoothing 0). Ctrl-C stops it.",
+        help="open TensorBoard on the latest and the failing runs (or those named), on 127.0.0.1",
+        description="Serve the runs under --logdir with TensorBoard on 127.0.0.1 and print the address of the tab "
+        "to open, filtered to the latest run and every run that did not pass (or to the runs named, an experiment, "
+        "or all), at smoothing 0. Ctrl-C stops it.",
     )
     parser.add_argument(
         "runs",
         nargs="*",
         metavar="RUN",
-        help="a run's name under --logdir (as `backprop-parity runs` lists it) or a run directory "
-        "(default: the latest run)",
+        help="a run's name under --logdir (as `backprop-parity runs` lists it) or a run directory",
     )
+    parser.add_argument("--all", action="store_true", help="every run under --logdir, no filter")
+    parser.add_argument("--experiment", metavar="NAME", help="the runs of this experiment (as `runs` lists them)")
     parser.add_argument("--logdir", default="runs", help="where the runs are (default: runs)")
     parser.add_argument(
         "--port", type=int, default=6006, help="the port on 127.0.0.1, 0 for any free one (default: 6006)"
     )
     parser.add_argument(
-        "--tab", choices=TABS, default="custom_scalars", help="the tab to open (default: custom_scalars)"
+        "--tab",
+        choices=TABS,
+        help="the tab to open (default: custom_scalars, or timeseries when the runs opened make over 40 "
+        "TensorBoard runs, which the other dashboards would leave unticked)",
     )
     parser.set_defaults(handler=board_command)
 
 
-def latest(logdir: Path) -> Path:
-    """The run whose report (or experiment summary) was written last; one still going counts by its folder."""
-    if not logdir.is_dir():
+def served_runs(logdir: Path, named: list[str]) -> tuple[dict[str, Path], list[str]]:
+    """{TensorBoard name: run directory}: every run under ``logdir`` with event files, and the named ones
+    that are directories elsewhere; and the TensorBoard names of the named ones. A name that is neither
+    is an error, before anything starts."""
+    if not logdir.is_dir() and not named:
         raise InputError(f"--logdir {logdir}: no such directory")
-    runs = [path for path in logdir.iterdir() if path.is_dir() and any(path.rglob("events.out.tfevents.*"))]
-    if not runs:
-        raise InputError(f"no runs with TensorBoard event files under {logdir}")
-
-    def written(path: Path) -> float:
-        return max((path / name).stat().st_mtime for name in (".", *MARKERS) if (path / name).exists())
-
-    return max(runs, key=written)
-
-
-def resolve(names: list[str], logdir: Path) -> dict[str, Path]:
-    """{TensorBoard name: run directory}; a name is looked up under ``logdir`` first, then as a path."""
-    if not names:
-        run = latest(logdir)
-        return {run.name: run}
-    runs: dict[str, Path] = {}
-    for name in names:
+    runs = {path.name: path for path in sorted(logdir.iterdir()) if path.is_dir()} if logdir.is_dir() else {}
+    keys = []
+    for name in named:
         path = logdir / name if (logdir / name).is_dir() else Path(name)
         if not path.is_dir():
             raise InputError(f"{name}: no such run under {logdir}, nor a directory")
-        if not any(path.rglob("events.out.tfevents.*")):
+        if not has_events(path):
             raise InputError(f"{name}: no TensorBoard event files in {path} (was it run with --no-tensorboard?)")
         key, n = path.resolve().name, 2
-        while key in runs:
+        while key in runs and runs[key].resolve() != path.resolve():
             key, n = f"{path.resolve().name}-{n}", n + 1
         runs[key] = path
-    return runs
+        keys.append(key)
+    runs = {key: path for key, path in runs.items() if has_events(path)}
+    if not runs:
+        raise InputError(f"no runs with TensorBoard event files under {logdir}")
+    return runs, keys
+
+
+def choose(
+    args: argparse.Namespace, runs: dict[str, Path], named: list[str], listed: list[Listed]
+) -> tuple[list[str] | None, str]:
+    """The top-level names to open (None: all) and a line saying which."""
+    if args.all:
+        return None, f"all {len(runs)} runs"
+    if named:
+        return named, ", ".join(named)
+    shown = [entry for entry in listed if entry.path.name in runs]
+    if args.experiment:
+        names = [entry.name for entry in shown if entry.name.startswith(f"experiment-{args.experiment}-")]
+        return names, f"experiment {args.experiment}: {', '.join(names)}"
+    failing = [entry.name for entry in shown if not entry.passed]
+    latest = shown[-1].name if shown else max(runs, key=lambda key: runs[key].stat().st_mtime)
+    names = [latest, *(name for name in failing if name != latest)]
+    said = f"the latest, {latest}"
+    if failing:
+        said += f", and {len(failing)} that did not pass: {', '.join(failing)}"
+    return names, said
+
+
+def check_choice(args: argparse.Namespace, logdir: Path) -> None:
+    if args.all and (args.runs or args.experiment):
+        raise InputError("--all opens every run: give it without RUN names or --experiment")
+    if args.runs and args.experiment:
+        raise InputError("give RUN names or --experiment, not both")
+    if args.experiment and not any(
+        path.name.startswith(f"experiment-{args.experiment}-") for path in (logdir.iterdir() if logdir.is_dir() else [])
+    ):
+        raise InputError(f"--experiment {args.experiment}: no such experiment under {logdir} (`runs` lists them)")
 
 
 def board_command(args: argparse.Namespace) -> int:
-    runs = resolve(args.runs, Path(args.logdir))
+    logdir = Path(args.logdir)
+    check_choice(args, logdir)
+    runs, named = served_runs(logdir, args.runs)
+    listed = listing(logdir) if logdir.is_dir() else []
+    chosen, said = choose(args, runs, named, listed)
     try:
         board = Board(runs, args.port)
     except program.TensorBoardServerException as error:
         raise InputError(f"--port {args.port}: {error.msg} (--port 0 picks a free one)") from None
     try:
         board.wait()
-        print(f"{PROG} board: TensorBoard on {', '.join(runs)} ({len(board.runs)} TensorBoard runs); open", flush=True)
-        print(f"  {board.url(args.tab)}", flush=True)
-        print(
-            "  Custom Scalars: the two loss curves and manual − torch, each parity stage under its tolerance line; "
-            "HParams: one sortable row per run; Text: the verdict; Images: an experiment's pictures",
-            flush=True,
-        )
-        if len(board.runs) > SELECTED_BY_DEFAULT:
-            print(
-                f"  note: more than {SELECTED_BY_DEFAULT} TensorBoard runs, so a tab opened without this address "
-                "ticks none of them: tick them in its run list, or open fewer runs",
-                flush=True,
-            )
-        print("  Ctrl-C stops it", flush=True)
+        width = shutil.get_terminal_size((100, 40)).columns
+        for line in textwrap.wrap(f"{PROG} board: {said}", width, subsequent_indent="  ", break_on_hyphens=False):
+            print(line, flush=True)
+        print(f"  {board.url(args.tab, chosen)}", flush=True)
+        print(f"  {MORE}", flush=True)
         threading.Event().wait()
     except KeyboardInterrupt:
         print(f"{PROG} board: stopped", flush=True)

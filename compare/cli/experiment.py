@@ -158,7 +158,7 @@ def _experiment(args: argparse.Namespace) -> int:
         session.say(_("done in {seconds:.1f} s").format(seconds=seconds))
         numbers = {key: _finite(value) for key, value in outcome.numbers.items()}
         summary |= {"passed": True, "seconds": seconds, "conclusion": outcome.conclusion, "numbers": numbers}
-        session.conclude(["PASS", f"conclusion: {outcome.conclusion}", session.parity_line()], outcome.table, True)
+        session.conclude(["PASS", conclusion, session.parity_line()], outcome.table, True)
     summary["parity"] = [
         {
             "subrun": entry.name,

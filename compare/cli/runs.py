@@ -1,79 +1,125 @@
-"""``backprop-parity runs``: what is under the log directory, one line per run or experiment, with what
-made it special (an injected fault, a textbook variant, a schedule, a data file)."""
+"""``backprop-parity runs [PATTERN] [--failed] [--last N]``: what is under the log directory, one line
+per run or experiment (``compare.output.runlist``), oldest first, fitted to the terminal's width.
+
+The first line names the failing runs, so they are on the first screen however many runs there are.
+Columns that do not fit are dropped, least telling first (``COLUMNS`` lists them by priority); the name
+and the verdict always stay, cut with "…" on a very narrow terminal."""
 
 import argparse
-import datetime as dt
-import json
+import fnmatch
+import shutil
+import textwrap
 from pathlib import Path
 
 from compare.cli import exits
-from compare.errors import InputError
-from compare.experiments.base import DTYPE
-from compare.output.overview import special
+from compare.output.runlist import Listed, listing
 
-COLUMNS = ("run", "date (UTC)", "what", "dtype", "steps", "verdict", "special")
+# (header, field), most telling first: columns are dropped from the end of this list to fit the terminal
+# (a run's name already carries its optimizer and whatever is not the default: compare.output.rundir)
+COLUMNS = (
+    ("run", "name"),
+    ("verdict", "verdict"),
+    ("special", "special"),
+    ("lr", "lr"),
+    ("dtype", "dtype"),
+    ("what", "what"),
+    ("activation", "activation"),
+    ("steps", "steps"),
+    ("date (UTC)", "date"),
+)
+KEPT = 2  # the run and its verdict are never dropped (the verdict may be cut)
+CUT = {"verdict", "special"}  # long free text: cut with "…" rather than dropped
+MIN_CUT = 12
+CAP = 30  # the width a cut column is held to when the whole table does not fit
+GAP = "  "
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "runs",
         help="list the runs under the log directory",
-        description="List each run and experiment under --logdir with its date, optimizer (or experiment), dtype, "
-        "steps, verdict and what made it special (read from its report.json or summary.json).",
+        description="List each run and experiment under --logdir, oldest first: its verdict, optimizer (or "
+        "experiment), what made it special, lr, dtype, activation, steps and date (from its report.json or "
+        "summary.json). The first line names the failing ones. Fits the terminal's width.",
     )
+    parser.add_argument("pattern", nargs="?", help="only runs whose name holds this text (or matches this glob)")
     parser.add_argument("--logdir", default="runs", help="where the runs are (default: runs)")
+    parser.add_argument("--failed", action="store_true", help="only runs that did not pass")
+    parser.add_argument("--last", type=positive, metavar="N", help="only the N latest (after the other filters)")
     parser.set_defaults(handler=list_runs)
 
 
-def verdict(report: dict) -> str:
-    if not report.get("complete", True):
-        return "INCOMPLETE"
-    if report.get("variant") and report["variant"].get("departs"):
-        return f"DEPARTS at step {report['variant']['first_departure']['step']}"
-    if report.get("passed"):
-        return "PASS"
-    failure = report.get("first_failure") or {}
-    return f"FAIL at step {failure.get('step')}, {failure.get('stage')} {failure.get('tensor')}"
+def matches(name: str, pattern: str | None) -> bool:
+    if pattern is None:
+        return True
+    return fnmatch.fnmatchcase(name, pattern if any(c in pattern for c in "*?[") else f"*{pattern}*")
 
 
-def describe(run_dir: Path) -> tuple[str, ...]:
-    """One row; a directory without a readable report is listed as such, never skipped silently."""
-    try:
-        if (run_dir / "summary.json").is_file() and not (run_dir / "report.json").is_file():
-            return describe_experiment(run_dir)
-        report = json.loads((run_dir / "report.json").read_text())
-        config = report["config"]
-        date = (report.get("started_at") or "?").replace("T", " ")[:16]
-        row = (config["optimizer"], config["dtype"], str(report["steps"]), verdict(report), special(config))
-        return (run_dir.name, date, *row)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return (run_dir.name, "?", "?", "?", "?", "no readable report.json", "")
+def fit(rows: list[tuple[str, ...]], width: int) -> list[str]:
+    """The table in ``width`` columns. When it does not fit whole, long free text (``CUT``) is held to
+    ``CAP``; then columns are taken in ``COLUMNS``' order while they fit; one that does not is cut with
+    "…" when it may be, else left out, and the narrower ones after it are still tried. The run and its
+    verdict are always kept."""
+    natural = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    if sum(natural) + len(GAP) * (len(natural) - 1) > width:  # long free text gives way to more columns
+        natural = [min(need, CAP) if field in CUT else need for need, (_, field) in zip(natural, COLUMNS, strict=True)]
+    kept: list[tuple[int, int]] = []  # (column, width)
+    used = -len(GAP)
+    for i, need in enumerate(natural):
+        room = width - used - len(GAP)
+        if need <= room or i == 0:  # the name is never cut: it is what `board RUN` takes
+            kept.append((i, need))
+        elif i < KEPT or (COLUMNS[i][1] in CUT and room >= MIN_CUT):
+            kept.append((i, max(room, MIN_CUT)))
+        else:
+            continue
+        used += len(GAP) + kept[-1][1]
+    lines = []
+    for row in rows:
+        cells = [(row[i] if len(row[i]) <= w else row[i][: w - 1] + "…").ljust(w) for i, w in kept]
+        lines.append(GAP.join(cells).rstrip())
+    return lines
 
 
-def describe_experiment(run_dir: Path) -> tuple[str, ...]:
-    """An experiment's row, from its summary.json (dated when it was written)."""
-    path = run_dir / "summary.json"
-    summary = json.loads(path.read_text())
-    date = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).strftime("%Y-%m-%d %H:%M")
-    steps = sum(entry.get("steps", 0) for entry in summary.get("parity", []))
-    if summary.get("interrupted"):
-        outcome = "INTERRUPTED"
-    elif summary.get("passed"):
-        outcome = "PASS (parity held)"
-    else:
-        outcome = f"FAIL in sub-run {(summary.get('parity_failure') or {}).get('subrun', '?')}"
-    return (run_dir.name, date, "experiment", DTYPE, str(steps), outcome, summary["experiment"])
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def headline(listed: list[Listed], shown: int, logdir: Path, width: int) -> list[str]:
+    """How many, and the failing ones by name, wrapped to the terminal."""
+    failing = [entry.name for entry in listed if not entry.passed]
+    experiments = sum(entry.what == "experiment" for entry in listed)
+    text = f"{plural(len(listed) - experiments, 'run')} and {plural(experiments, 'experiment')} under {logdir}"
+    text += f" ({shown} shown)" if shown != len(listed) else ""
+    text += f"; {len(failing)} did not pass: {', '.join(failing)}" if failing else "; every one passed"
+    return textwrap.wrap(text, width, subsequent_indent="  ", break_on_hyphens=False)
 
 
 def list_runs(args: argparse.Namespace) -> int:
     logdir = Path(args.logdir)
-    if not logdir.is_dir():
-        raise InputError(f"--logdir {logdir}: no such directory")
-    rows = [describe(path) for path in sorted(logdir.iterdir()) if path.is_dir()]
-    if not rows:
+    listed = listing(logdir)
+    if not listed:
         print(f"no runs under {logdir}")
         return exits.PASS
-    widths = [max(len(row[i]) for row in [COLUMNS, *rows]) for i in range(len(COLUMNS))]
-    for row in [COLUMNS, *rows]:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    chosen = [entry for entry in listed if matches(entry.name, args.pattern) and (not args.failed or not entry.passed)]
+    if args.last is not None:
+        chosen = chosen[-args.last :]
+    width = shutil.get_terminal_size((100, 40)).columns
+    scope = [entry for entry in listed if matches(entry.name, args.pattern)]
+    for line in headline(scope, len(chosen), logdir, width):
+        print(line)
+    if not chosen:
+        print("nothing matches")
+        return exits.PASS
+    rows = [tuple(header for header, _ in COLUMNS)]
+    rows += [tuple(str(getattr(entry, field)) for _, field in COLUMNS) for entry in chosen]
+    for line in fit(rows, width):
+        print(line)
     return exits.PASS

@@ -18,7 +18,7 @@ import numpy as np
 
 from compare.experiments import datasets
 from compare.experiments.base import Experiment, Outcome, Session, batches, build_twins, evaluate
-from compare.experiments.text import steps_line
+from compare.experiments.text import pad, steps_line
 from compare.experiments.training import train
 from compare.i18n import N_, _
 from compare.inputs import seeds
@@ -103,8 +103,8 @@ def run(params: Params, session: Session) -> Outcome:
     after_steps = _("loss after {steps} steps").format(steps=params.steps)
     after_examples = _("loss after {examples} examples").format(examples=budget)
     table = [
-        f"{_('run'):<15} {_('batch'):>6} {after_steps:>22} {_('accuracy'):>9} "
-        f"{after_examples:>26} {_('batch-loss jitter'):>18} {_('whole-set rises'):>16}"
+        f"{pad(_('run'), 15)} {pad(_('batch'), 6, '>')} {pad(after_steps, 22, '>')} {pad(_('accuracy'), 9, '>')} "
+        f"{pad(after_examples, 26, '>')} {pad(_('batch-loss jitter'), 18, '>')} {pad(_('whole-set rises'), 16, '>')}"
     ]
     numbers: dict[str, float | int | str | None] = {
         "dataset": params.dataset,
@@ -116,7 +116,7 @@ def run(params: Params, session: Session) -> Outcome:
         counted = _("{count} steps") if r["budget_steps"] > 1 else _("{count} step")
         at_budget = f"{r['full_at_budget']:.4f} ({counted.format(count=r['budget_steps'])})"
         table.append(
-            f"{name:<15} {r['batch_size']:>6} {r['full_last']:>22.4f} {r['accuracy_last']:>9.1%} {at_budget:>26} "
+            f"{pad(name, 15)} {r['batch_size']:>6} {r['full_last']:>22.4f} {r['accuracy_last']:>9.1%} {at_budget:>26} "
             f"{r['train_loss_jitter']:>18.4f} {r['full_loss_rises']:>16.0%}"
         )
         numbers |= {f"{name}/{key}": value for key, value in r.items()}

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from compare.experiments.base import Experiment, Outcome, Pairs, Session, SubRunParity, check_pairs
+from compare.experiments.text import pad
 from compare.i18n import N_, _
 from manual import layers, losses
 from manual.optim import SGD
@@ -225,11 +226,13 @@ def run(params: Params, session: Session) -> Outcome:
     session.record(SubRunParity("step", 0, {}, worst, count))
     hand = ways["hand"]
     table = derivation(hand, params.lr)
-    table.append(f"   {_('term'):<26} {_('by hand'):>18} {_('NumPy (manual)'):>18} {'torch':>18}")
+    table.append(
+        f"   {pad(_('term'), 26)} {pad(_('by hand'), 18, '>')} {pad(_('NumPy (manual)'), 18, '>')} {'torch':>18}"
+    )
     for key in TERMS:
         label = LABELS[key] if key != "E_next" else _("E after the update")
         values = " ".join(f"{ways[way][key]:>18.12f}" for way in ("hand", "numpy", "torch"))
-        table.append(f"   {label:<26} {values}")
+        table.append(f"   {pad(label, 26)} {values}")
     writers = session.writers("step")
     if writers:
         writers.pairs({f"term/{key}": (ways["numpy"][key], ways["torch"][key]) for key in TERMS}, 1)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from compare.experiments.base import Experiment, Outcome, Pairs, Session, SubRunParity, check_pairs
+from compare.experiments.text import pad
 from compare.i18n import N_, _
 
 
@@ -213,18 +214,20 @@ def run(params: Params, session: Session) -> Outcome:
             )
         ]
         lines.append(
-            f"  {_('node'):<{width}}  {_('local derivative'):<{label_width}} {_('manual'):>10} {'torch.autograd':>15}"
+            f"  {pad(_('node'), width)}  {pad(_('local derivative'), label_width)} "
+            f"{pad(_('manual'), 10, '>')} {'torch.autograd':>15}"
         )
         for formula, label, out, name in edges:
             lines.append(
-                f"  {formula:<{width}}  {label:<{label_width}} {local[(out, name)]:>10.6g} {tlocal[(out, name)]:>15.6g}"
+                f"  {pad(formula, width)}  {pad(label, label_width)} {local[(out, name)]:>10.6g} "
+                f"{tlocal[(out, name)]:>15.6g}"
             )
         lines.append(
-            f"  {_('value'):<14} {_('forward'):>10}   "
+            f"  {pad(_('value'), 14)} {pad(_('forward'), 10, '>')}   "
             f"{_('∂{output}/∂value: manual').format(output=graph.output):>24} {'torch.autograd':>15}"
         )
         for name in values:
-            lines.append(f"  {name:<14} {values[name]:>10.6g}   {grads[name]:>24.6g} {tgrads[name]:>15.6g}")
+            lines.append(f"  {pad(name, 14)} {values[name]:>10.6g}   {grads[name]:>24.6g} {tgrads[name]:>15.6g}")
         if writers:
             writers.text("graph", lines)
             writers.close()

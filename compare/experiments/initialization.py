@@ -17,7 +17,7 @@ import numpy as np
 
 from compare.experiments import datasets
 from compare.experiments.base import Experiment, Outcome, Session, batches, build_twins, evaluate, predict, split_rng
-from compare.experiments.text import steps_line
+from compare.experiments.text import pad, steps_line
 from compare.experiments.training import train
 from compare.i18n import N_, _
 from compare.inputs import seeds
@@ -57,11 +57,9 @@ def conclude(params: Params, n: dict, widths: tuple[int, ...]) -> str:
 
 
 def draw_spread(session: Session, seeds: list[int], losses: np.ndarray) -> None:
-    """One point per init seed at the whole-set loss it reached. The labels stay in English in every
-    language: matplotlib's bundled font has no Hangul glyphs."""
-    figure = figures.lines(
-        "whole-set loss reached from each start", "init seed", "loss", {"final loss": (seeds, losses)}, joined=False
-    )
+    """One point per init seed at the whole-set loss it reached, labelled in the session's language."""
+    title, final = _("whole-set loss reached from each start"), _("final loss")
+    figure = figures.lines(title, _("init seed"), _("loss"), {final: (seeds, losses)}, joined=False)
     session.picture("spread_of_minima", figure)
 
 
@@ -101,7 +99,7 @@ def run(params: Params, session: Session) -> Outcome:
     ]
     disagreement = [float(np.mean(a["predictions"] != b["predictions"])) for a, b in pairs]
     probe_disagreement = [float(np.mean(a["probe_predictions"] != b["probe_predictions"])) for a, b in pairs]
-    table = [f"{_('init seed'):>9} {_('whole-set loss'):>15} {_('accuracy'):>9}"]
+    table = [f"{pad(_('init seed'), 9, '>')} {pad(_('whole-set loss'), 15, '>')} {pad(_('accuracy'), 9, '>')}"]
     table += [f"{seed:>9} {f['loss']:>15.4f} {f['accuracy']:>9.1%}" for seed, f in finals.items()]
     numbers: dict[str, float | int | str | None] = {
         "dataset": params.dataset,

@@ -24,7 +24,7 @@ import numpy as np
 
 from compare.experiments import datasets
 from compare.experiments.base import DIVERGENCE_FACTOR, Experiment, Outcome, Session, batches, build_twins
-from compare.experiments.text import steps_line
+from compare.experiments.text import pad, steps_line
 from compare.experiments.training import train
 from compare.i18n import N_, _
 from compare.inputs import seeds
@@ -136,14 +136,15 @@ def run(params: Params, session: Session) -> Outcome:
     verdict = verdicts(runs)
 
     table = [
-        f"{'lr':>8}  {_('verdict'):<12} {_('loss first → last'):>20} {_('lowest'):>9} {_('steps up'):>9}  {_('note')}"
+        f"{'lr':>8}  {pad(_('verdict'), 12)} {pad(_('loss first → last'), 20, '>')} "
+        f"{pad(_('lowest'), 9, '>')} {pad(_('steps up'), 9, '>')}  {_('note')}"
     ]
     shown = {key: _(text) for key, text in VERDICTS.items()}
     numbers: dict[str, float | int | str | None] = {"dataset": params.dataset, "steps": params.steps}
     for lr, r in runs.items():
         note = _("diverged at step {step}").format(step=r["diverged_at"]) if r["diverged_at"] else ""
         table.append(
-            f"{lr:>8g}  {shown[verdict[lr]]:<12} {r['first']:>9.4f} → {r['last']:<9.4g} {r['min']:>9.4f} "
+            f"{lr:>8g}  {pad(shown[verdict[lr]], 12)} {r['first']:>9.4f} → {r['last']:<9.4g} {r['min']:>9.4f} "
             f"{r['rises']:>8.0%}  {note}"
         )
         numbers |= {f"lr_{lr:g}/{key}": value for key, value in r.items() if key != "losses"}

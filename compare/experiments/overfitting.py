@@ -19,7 +19,7 @@ import numpy as np
 
 from compare.experiments import datasets
 from compare.experiments.base import Experiment, Outcome, Session, batches, build_twins, evaluate, split_rng
-from compare.experiments.text import steps_line
+from compare.experiments.text import pad, steps_line
 from compare.experiments.training import train
 from compare.i18n import N_, _
 from compare.inputs import seeds
@@ -52,8 +52,9 @@ def renumber(weights: dict[str, np.ndarray], source: MLPSpec, target: MLPSpec) -
 
 def header() -> str:
     return (
-        f"{_('variant'):<21} {_('train loss'):>10} {_('val lowest (step)'):>20} {_('val last'):>9} {_('climb'):>7} "
-        f"{_('gap'):>7} {_('train acc'):>10} {_('val acc'):>8}"
+        f"{pad(_('variant'), 21)} {pad(_('train loss'), 10, '>')} {pad(_('val lowest (step)'), 20, '>')} "
+        f"{pad(_('val last'), 9, '>')} {pad(_('climb'), 7, '>')} "
+        f"{pad(_('gap'), 7, '>')} {pad(_('train acc'), 10, '>')} {pad(_('val acc'), 8, '>')}"
     )
 
 
@@ -152,7 +153,7 @@ def run(params: Params, session: Session) -> Outcome:
     }
     for name, r in results.items():
         table.append(
-            f"{name:<21} {r['train_last']:>10.4f} {r['val_lowest']:>12.4f} ({r['val_lowest_step']:>4}) "
+            f"{pad(name, 21)} {r['train_last']:>10.4f} {r['val_lowest']:>12.4f} ({r['val_lowest_step']:>4}) "
             f"{r['val_last']:>9.4f} {r['val_climb']:>7.3f} {r['gap_last']:>7.3f} {r['train_accuracy_last']:>10.1%} "
             f"{r['val_accuracy_last']:>8.1%}"
         )

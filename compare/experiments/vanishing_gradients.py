@@ -23,7 +23,7 @@ import numpy as np
 
 from compare.experiments import datasets
 from compare.experiments.base import Experiment, Outcome, Pairs, Session, batches, build_twins, layer_grad_norms
-from compare.experiments.text import steps_line
+from compare.experiments.text import pad, steps_line
 from compare.experiments.training import train
 from compare.i18n import N_, _
 from compare.inputs import seeds
@@ -96,7 +96,8 @@ def run(params: Params, session: Session) -> Outcome:
     last = f"layer{params.depth:02d}"
     numbers: dict[str, float | int | str | None] = {"depth": params.depth, "dataset": params.dataset}
     table = [
-        f"{_('activation'):<11} {_('‖∂L/∂W⁽¹⁾‖/‖∂L/∂W⁽ᴸ⁾‖ step 1'):>28} {_('median'):>10} {_('loss first → last'):>20}"
+        f"{pad(_('activation'), 11)} {pad(_('‖∂L/∂W⁽¹⁾‖/‖∂L/∂W⁽ᴸ⁾‖ step 1'), 28, '>')} "
+        f"{pad(_('median'), 10, '>')} {pad(_('loss first → last'), 20, '>')}"
     ]
     for activation in params.activations:
         spec = MLPSpec(widths, activation, "cross_entropy")

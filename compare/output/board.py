@@ -6,15 +6,19 @@ sub-runs are listed as ``NAME/manual``, ``NAME/parity/grad``, ...; ``--load_fast
 loader in this process (the fast loader is a separate server binary). The server runs on a daemon
 thread and is shut down by ``close()``.
 
-TensorBoard's run selector ticks no run by default when there are more than ``SELECTED_BY_DEFAULT``
-(its ``maxNamesToEnableByDefault``), which leaves every chart of a many-run log directory empty.
-``Board.url`` therefore opens the tab with every run ticked (``runSelectionState``, base64 JSON in the
-URL, as TensorBoard stores it) and smoothing 0, at which parity curves are read.
+``Board.url`` opens a tab on chosen runs through TensorBoard's own run filter, a regular expression in
+the address (``run_filter``: ``^(name|name)/``), so the address stays short however many runs are
+served, and the reader widens the choice by editing the filter box. Both halves of TensorBoard read it:
+the Time Series dashboard from the query (``?runFilter=...&smoothing=0``), the older dashboards (Custom
+Scalars, Scalars) from the fragment (``#custom_scalars&regexInput=...&_smoothingWeight=0``). Smoothing
+is 0 in both, at which parity curves are read. The older dashboards tick the runs the filter matches only
+while they number at most ``SELECTED_BY_DEFAULT`` (their ``maxNamesToEnableByDefault``); Time Series
+ticks every run up to 500.
 """
 
-import base64
 import json
 import logging
+import re
 import threading
 import time
 import urllib.parse
@@ -24,8 +28,11 @@ from pathlib import Path
 from tensorboard import program
 
 from compare.errors import InputError
+from compare.output.parity_curves import RATIO
 
 SELECTED_BY_DEFAULT = 40  # tensorboard 2.21's runs selector: maxNamesToEnableByDefault = 40
+TAGS = f"^(loss/train|{RATIO})$"  # Time Series' tag filter when it opens crowded
+TEXTS = "verdict|conclusion"  # the Text tab's tag filter
 EVENTS = "events.out.tfevents.*"
 
 
@@ -33,6 +40,21 @@ def event_runs(name: str, path: Path) -> list[str]:
     """The TensorBoard runs ``path`` holds, as TensorBoard names them under ``--logdir_spec name:path``."""
     found = sorted({events.parent for events in path.rglob(EVENTS)})
     return [name if folder == path else f"{name}/{folder.relative_to(path).as_posix()}" for folder in found]
+
+
+DATE = re.compile(r"^\d{8}-")  # a run directory's date, left out of the filter where the rest is unique
+
+
+def run_filter(names: list[str], served: list[str] | None = None) -> str:
+    """The regular expression that matches the TensorBoard runs under these names (a run directory, or
+    one of its sub-runs: ``experiment-x/summary``), and no other of ``served`` (TensorBoard run names):
+    without the names' dates when that still holds, to keep it short."""
+    full = "^(" + "|".join(name.replace(".", r"\.") for name in names) + ")(/|$)"
+    if served is None:
+        return full
+    short = "(" + "|".join(DATE.sub("", name).replace(".", r"\.") for name in names) + ")(/|$)"
+    wanted = {run for run in served if any(run == name or run.startswith(f"{name}/") for name in names)}
+    return short if {run for run in served if re.search(short, run)} == wanted else full
 
 
 def get_json(url: str, timeout: float = 10.0) -> object:
@@ -66,10 +88,33 @@ class Board:
         self._thread.start()
         self.base = self._server.get_url().rstrip("/")
 
-    def url(self, tab: str = "custom_scalars") -> str:
-        """The tab, with every run ticked and smoothing 0."""
-        selection = base64.b64encode(json.dumps(dict.fromkeys(self.runs, True)).encode()).decode()
-        return f"{self.base}/#{tab}&_smoothingWeight=0&runSelectionState={urllib.parse.quote(selection, safe='')}"
+    def url(self, tab: str | None = None, chosen: list[str] | None = None, tags: str | None = None) -> str:
+        """The tab at smoothing 0, filtered to the runs named ``chosen`` (None: every run served). No tab:
+        Custom Scalars while the older dashboards tick what the filter matches, else Time Series, shown
+        the loss and the parity charts only (``TAGS``: its tag filter). ``tags``: a tag filter for the
+        other tabs (the Text tab opens on the verdicts and conclusions, ``TEXTS``, else it opens the
+        first two categories of text, whichever runs they belong to)."""
+        tab = tab or ("custom_scalars" if len(self.chosen_runs(chosen)) <= SELECTED_BY_DEFAULT else "timeseries")
+        query, fragment = {"smoothing": "0"}, {"_smoothingWeight": "0"}
+        if chosen is not None:
+            query["runFilter"] = run_filter(chosen, self.runs)
+            if tab != "timeseries":  # the older dashboards' filter (for Time Series it would only lengthen it)
+                fragment["regexInput"] = query["runFilter"]
+        if tab == "timeseries":
+            query["tagFilter"] = TAGS
+        elif tags is not None or tab == "text":
+            fragment["tagFilter"] = tags or TEXTS
+        quote = urllib.parse.quote
+        return f"{self.base}/?{urllib.parse.urlencode(query, quote_via=quote)}#{tab}&" + urllib.parse.urlencode(
+            fragment, quote_via=quote
+        )
+
+    def chosen_runs(self, chosen: list[str] | None) -> list[str]:
+        """The TensorBoard runs the filter for ``chosen`` matches (every run for None)."""
+        if chosen is None:
+            return list(self.runs)
+        pattern = re.compile(run_filter(chosen, self.runs))
+        return [run for run in self.runs if pattern.search(run)]
 
     def wait(self, timeout: float = 60.0) -> list[str]:
         """Until TensorBoard lists every run found on disk (bounded); returns what it lists."""

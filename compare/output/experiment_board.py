@@ -22,27 +22,21 @@ from matplotlib.figure import Figure
 from torch.utils.tensorboard import summary
 
 from compare.core.records import StepRecord
+from compare.i18n import _
 from compare.output import figures
 from compare.output.events import LazyWriters
 from compare.output.overview import SUMMARY_RUN, Overview, passed
-from compare.output.parity_curves import LOG10, MAX_ABS, MAX_REL, ParityCurves, stage_run
+from compare.output.parity_curves import MAX_REL, RATIO, ParityCurves, stage_run
 from compare.output.tensorboard import DIFFERENCE, GAP
+from compare.output.tensorboard import LAYOUT as RUN_LAYOUT
 from manual.optim import REGISTRY
 
 Pairs = dict[str, tuple[float, float]]  # tag → (manual value, torch value)
 LAYER = re.compile(r"^grad_norm/layer(\d+)$")
-LAYOUT = {
-    "Training: manual and torch, and manual − torch": {
-        "train loss (manual, torch)": ["Multiline", [r"^loss/train$"]],
-        "train loss, manual − torch": ["Multiline", [rf"^loss/train{GAP}$"]],
-        "validation loss (manual, torch)": ["Multiline", [r"^loss/validation$"]],
-        "gradient norms (manual, torch)": ["Multiline", [r"^grad_norm/"]],
-    },
-    "Parity by stage, under the tolerance (read at smoothing 0)": {
-        "log10 max_rel per stage, and log10 tolerance": ["Multiline", [rf"^{LOG10}$"]],
-        "max_abs per stage": ["Multiline", [rf"^{MAX_ABS}$"]],
-    },
-}
+# The run's layout, chart for chart (TensorBoard merges categories of the same title and drops identical
+# charts, so a board with runs and experiments shows each chart once), plus the experiments' gradient norms.
+LAYOUT = {title: dict(charts) for title, charts in RUN_LAYOUT.items()}
+LAYOUT[next(iter(LAYOUT))]["gradient norms (manual, torch)"] = ["Multiline", [r"^grad_norm/"]]
 
 
 def subrun_config(lockstep, steps: int, dtype: str, extra: dict | None = None) -> dict:
@@ -70,8 +64,9 @@ class SubRunWriters:
         self.writers = LazyWriters(path)
         self.curves = ParityCurves(self.writers, dtype)
         self.overview = Overview(self.writers[SUMMARY_RUN], run, config, None)
-        self.worst = 0.0
+        self.worst = 0.0  # the largest max_rel / tolerance so far
         self.last_step = 0
+        self.failure: tuple[int, str] | None = None
 
     def log_step(self, record: StepRecord, pairs: Pairs) -> None:
         """The step's losses and lr, the measurements ``pairs``, the loss difference and the parity curves."""
@@ -80,6 +75,8 @@ class SubRunWriters:
         self.writers.scalars(DIFFERENCE, {f"loss/train{GAP}": record.loss_manual - record.loss_torch}, record.step)
         self.worst = max(self.worst, self.curves.log(record.step, record.worst_by_stage()))
         self.last_step = record.step
+        if self.failure is None and record.first_failure is not None:
+            self.failure = (record.step, record.first_failure.stage)
 
     def pairs(self, pairs: Pairs, step: int) -> None:
         self.writers.scalars("manual", {tag: manual for tag, (manual, _) in pairs.items()}, step)
@@ -87,20 +84,20 @@ class SubRunWriters:
 
     def measured(self, name: str, max_rel: float, step: int) -> None:
         """A comparison outside the lockstep stages (``graph``'s values and derivatives) as its own parity run."""
-        self.writers.scalars(stage_run(name), {LOG10: self.curves.log10(max_rel), MAX_REL: max_rel}, step)
-        self.worst = max(self.worst, max_rel)
+        self.writers.scalars(stage_run(name), {RATIO: self.curves.ratio(max_rel), MAX_REL: max_rel}, step)
+        self.worst = max(self.worst, max_rel / self.curves.strictest)
 
     def text(self, tag: str, lines: list[str]) -> None:
         """Preformatted text in the sub-run's summary run."""
         self.writers[SUMMARY_RUN].add_summary(summary.text(tag, "    " + "\n    ".join(lines)))
 
     def finish(self, verdict: str) -> None:
-        self.overview.finish(verdict, self.worst, self.last_step)
+        self.overview.finish(verdict, self.worst, self.last_step, self.failure)
         self.writers.close()
 
     def close(self) -> None:
         """Ends a sub-run that reports its own parity (``measured``): parity held, or it would have raised."""
-        self.finish(f"PASS: every value compared agrees (worst max_rel {self.worst:.1e})")
+        self.finish(f"PASS: every value compared agrees (worst max_rel {self.worst * self.curves.strictest:.1e})")
 
 
 class ExperimentBoard:
@@ -135,22 +132,24 @@ def pictures_from(trained: list) -> dict[str, Figure]:
     if len(curves) > 1:
         series = {t.name: (np.arange(1, len(t.losses) + 1), t.losses) for t in curves}
         logy = all(np.all(t.losses[np.isfinite(t.losses)] > 0) for t in curves)
-        pictures["loss_by_subrun"] = figures.lines("training loss of each sub-run", "step", "loss", series, logy=logy)
+        title, step, loss = _("training loss of each sub-run"), _("step"), _("loss")
+        pictures["loss_by_subrun"] = figures.lines(title, step, loss, series, logy=logy)
     validated = [t for t in curves if "loss/validation" in t.curves]
     if validated:
         series = {}
         for t in validated:  # the whole training set's loss when measured, else the mini-batches'
             if "loss/train_set" in t.curves:
-                series[f"{t.name} train"] = (t.curve_steps["loss/train_set"], t.curves["loss/train_set"])
+                series[f"{t.name} {_('train')}"] = (t.curve_steps["loss/train_set"], t.curves["loss/train_set"])
             else:
-                series[f"{t.name} train (batches)"] = (np.arange(1, len(t.losses) + 1), t.losses)
-            series[f"{t.name} validation"] = (t.curve_steps["loss/validation"], t.curves["loss/validation"])
-        pictures["train_vs_validation"] = figures.lines("train against validation loss", "step", "loss", series)
+                series[f"{t.name} {_('train (batches)')}"] = (np.arange(1, len(t.losses) + 1), t.losses)
+            series[f"{t.name} {_('validation')}"] = (t.curve_steps["loss/validation"], t.curves["loss/validation"])
+        title = _("train against validation loss")
+        pictures["train_vs_validation"] = figures.lines(title, _("step"), _("loss"), series)
     depth = _gradient_by_depth(trained)
     if depth:
         pictures["gradient_norm_by_depth"] = figures.lines(
-            "gradient norm against layer depth (median over training)",
-            "layer (1 = nearest the input)",
+            _("gradient norm against layer depth (median over training)"),
+            _("layer (1 = nearest the input)"),
             "‖∂L/∂W‖",
             depth,
             logy=True,

@@ -4,25 +4,70 @@
 Figures are built with ``matplotlib.figure.Figure`` directly, never through ``pyplot``: no global state,
 no GUI backend, nothing left open between pictures. ``lines`` draws the common kind (a few labelled
 curves, optionally on log axes); anything else can be drawn on a ``Figure`` and handed to ``log_figure``.
+
+Made for where they are shown: TensorBoard's Images card is about 360 px wide, so a picture is drawn at
+that size (``SIZE`` at ``DPI``) with its text at 8 to 9 points (11 to 12 px), not shrunk from a larger
+one. Curves that coincide (adam under adamw, relu under leaky_relu) stay told apart: each series has
+its own line style and marker as well as its colour. Text in Hangul (a ``--lang ko`` picture) is set in
+NanumGothic, the font the pip package ``koreanize-matplotlib`` ships (``hangul_font``; matplotlib's own
+font has no Hangul, and a system font may be missing), with DejaVu Sans for the symbols it lacks.
 """
 
+import functools
+import importlib.util
 import io
+import itertools
 import struct
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
+from matplotlib import font_manager
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 from tensorboard.compat.proto.summary_pb2 import Summary
 
 from compare.output.events import EventWriter
 
 DPI = 100
-SIZE = (7.0, 4.2)  # inches: 700×420 pixels, readable in TensorBoard's image card without zooming
+SIZE = (3.6, 2.7)  # inches: 360×270 pixels, TensorBoard's image card at its own size (no shrinking)
+TITLE_POINTS, LABEL_POINTS, LEGEND_POINTS = 9.0, 8.5, 7.5
+TITLE_CHARACTERS = 48  # what a 9-point title line holds across 360 px
+STYLES = ("-", "--", ":", "-.")
+MARKS = ("o", "s", "^", "D", "v", "P", "X", "*")
+HANGUL = ((0xAC00, 0xD7A3), (0x1100, 0x11FF), (0x3130, 0x318F))  # syllables, jamo, compatibility jamo
+FALLBACK = "DejaVu Sans"  # matplotlib's own font: the symbols (‖, ∂, subscripts) NanumGothic lacks
 
 Series = dict[str, tuple[Sequence[float], Sequence[float]]]  # label → (x values, y values)
 
 
+@functools.cache
+def hangul_font() -> str:
+    """The family name of the NanumGothic that ``koreanize-matplotlib`` ships, registered with matplotlib.
+    Its file is found without importing the package (whose import changes matplotlib's global settings)."""
+    spec = importlib.util.find_spec("koreanize_matplotlib")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("koreanize-matplotlib is not installed (requirements.txt pins it): no Hangul font")
+    path = Path(next(iter(spec.submodule_search_locations))) / "fonts" / "NanumGothic.ttf"
+    font_manager.fontManager.addfont(str(path))
+    return font_manager.FontProperties(fname=str(path)).get_name()
+
+
+def has_hangul(text: str) -> bool:
+    return any(low <= ord(char) <= high for char in text for low, high in HANGUL)
+
+
+def set_hangul(figure: Figure) -> None:
+    """Every text of ``figure`` that holds Hangul in the Hangul font, with a fallback for its symbols. The
+    numbers on the axes keep matplotlib's font: its math text (``10^{-2}``) needs a minus sign (U+2212)
+    that NanumGothic lacks."""
+    for text in figure.findobj(Text):
+        if has_hangul(text.get_text()):
+            text.set_fontfamily([hangul_font(), FALLBACK])
+
+
 def png_bytes(figure: Figure) -> bytes:
+    set_hangul(figure)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI)
     return buffer.getvalue()
@@ -63,19 +108,25 @@ def lines(
     note: str = "",
     joined: bool = True,
 ) -> Figure:
-    """A few labelled curves on one axis (each in its own colour, with a legend); ``note`` under the title.
-    ``joined=False`` draws the points alone (a scatter: the spread of final losses, say)."""
+    """A few labelled curves on one axis, each in its own colour, line style and marker (so coinciding
+    curves stay apart), with a legend; ``note`` under the title. ``markers`` marks every point (few
+    points, each meaningful); otherwise about ten marks a curve. ``joined=False`` draws the points alone
+    (a scatter: the spread of final losses, say)."""
     figure = Figure(figsize=SIZE, layout="constrained")
     axes = figure.subplots()
-    for label, (x, y) in series.items():
-        style = {"marker": "o" if markers or not joined else None, "markersize": 4 if joined else 7}
-        axes.plot(list(x), list(y), label=label, linewidth=1.4 if joined else 0, **style)
+    for (label, (x, y)), style, mark in zip(series.items(), itertools.cycle(STYLES), itertools.cycle(MARKS)):
+        x, y = list(x), list(y)
+        every = 1 if markers or not joined else max(1, len(x) // 10)
+        shape = {"marker": mark, "markevery": every, "markersize": 4 if joined else 6, "fillstyle": "none"}
+        axes.plot(x, y, label=label, linewidth=1.3 if joined else 0, linestyle=style, **shape)
     axes.set_xscale("log" if logx else "linear")
     axes.set_yscale("log" if logy else "linear")
-    axes.set_xlabel(xlabel)
-    axes.set_ylabel(ylabel)
-    axes.set_title(f"{title}\n{note}" if note else title, fontsize=11)
+    axes.set_xlabel(xlabel, fontsize=LABEL_POINTS)
+    axes.set_ylabel(ylabel, fontsize=LABEL_POINTS)
+    axes.tick_params(labelsize=LEGEND_POINTS)
+    heading = textwrap.fill(title, TITLE_CHARACTERS)  # a long title on two lines, not cut at the card's edge
+    axes.set_title(f"{heading}\n{note}" if note else heading, fontsize=TITLE_POINTS)
     axes.grid(True, which="major", alpha=0.3)
     if len(series) > 1:
-        axes.legend(fontsize=8, ncols=2 if len(series) > 5 else 1)
+        axes.legend(fontsize=LEGEND_POINTS, ncols=2 if len(series) > 4 else 1, handlelength=2.5)
     return figure

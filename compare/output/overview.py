@@ -4,14 +4,23 @@ and the custom-scalars layout. Runs and experiments write it the same way.
 
 HParams: every run declares the same experiment (``COLUMNS`` and ``METRICS``, from the optimizer registry),
 so whichever run TensorBoard reads it from, the columns and their types are the same: numbers are numbers
-(sortable), ``betas`` is ``beta1`` and ``beta2``. TensorBoard's HParams tab shows the first five columns
-by default, and orders the columns by name whatever the declaration says, so the five that tell runs apart
-are named to sort first and carry their plain names as display names: ``1.run``, ``2.optimizer``,
-``3.lr``, ``4.special`` (what was unusual: an injected fault, a textbook variant, a schedule, a data file)
-and ``5.dtype``, shown as run, optimizer, lr, special, dtype.
+(sortable), ``betas`` is ``beta1`` and ``beta2``. TensorBoard's HParams tab shows five setting columns by
+default (those that differ between runs first), each 10em wide, then the metrics, and orders the
+columns by name whatever the declaration says, so the five that tell runs apart are named to sort first
+and carry their plain names as display names: ``1.verdict`` (``PASS``, ``FAIL step 3 grad``, ...),
+``2.worst`` (the worst max_rel / tolerance), ``3.optimizer``, ``4.lr`` and ``5.special`` (what was
+unusual: an injected fault, a textbook variant, a schedule, a data file): the verdict is on screen at
+1400 px, where the metric columns come after a scroll. The row is written when the run ends. The run
+itself is the Trial ID (``trial_name``: what is special first, its start time last, so a narrow column
+still tells runs apart), not a column.
+
+The metrics are shown in the order declared: the verdict (1 pass, 0 not), the worst max_rel / tolerance
+(under 1 passes, whatever the dtype), and where it first failed: the step and the stage (its number in
+``STAGES``, 1 forward ... 6 eval); a run that passed has no first-failure value (an empty cell).
 """
 
 import dataclasses
+import re
 import textwrap
 
 from tensorboard.compat.proto.summary_pb2 import Summary
@@ -19,23 +28,35 @@ from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from tensorboard.plugins.hparams import summary_v2 as hparams
 from torch.utils.tensorboard import summary
 
+from compare.core.tolerances import STAGES
 from compare.output.events import EventWriter, scalar_summary
 from manual.optim import REGISTRY
 
 SUMMARY_RUN = "summary"
 PASSED = "summary/passed"  # 1 when the verdict is PASS, 0 otherwise
-WORST = "summary/worst_max_rel"  # the largest max_rel of any stage at any step
-METRICS = {PASSED: "verdict (1 pass, 0 not)", WORST: "worst max_rel"}
+WORST = "summary/worst_over_tolerance"  # the largest max_rel / tolerance of any stage at any step
+FAILED_STEP = "summary/first_failure_step"  # only when the run failed
+FAILED_STAGE = "summary/first_failure_stage"  # 1 + the stage's index in STAGES, only when the run failed
+METRICS = {  # tag: (column name, kept short for a narrow table; its description, shown on hovering)
+    PASSED: ("verdict", "1 when parity held (PASS), 0 otherwise"),
+    WORST: ("worst max_rel/tol", "the largest max_rel / tolerance of any stage at any step: under 1 passes"),
+    FAILED_STEP: ("failed at step", "the first step that failed (empty when the run passed)"),
+    FAILED_STAGE: ("stage", "the first failure's stage: " + ", ".join(f"{i} {s}" for i, s in enumerate(STAGES, 1))),
+}
+TIME_PREFIX = re.compile(r"^(\d{8})-(\d{6})-(.+)$")  # a run directory named by compare.output.rundir
+DECISIONS = ("PASS", "FAIL", "INCOMPLETE", "VARIANT", "DEPARTS")  # how a verdict's decision lines start
 TEXT_WIDTH = 100  # the verdict's long lines are wrapped here: TensorBoard cuts a code line at the card's edge
 
-FIRST = ("run", "optimizer", "lr", "special", "dtype")  # shown by default (TensorBoard shows five)
+FIRST = ("verdict", "worst", "optimizer", "lr", "special")  # shown by default (TensorBoard shows five)
+SHOWN_AS = {"worst": "worst max_rel/tol"}  # display names other than the column's own
 SETTINGS = (
+    "dtype",
+    "activation",
     "inject",
     "variant",
     "lr_schedule",
     "dataset",
     "layers",
-    "activation",
     "loss",
     "steps",
     "batch_size",
@@ -72,7 +93,17 @@ def _optimizer_fields() -> dict[str, object]:
 
 OPTIMIZER_FIELDS = _optimizer_fields()
 BOOLEAN = {"batchnorm", "resync", *(name for name, value in OPTIMIZER_FIELDS.items() if isinstance(value, bool))}
-NUMERIC = {"lr", "steps", "batch_size", "seed", "dropout", "clip_grad_norm", "world_size", *OPTIMIZER_FIELDS} - BOOLEAN
+NUMERIC = {
+    "worst",
+    "lr",
+    "steps",
+    "batch_size",
+    "seed",
+    "dropout",
+    "clip_grad_norm",
+    "world_size",
+    *OPTIMIZER_FIELDS,
+} - BOOLEAN
 COLUMNS = (*FIRST, *SETTINGS, *OPTIMIZER_FIELDS)
 NAMES = {name: f"{i}.{name}" for i, name in enumerate(FIRST, start=1)} | {name: name for name in COLUMNS[len(FIRST) :]}
 
@@ -88,10 +119,12 @@ def experiment_summary() -> Summary:
     domain would be one run's values, and the runs share one declaration)."""
     experiment = api_pb2.Experiment(
         hparam_infos=[
-            api_pb2.HParamInfo(name=NAMES[name], display_name=name, type=column_type(name)) for name in COLUMNS
+            api_pb2.HParamInfo(name=NAMES[name], display_name=SHOWN_AS.get(name, name), type=column_type(name))
+            for name in COLUMNS
         ],
         metric_infos=[
-            api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag), display_name=name) for tag, name in METRICS.items()
+            api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag), display_name=name, description=description)
+            for tag, (name, description) in METRICS.items()
         ],
     )
     content = metadata.create_summary_metadata(plugin_data_pb2.HParamsPluginData(experiment=experiment))
@@ -116,7 +149,16 @@ def special(config: dict) -> str:
     return ", ".join(parts)
 
 
-def row(run: str, config: dict) -> dict[str, object]:
+def trial_name(run: str) -> str:
+    """The HParams Trial ID of a run: ``20261203-041233-adam-f32`` reads ``adam-f32 12-03 04:12:33``."""
+    match = TIME_PREFIX.match(run)
+    if match is None:
+        return run
+    day, time, rest = match.groups()
+    return f"{rest} {day[4:6]}-{day[6:]} {time[:2]}:{time[2:4]}:{time[4:]}"
+
+
+def row(config: dict) -> dict[str, object]:
     """One HParams row: the run's configuration, one value per declared column it has (keyed by ``NAMES``)."""
     flat = {key: value for key, value in config.items() if key != "hyperparameters"}
     for key, value in (config.get("hyperparameters") or {}).items():
@@ -126,7 +168,7 @@ def row(run: str, config: dict) -> dict[str, object]:
             flat[key] = value
     if isinstance(flat.get("layers"), list | tuple):
         flat["layers"] = ",".join(map(str, flat["layers"]))
-    flat |= {"run": run, "special": special(config)}
+    flat |= {"special": special(config)}
     values: dict[str, object] = {}
     for name in COLUMNS:
         value = flat.get(name)
@@ -145,7 +187,7 @@ def verdict_markdown(verdict: str, config: dict) -> str:
     """The verdict first (its decision lines as headings, then the full text, wrapped), the configuration
     once, as a table."""
     lines = verdict.splitlines()
-    heads = [line for line in lines if line.startswith(("PASS", "FAIL", "INCOMPLETE", "VARIANT", "DEPARTS"))]
+    heads = [line for line in lines if line.startswith(DECISIONS)]
     wrapped = []
     for line in lines:
         wrapped += textwrap.wrap(line, TEXT_WIDTH, subsequent_indent="      ", drop_whitespace=False) or [""]
@@ -165,21 +207,39 @@ def passed(verdict: str) -> bool:
     return any(line.startswith("PASS") for line in verdict.splitlines())
 
 
+def short_verdict(verdict: str, failure: tuple[int, str] | None) -> str:
+    """The verdict in a table cell: ``PASS``, ``FAIL step 3 grad``, ``DEPARTS step 1 param`` (a textbook
+    variant), ``INCOMPLETE``: the decision line's first word, and where it first failed."""
+    if passed(verdict):
+        return "PASS"
+    decisions = [line for line in verdict.splitlines() if line.startswith(DECISIONS)]
+    word = decisions[0].split(":")[0].split()[0] if decisions else "FAIL"
+    return f"{word} step {failure[0]} {failure[1]}" if failure is not None else word
+
+
 class Overview:
-    """The ``summary`` sub-run of a run: HParams and layout when it starts, verdict and metrics when it ends."""
+    """The ``summary`` sub-run of a run: the HParams declaration and the layout when it starts; the
+    verdict, the metrics and the run's HParams row when it ends (the row holds the verdict and the worst
+    max_rel / tolerance as its first columns, so a run appears in the HParams table once it has ended)."""
 
     def __init__(self, writer: EventWriter, run: str, config: dict, layout: dict | None) -> None:
         self.writer = writer
+        self.run = run
         self.config = config
         writer.add_summary(experiment_summary())
-        writer.add_summary(hparams.hparams_pb(row(run, config), trial_id=run))
         if layout is not None:
             writer.add_summary(summary.custom_scalars(layout))
         writer.flush()
 
-    def finish(self, verdict: str, worst_max_rel: float, step: int) -> None:
-        """The verdict text (with the configuration under it) and the two HParams metrics, at ``step``."""
+    def finish(self, verdict: str, worst_ratio: float, step: int, failure: tuple[int, str] | None = None) -> None:
+        """The verdict text (with the configuration under it) and the HParams metrics, at ``step``:
+        ``worst_ratio`` is the worst max_rel / tolerance, ``failure`` the first failure's (step, stage)."""
         self.writer.add_summary(summary.text("verdict", verdict_markdown(verdict, self.config)), step)
-        metrics = {PASSED: float(passed(verdict)), WORST: worst_max_rel}
+        values = row(self.config) | {NAMES["verdict"]: short_verdict(verdict, failure), NAMES["worst"]: worst_ratio}
+        self.writer.add_summary(hparams.hparams_pb(values, trial_id=trial_name(self.run)), step)
+        metrics = {PASSED: float(passed(verdict)), WORST: worst_ratio}
+        if failure is not None and not passed(verdict):
+            stage = STAGES.index(failure[1]) + 1 if failure[1] in STAGES else 0  # 0: not a stage (a side raised)
+            metrics |= {FAILED_STEP: float(failure[0]), FAILED_STAGE: float(stage)}
         self.writer.add_summary(scalar_summary(metrics), step)
         self.writer.flush()

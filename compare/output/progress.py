@@ -13,29 +13,50 @@ from compare.core.records import StepRecord
 
 
 class Bar:
-    """tqdm's bar, off when ``stream`` is not a terminal (a log file or a pipe gets no bar)."""
+    """tqdm's bar, off when ``stream`` is not a terminal (a log file or a pipe gets no bar).
+
+    The bar is drawn from its first update, not when it is made: whatever is printed before the first
+    step (the run's header line) starts on a line of its own instead of behind a 0% bar. It is removed
+    when closed (``leave=False``): a finished run leaves its lines and its verdict, no stale bar."""
 
     def __init__(self, total: int, description: str, stream: TextIO | None = None) -> None:
-        stream = stream if stream is not None else sys.stderr
-        self.enabled = hasattr(stream, "isatty") and stream.isatty()
-        self.bar = tqdm(
-            total=total,
-            desc=description,
-            unit="step",
-            file=stream,
-            disable=not self.enabled,
-            leave=False,
-            dynamic_ncols=True,
-        )
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.total = total
+        self.description = description
+        self.bar: tqdm | None = None
 
     def update(self, done: int, note: str = "") -> None:
         """The bar at ``done`` of its total, with a short note after it."""
-        self.bar.update(done - self.bar.n)
+        if not self.enabled:
+            return
+        if self.bar is None:
+            self.bar = tqdm(
+                total=self.total,
+                initial=done,  # drawn first at the step done, not at a 0% that may stay on screen
+                desc=self.description,
+                unit="step",
+                file=self.stream,
+                leave=False,
+                dynamic_ncols=True,
+                miniters=1,  # redrawn at most every 0.1 s (mininterval), whatever the step rate so far
+            )
         if note:
             self.bar.set_postfix_str(note, refresh=False)
+        self.bar.update(done - self.bar.n)
+
+    def write(self, say: Callable[[str], None], line: str) -> None:
+        """``say(line)`` with the bar lifted out of the way (cleared, then drawn again under the line)."""
+        if self.bar is None:
+            say(line)
+            return
+        with self.bar.external_write_mode():
+            say(line)
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 class StepPrinter:
@@ -63,8 +84,7 @@ class StepPrinter:
             self._print(line)
 
     def _print(self, line: str) -> None:
-        with self.bar.bar.external_write_mode():
-            self.say(line)
+        self.bar.write(self.say, line)
 
     def summary(self) -> str | None:
         """How the departure grew after the first failing step (None when at most one step failed)."""

@@ -1,10 +1,49 @@
-"""The one place run directories are made: a new directory per run, never reused or overwritten."""
+"""The one place run directories are made: a new directory per run, never reused or overwritten, named
+by what sets the run apart (``run_label``), so a list of twenty runs reads without opening any."""
 
 import datetime as dt
+import re
 from pathlib import Path
 
 from compare.errors import InputError
 from compare.inputs.config import RUN_NAME
+from manual.optim import REGISTRY
+
+DEFAULTS = {"dtype": "float64", "activation": "relu", "loss": "cross_entropy", "dataset": "spiral"}
+SHORT = {"float32": "f32", "float64": "f64", "leaky_relu": "leaky", "cross_entropy": "ce"}
+LABEL_LENGTH = 48  # the label is cut here (a run name stays readable in a table); the report has the rest
+
+
+def run_label(config: dict) -> str:
+    """What a run's directory is named after its start time: the optimizer (or the textbook variant run
+    against it), then only what is not the default, most telling first: the injected fault, the lr, the
+    schedule, the dtype, the activation, then the rest (``adam``, ``classic_momentum-step``,
+    ``adam-inject-bias-grad-averaged``, ``sgd-lr0.3-f32-tanh``). ``config``: the report's ``config``
+    (``RunConfig.to_json()``)."""
+    optimizer = str(config.get("optimizer") or "adam")
+    parts = [str(config["variant"])] if config.get("variant") else [optimizer]  # a variant names its optimizer
+    if config.get("inject"):
+        parts.append(f"inject-{config['inject']}")
+    lr = (config.get("hyperparameters") or {}).get("lr")
+    entry = REGISTRY.get(optimizer)
+    if lr is not None and entry is not None and float(lr) != entry.default_lr:
+        parts.append(f"lr{float(lr):g}")
+    if config.get("lr_schedule"):
+        parts.append("+".join(part.split(":")[0] for part in str(config["lr_schedule"]).split(",")))
+    for key, default in DEFAULTS.items():
+        value = str(config.get(key) or default)
+        if value != default:
+            parts.append("data" if value.endswith(".npz") else SHORT.get(value, value))
+    flags = {"batchnorm": "bn", "clip_grad_norm": "clip", "resync": "resync", "gradcheck": "gradcheck"}
+    parts += [label for key, label in flags.items() if config.get(key)]
+    if config.get("dropout"):
+        parts.append(f"drop{float(config['dropout']):g}")
+    if config.get("world_size"):
+        parts.append(f"ddp{config['world_size']}")
+    if str(config.get("device") or "cpu") != "cpu":
+        parts.append(str(config["device"]).split(":")[0])
+    label = re.sub(r"[^A-Za-z0-9._-]", "_", "-".join(parts))
+    return label[:LABEL_LENGTH].rstrip("-_.")
 
 
 def check_run_name(run_name: str | None) -> None:

@@ -32,7 +32,7 @@ from compare.core.records import RunResult, StepRecord
 from compare.output.events import LazyWriters
 from compare.output.histograms import HISTOGRAM_BINS, histogram_summary
 from compare.output.overview import SUMMARY_RUN, Overview
-from compare.output.parity_curves import LOG10, MAX_ABS, MAX_REL, ParityCurves
+from compare.output.parity_curves import MAX_ABS, MAX_REL, RATIO, ParityCurves
 
 __all__ = ["HISTOGRAM_BINS", "LAYOUT", "RunWriters", "histogram_summary"]
 
@@ -49,7 +49,7 @@ LAYOUT = {
         "validation accuracy (manual, torch)": ["Multiline", [r"^accuracy/validation$"]],
     },
     "Parity by stage, under the tolerance (read at smoothing 0)": {
-        "log10 max_rel per stage, and log10 tolerance": ["Multiline", [rf"^{LOG10}$"]],
+        "log10(max_rel / tolerance) per stage: under 0 passes": ["Multiline", [rf"^{RATIO}$"]],
         "max_abs per stage": ["Multiline", [rf"^{MAX_ABS}$"]],
         "max_rel per stage": ["Multiline", [rf"^{MAX_REL}$"]],
     },
@@ -66,8 +66,9 @@ class RunWriters:
         self.writers = LazyWriters(run_dir)
         self.parity = ParityCurves(self.writers, dtype, device)
         self.overview: Overview | None = None
-        self.worst = 0.0  # the largest max_rel so far, the HParams metric
+        self.worst = 0.0  # the largest max_rel / tolerance so far, an HParams metric
         self.last_step = 0
+        self.failure: tuple[int, str] | None = None  # the first failing (step, stage), an HParams metric
 
     def start(self, config: dict) -> None:
         """HParams (in the summary run's own file, no stray sub-directory) and the layout."""
@@ -85,6 +86,8 @@ class RunWriters:
             self.writers.scalars(side, values, step)
         self.writers.scalars(DIFFERENCE, {f"loss/train{GAP}": record.loss_manual - record.loss_torch}, step)
         self.worst = max(self.worst, self.parity.log(step, record.worst_by_stage()))
+        if self.failure is None and record.first_failure is not None:
+            self.failure = (step, record.first_failure.stage)
         if logs_at(step, self.log_every):
             for side, (params, grads) in lockstep.sides().items():
                 arrays = {f"weights/{name}": array for name, array in params.items()}
@@ -112,17 +115,17 @@ class RunWriters:
         """After a run stopped at its first failure: up to ``AFTER_FAILURE`` more steps, for the charts only."""
         if result.first_failure is None:
             return
-        kept = (self.worst, self.last_step)  # the HParams metrics stay the run's
+        kept = (self.worst, self.last_step, self.failure)  # the HParams metrics stay the run's
         for step in range(result.steps + 1, min(steps, result.steps + AFTER_FAILURE) + 1):
             try:
                 record = lockstep.step(step, *next(batches))
             except Exception:  # a faulty side may break past its failure; the charts just end
                 break
             self.log_step(record, lockstep)
-        self.worst, self.last_step = kept
+        self.worst, self.last_step, self.failure = kept
 
     def finish(self, verdict: str) -> None:
         """The verdict and the HParams metrics; flushes and closes every event file."""
         if self.overview is not None:
-            self.overview.finish(verdict, self.worst, self.last_step)
+            self.overview.finish(verdict, self.worst, self.last_step, self.failure)
         self.writers.close()
