@@ -23,7 +23,7 @@ import torch
 from compare.cli import exits
 from compare.errors import InputError
 from compare.experiments import EXPERIMENTS, datasets
-from compare.experiments.base import ParityError, Session
+from compare.experiments.base import DTYPE, ParityError, Session
 from compare.i18n import DEFAULT, LANGUAGES, _, language
 from compare.inputs import config as cfg
 from compare.inputs.safety import check_outputs
@@ -135,6 +135,7 @@ def _experiment(args: argparse.Namespace) -> int:
     session.say(_("experiment {name}: {summary}").format(name=args.name, summary=_(experiment.summary)))
     session.say(f"  {settings or _('no settings')} -> {root}")
     summary = {"experiment": args.name, "params": dataclasses.asdict(params), "run_dir": str(root), "lang": args.lang}
+    summary["dtype"] = DTYPE  # what `runs` shows for it
     started = time.perf_counter()
     status = exits.PASS
     try:

@@ -23,7 +23,7 @@ Read at smoothing 0. Choices that keep the chart readable at TensorBoard's defau
 
 import math
 
-import numpy as np
+import torch
 
 from compare.core.records import Check
 from compare.core.tolerances import STAGES, TOLERANCES, tolerance
@@ -37,8 +37,11 @@ TOLERANCE_RUN = "parity/tolerance"
 
 def _floor() -> float:
     """Where an exact 0 is drawn on the shared scale: two decades under the lowest any dtype's epsilon
-    reaches there (float64: log10(2.2e-16 / 1e-10) = -5.7, so -8; float32's is -3.5)."""
-    reaches = [math.log10(np.finfo(np.dtype(dtype)).eps / tol.max_rel) for (_, dtype, _), tol in TOLERANCES.items()]
+    reaches there (float64: log10(2.2e-16 / 1e-10) = -5.7, so -8; float32's is -3.5; torch's finfo, as NumPy
+    has no bfloat16)."""
+    reaches = [
+        math.log10(torch.finfo(getattr(torch, dtype)).eps / tol.max_rel) for (_, dtype, _), tol in TOLERANCES.items()
+    ]
     return float(math.floor(min(reaches)) - 2)
 
 

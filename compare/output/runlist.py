@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compare.errors import InputError
-from compare.experiments.base import DTYPE
 from compare.output.overview import special
 
 MARKERS = ("report.json", "summary.json")  # a run's or an experiment's own file
@@ -80,7 +79,7 @@ def describe_experiment(run_dir: Path) -> Listed:
     else:
         outcome = f"FAIL in sub-run {(summary.get('parity_failure') or {}).get('subrun', '?')}"
     lang = f"lang {summary['lang']}" if summary.get("lang", "en") != "en" else ""  # the name says which experiment
-    row = ("experiment", "", "", DTYPE, str(steps), outcome, lang, outcome.startswith("PASS"))
+    row = ("experiment", "", "", summary.get("dtype", "?"), str(steps), outcome, lang, outcome.startswith("PASS"))
     return Listed(run_dir.name, run_dir, date, *row, written(run_dir))
 
 
