@@ -174,7 +174,7 @@ def _counter(counts: dict[str, int]):
 def _discard(run_dir: Path, writers: RunWriters | None, result: RunResult) -> None:
     """A run stopped before its first step leaves no directory behind (its event files closed first)."""
     if writers:
-        writers.finish("interrupted before the first step")
+        writers.finish("interrupted before the first step", False)
     shutil.rmtree(run_dir, ignore_errors=True)
     result.run_dir = None
     result.verdict = "INCOMPLETE: interrupted before the first step; nothing written"
@@ -200,7 +200,7 @@ def _logger(prepared: Prepared, lockstep: Lockstep, writers: RunWriters | None, 
 def _finish(result, config, config_json, run_dir, started_at, writers, output, look_at: str) -> None:
     result.verdict = report.verdict(result, config.steps, config.variant, look_at)
     if writers:
-        writers.finish(result.verdict)  # flushes every event file
+        writers.finish(result.verdict, result.passed)  # flushes every event file
     result.report = report.build(result, config_json, run_dir, started_at, look_at)
     report.write_json(run_dir / "report.json", result.report)
     if output.json:

@@ -110,3 +110,14 @@ def many_runs(tmp_path_factory):
     logdir = demo.build(tmp_path_factory.mktemp("many") / "runs", steps=4)
     reports = {path.parent.name: json.loads(path.read_text()) for path in logdir.glob("*/report.json")}
     return logdir, sorted(name for name, report in reports.items() if not report["passed"])
+
+
+def starts_in_order(shown: list[str], printed: list[str]) -> bool:
+    """Whether each line of ``shown`` starts one of ``printed``, in the same order (others may lie between)."""
+    position = 0
+    for line in shown:
+        found = next((i for i in range(position, len(printed)) if printed[i].startswith(line)), None)
+        if found is None:
+            return False
+        position = found + 1
+    return True

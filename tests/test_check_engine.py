@@ -18,6 +18,7 @@ from compare import check_model
 from compare.bench import engine_speed
 from compare.check.engine import CATALOG, check_engine, engine_model
 from compare.cli.main import main
+from conftest import starts_in_order
 
 
 def _mul_assigned(self, other):
@@ -200,16 +201,6 @@ def test_the_cli_recognises_engine_and_function_files(tmp_path, capsys, name, fa
     assert list(document["checks"]) == [name] and document["passed"] == (status == 0)
     assert ("ops" in document["checks"][name]) == (name == "engine")
     assert f"[{name}] {'PASS' if status == 0 else 'FAIL'}: your {name}" in capsys.readouterr().out
-
-
-def starts_in_order(shown: list[str], printed: list[str]) -> bool:
-    position = 0
-    for line in shown:
-        found = next((i for i in range(position, len(printed)) if printed[i].startswith(line)), None)
-        if found is None:
-            return False
-        position = found + 1
-    return True
 
 
 def test_the_readme_section_runs_and_prints_what_it_shows(tmp_path, monkeypatch):

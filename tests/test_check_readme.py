@@ -9,6 +9,7 @@ import shlex
 from pathlib import Path
 
 from compare.cli.main import main
+from conftest import starts_in_order
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 SECTION = "## Check your own code"
@@ -20,16 +21,6 @@ def section_blocks() -> list[tuple[str, str]]:
     start = text.index(SECTION)
     end = text.index("\n## ", start + len(SECTION))
     return [(m.group(1), m.group(2)) for m in FENCE.finditer(text[start:end])]
-
-
-def starts_in_order(shown: list[str], printed: list[str]) -> bool:
-    position = 0
-    for line in shown:
-        found = next((i for i in range(position, len(printed)) if printed[i].startswith(line)), None)
-        if found is None:
-            return False
-        position = found + 1
-    return True
 
 
 def test_every_example_of_the_section_runs_and_prints_what_it_shows(tmp_path, monkeypatch):

@@ -103,7 +103,7 @@ def lockstep_run(p: Problem, steps: int) -> Callable[[], None]:
 
             result = engine.RunResult(keep_records=False)
             engine.run(lockstep, itertools.repeat((p.x, p.y)), steps, False, log, result)
-            writers.finish("bench")
+            writers.finish("bench", True)
 
     return run
 

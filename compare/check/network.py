@@ -205,7 +205,7 @@ def check_model(
     diagnoser.finish(reference.twin.optimizer, parsed)
     _notes(report, links, side, per_layer, layers)
     if writers is not None:
-        writers.finish(str(report))
+        writers.finish(str(report), report.passed)
     return report
 
 

@@ -93,13 +93,14 @@ def train(
         diverged_at = stop.step
     except ParityError as broken:  # a measurement disagreed
         if writers:
-            writers.finish(f"FAIL: {broken.detail}")
+            writers.finish(f"FAIL: {broken.detail}", False)
             writers = None  # finished
         raise
     finally:
         watch.bar.close()
         if writers:
-            writers.finish(_subrun_verdict(result, steps, diverged_at))
+            held = result.first_failure is None and (result.complete or diverged_at is not None)
+            writers.finish(_subrun_verdict(result, steps, diverged_at), held)
     if result.first_failure is not None:
         raise ParityError(name, report.verdict(result, steps) + "\n" + _history(result))
     # a diverged step (both twins overflowed) raised in on_step, before the engine recorded it

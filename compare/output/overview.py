@@ -202,15 +202,11 @@ def _cell(value: object) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def passed(verdict: str) -> bool:
-    """The verdict's own decision (``compare.output.report.verdict`` writes one PASS line when it holds)."""
-    return any(line.startswith("PASS") for line in verdict.splitlines())
-
-
-def short_verdict(verdict: str, failure: tuple[int, str] | None) -> str:
+def short_verdict(verdict: str, passed: bool, failure: tuple[int, str] | None) -> str:
     """The verdict in a table cell: ``PASS``, ``FAIL step 3 grad``, ``DEPARTS step 1 param`` (a textbook
-    variant), ``INCOMPLETE``: the decision line's first word, and where it first failed."""
-    if passed(verdict):
+    variant), ``INCOMPLETE``: the decision line's first word, and where it first failed. ``passed`` is the
+    run's own decision (never read back from the text)."""
+    if passed:
         return "PASS"
     decisions = [line for line in verdict.splitlines() if line.startswith(DECISIONS)]
     word = decisions[0].split(":")[0].split()[0] if decisions else "FAIL"
@@ -231,14 +227,20 @@ class Overview:
             writer.add_summary(summary.custom_scalars(layout))
         writer.flush()
 
-    def finish(self, verdict: str, worst_ratio: float, step: int, failure: tuple[int, str] | None = None) -> None:
-        """The verdict text (with the configuration under it) and the HParams metrics, at ``step``:
-        ``worst_ratio`` is the worst max_rel / tolerance, ``failure`` the first failure's (step, stage)."""
+    def finish(
+        self, verdict: str, passed: bool, worst_ratio: float, step: int, failure: tuple[int, str] | None = None
+    ) -> None:
+        """The verdict text (with the configuration under it) and the HParams metrics, at ``step``: ``passed``
+        the run's decision, ``worst_ratio`` is the worst max_rel / tolerance, ``failure`` the first failure's
+        (step, stage)."""
         self.writer.add_summary(summary.text("verdict", verdict_markdown(verdict, self.config)), step)
-        values = row(self.config) | {NAMES["verdict"]: short_verdict(verdict, failure), NAMES["worst"]: worst_ratio}
+        values = row(self.config) | {
+            NAMES["verdict"]: short_verdict(verdict, passed, failure),
+            NAMES["worst"]: worst_ratio,
+        }
         self.writer.add_summary(hparams.hparams_pb(values, trial_id=trial_name(self.run)), step)
-        metrics = {PASSED: float(passed(verdict)), WORST: worst_ratio}
-        if failure is not None and not passed(verdict):
+        metrics = {PASSED: float(passed), WORST: worst_ratio}
+        if failure is not None and not passed:
             stage = STAGES.index(failure[1]) + 1 if failure[1] in STAGES else 0  # 0: not a stage (a side raised)
             metrics |= {FAILED_STEP: float(failure[0]), FAILED_STAGE: float(stage)}
         self.writer.add_summary(scalar_summary(metrics), step)

@@ -124,8 +124,9 @@ class RunWriters:
             self.log_step(record, lockstep)
         self.worst, self.last_step, self.failure = kept
 
-    def finish(self, verdict: str) -> None:
-        """The verdict and the HParams metrics; flushes and closes every event file."""
+    def finish(self, verdict: str, passed: bool) -> None:
+        """The verdict and the HParams metrics (``passed``: the run's decision); flushes and closes every
+        event file."""
         if self.overview is not None:
-            self.overview.finish(verdict, self.worst, self.last_step, self.failure)
+            self.overview.finish(verdict, passed, self.worst, self.last_step, self.failure)
         self.writers.close()
