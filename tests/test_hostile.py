@@ -19,7 +19,7 @@ from check_styles import Affine
 from torch import nn
 
 import compare
-from compare.cli import exits
+from compare import exits
 from compare.cli.main import main
 from compare.errors import InputError
 from compare.inputs import data, safety

@@ -10,9 +10,9 @@ import json
 import sys
 from pathlib import Path
 
+from compare import exits
 from compare.bench import plot
 from compare.bench import suite as bench
-from compare.cli import exits
 from compare.errors import InputError
 
 

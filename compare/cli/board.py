@@ -11,7 +11,8 @@ from pathlib import Path
 
 from tensorboard import program
 
-from compare.cli import PROG, exits
+from compare import exits
+from compare.cli import PROG
 from compare.errors import InputError
 from compare.output.board import Board
 from compare.output.runlist import Listed, has_events, listing

@@ -32,8 +32,8 @@ from typing import Any
 import torch
 
 import compare.check.guard as guard
+from compare import exits
 from compare.check import Report, check_engine, check_function, check_layer, check_loss, check_model, check_optimizer
-from compare.cli import exits
 from compare.errors import InputError
 from compare.inputs.safety import check_outputs
 from compare.output.rundir import new_run_dir

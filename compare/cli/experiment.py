@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from compare.cli import exits
+from compare import exits
 from compare.errors import InputError
 from compare.experiments import EXPERIMENTS, datasets
 from compare.experiments.base import DTYPE, ParityError, Session

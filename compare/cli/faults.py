@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 import compare
-from compare.cli import PROG, exits
+from compare import exits
+from compare.cli import PROG
 from compare.cli.run import config_from_args, parse_run_args
 from compare.errors import InputError
 from compare.faults import CATALOG, Fault

@@ -1,5 +1,5 @@
 """``backprop-parity`` (also ``python -m compare``): one sub-command per module in ``COMMANDS``; exit
-statuses from ``compare.cli.exits``. To add a command, write a module with ``add_parser(commands)``
+statuses from ``compare.exits``. To add a command, write a module with ``add_parser(commands)``
 that adds its sub-parser and sets ``handler`` (a function of the parsed arguments returning the exit
 status), and list it here; raising ``InputError`` in the handler gives one line and exit 2."""
 
@@ -9,7 +9,8 @@ import os
 import signal
 import sys
 
-from compare.cli import PROG, exits
+from compare import exits
+from compare.cli import PROG
 from compare.errors import InputError
 
 COMMANDS: tuple[str, ...] = (

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from compare import faults, pipeline
-from compare.cli import PROG, exits
+from compare import exits, faults, pipeline
+from compare.cli import PROG
 from compare.cli.optimizer_flags import add_flags, given, hyperparameter_fields
 from compare.core import distributed
 from compare.errors import InputError

@@ -11,7 +11,7 @@ import shutil
 import textwrap
 from pathlib import Path
 
-from compare.cli import exits
+from compare import exits
 from compare.output.runlist import Listed, listing
 
 # (header, field), most telling first: columns are dropped from the end of this list to fit the terminal

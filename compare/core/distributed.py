@@ -42,8 +42,8 @@ from torch import nn
 from torch.multiprocessing.spawn import ProcessException
 from torch.nn.parallel import DistributedDataParallel
 
-from compare.cli.exits import ABORTED
 from compare.core.torch_side import TorchSide
+from compare.exits import ABORTED
 from compare.inputs import devices
 from compare.inputs.prepare import Prepared, batch_stream
 from compare.inputs.world import Membership

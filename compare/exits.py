@@ -1,4 +1,6 @@
-"""The exit statuses of ``backprop-parity``, every command's: the one table."""
+"""The exit statuses of ``backprop-parity``, every command's: the one table. It imports nothing, and lies in
+the lowest layer with ``compare.errors``: the command line returns these, and so does a data-parallel rank
+(``compare.core.distributed``) that its group abandoned."""
 
 PASS = 0  # parity holds (run, check), the experiment's parity held, the command did what it was asked
 FAIL = 1  # parity broken: the report names the first step, stage and tensor where the sides part
