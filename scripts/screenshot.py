@@ -44,9 +44,9 @@ def browser() -> str | None:
     return next((path for name in BROWSERS if (path := shutil.which(name))), None)
 
 
-def capture(chromium: str, url: str, out: Path, size: tuple[int, int], profile: Path) -> None:
-    """One page, headless, after 60 s of virtual time for the dashboard to load and draw its data."""
-    command = [
+def headless(chromium: str, profile: Path, *flags: str) -> list[str]:
+    """A headless Chromium command line that lets the dashboard load and draw for 60 s of virtual time."""
+    return [
         chromium,
         "--headless",
         "--no-sandbox",
@@ -57,16 +57,24 @@ def capture(chromium: str, url: str, out: Path, size: tuple[int, int], profile: 
         "--no-first-run",
         "--disable-sync",
         f"--user-data-dir={profile}",
-        f"--window-size={size[0]},{size[1]}",
-        "--hide-scrollbars",
         "--virtual-time-budget=60000",
-        f"--screenshot={out}",
-        url,
+        *flags,
     ]
-    subprocess.run(command, check=True, capture_output=True, timeout=180)
+
+
+def capture(chromium: str, url: str, out: Path, size: tuple[int, int], profile: Path) -> None:
+    """One page, headless, after 60 s of virtual time for the dashboard to load and draw its data."""
+    flags = (f"--window-size={size[0]},{size[1]}", "--hide-scrollbars", f"--screenshot={out}", url)
+    subprocess.run(headless(chromium, profile, *flags), check=True, capture_output=True, timeout=180)
     with Image.open(out) as image:  # 256 colours: a third of the size, the same look for flat dashboards
         image.convert("RGB").quantize(256).save(out, optimize=True)
     print(f"wrote {out}")
+
+
+def rendered(chromium: str, url: str, profile: Path) -> str:
+    """The page's DOM as the browser rendered it (what a user's screen is drawn from; shadow DOM left out)."""
+    done = subprocess.run(headless(chromium, profile, "--dump-dom", url), capture_output=True, text=True, timeout=180)
+    return done.stdout
 
 
 def shoot(chromium: str, logdir: Path, out: Path, tmp: Path, pages: list[str]) -> None:
