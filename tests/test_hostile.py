@@ -293,3 +293,19 @@ def test_a_run_diverging_through_huge_finite_values_is_undecidable_not_a_wrong_r
     text = report.verdict(result, 40, look_at="--lr 2.37")
     assert text.splitlines()[0].startswith("diverged: undecidable from step 7 (grad 1.out departed")
     assert "FAIL" not in text and exits.TABLE[exits.DIVERGED].startswith("diverged: undecidable from step N")
+
+
+def test_a_run_whose_loss_grew_huge_but_finite_ends_undecidable_with_exit_4(tmp_path, capsys):
+    """A correct pair in a diverging run (float32 Nesterov, lr 2, tanh, mse on the spirals: loss 0.53 →
+    4.7e11 by step 6, its tanh units saturated) departs by rounding that one step cannot judge; it was
+    reported as a wrong rule ("FAIL ... 0.weight.momentum_buffer"), and is now undecidable, exit 4."""
+    argv = ["run", "--optimizer", "nesterov", "--momentum", "0.5", "--lr", "2", "--dtype", "float32"]
+    argv += ["--activation", "tanh", "--loss", "mse", "--steps", "40", "--no-tensorboard", "--logdir", str(tmp_path)]
+    assert main(argv) == exits.DIVERGED
+    out = capsys.readouterr().out
+    assert "diverged: undecidable from step" in out and "FAIL" not in out, out
+    (run_dir,) = tmp_path.iterdir()
+    saved = json.loads((run_dir / "report.json").read_text())
+    assert saved["passed"] is False and saved["diverged"]["undecidable"] is True
+    losses = saved["losses"]["torch"]
+    assert losses[-1] > 1e4 * losses[0]  # the run had diverged where it stopped (adjudication.DIVERGED_GROWTH)

@@ -73,6 +73,7 @@ class Lockstep:
         self._stage = "forward"  # the stage running now, for a side that raises
         self._identical = True  # the step about to run starts from identical values on both sides
         self._wrong = False  # a wrong rule was found: later departures are not adjudicated
+        self._first_loss: float | None = None  # torch's loss at the first step: how far a run has diverged
         self._kept: dict[int, list[int]] = {}  # dropout layer → [mask elements kept, drawn], over the run
 
     def step(self, step: int, x: np.ndarray, y: np.ndarray) -> StepRecord:
@@ -89,6 +90,8 @@ class Lockstep:
             if raised is None:
                 raise
             return raising.record(raised)
+        if self._first_loss is None:
+            self._first_loss = record.loss_torch
         if record.first_failure is None or self._wrong:
             return record
         if not identical and self.options.adjudicate and adjudication.may_be_drift(record.departures):
@@ -101,7 +104,15 @@ class Lockstep:
                 self._identical = True
                 return replace(record, drift=drift)
         self._wrong = True
-        return record
+        return replace(record, undecidable=True) if self._undecidable(record) else record
+
+    def _undecidable(self, record: StepRecord) -> bool:
+        """A departure by rounding alone in a run that diverged through huge values (``adjudication.diverged``)."""
+        return (
+            self.options.adjudicate
+            and adjudication.rounding_only(record.departures)
+            and adjudication.diverged(self._first_loss, record.loss_manual, record.loss_torch)
+        )
 
     def _witness64(self, step: int, x: np.ndarray, y: np.ndarray) -> list:
         """The float64 witness's departures at this step (before the step: it starts from the same values)."""

@@ -193,7 +193,8 @@ def diverged_line(result: RunResult, look_at: str | None) -> str | None:
     if result.undecidable_from is not None and failure.step == result.undecidable_from:
         return (
             f"diverged: undecidable from step {failure.step} ({where} departed, max_rel {_fmt(failure.diff.max_rel)}); "
-            f"one step from torch's own values overflowed too, so neither drift nor a wrong rule can be shown{hint}"
+            f"the run diverged (loss {_fmt(result.losses_torch[failure.step - 1])}), and one step from torch's own "
+            f"values cannot tell rounding from a wrong rule there{hint}"
         )
     if failure.diff.problem == "nonfinite:both":
         return (
