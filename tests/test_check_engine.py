@@ -152,7 +152,8 @@ def test_each_injected_engine_mistake_is_named(name):
     report = check_engine(buggy)
     assert not report.passed
     assert report.diagnosis is not None and report.diagnosis.name == name, report
-    assert "Fix:" in report.diagnosis.explanation
+    (bug,) = [bug for bug in CATALOG if bug.name == name]
+    assert report.diagnosis.fix == bug.fix and f"fix: {bug.fix}" in report.diagnosis.line()
 
 
 def test_unsupported_ops_are_reported_not_failed_and_a_raising_engine_is_a_finding():

@@ -37,12 +37,18 @@ NEVER_DRIFT_TENSORS = frozenset({"lr"})
 WITNESS = " (float64)"  # compare.core.witness64's suffix: a departure in float64 from identical values
 
 
-def may_be_drift(departures: list[Check]) -> bool:
-    """Whether rounding could explain every departure of the step."""
+def rounding_only(departures: list[Check]) -> bool:
+    """Whether every departure is one of values (no shape, dtype, non-finite value or lr): what rounding can
+    produce in a run that diverged, the float64 witness's included."""
     return bool(departures) and all(
-        check.diff.problem is None and check.tensor not in NEVER_DRIFT_TENSORS and not check.tensor.endswith(WITNESS)
-        for check in departures
+        check.diff.problem is None and check.tensor not in NEVER_DRIFT_TENSORS for check in departures
     )
+
+
+def may_be_drift(departures: list[Check]) -> bool:
+    """Whether rounding, amplified by training, could explain every departure of the step (the float64
+    witness's start from identical values: theirs cannot be drift)."""
+    return rounding_only(departures) and not any(check.tensor.endswith(WITNESS) for check in departures)
 
 
 def scratch_reference(reference: TorchSide) -> TorchSide | None:
@@ -91,14 +97,6 @@ def diverged(first_loss: float | None, loss_manual: float, loss_torch: float) ->
     if first_loss is None or not first_loss > 0:
         return False
     return min(abs(loss_manual), abs(loss_torch)) > DIVERGED_GROWTH * first_loss
-
-
-def rounding_only(departures: list[Check]) -> bool:
-    """Whether every departure is one of values (no shape, dtype, non-finite value or lr): what rounding,
-    amplified by a diverging run, can produce, the float64 witness's included."""
-    return bool(departures) and all(
-        check.diff.problem is None and check.tensor not in NEVER_DRIFT_TENSORS for check in departures
-    )
 
 
 class Undecidable:

@@ -78,7 +78,7 @@ class StepRecord:
     gradcheck: list[Witness] = field(default_factory=list)  # finite differences, when asked for
     drift: Drift | None = None  # the step's departures, judged drift (the step then counts as passed)
     raised: Raised | None = None  # a side raised: the step's one check names it
-    undecidable: bool = False  # a departure the step from identical values could not judge: both overflowed
+    undecidable: bool = False  # a departure no step could judge: the run diverged (``compare.core.adjudication``)
     lr_manual: float | None = None  # the manual side's lr at this step (``lr`` is torch's, the reference)
 
     @property

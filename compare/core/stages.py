@@ -94,7 +94,7 @@ def state(
     checks: Checks, manual: Side, reference: TorchSide, lrs: tuple[float, float], conditioning: dict[str, float]
 ) -> None:
     """The lr used, the optimizer state after the update, the buffers. A side whose ``state()`` is
-    ``None`` does not expose its state: it is not compared. the manual side's ``state_keys``, when set, limits
+    ``None`` does not expose its state: it is not compared. The manual side's ``state_keys``, when set, limits
     the keys compared."""
     checks.add("state", "lr", np.float64(lrs[0]), np.float64(lrs[1]))
     manual_state, reference_state = manual.state(), reference.state()

@@ -144,3 +144,5 @@ CATALOG: tuple[EngineBug, ...] = (
         lambda a, b: [{"a": np.ones((a.shape[0], b.shape[1])) @ b}],
     ),
 )
+
+FIX_BY_NAME = {bug.name: bug.fix for bug in CATALOG}  # what ``compare.check.fixes.fix_of`` reads
