@@ -30,9 +30,9 @@ from manual.optim.variants import VARIANTS
 
 @dataclass(frozen=True)
 class Output:
-    """Where a run writes: a new directory under ``logdir`` (``run_name``, or ``<time>-<optimizer>-<dtype>``)
-    with report.json and, unless ``tensorboard`` is off, the event files; ``json`` and ``save_weights``
-    are further files the user asked for."""
+    """Where a run writes: a new directory under ``logdir`` (``run_name``, or ``<time>-<optimizer>`` and what
+    is not the default) with report.json and, unless ``tensorboard`` is off, the event files; ``json`` and
+    ``save_weights`` are further files the user asked for."""
 
     logdir: Path | str = "runs"
     run_name: str | None = None
@@ -151,7 +151,9 @@ def run(config: RunConfig, output: Output = Output(), hooks: Hooks = Hooks(), di
         if result.steps == 0 and result.aborted is None and not result.complete:
             _discard(run_dir, writers, result)  # stopped before the first step: nothing to keep
         else:
-            look_at = safety.divergence_suspect(config, prepared.X)
+            diverged = report.diverged_line(result, None) is not None
+            lr = prepared.torch_hyperparameters["lr"]
+            look_at = safety.divergence_suspect(config, prepared.X, lr) if diverged else None
             _finish(result, config, config_json, run_dir, started_at, writers, output, look_at)
     if output.save_weights and result.aborted is None and result.complete:
         write_npz(Path(output.save_weights), lockstep.manual.model.state_dict())
@@ -197,7 +199,7 @@ def _logger(prepared: Prepared, lockstep: Lockstep, writers: RunWriters | None, 
     return on_step
 
 
-def _finish(result, config, config_json, run_dir, started_at, writers, output, look_at: str) -> None:
+def _finish(result, config, config_json, run_dir, started_at, writers, output, look_at: str | None) -> None:
     result.verdict = report.verdict(result, config.steps, config.variant, look_at)
     if writers:
         writers.finish(result.verdict, result.passed)  # flushes every event file

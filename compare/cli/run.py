@@ -39,7 +39,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="train both twins in lockstep and compare every tensor",
         description="Train the manual MLP and its torch twin from the same weights on the same batches; "
         "compare forward outputs, loss, gradients, optimizer state and parameters at every step. "
-        "Exit 0 when parity holds, 1 when it breaks, 2 on bad input.",
+        "Exit 0 when parity holds, 1 when it breaks (or both sides overflowed alike), 2 on bad input, 3 when "
+        "a data-parallel rank died or timed out, 4 when the run diverged where no step can tell rounding from a "
+        "wrong rule.",
     )
     groups = {key: run.add_argument_group(title) for key, title in GROUPS.items()}
     choices = {"inject": list(faults.CATALOG), "device": devices.DEVICES}  # those config.py cannot import
@@ -86,7 +88,11 @@ def _other_flags(groups: dict[str, argparse._ArgumentGroup]) -> None:
     out.add_argument(
         "--logdir", default="runs", help="TensorBoard root; each run gets a new directory in it (default: runs)"
     )
-    out.add_argument("--run-name", help="run directory name (default: <time>-<optimizer>-<dtype>); never reused")
+    out.add_argument(
+        "--run-name",
+        help="run directory name (default: <time>-<optimizer> and what is not the default, e.g. "
+        "20261203-041233-sgd-lr0.3-f32-tanh); never reused",
+    )
     out.add_argument(
         "--json",
         metavar="FILE",

@@ -14,7 +14,7 @@ from compare.core import adjudication, gradcheck, raising, stages, witness64
 from compare.core.checks import BACKGROUND_MIN_PARAMETERS, Checks
 from compare.core.evaluate import evaluate, loss_kind
 from compare.core.gradcheck import Witness
-from compare.core.records import RunResult, StepRecord
+from compare.core.records import Drift, RunResult, StepRecord
 from compare.core.side import Side
 from compare.core.torch_side import TorchSide
 
@@ -94,17 +94,16 @@ class Lockstep:
             self._first_loss = record.loss_torch
         if record.first_failure is None or self._wrong:
             return record
+        drift = None
         if not identical and self.options.adjudicate and adjudication.may_be_drift(record.departures):
             drift = self._adjudicate(record, x, y)
-            if drift is adjudication.UNDECIDABLE:
-                self._wrong = True
-                return replace(record, undecidable=True)
-            if drift is not None:
+            if isinstance(drift, Drift):
                 self.manual.load(self.reference.values(), self.reference.state())
                 self._identical = True
                 return replace(record, drift=drift)
         self._wrong = True
-        return replace(record, undecidable=True) if self._undecidable(record) else record
+        undecidable = drift is adjudication.UNDECIDABLE or self._undecidable(record)
+        return replace(record, undecidable=True) if undecidable else record
 
     def _undecidable(self, record: StepRecord) -> bool:
         """A departure by rounding alone in a run that diverged through huge values (``adjudication.diverged``)."""

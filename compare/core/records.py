@@ -89,8 +89,7 @@ class StepRecord:
     def first_failure(self) -> Check | None:
         if self.drift is not None:
             return None
-        failing = [check for check in self.checks if not check.passed]
-        return min(failing, key=lambda check: STAGE_RANK.get(check.stage, len(STAGES)), default=None)
+        return min(self.departures, key=lambda check: STAGE_RANK.get(check.stage, len(STAGES)), default=None)
 
     def worst_by_stage(self) -> dict[str, Check]:
         """For each stage, the check with the largest ``max_rel`` (ties: the earliest)."""

@@ -112,10 +112,9 @@ def state(
 
 
 def param(checks: Checks, manual: Side, reference: TorchSide) -> None:
-    """Every parameter after the update; a reference with ``param_floors()`` gives each one's floor (the
-    terms of its own update: ``compare.check.network.ModuleSide``), else none."""
+    """Every parameter after the update, each with the floor the reference gives it (``param_floors``)."""
     manual_params = manual.parameters()
-    floors = reference.param_floors() if hasattr(reference, "param_floors") else {}
+    floors = reference.param_floors()
     for name, value in reference.model.named_parameters():
         checks.add("param", name, manual_params.get(name), value.detach(), floors.get(name, 0.0))
 

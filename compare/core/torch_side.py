@@ -121,6 +121,11 @@ class TorchSide:
     def grads(self) -> Tensors:
         return {name: p.grad.detach().cpu().numpy() for name, p in self.model.named_parameters() if p.grad is not None}
 
+    def param_floors(self) -> dict[str, float]:
+        """Each parameter's floor in the param stage, by name: none here (a subclass that knows the terms of
+        each update, ``compare.check.network.ModuleSide``, gives them)."""
+        return {}
+
     def values(self) -> dict[str, np.ndarray]:
         """Parameters and buffers, by name, as NumPy (what a resync copies into the manual side)."""
         return {name: tensor.detach().cpu().numpy() for name, tensor in self.model.state_dict().items()}

@@ -215,9 +215,10 @@ def check_archive_fits(flag: str, path: Path) -> None:
         raise InputError(f"{flag} {path}: its arrays take {size / 2**30:.1f} GiB; {have / 2**30:.1f} GiB is available")
 
 
-def divergence_suspect(config, X: np.ndarray) -> str:
+def divergence_suspect(config, X: np.ndarray, lr: float) -> str:
     """The input to look at when both sides diverged alike: a hyperparameter far outside any usual range,
-    a schedule that grows the learning rate, data of a huge scale, else the learning rate."""
+    a schedule that grows the learning rate, data of a huge scale, else the learning rate ``lr`` the run
+    used (the optimizer's default when none was given)."""
     for key, value in config.hyperparameters.items():
         if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) > 10:
             return f"{flag_of(key)} {value:g}"
@@ -227,4 +228,4 @@ def divergence_suspect(config, X: np.ndarray) -> str:
     scale = float(np.max(np.abs(X), initial=0.0))
     if config.data is not None and scale > 1e3:
         return f"--data (|x| up to {scale:.3g})"
-    return f"--lr {config.hyperparameters.get('lr', 0.0):g} (try a smaller one)"
+    return f"--lr {lr:g} (try a smaller one)"

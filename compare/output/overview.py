@@ -44,7 +44,7 @@ METRICS = {  # tag: (column name, kept short for a narrow table; its description
     FAILED_STAGE: ("stage", "the first failure's stage: " + ", ".join(f"{i} {s}" for i, s in enumerate(STAGES, 1))),
 }
 TIME_PREFIX = re.compile(r"^(\d{8})-(\d{6})-(.+)$")  # a run directory named by compare.output.rundir
-DECISIONS = ("PASS", "FAIL", "INCOMPLETE", "VARIANT", "DEPARTS")  # how a verdict's decision lines start
+DECISIONS = ("PASS", "FAIL", "UNDECIDED", "INCOMPLETE", "VARIANT", "DEPARTS")  # how a verdict's decision lines start
 TEXT_WIDTH = 100  # the verdict's long lines are wrapped here: TensorBoard cuts a code line at the card's edge
 
 FIRST = ("verdict", "worst", "optimizer", "lr", "special")  # shown by default (TensorBoard shows five)

@@ -41,6 +41,8 @@ def verdict(report: dict) -> str:
     if report.get("passed"):
         return "PASS"
     failure = report.get("first_failure") or {}
+    if (report.get("diverged") or {}).get("undecidable"):
+        return f"DIVERGED, undecidable from step {failure.get('step')}"
     return f"FAIL at step {failure.get('step')}, {failure.get('stage')} {failure.get('tensor')}"
 
 
@@ -59,7 +61,7 @@ def describe(run_dir: Path) -> Listed:
         lr = (config.get("hyperparameters") or {}).get("lr")
         row = (config["optimizer"], f"{lr:g}" if isinstance(lr, int | float) else "", config.get("activation", ""))
         found = verdict(report)
-        rest = (config["dtype"], str(report["steps"]), found, special(config), found.startswith("PASS"))
+        rest = (config["dtype"], str(report["steps"]), found, special(config), report["passed"] is True)
         return Listed(run_dir.name, run_dir, date, *row, *rest, written(run_dir))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         when = run_dir.stat().st_mtime if run_dir.exists() else 0.0  # a run still going: when it started
