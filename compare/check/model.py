@@ -128,7 +128,7 @@ class UserModelSide:
         self.dropout: list[int] = []  # the layers whose masks torch applies (check_model sets them)
         self.late = _late_buffers(ordered_layers(model) or []) if per_layer else set()
         self.taken: list[str] = []  # the late ones torch took after step 1
-        self.batch: tuple[np.ndarray, np.ndarray] | None = None  # this step's, as torch received it
+        self.batch: tuple[np.ndarray, np.ndarray] | None = None  # step 1's, as torch received it (the diagnosis's)
         self.loss: Any = None  # this step's, as the user's code returned it
         # The first steps' gradients, parameters after the update and lr, in torch's names (the diagnosis
         # replays the optimizer's known mistakes on them): a few steps only, a large network's copies add up.
@@ -139,7 +139,8 @@ class UserModelSide:
         recorded as the user's ``gradient`` calls them (no second pass: running statistics move once)."""
         self.step += 1
         self.recorder.clear()
-        self.batch = (np.array(x, copy=True), np.array(y, copy=True))
+        if self.step == 1:  # only step 1's failures are replayed on their batch
+            self.batch = (np.array(x, copy=True), np.array(y, copy=True))
         if self.function is not None:
             call = (self.function, guard.fresh(self.params), guard.fresh(x), guard.fresh(y))
             loss, grads = guard.call(self.step, "loss", "model(params, x, y)", *call)
@@ -159,7 +160,7 @@ class UserModelSide:
         masks = self._masks(x) if self.dropout else {}
         self.recorder.masks = masks  # the diagnosis replays a dropout layer with the user's draw
         self.loss = guard.as_array(loss)
-        return Pass(np.float64(guard.as_array(loss)), self.grads(), outputs, output_grads, masks)
+        return Pass(np.float64(self.loss), self.grads(), outputs, output_grads, masks)
 
     def _masks(self, x: np.ndarray) -> dict[int, np.ndarray]:
         """The units each dropout layer of the user's kept, which torch's dropout then applies."""
@@ -182,10 +183,10 @@ class UserModelSide:
     def update(self) -> None:
         user_grads = {link.user: self._user_grads.get(link.user) for link in self.links.values()}
         grads = {name: np.asarray(g) for name, g in user_grads.items() if g is not None}
-        lr = self.optimizer.lr()
-        compared = self.grads()
+        kept = self.step <= HISTORY_STEPS  # the diagnosis's history: the first steps only
+        lr, compared = (self.optimizer.lr(), self.grads()) if kept else (None, None)
         self.optimizer.step(self.step, grads, copy=False)
-        if self.step <= HISTORY_STEPS:
+        if kept:
             self.history.append((compared, {k: np.array(v) for k, v in self.parameters().items()}, lr))
 
     def end_step(self) -> None:

@@ -3,8 +3,6 @@
 from dataclasses import dataclass
 from typing import ClassVar
 
-import numpy as np
-
 from manual.optim.adam import Adam
 
 
@@ -26,14 +24,11 @@ class AdamW(Adam):
     Convention: the paper (Loshchilov & Hutter) writes the decay as θ ← θ − η_t·λ·θ with a
     schedule multiplier η_t separate from the lr; torch multiplies λ by the lr itself, so the same
     λ decays ten times less at lr 1e-4 than at lr 1e-3. Default λ is 1e-2 (Adam's is 0). Only the
-    ``decay`` piece differs from :class:`Adam`'s.
+    ``decay`` piece differs from :class:`Adam`'s (``Rule.decay``'s decoupled branch).
     """
 
     weight_decay: float = 1e-2
 
     every_branch: ClassVar[dict] = {"weight_decay": 0.1, "amsgrad": True}
-
-    def decay(self, param: np.ndarray, g: np.ndarray) -> np.ndarray:
-        if self.weight_decay != 0:
-            param *= 1.0 - self.lr * self.weight_decay  # torch: param.mul_(1 - lr * weight_decay)
-        return g
+    # Rule.decay's decoupled branch, always: θ ← θ·(1 − γλ) (torch: param.mul_(1 - lr * weight_decay))
+    decoupled_weight_decay: ClassVar[bool] = True

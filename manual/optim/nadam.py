@@ -51,7 +51,7 @@ class NAdam(Rule):
 
     def update(self, param: np.ndarray, g: np.ndarray, s: PerParameter) -> None:
         if s["step"] == 0:
-            s["mu_product"] = scalar(1.0)  # torch creates it at the first step, in float32 whatever came before
+            s["mu_product"] = scalar(1.0)  # torch makes it at step 1 in float32, even in a copy cast to float64
         s["step"] += 1
         t = s["step"]
         g = self.decay(param, g)
