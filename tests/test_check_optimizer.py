@@ -112,10 +112,11 @@ def test_classic_momentum_passes_at_a_constant_lr_and_is_named_once_a_schedule_c
     assert set(VARIANTS) >= {"classic_momentum", "adam_eps_hat"}
 
 
-def test_a_wrong_learning_rate_is_named_by_no_known_mistake():
+def test_a_wrong_learning_rate_is_named_by_no_known_mistake_but_measured():
     report = compare.check_optimizer(SGD(lr=0.2), torch.optim.SGD, {"lr": 0.1}, steps=3)
     assert (report.first_failure.step, report.first_failure.tensor) == (1, "lr")
-    assert report.diagnosed and report.diagnosis is None
+    assert report.diagnosed and report.diagnosis.name == "measured:ratio", report  # no known mistake: measured
+    assert "ratio 2 to torch's on every element: your step is 2× torch's" in str(report)
 
 
 def test_user_gradients_replace_the_stream_and_a_bad_schedule_is_one_line():

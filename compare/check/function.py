@@ -27,8 +27,10 @@ import torch
 from torch import nn
 
 import compare.check.guard as guard
+from compare.check.diagnosis import numerical
 from compare.check.report import Diagnosis, Report
 from compare.core.checks import Checks
+from compare.core.graph_order import backward_order
 from compare.core.witness64 import SUFFIX
 
 DRAWS = ("given", "normal", "zeros", "large", "kink")
@@ -45,6 +47,7 @@ ONLY_FLOAT64 = Diagnosis(
 WRONG_EVERYWHERE = Diagnosis(
     "wrong everywhere",
     "your backward differs from autograd in float64 too: a formula error, not rounding",
+    replayed=False,  # told from the float64 re-run; nothing was replayed
 )
 
 
@@ -97,9 +100,13 @@ class Sides:
     """The user's ``fn`` and the reference, as copies in one dtype on one device (modules: parameters too)."""
 
     def __init__(self, fn: Any, reference: Any, dtype: torch.dtype, device: str) -> None:
+        self.given = (fn, reference)
         if isinstance(fn, type) and issubclass(fn, torch.autograd.Function):
             fn = fn.apply
         self.fn, self.reference = fn, reference
+        self.order: list[int] | None = None  # the gradients nearest the output first (the reference's graph)
+        self.kept: dict = {}  # every pair compared (``Checks(keep=)``), for the measured diagnosis
+        self.contexts: dict[int, numerical.Context] = {}
         if isinstance(fn, nn.Module):
             self.fn = copy.deepcopy(fn).to(device=device, dtype=dtype)
         if isinstance(reference, nn.Module):
@@ -127,6 +134,8 @@ class Sides:
             upstream = [torch.randn(o.shape, generator=generator, dtype=torch.float64).to(o) for o in outs]
         wanted = [x for x in leaves if _floating(x)] + list(params.values())
         where = "backward (your hand-written one)" if who == "fn" else "autograd backward of reference"
+        if who == "reference" and self.order is None:
+            self.order = backward_order(outs, wanted)
         grads = guard.call(step, "grad", where, torch.autograd.grad, outs, wanted, upstream, allow_unused=True)
         return outs, list(grads), upstream
 
@@ -165,30 +174,36 @@ def check_function(
     except guard.UserCodeError as error:
         report.error = error.failure
     if dtype != "float64" and report.error is None:
-        _witness(fn, reference, drawn, grad_names, report, device)
+        _witness(sides, drawn, grad_names, report, device)
     if not report.passed and report.error is None:
         report.diagnosed = True
         witnessed = [c for c in report.checks if c.tensor.endswith(SUFFIX)]
         if dtype == "float64" or not all(c.passed for c in witnessed):
-            report.diagnosis = WRONG_EVERYWHERE
+            # measured on the float64 re-run when there is one: below float64, rounding blurs the law
+            measured = numerical.measure(
+                witnessed or report.checks, sides.kept, sides.contexts, WRONG_EVERYWHERE.explanation
+            )
+            report.diagnosis = WRONG_EVERYWHERE if measured is None else measured
         else:  # how closely the float64 re-run agrees with autograd
             report.diagnosis = replace(ONLY_FLOAT64, max_rel=max((c.diff.max_rel for c in witnessed), default=0.0))
     return report
 
 
 def _draw_checks(step, kind, sides: Sides, values, grad_names, report: Report, dtype: str, device: str, suffix=""):
-    checks = Checks(step, dtype, device)
+    checks = Checks(step, dtype, device, keep=sides.kept)
     ref_outs, ref_grads, upstream = sides.run(step, "reference", values, None)
     if not all(bool(torch.isfinite(t).all()) for t in (*ref_outs, *ref_grads) if _floating(t)):
         # outside the reference's domain (log of a negative draw) or range (exp of a large one in float16)
         report.notes.append(f"draw {step} ({kind}): autograd's reference is not finite in {dtype}: not compared")
         return
     outs, grads, _ = sides.run(step, "fn", values, upstream)
+    sides.contexts[step] = _context(values, ref_outs, upstream)  # the float64 re-run's, when there is one
     for i, ref in enumerate(ref_outs):
         name = "out" if len(ref_outs) == 1 else f"out{i}"
         mine = outs[i] if i < len(outs) else None
         checks.add("forward", name + suffix, _numpy(mine), _numpy(ref))
-    for name, mine, ref in zip(grad_names, grads, ref_grads, strict=True):
+    order = sides.order if sides.order is not None else range(len(grad_names))
+    for name, mine, ref in (((grad_names[i], grads[i], ref_grads[i])) for i in order):
         if ref is None and mine is None:
             continue  # the output depends on neither side's input: nothing to compare
         zero = np.zeros(tuple((mine if ref is None else ref).shape))  # autograd's None: a zero gradient
@@ -196,10 +211,28 @@ def _draw_checks(step, kind, sides: Sides, values, grad_names, report: Report, d
     report.checks.extend(checks.collect())
 
 
-def _witness(fn, reference, drawn, grad_names, report: Report, device: str) -> None:
+def _context(values, ref_outs, upstream) -> "numerical.Context":
+    """What the measured diagnosis knows of one draw: for one floating input and one output of its shape
+    (an elementwise op), the input, the output and the upstream gradient; the batch size and width."""
+    floating = [_numpy(x) for x in values if _floating(x)]
+    x = floating[0] if len(floating) == 1 else None
+    out, dout = _numpy(ref_outs[0]), _numpy(upstream[0])
+    elementwise = x is not None and len(ref_outs) == 1 and out.shape == x.shape
+    shape = floating[0].shape if floating else ()
+    return numerical.Context(
+        batch=shape[0] if len(shape) >= 2 else None,
+        classes=shape[-1] if len(shape) >= 2 else None,
+        x=x if elementwise else None,
+        out=out if elementwise else None,
+        dout=dout if elementwise else None,
+    )
+
+
+def _witness(outer: Sides, drawn, grad_names, report: Report, device: str) -> None:
     """Both sides again in float64 on the same rounded inputs, checks named ``<tensor> (float64)``; a
     function that cannot run in float64 is noted, not failed."""
-    sides = Sides(fn, reference, torch.float64, device)
+    sides = Sides(outer.given[0], outer.given[1], torch.float64, device)
+    sides.kept, sides.contexts = outer.kept, outer.contexts  # measured on, when the dtype's run fails
     try:
         for step, values in enumerate(drawn, start=1):
             values64 = [x.double() if _floating(x) else x for x in values]

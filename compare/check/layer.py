@@ -26,6 +26,7 @@ import compare.check.guard as guard
 from compare.check import tensors
 from compare.check.access import Access
 from compare.check.diagnose import diagnose_layer
+from compare.check.diagnosis import numerical
 from compare.check.mapping import BUFFER_NAMES, Link, resolve
 from compare.check.report import Report
 from compare.check.threads import small_check
@@ -115,6 +116,8 @@ class Setup:
     start: nn.Module | None = None  # the module as it started (the diagnosis replays from it)
     late_buffers: tuple[str, ...] = ()  # running statistics the user creates on the first step
     taken_late: bool = False  # torch took them after step 1: the diagnosis replays from step 2
+    kept: dict = field(default_factory=dict)  # every pair compared, for the measured diagnosis
+    contexts: dict[int, numerical.Context] = field(default_factory=dict)
 
     def tie(self) -> None:
         shapes = {n: tuple(p.shape) for n, p in self.module.named_parameters()}
@@ -168,13 +171,15 @@ def check_layer(
     if diagnose and not report.passed and report.error is None and setup.start is not None:
         replayed = runs[1:] if setup.taken_late else runs
         report.diagnosis = diagnose_layer(setup.start, replayed, report, dtype, user.obj)
+        if report.diagnosis is None:  # no known mistake: what the departure itself says
+            report.diagnosis = numerical.measure(report.checks, setup.kept, setup.contexts)
         report.diagnosed = True
     return report
 
 
 def _step(step: int, setup: Setup, x, dout, rng, report: Report) -> LayerRun:
     user, module, dtype = setup.user, setup.module, setup.dtype
-    checks = Checks(step, dtype)
+    checks = Checks(step, dtype, keep=setup.kept)
     handed_x, params = guard.fresh(x), {name: value.copy() for name, value in user.params().items()}
     out = guard.call(step, "forward", "forward(x)", user.obj.forward, handed_x)
     out = guard.returned(out, step, "forward", "forward(x)", np.dtype(dtype))
@@ -194,6 +199,7 @@ def _step(step: int, setup: Setup, x, dout, rng, report: Report) -> LayerRun:
     if dout is None:
         dout = rng.standard_normal(tuple(out_t.shape)).astype(dtype)
     run = LayerRun(x, dout, mask, {"out": out})
+    setup.contexts[step] = _context(x, out_t, dout, mask)
     handed = dout.copy()
     dx = guard.call(step, "grad", "backward(dout)", user.obj.backward, handed)
     due = guard.returned if xt.is_floating_point() else lambda value, *where: guard.as_array(value)  # dx is due
@@ -218,6 +224,15 @@ def _step(step: int, setup: Setup, x, dout, rng, report: Report) -> LayerRun:
         setup.start = copy.deepcopy(module)
     report.checks.extend(checks.collect())
     return run
+
+
+def _context(x: np.ndarray, out_t: torch.Tensor, dout: np.ndarray, mask: np.ndarray | None) -> numerical.Context:
+    out = out_t.detach().numpy()
+    return numerical.Context(
+        batch=x.shape[0] if x.ndim >= 2 else None, classes=out.shape[-1] if out.ndim >= 2 else None,
+        x=x if x.dtype.kind == "f" else None, out=out, dout=dout,
+        masks={} if mask is None else {"dropout's mask": np.broadcast_to(mask, x.shape).astype(bool)},
+    )  # fmt: skip
 
 
 def _buffers(checks: Checks, setup: Setup, run: LayerRun, report: Report, step: int) -> None:

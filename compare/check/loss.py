@@ -21,6 +21,7 @@ import compare.check.forms as forms
 import compare.check.guard as guard
 from compare.check import tensors
 from compare.check.diagnose import diagnose_loss
+from compare.check.diagnosis import numerical
 from compare.check.report import Report
 from compare.check.threads import small_check
 from compare.core import scales
@@ -86,10 +87,11 @@ def check_loss(
     score_batches = _batches(scores, steps, dtype)
     target_batches = _batches(targets, len(score_batches), dtype)
     report = Report("loss", steps=len(score_batches))
-    runs, scaled = [], []
+    runs, scaled, kept, contexts = [], [], {}, {}
     try:
         for step, (s, t) in enumerate(zip(score_batches, target_batches, strict=True), start=1):
-            checks = Checks(step, dtype)
+            checks = Checks(step, dtype, keep=kept)
+            contexts[step] = numerical.Context(batch=len(s), classes=s.shape[1] if s.ndim == 2 else None)
             value, grad = _user_pass(loss, form, step, s, t)
             st = torch.from_numpy(s.copy()).requires_grad_(True)
             reference = guard.call(
@@ -109,6 +111,8 @@ def check_loss(
         report.diagnosis = diagnose_loss(torch_loss, runs, dtype)
         if report.diagnosis is None:
             report.diagnosis = conventions.loss_scale_diagnosis(torch_loss, scaled, _tolerance(dtype))
+        if report.diagnosis is None:  # no known mistake or convention: what the departure itself says
+            report.diagnosis = numerical.measure(report.checks, kept, contexts)
         report.diagnosed = True
     return report
 

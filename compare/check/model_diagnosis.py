@@ -19,6 +19,7 @@ from typing import Any
 from torch import nn
 
 from compare.check.diagnose import departs, diagnose_model, diagnose_optimizer, piece_of
+from compare.check.diagnosis import numerical
 from compare.check.model import UserModelSide
 from compare.check.optimizer import OptimizerRun
 from compare.check.replay import diagnose_network
@@ -30,10 +31,18 @@ class ModelDiagnoser:
     """Called with each step's record by the engine; ``finish()`` once the run has ended."""
 
     def __init__(
-        self, start: nn.Sequential, torch_loss: Any, side: UserModelSide, report: Report, dtype: str, per_layer: bool
+        self,
+        start: nn.Sequential,
+        torch_loss: Any,
+        side: UserModelSide,
+        report: Report,
+        dtype: str,
+        per_layer: bool,
+        reference: Any = None,
     ) -> None:
         self.start, self.torch_loss, self.side, self.report = start, torch_loss, side, report
         self.dtype, self.per_layer = dtype, per_layer
+        self.reference = reference  # the torch side: its gradients, for the measured diagnosis
 
     def __call__(self, record: StepRecord) -> None:
         if record.step != 1 or record.first_failure is None:
@@ -49,6 +58,23 @@ class ModelDiagnoser:
             )
             self.report.diagnosis = diagnosis
             self.report.parts = [Part("network", Failure.of(_first(record)), diagnosis)]
+        if self.report.diagnosis is None:  # no known mistake: what the departure itself says
+            self.report.diagnosis = self._measured(record)
+
+    def _measured(self, record: StepRecord) -> Diagnosis | None:
+        """The failing gradients of step 1 (in the record's order: nearest the loss first), the user's against
+        torch's, measured (``compare.check.diagnosis.numerical``)."""
+        if self.reference is None:
+            return None
+        mine, theirs = self.side.grads(), self.reference.grads()
+        failing = [c.tensor for c in record.checks if not c.passed and c.stage == "grad"]
+        pairs = [(name, mine[name], theirs[name]) for name in failing if name in mine and name in theirs]
+        widths = [m.out_features for m in self.start.modules() if isinstance(m, nn.Linear)]
+        batch = self.side.batch
+        context = numerical.Context(
+            batch=None if batch is None else len(batch[0]), classes=widths[-1] if widths else None
+        )
+        return numerical.diagnose(pairs, context)
 
     def _parts(self, record: StepRecord) -> None:
         last, seen, parts = len(self.start) - 1, set(), []

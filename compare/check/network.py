@@ -199,7 +199,7 @@ def check_model(
     report = Report("model", steps=steps)
     lockstep = engine.Lockstep(side, reference, engine.Options(dtype=dtype))
     writers = _writers(tensorboard_dir, steps, dtype, user_optimizer)
-    diagnoser = ModelDiagnoser(start, torch_loss, side, report, dtype, per_layer)
+    diagnoser = ModelDiagnoser(start, torch_loss, side, report, dtype, per_layer, reference)
     result = _train(lockstep, _batches(X, y, batch_size, batches, seed, dtype), steps, report, writers, diagnoser)
     report.checks = [check for record in result.records for check in record.checks]
     diagnoser.finish(reference.twin.optimizer, parsed)

@@ -30,6 +30,7 @@ import compare.check.guard as guard
 import compare.check.optimizer_forms as forms
 from compare.check import tensors
 from compare.check.diagnose import diagnose_optimizer
+from compare.check.diagnosis import numerical
 from compare.check.forms import found
 from compare.check.report import Failure, Report
 from compare.check.stream import GradientStream
@@ -50,6 +51,7 @@ class OptimizerRun:
     grads: list[dict[str, np.ndarray]] = field(default_factory=list)
     params: list[dict[str, np.ndarray]] = field(default_factory=list)  # the user's, after each step
     lrs: list[float | None] = field(default_factory=list)  # the user's lr at each step
+    kept: dict = field(default_factory=dict)  # every pair compared (``Checks(keep=)``), for the measured diagnosis
 
 
 OPTIMIZER_FORMS = (
@@ -254,9 +256,25 @@ def check_optimizer(
         settings = user.settings() if "user" in locals() else {}
         report.diagnosis = diagnose_optimizer(
             torch_optimizer_class, hyperparameters, run, dtype, settings, reference.defaults
-        )
+        ) or _measured(report, run)
         report.diagnosed = True
     return report
+
+
+def _measured(report: Report, run: OptimizerRun):
+    """What the departure of the first failing step's updates says (``compare.check.diagnosis.numerical``):
+    each parameter's update, the user's against torch's, from the values the user's had before the step."""
+    failing = [c for c in report.checks if not c.passed and c.stage == "param"]
+    if not failing:
+        return None
+    step = failing[0].step
+    before = run.start if step == 1 else run.params[step - 2]
+    pairs = []
+    for check in failing:
+        if check.step == step and (step, "param", check.tensor) in run.kept:
+            mine, theirs = run.kept[(step, "param", check.tensor)]
+            pairs.append((f"the update of {check.tensor}", mine - before[check.tensor], theirs - before[check.tensor]))
+    return numerical.diagnose(pairs, numerical.Context(update=True))
 
 
 def _user_schedule(parsed: list | None, user: UserOptimizer):
@@ -277,7 +295,7 @@ def _set_grads(tensors: dict[str, torch.Tensor], grads: Mapping[str, np.ndarray]
 
 
 def _step(step, user: UserOptimizer, reference, tensors, grads, state_map, report: Report, run, dtype) -> None:
-    checks = Checks(step, dtype)
+    checks = Checks(step, dtype, keep=run.kept)
     lrs = (user.lr(), float(reference.param_groups[0]["lr"]))
     user.step(step, grads)
     reference.step()

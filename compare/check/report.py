@@ -17,6 +17,7 @@ from compare.check.conduct import FIXES
 from compare.check.fixes import fix_of
 from compare.core.records import Check
 from compare.core.tolerances import STAGES
+from compare.core.witness64 import SUFFIX
 
 
 @dataclass(frozen=True)
@@ -56,12 +57,17 @@ class Failure:
 
 @dataclass(frozen=True)
 class Diagnosis:
-    """A known mistake or textbook variant that reproduces the user's numbers, found by replaying it."""
+    """A known mistake or textbook variant that reproduces the user's numbers, found by replaying it; or,
+    when none does (``replayed`` False), what measuring the departure found
+    (``compare.check.diagnosis.numerical``): ``name`` ``measured:<kind>``, the other tensors' ``findings``."""
 
     name: str
     explanation: str
     max_rel: float = 0.0  # how close the replay came to the user's numbers
     also: tuple[str, ...] = ()  # other candidates reproducing the same numbers (the same rule written otherwise)
+    remedy: str = ""  # the fix, when the diagnosis carries its own (a convention, a measured departure)
+    replayed: bool = True  # False: nothing was replayed (measured, or told from a float64 re-run)
+    findings: tuple[str, ...] = ()  # further measured findings, one line each, nearest the loss first
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -69,8 +75,8 @@ class Diagnosis:
 
     @property
     def fix(self) -> str:
-        """How to fix the user's code, in one line (``compare.check.fixes``; a convention's is in its text)."""
-        return fix_of(self.name)
+        """How to fix the user's code, in one line: its own ``remedy``, else ``compare.check.fixes``'s line."""
+        return self.remedy or fix_of(self.name)
 
     def as_dict(self) -> dict:
         return {**self.__dict__, "fix": self.fix}
@@ -78,6 +84,8 @@ class Diagnosis:
     def line(self) -> str:
         also = f"; the same numbers as {', '.join(self.also)}" if self.also else ""
         fix = f"; fix: {self.fix}" if self.fix else ""
+        if not self.replayed:
+            return f"{self.name}: {self.explanation}{also}{fix}"
         return f"{self.name}: {self.explanation} (reproduced to {self.max_rel:.1g}{also}){fix}"
 
 
@@ -123,6 +131,26 @@ class Report:
     def passed(self) -> bool:
         return self.first_failure is None
 
+    def where(self) -> str:
+        """Where to look, when the first failure is a gradient of a model or a function: the gradients nearer
+        the loss (or the output), checked before it in backward order, that agree; ``""`` otherwise."""
+        failure = self.first_failure
+        end = {"model": "the loss", "function": "the output"}.get(self.kind)
+        if failure is None or failure.stage != "grad" or end is None or failure.problem == "exception":
+            return ""
+        before = []
+        for check in self.checks:
+            if (check.step, check.stage, check.tensor) == (failure.step, failure.stage, failure.tensor):
+                break
+            if check.step == failure.step and check.stage == "grad" and check.passed:
+                before.append(check.tensor)
+        if not before:
+            grads = {c.tensor.removesuffix(SUFFIX) for c in self.checks if c.step == failure.step and c.stage == "grad"}
+            several = len(grads) > 1
+            return f"{failure.tensor}, the gradient nearest {end}, departs first" if several else ""
+        shown = ", ".join(before[:4]) + (", ..." if len(before) > 4 else "")
+        return f"everything between {end} and {failure.tensor} agrees ({shown}): look at what makes {failure.tensor}"
+
     def worst_by_stage(self) -> dict[str, Check]:
         worst: dict[str, Check] = {}
         for check in self.checks:
@@ -141,8 +169,10 @@ class Report:
         failure = self.first_failure
         if failure is not None:
             lines.append(f"first failure: {failure.line()}")
+            lines.extend(f"where: {line}" for line in [self.where()] if line)
         if self.diagnosis is not None:
             lines.append(f"diagnosis: {self.diagnosis.line()}")
+            lines.extend(f"  also measured: {line}" for line in self.diagnosis.findings)
         elif self.diagnosed:
             lines.append("diagnosis: no known mistake or textbook variant reproduces your numbers")
         if len(self.parts) > 1:
@@ -199,7 +229,7 @@ class Report:
             f"<td>{'ok' if check.passed else 'FAIL'}</td></tr>"
             for stage, check in self.worst_by_stage().items()
         )
-        tail = ("first failure:", "diagnosis:", "note:")
+        tail = ("first failure:", "where:", "diagnosis:", "  also measured:", "note:")
         extra = "".join(f"<p>{html.escape(line)}</p>" for line in str(self).splitlines() if line.startswith(tail))
         return (
             f"<div><b style='color:{colour}'>{'PASS' if self.passed else 'FAIL'}</b> your {html.escape(self.kind)}"

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from compare.core import scales
+from compare.core.graph_order import backward_order
 from compare.core.side import Pass, Tensors
 from torch_ref import InjectedMasks, TorchTwin
 from torch_ref.optim import named_state
@@ -70,6 +71,7 @@ class TorchSide:
             "grad": {},
         }
         grads, order = {}, []
+        rank = self._graph_rank(loss) if any(next(m.children(), None) for m in self.model) else {}
         # Each dL/d(i.out)'s floor is the size of the terms it came from, carried back through the chain
         # rule; the loss's own gradient starts it (near a minimum, p − y cancels but p and y do not).
         floor = scales.loss_grad_floor(self.loss, outs[-1], y)
@@ -82,7 +84,7 @@ class TorchSide:
             param_floors = scales.param_grad_floors(self.model[i], inputs[i], g, carried[i])
             # every parameter the module holds, its own blocks' too (a floor is known for Linear and
             # BatchNorm; any other parameter is measured against its own scale)
-            for key, param in self.model[i].named_parameters():
+            for key, param in sorted(self.model[i].named_parameters(), key=lambda item: rank.get(id(item[1]), 0)):
                 order.append(f"{i}.{key}")
                 floors["grad"][f"{i}.{key}"] = param_floors.get(key, 0.0)
                 grads[f"{i}.{key}"] = param.grad
@@ -94,6 +96,13 @@ class TorchSide:
             floors=floors,
             grad_order=tuple(order),
         )
+
+    def _graph_rank(self, loss: torch.Tensor) -> dict[int, int]:
+        """Each parameter's place in the backward order from the loss (``compare.core.graph_order``): a module
+        made of modules (a user's own block) lists its gradients nearest the loss first; a plain layer keeps
+        its own order (weight, bias)."""
+        params = list(self.model.parameters())
+        return {id(params[i]): place for place, i in enumerate(backward_order([loss], params))}
 
     def clip(self, max_norm: float) -> float:
         return float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm, foreach=False))

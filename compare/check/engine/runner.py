@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 import compare.check.guard as guard
+from compare.check.diagnosis import numerical
 from compare.check.engine.catalog import CATALOG, MATCH, EngineBug
 from compare.check.engine.suite import DRAWS, OPS, Case, cases_for, draw_leaf, leaf_shapes
 from compare.check.guard import one_line
@@ -106,17 +107,20 @@ def check_engine(
     report = EngineReport("engine", steps=draws)
     outcomes: dict[str, list[Outcome]] = {}
     rng = np.random.default_rng(seed)
+    kept: dict = {}  # every pair compared, for the measured diagnosis
     for case in cases_for(tensor):
-        outcomes[case.name] = _run_case(case, protocol, tensor, draws, rng, report)
+        outcomes[case.name] = _run_case(case, protocol, tensor, draws, rng, report, kept)
     report.ops = _op_table(report, tensor)
     if not report.passed:
         report.diagnosed = True
         report.bugs = [_diagnosis(bug) for bug in CATALOG if _matches(bug, outcomes.get(bug.case, []))]
-        report.diagnosis = report.bugs[0] if report.bugs else None
+        report.diagnosis = report.bugs[0] if report.bugs else _measured(report, outcomes, kept)
     return report
 
 
-def _run_case(case: Case, protocol: Protocol, tensor: bool, draws: int, rng, report: EngineReport) -> list[Outcome]:
+def _run_case(
+    case: Case, protocol: Protocol, tensor: bool, draws: int, rng, report: EngineReport, kept: dict
+) -> list[Outcome]:
     """Every call into the engine goes through ``guard.call`` (its exceptions and time limits)."""
     names = LEAVES[: len(case.domains)]
     outcomes = []
@@ -127,7 +131,7 @@ def _run_case(case: Case, protocol: Protocol, tensor: bool, draws: int, rng, rep
         leaves = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in values]
         out = case.f(*leaves)
         out.backward(torch.ones_like(out))
-        checks = Checks(step, "float64")
+        checks = Checks(step, "float64", keep=kept)
         try:
             nodes = [protocol.leaf(v.copy() if tensor else float(v)) for v in values]
             result = guard.call(step, "forward", f"{case.name}: out", case.f, *nodes)
@@ -212,6 +216,24 @@ def _same(found: dict[str, np.ndarray | None], expected: dict[str, np.ndarray]) 
         if mine is None or not diff(mine, np.asarray(value, dtype=np.float64)).within(MATCH):
             return False
     return True
+
+
+def _measured(report: EngineReport, outcomes: dict[str, list[Outcome]], kept: dict) -> Diagnosis | None:
+    """No catalog mistake: what each failing case's gradients say, measured (``compare.check.diagnosis``),
+    at the first draw it failed; a one-leaf case is an elementwise op (its input, output and the seed's ones)."""
+    found = []
+    for case, runs in outcomes.items():
+        failing = [c for c in report.checks if not c.passed and c.stage == "grad" and c.tensor.startswith(f"{case}: ")]
+        if not failing or failing[0].step > len(runs):
+            continue
+        step, run = failing[0].step, runs[failing[0].step - 1]
+        out = kept.get((step, "forward", f"{case}: out"), (None, None))[1]
+        x = next(iter(run.leaves.values())) if len(run.leaves) == 1 else None
+        context = numerical.Context(x=x, out=out, dout=None if out is None else np.ones_like(out))
+        context = context if x is not None and out is not None and np.shape(x) == np.shape(out) else numerical.Context()
+        keys = [(step, "grad", c.tensor) for c in failing if c.step == step]
+        found += numerical.findings([(key[2], *kept[key]) for key in keys if key in kept], context)
+    return numerical.from_findings(found)
 
 
 def _diagnosis(bug: EngineBug) -> Diagnosis:
