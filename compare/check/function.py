@@ -180,9 +180,10 @@ def check_function(
         witnessed = [c for c in report.checks if c.tensor.endswith(SUFFIX)]
         if dtype == "float64" or not all(c.passed for c in witnessed):
             # measured on the float64 re-run when there is one: below float64, rounding blurs the law
-            measured = numerical.measure(
-                witnessed or report.checks, sides.kept, sides.contexts, WRONG_EVERYWHERE.explanation
-            )
+            lead = WRONG_EVERYWHERE.explanation
+            if report.first_failure.stage == "forward":
+                lead = "your forward differs from the reference's in float64 too"
+            measured = numerical.measure(witnessed or report.checks, sides.kept, sides.contexts, lead)
             report.diagnosis = WRONG_EVERYWHERE if measured is None else measured
         else:  # how closely the float64 re-run agrees with autograd
             report.diagnosis = replace(ONLY_FLOAT64, max_rel=max((c.diff.max_rel for c in witnessed), default=0.0))

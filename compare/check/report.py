@@ -65,7 +65,7 @@ class Diagnosis:
     explanation: str
     max_rel: float = 0.0  # how close the replay came to the user's numbers
     also: tuple[str, ...] = ()  # other candidates reproducing the same numbers (the same rule written otherwise)
-    remedy: str = ""  # the fix, when the diagnosis carries its own (a convention, a measured departure)
+    fix: str = ""  # how to fix the user's code, in one line; "" here: ``compare.check.fixes``'s line for the name
     replayed: bool = True  # False: nothing was replayed (measured, or told from a float64 re-run)
     findings: tuple[str, ...] = ()  # further measured findings, one line each, nearest the loss first
 
@@ -73,13 +73,12 @@ class Diagnosis:
     def names(self) -> tuple[str, ...]:
         return (self.name, *self.also)
 
-    @property
-    def fix(self) -> str:
-        """How to fix the user's code, in one line: its own ``remedy``, else ``compare.check.fixes``'s line."""
-        return self.remedy or fix_of(self.name)
+    def __post_init__(self) -> None:
+        if not self.fix:  # a known mistake's or variant's own line (a convention, a measurement: given)
+            object.__setattr__(self, "fix", fix_of(self.name))
 
     def as_dict(self) -> dict:
-        return {**self.__dict__, "fix": self.fix}
+        return dict(self.__dict__)
 
     def line(self) -> str:
         also = f"; the same numbers as {', '.join(self.also)}" if self.also else ""

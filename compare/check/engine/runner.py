@@ -219,21 +219,29 @@ def _same(found: dict[str, np.ndarray | None], expected: dict[str, np.ndarray]) 
 
 
 def _measured(report: EngineReport, outcomes: dict[str, list[Outcome]], kept: dict) -> Diagnosis | None:
-    """No catalog mistake: what each failing case's gradients say, measured (``compare.check.diagnosis``),
-    at the first draw it failed; a one-leaf case is an elementwise op (its input, output and the seed's ones)."""
+    """No catalog mistake: what each failing case's gradients say, measured (``compare.check.diagnosis``)
+    over every draw together (a scalar engine's draws make one vector); a one-leaf case is an elementwise
+    op, known by its input, its output and the seed's ones."""
     found = []
     for case, runs in outcomes.items():
-        failing = [c for c in report.checks if not c.passed and c.stage == "grad" and c.tensor.startswith(f"{case}: ")]
-        if not failing or failing[0].step > len(runs):
+        mine = [c for c in report.checks if c.tensor.startswith(f"{case}: ")]
+        failing = {c.tensor for c in mine if not c.passed and c.stage == "grad"}
+        draws = range(1, len(runs) + 1)
+        if not failing or not all((step, "forward", f"{case}: out") in kept for step in draws):
             continue
-        step, run = failing[0].step, runs[failing[0].step - 1]
-        out = kept.get((step, "forward", f"{case}: out"), (None, None))[1]
-        x = next(iter(run.leaves.values())) if len(run.leaves) == 1 else None
-        context = numerical.Context(x=x, out=out, dout=None if out is None else np.ones_like(out))
-        context = context if x is not None and out is not None and np.shape(x) == np.shape(out) else numerical.Context()
-        keys = [(step, "grad", c.tensor) for c in failing if c.step == step]
-        found += numerical.findings([(key[2], *kept[key]) for key in keys if key in kept], context)
+        out = _stacked(kept, draws, "forward", f"{case}: out", 1)
+        x = np.concatenate([np.ravel(run.leaves["a"]) for run in runs]) if len(runs[0].leaves) == 1 else None
+        context = numerical.Context(x=x, out=out, dout=np.ones_like(out)) if x is not None else numerical.Context()
+        pairs = [
+            (name, _stacked(kept, draws, "grad", name, 0), _stacked(kept, draws, "grad", name, 1))
+            for name in sorted(failing) if all((step, "grad", name) in kept for step in draws)
+        ]  # fmt: skip
+        found += numerical.findings(pairs, context)
     return numerical.from_findings(found)
+
+
+def _stacked(kept: dict, draws: range, stage: str, name: str, side: int) -> np.ndarray:
+    return np.concatenate([np.ravel(kept[(step, stage, name)][side]) for step in draws])
 
 
 def _diagnosis(bug: EngineBug) -> Diagnosis:
