@@ -11,7 +11,7 @@ tolerance of the check (the user's code is then that mistake, to rounding).
 import copy
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from functools import partial
 from types import SimpleNamespace
 from typing import Any
@@ -113,6 +113,14 @@ def _layer_conventions(start: nn.Module, user: Any) -> list[tuple[Diagnosis, man
         found.append((conventions.setting_diagnosis("layer", type(start).__name__, settings, defaults, 0.0), changed))
     if type(start) is nn.Dropout and 0.0 < start.p < 1.0:
         found.append((conventions.dropout_keep_diagnosis(start.p, 0.0), nn.Dropout(1.0 - start.p)))
+    names = conventions.HARD_CODED.get(type(start).__name__, {})
+    defaults = {name: getattr(start, name) for name in names if isinstance(getattr(start, name, None), float)}
+    stated = {name: conventions.user_setting(user, name) for name in names} if user is not None else {}
+    for diagnosis, values in conventions.hard_coded("layer", type(start).__name__, defaults, stated):
+        changed = copy.deepcopy(start)
+        for name, value in values.items():
+            setattr(changed, name, value)
+        found.append((diagnosis, changed))
     return [(diagnosis, manual_layer(module)) for diagnosis, module in found if manual_layer(module) is not None]
 
 
@@ -124,7 +132,7 @@ def diagnose_layer(start: nn.Module, runs: Sequence, report, dtype: str, user: A
     for diagnosis, candidate in _layer_conventions(start, user):
         worst = closest(_replay_layer(candidate, runs), dtype)
         if worst is not None:
-            return Diagnosis(diagnosis.name, diagnosis.explanation, worst)
+            return replace(diagnosis, max_rel=worst)
     base = type(manual_layer(start))
     for fault in CATALOG_LIST:
         if fault.override.layer_base is not base:
@@ -185,17 +193,16 @@ def first_match(candidates: Iterable[tuple[str, str, Callable[[], float | None]]
     """The first candidate whose replay (a function returning its worst ``max_rel``, or ``None``) matches,
     with the names of the later ones that match too."""
     matches = []
-    for name, explanation, replay in candidates:
+    for name, explanation, replay, *fix in candidates:  # a convention's own fix, fourth
         try:
             worst = replay()
         except Exception:  # a candidate that cannot run with these settings does not match
             continue
         if worst is not None:
-            matches.append(Diagnosis(name, explanation, worst))
+            matches.append(Diagnosis(name, explanation, worst, fix="".join(fix)))
     if not matches:
         return None
-    first = matches[0]
-    return Diagnosis(first.name, first.explanation, first.max_rel, tuple(m.name for m in matches[1:]))
+    return replace(matches[0], also=tuple(m.name for m in matches[1:]))
 
 
 def _built(rule: type, hyperparameters: Mapping[str, Any]) -> Any:
@@ -216,13 +223,13 @@ def _optimizer_candidates(torch_class: type, hyperparameters: Mapping[str, Any],
             make = lambda variant=variant, accepted=accepted: variant.optimizer(  # noqa: E731
                 **{k: v for k, v in hp.items() if k in accepted}
             )
-            candidates.append((name, variant.cause, make, False))
+            candidates.append((name, variant.cause, make, False, ""))
     for fault in CATALOG_LIST:
         rule = fault.override.optimizer
         if rule is not None and any(issubclass(rule, entry.rule) for entry in entries):
-            candidates.append((fault.name, fault.description, lambda rule=rule: _built(rule, hp), False))
+            candidates.append((fault.name, fault.description, lambda rule=rule: _built(rule, hp), False, ""))
         if fault.override.schedule_first and scheduled and entries:
-            candidates.append((fault.name, fault.description, lambda: _built(entries[0].rule, hp), True))
+            candidates.append((fault.name, fault.description, lambda: _built(entries[0].rule, hp), True, ""))
     return candidates
 
 
@@ -256,7 +263,21 @@ def _settings_candidate(torch_class: type, settings: Mapping[str, Any], defaults
     accepted = {f.name for f in fields(rule)}
     hp = {key: value for key, value in {**defaults, **differing}.items() if key in accepted}
     diagnosis = conventions.setting_diagnosis("optimizer", torch_class.__name__, differing, defaults, 0.0)
-    return [(diagnosis.name, diagnosis.explanation, lambda: rule(**hp), False)]
+    return [(diagnosis.name, diagnosis.explanation, lambda: rule(**hp), False, diagnosis.fix)]
+
+
+def _hard_coded_candidates(torch_class: type, settings: Mapping[str, Any], defaults: Mapping[str, Any]) -> list:
+    """torch's rule with a value the user's code may hard-code where torch has a setting (an ε of 1e-7)."""
+    entries = [entry for entry in REGISTRY.values() if entry.torch_class == torch_class.__name__]
+    if not entries:
+        return []
+    rule = entries[0].rule
+    accepted = {f.name for f in fields(rule)}
+    found = []
+    for diagnosis, values in conventions.hard_coded("optimizer", torch_class.__name__, defaults, settings):
+        hp = {key: value for key, value in {**defaults, **values}.items() if key in accepted}
+        found.append((diagnosis.name, diagnosis.explanation, lambda hp=hp: rule(**hp), False, diagnosis.fix))
+    return found
 
 
 def diagnose_optimizer(
@@ -272,13 +293,15 @@ def diagnose_optimizer(
     first) or textbook variant (``manual.optim.variants``) that reproduces the user's parameters step by step."""
     candidates = _settings_candidate(torch_class, settings or {}, defaults or {})
     candidates += _optimizer_candidates(torch_class, hyperparameters, run.parsed is not None)
+    candidates += _hard_coded_candidates(torch_class, settings or {}, defaults or {})
     return first_match(
         (
             name,
             why if name.startswith("convention:") else f"your {torch_class.__name__} is torch's written as: {why}",
             partial(_replay_optimizer, make, first, run, dtype),
+            fix,
         )
-        for name, why, make, first in candidates
+        for name, why, make, first, fix in candidates
     )
 
 

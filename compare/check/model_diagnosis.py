@@ -18,6 +18,7 @@ from typing import Any
 
 from torch import nn
 
+import compare.check.conventions as conventions
 from compare.check.diagnose import departs, diagnose_model, diagnose_optimizer, piece_of
 from compare.check.diagnosis import numerical
 from compare.check.model import UserModelSide
@@ -25,6 +26,7 @@ from compare.check.optimizer import OptimizerRun
 from compare.check.replay import diagnose_network
 from compare.check.report import Diagnosis, Failure, Part, Report
 from compare.core.records import StepRecord
+from compare.core.tolerances import tolerance
 
 
 class ModelDiagnoser:
@@ -58,17 +60,20 @@ class ModelDiagnoser:
             )
             self.report.diagnosis = diagnosis
             self.report.parts = [Part("network", Failure.of(_first(record)), diagnosis)]
-        if self.report.diagnosis is None:  # no known mistake: what the departure itself says
-            self.report.diagnosis = self._measured(record)
+        if self.report.diagnosis is None and self.reference is not None:  # no known mistake: a convention, or
+            pairs = self._failing_grads(record)  # what the departure itself says
+            start = {name: p.detach().cpu().numpy() for name, p in self.start.named_parameters()}
+            self.report.diagnosis = conventions.l2_diagnosis(start, pairs, tolerance(self.dtype, "grad").max_rel)
+            self.report.diagnosis = self.report.diagnosis or self._measured(pairs)
 
-    def _measured(self, record: StepRecord) -> Diagnosis | None:
-        """The failing gradients of step 1 (in the record's order: nearest the loss first), the user's against
-        torch's, measured (``compare.check.diagnosis.numerical``)."""
-        if self.reference is None:
-            return None
+    def _failing_grads(self, record: StepRecord) -> list[tuple[str, Any, Any]]:
+        """(name, the user's gradient, torch's) of each failing parameter gradient, in the record's order."""
         mine, theirs = self.side.grads(), self.reference.grads()
         failing = [c.tensor for c in record.checks if not c.passed and c.stage == "grad"]
-        pairs = [(name, mine[name], theirs[name]) for name in failing if name in mine and name in theirs]
+        return [(name, mine[name], theirs[name]) for name in failing if name in mine and name in theirs]
+
+    def _measured(self, pairs: list) -> Diagnosis | None:
+        """The failing gradients of step 1 (nearest the loss first), measured (``compare.check.diagnosis``)."""
         widths = [m.out_features for m in self.start.modules() if isinstance(m, nn.Linear)]
         batch = self.side.batch
         context = numerical.Context(

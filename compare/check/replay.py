@@ -102,11 +102,11 @@ def _scaled(start: nn.Sequential, torch_loss: Callable, batch: Batch, user_grads
     loss, grads = _run(start, (), torch_loss, batch)
     widths = [module.out_features for module in start if isinstance(module, nn.Linear)]
     n, c = len(batch[0]), (widths[-1] if widths else 1)  # C: the network's outputs (labels may be indices)
-    for name, factor, text in conventions.LOSS_SCALES:
+    for name, factor, text, fix in conventions.LOSS_SCALES:
         k = factor(n, c)
         if k == 1:
             continue
         worst = closest(_pairs(None, user_grads, loss, grads, k), dtype)
         if worst is not None:  # closest() is None past the grad tolerance
-            return Diagnosis(f"convention:{name}", text.format(torch=type(torch_loss).__name__, k=k), worst)
+            return conventions.scale_diagnosis(name, text, fix, type(torch_loss).__name__, k, worst)
     return None
