@@ -26,7 +26,7 @@ import compare.check.guard as guard
 from compare.check import tensors
 from compare.check.access import Access
 from compare.check.diagnose import diagnose_layer
-from compare.check.diagnosis import numerical
+from compare.check.diagnosis import numerical, several
 from compare.check.mapping import BUFFER_NAMES, Link, resolve
 from compare.check.report import Report
 from compare.check.threads import small_check
@@ -171,6 +171,7 @@ def check_layer(
     if diagnose and not report.passed and report.error is None and setup.start is not None:
         replayed = runs[1:] if setup.taken_late else runs
         report.diagnosis = diagnose_layer(setup.start, replayed, report, dtype, user.obj)
+        report.diagnosis = report.diagnosis or several.layer_mistakes(setup.start, replayed, dtype)
         if report.diagnosis is None:  # no known mistake: what the departure itself says
             report.diagnosis = numerical.measure(report.checks, setup.kept, setup.contexts)
         report.diagnosed = True

@@ -20,7 +20,7 @@ from torch import nn
 
 import compare.check.conventions as conventions
 from compare.check.diagnose import departs, diagnose_model, diagnose_optimizer, piece_of
-from compare.check.diagnosis import numerical
+from compare.check.diagnosis import numerical, several
 from compare.check.model import UserModelSide
 from compare.check.optimizer import OptimizerRun
 from compare.check.replay import diagnose_network
@@ -110,22 +110,43 @@ class ModelDiagnoser:
         return f"layer {piece} ({type(self.start[int(piece)]).__name__})"
 
     def finish(self, torch_optimizer: Any, parsed: list | None) -> None:
-        """The optimizer's mistake, when a parameter departed after its gradient agreed."""
+        """The optimizer's mistake, when a parameter departed after its gradient agreed; or, beside a piece that
+        departed at step 1, when torch's rule on the user's own gradients does not make the user's parameters."""
         failure = self.report.first_failure
-        if failure is None or self.report.diagnosis is not None or self.report.error is not None:
+        if failure is None or self.report.error is not None or not self.side.history:
+            return
+        torch_class, hyperparameters = type(torch_optimizer), torch_optimizer.defaults
+        name = f"optimizer ({torch_class.__name__})"
+        if self.report.diagnosis is not None or self.report.parts:  # a piece departed at step 1
+            run = self._run(parsed, len(self.side.history))
+            if not several.optimizer_departs(torch_class, hyperparameters, run, self.dtype):
+                return
+            diagnosis = self._optimizer(torch_optimizer, run)
+            later = next((c for c in self.report.checks if not c.passed and c.stage in ("state", "param")), None)
+            parts = self.report.parts or [Part("network", failure, self.report.diagnosis)]
+            self.report.parts = [*parts, Part(name, Failure.of(later) if later else failure, diagnosis)]
+            named = [d for d in (self.report.diagnosis, diagnosis) if d is not None]
+            self.report.diagnosis = _both(named) if len(named) > 1 else named[0] if named else None
             return
         if not (failure.stage == "param" or failure.tensor == "lr") or failure.step > len(self.side.history):
             return
         self.report.diagnosed = True
-        history = self.side.history[: failure.step]
-        start = {name: param.detach().numpy().copy() for name, param in self.start.named_parameters()}
-        run = OptimizerRun(start, parsed, [h[0] for h in history], [h[1] for h in history], [h[2] for h in history])
-        user = self.side.optimizer
-        diagnosis = diagnose_optimizer(
-            type(torch_optimizer), torch_optimizer.defaults, run, self.dtype, user.settings(), torch_optimizer.defaults
-        )
+        diagnosis = self._optimizer(torch_optimizer, self._run(parsed, failure.step))
         self.report.diagnosis = diagnosis
-        self.report.parts = [Part(f"optimizer ({type(torch_optimizer).__name__})", failure, diagnosis)]
+        self.report.parts = [Part(name, failure, diagnosis)]
+
+    def _run(self, parsed: list | None, steps: int) -> OptimizerRun:
+        """The user's gradients, parameters and lr of the first ``steps`` steps, from the starting values."""
+        history = self.side.history[:steps]
+        start = {name: param.detach().numpy().copy() for name, param in self.start.named_parameters()}
+        return OptimizerRun(start, parsed, [h[0] for h in history], [h[1] for h in history], [h[2] for h in history])
+
+    def _optimizer(self, torch_optimizer: Any, run: OptimizerRun) -> Diagnosis | None:
+        torch_class, hyperparameters = type(torch_optimizer), torch_optimizer.defaults
+        settings = self.side.optimizer.settings()
+        return diagnose_optimizer(
+            torch_class, hyperparameters, run, self.dtype, settings, hyperparameters
+        ) or several.optimizer_pairs(torch_class, hyperparameters, run, self.dtype)
 
 
 def _first(record: StepRecord):

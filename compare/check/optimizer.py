@@ -30,7 +30,7 @@ import compare.check.guard as guard
 import compare.check.optimizer_forms as forms
 from compare.check import tensors
 from compare.check.diagnose import diagnose_optimizer
-from compare.check.diagnosis import numerical
+from compare.check.diagnosis import numerical, several
 from compare.check.forms import found
 from compare.check.report import Failure, Report
 from compare.check.stream import GradientStream
@@ -254,9 +254,11 @@ def check_optimizer(
     _state_note(report, user if "user" in locals() else None, reference, state_map)
     if diagnose and not report.passed and report.error is None:
         settings = user.settings() if "user" in locals() else {}
-        report.diagnosis = diagnose_optimizer(
-            torch_optimizer_class, hyperparameters, run, dtype, settings, reference.defaults
-        ) or _measured(report, run)
+        report.diagnosis = (
+            diagnose_optimizer(torch_optimizer_class, hyperparameters, run, dtype, settings, reference.defaults)
+            or several.optimizer_pairs(torch_optimizer_class, hyperparameters, run, dtype)
+            or _measured(report, run)
+        )
         report.diagnosed = True
     return report
 
