@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import textbook_styles as tb
 import torch
-from engines import Value
+from engines import Tensor, Value
 from torch import nn
 from torch.nn import functional
 
@@ -253,13 +253,58 @@ def test_an_optimizer_s_departure_is_measured_on_its_update():
     assert report.diagnosis.fix == "θ -= lr * update, not +="
 
 
-def test_an_engine_s_tanh_backward_is_measured():
-    class TanhOneMinusT(Value):
-        def tanh(self):
-            return self._unary(math.tanh(self.data), lambda x, t: 1 - t)
+def _add_assigned(self, other):  # += replaced by = in add's backward only
+    other = self._lift(other)
+    out = self._node(self.data + other.data, (self, other))
 
-    report = check_engine(TanhOneMinusT)
-    assert "a.tanh(): da: your derivative is 1 − h on every element, where torch's is 1 − h²" in str(report), report
+    def _backward():
+        self.grad = out.grad
+        other.grad = out.grad
+
+    out._backward = _backward
+    return out
+
+
+def _mul_right_assigned(self, other):  # = for the right operand only
+    other = self._lift(other)
+    out = self._node(self.data * other.data, (self, other))
+
+    def _backward():
+        self.grad += other.data * out.grad
+        other.grad = self.data * out.grad
+
+    out._backward = _backward
+    return out
+
+
+def _mul_unreduced(self, other):  # a broadcast operand of * keeps the output's shape
+    other = self._lift(other)
+    out = self._node(self.data * other.data, (self, other))
+
+    def _backward():
+        self.grad = self.grad + other.data * out.grad
+        other.grad = other.grad + self.data * out.grad
+
+    out._backward = _backward
+    return out
+
+
+ENGINES = {  # the mistake → (engine, ops overridden, the name the report gives it)
+    "= in add": (Value, {"__add__": _add_assigned}, "gradient assigned, not accumulated, in add"),
+    "= for mul's right operand": (Value, {"__mul__": _mul_right_assigned},
+                                  "gradient assigned, not accumulated, in mul (its right operand)"),
+    "broadcast not reduced in *": (Tensor, {"__mul__": _mul_unreduced}, "broadcast gradient not reduced in mul"),
+    "tanh backward 1 - t": (Value, {"tanh": lambda s: s._unary(math.tanh(s.data), lambda x, t: 1 - t)},
+                            "tanh derivative written 1 − t (t = tanh(a), not squared)"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", ENGINES)
+def test_an_engine_mistake_in_one_op_is_named_with_the_op(case):
+    engine, ops, name = ENGINES[case]
+    report = check_engine(type("Buggy", (engine,), ops))
+    assert name in {bug.name for bug in report.bugs}, report
+    assert f"{name}:" in str(report)  # the diagnosis, or an "engine bug:" line of its own
 
 
 # --- the measurement itself ----------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import torch
 
 import compare.check.guard as guard
 from compare.check.diagnosis import numerical
+from compare.check.engine import mutants
 from compare.check.engine.catalog import CATALOG, MATCH, EngineBug
 from compare.check.engine.suite import DRAWS, OPS, Case, cases_for, draw_leaf, leaf_shapes
 from compare.check.guard import one_line
@@ -85,6 +86,9 @@ class EngineReport(Report):
     def to_dict(self) -> dict:
         return {**Report.to_dict(self), "ops": self.ops, "bugs": [bug.__dict__ for bug in self.bugs]}
 
+    def names(self) -> set[str]:
+        return {bug.name for bug in self.bugs}
+
 
 @guard.limited
 def check_engine(
@@ -114,6 +118,9 @@ def check_engine(
     if not report.passed:
         report.diagnosed = True
         report.bugs = [_diagnosis(bug) for bug in CATALOG if _matches(bug, outcomes.get(bug.case, []))]
+        # a mutation of one op (named with the op), after the catalog's: an assignment in one op's backward
+        # reads as the catalog's "gradient assigned" where its case shows it, and in that op only here
+        report.bugs += [bug for bug in mutants.matching(cases_for(tensor), outcomes) if bug.name not in report.names()]
         report.diagnosis = report.bugs[0] if report.bugs else _measured(report, outcomes, kept)
     return report
 
