@@ -116,7 +116,8 @@ def test_a_wrong_learning_rate_is_named_by_no_known_mistake_but_measured():
     report = compare.check_optimizer(SGD(lr=0.2), torch.optim.SGD, {"lr": 0.1}, steps=3)
     assert (report.first_failure.step, report.first_failure.tensor) == (1, "lr")
     assert report.diagnosed and report.diagnosis.name == "measured:ratio", report  # no known mistake: measured
-    assert "ratio 2 to torch's on every element: your step is 2× torch's" in str(report)
+    assert "the update of 0.weight: ratio 2 to torch's on every element" in str(report)
+    assert "your step is 2× torch's: a learning rate of another value" in str(report)
 
 
 def test_user_gradients_replace_the_stream_and_a_bad_schedule_is_one_line():

@@ -82,7 +82,7 @@ class Diagnosis:
 
     def line(self) -> str:
         also = f"; the same numbers as {', '.join(self.also)}" if self.also else ""
-        fix = f"; fix: {self.fix}" if self.fix else ""
+        fix = f"; fix: {self.fix}" if self.fix and self.fix not in self.explanation else ""  # a convention says it
         if not self.replayed:
             return f"{self.name}: {self.explanation}{also}{fix}"
         return f"{self.name}: {self.explanation} (reproduced to {self.max_rel:.1g}{also}){fix}"

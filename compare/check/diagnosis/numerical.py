@@ -19,7 +19,7 @@ Each ``Finding`` names the tensor, the measured evidence ("ratio 32.000 on every
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -200,8 +200,13 @@ def _derivative(tensor: str, user: np.ndarray, reference: np.ndarray, context: C
         return None  # the identity against an unknown rule: no elementwise op, a backward left out
     versus = f", where torch's is {theirs}" if theirs is not None else ""
     rule = theirs.partition(" (")[0] if theirs is not None else "torch's derivative"
-    return Finding(tensor, "derivative", f"your derivative is {mine.partition(' (')[0]} on every element{versus}",
-                   f"an elementwise derivative confused with a sibling ({mine})", f"dx = dout * ({rule})")
+    return Finding(
+        tensor,
+        "derivative",
+        f"your derivative is {mine.partition(' (')[0]} on every element{versus}",
+        f"an elementwise derivative confused with a sibling ({mine})",
+        f"dx = dout * ({rule})",
+    )
 
 
 def _boundary(tensor: str, user: np.ndarray, reference: np.ndarray, context: Context) -> Finding | None:
@@ -270,8 +275,13 @@ def characterise(tensor: str, user, reference, context: Context = Context()) -> 
                        "gradient never written, written into a copy, or a branch of the graph not followed",
                        "write (or +=) this gradient in the backward, on the array that is read")  # fmt: skip
     if user.ndim == 2 and user.shape[0] == user.shape[1] > 1 and _exact(user, reference.T):
-        return Finding(tensor, "transpose", "torch's transposed (a square matrix)", "the product's operands in "
-                       "the wrong order or layout", "transpose it: dW = dout.T @ x for torch's (out, in)")
+        return Finding(
+            tensor,
+            "transpose",
+            "torch's transposed (a square matrix)",
+            "the product's operands in the wrong order or layout",
+            "transpose it: dW = dout.T @ x for torch's (out, in)",
+        )
     return (
         _derivative(tensor, user, reference, context)
         or _ratio(tensor, user, reference, context)
@@ -301,15 +311,23 @@ def diagnose(pairs: Pairs, context: Context = Context(), lead: str = "") -> Diag
     return from_findings(findings(pairs, context), lead)
 
 
-def from_findings(found: Sequence[Finding], lead: str = ""):
-    """The first finding as a ``Diagnosis`` (the others listed in its ``findings``), or ``None``."""
+def from_findings(found: Sequence[Finding], lead: str = "") -> Diagnosis | None:
+    """The first finding as a ``Diagnosis``, the others in its ``findings``; findings that say the same of
+    several tensors (every gradient 32× torch's) are said once, naming the tensors."""
     if not found:
         return None
-    first = found[0]
+    groups: dict[tuple[str, str, str], list[Finding]] = {}
+    for finding in found:
+        groups.setdefault((finding.evidence, finding.cause, finding.fix), []).append(finding)
+    lines = []
+    for same in groups.values():
+        others = f" (the same on {', '.join(f.tensor for f in same[1:])})" if len(same) > 1 else ""
+        lines.append(replace(same[0], evidence=same[0].evidence + others))
+    first = lines[0]
     text = f"{lead}: " if lead else ""
     return Diagnosis(
         f"measured:{first.kind}", f"{text}{first.tensor}: {first.evidence}: {first.cause}",
-        fix=first.fix, replayed=False, findings=tuple(f.line() for f in found[1:]),
+        fix=first.fix, replayed=False, findings=tuple(f.line() for f in lines[1:]),
     )  # fmt: skip
 
 
