@@ -87,6 +87,33 @@ def randn(*shape):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(len(shape)), dtype=torch.float64)
 
 
+class DenseTanh(torch.autograd.Function):
+    """tanh(x Wᵀ + b), fused; dW taken from the pre-activation's gradient without the tanh factor."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        h = torch.tanh(x @ weight.T + bias)
+        ctx.save_for_backward(x, weight, h)
+        return h
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, weight, h = ctx.saved_tensors
+        dpre = grad_out * (1 - h**2)
+        return dpre @ weight, grad_out.T @ x, dpre.sum(0)  # dW should be dpre.T @ x
+
+
+def dense_tanh(x, weight, bias):
+    return torch.tanh(x @ weight.T + bias)
+
+
+def test_a_function_s_gradients_are_compared_nearest_its_output_first():
+    report = check_function(DenseTanh, dense_tanh, randn(N, D), randn(H, D), randn(H), dtype="float64", device="cpu")
+    assert [c.tensor for c in report.checks if c.step == 1 and c.stage == "grad"] == ["dbias", "dx", "dweight"]
+    assert report.first_failure.tensor == "dweight", report
+    assert "where: everything between the output and dweight agrees (dbias, dx)" in str(report), report
+
+
 FUNCTIONS = [  # (autograd.Function, torch's composition, inputs, the words the report must say)
     (Square, lambda x: x * x, (randn(N, D),), "dx: ratio 0.500 to torch's on every element (= ½)"),
     (TanhFn, torch.tanh, (randn(N, D),), "your derivative is 1 − h on every element, where torch's is 1 − h²"),

@@ -41,6 +41,7 @@ class TorchSide:
         self.masks = InjectedMasks(twin.model)  # registered first: later hooks see the masked outputs
         self.device = next(twin.model.parameters()).device
         self.mode_dependent = any(isinstance(m, nn.Dropout | nn.BatchNorm1d | nn.SyncBatchNorm) for m in self.model)
+        self._rank: dict[int, int] | None = None  # each parameter's place in the backward order (``_graph_rank``)
 
     def train_pass(self, x: np.ndarray, y: np.ndarray, masks: Mapping[int, np.ndarray] | None = None) -> ReferencePass:
         outs, loss = self.forward_backward(x, y, masks or {})
@@ -101,8 +102,10 @@ class TorchSide:
         """Each parameter's place in the backward order from the loss (``compare.core.graph_order``): a module
         made of modules (a user's own block) lists its gradients nearest the loss first; a plain layer keeps
         its own order (weight, bias)."""
-        params = list(self.model.parameters())
-        return {id(params[i]): place for place, i in enumerate(backward_order([loss], params))}
+        if self._rank is None:  # the graph's shape is the model's: read at the first step
+            params = list(self.model.parameters())
+            self._rank = {id(params[i]): place for place, i in enumerate(backward_order([loss], params))}
+        return self._rank
 
     def clip(self, max_norm: float) -> float:
         return float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm, foreach=False))
