@@ -149,6 +149,8 @@ class CharModel(nn.Module):
 def manual_backprop(mistake: str | None = None):
     """The lecture's backward by hand in torch tensors, each gradient named as the twin's parameter."""
 
+    mistake = mistake or ""
+
     def model(params, x, y):
         names = ("emb.weight", "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias")
         emb, W1, b1, W2, b2 = (params[f"0.{name}"] for name in names)
@@ -158,10 +160,11 @@ def manual_backprop(mistake: str | None = None):
         h = torch.tanh(hpre)
         logits = h @ W2.T + b2
         probs = torch.softmax(logits, 1)
-        loss = -probs[range(n), y].log().mean()
+        picked = probs[range(n), y] + (1e-7 if "eps in the log" in mistake.split("+") else 0.0)
+        loss = -picked.log().mean()
         dlogits = probs.clone()
         dlogits[range(n), y] -= 1
-        if mistake != "dlogits not divided by n":
+        if "dlogits not divided by n" not in mistake.split("+"):
             dlogits /= n
         dW2, db2 = dlogits.T @ h, dlogits.sum(0) if mistake != "db2 not summed" else dlogits
         dh = dlogits @ W2
@@ -204,6 +207,12 @@ def test_a_manual_backprop_in_torch_tensors_is_measured_nearest_the_loss_first(c
     assert words in str(report), report
     if mistake != "tanh backward 1 - h":
         assert report.diagnosis.name.startswith("measured:"), report
+
+
+def test_a_small_convention_in_the_loss_does_not_mask_a_gross_mistake_in_the_gradient(char_model):
+    report = run_model(char_model, "eps in the log+dlogits not divided by n")
+    assert report.first_failure.stage == "loss", report  # the 1e-7 inside the log: the loss departs first
+    assert "ratio 32.000 to torch's on every element (= N = 32, the batch size)" in str(report), report
 
 
 # --- layers, losses, optimizers (NumPy; object and function forms) -------------------------------------------
