@@ -340,3 +340,27 @@ def test_the_engine_computes_the_stages_in_the_one_order():
         assert ranks == sorted(ranks) and set(ranks) == set(range(len(STAGES)))
     late, early = (Check(1, stage, "t", TensorDiff(1.0, 1.0, ()), 0.0) for stage in ("param", "state"))
     assert StepRecord(1, 0.0, 0.0, 0.1, [late, early]).first_failure is early
+
+
+# compare/check/ by role (issue 28): the entry points directly in it, one module per ``check_*`` named after
+# it; what reads, runs and diagnoses the user's code in subpackages, each saying in its docstring what it holds.
+CHECK = ROOT / "compare" / "check"
+CHECK_ENTRY_POINTS = ("check_layer", "check_loss", "check_optimizer", "check_model", "check_function", "check_engine")
+MAX_MODULES_DIRECTLY_IN_CHECK = 12
+
+
+def test_check_holds_its_entry_points_and_subpackages_by_role():
+    import compare.check
+
+    modules = sorted(path.stem for path in CHECK.glob("*.py"))
+    assert len(modules) <= MAX_MODULES_DIRECTLY_IN_CHECK, modules
+    for name in CHECK_ENTRY_POINTS:
+        assert name in modules, f"{name} is not compare/check/{name}.py"
+        module = importlib.import_module(f"compare.check.{name}")
+        assert getattr(compare.check, name) is getattr(module, name)
+    subpackages = sorted(path.parent.name for path in CHECK.glob("*/__init__.py"))
+    assert {"forms", "sandbox", "diagnosis"} <= set(subpackages), subpackages
+    assert "engine" not in subpackages  # "engine" is the lockstep, compare.core.engine
+    for name in subpackages:
+        docstring = ast.get_docstring(ast.parse((CHECK / name / "__init__.py").read_text()))
+        assert docstring and len(docstring) > 40, f"compare/check/{name}/__init__.py says nothing of what it holds"

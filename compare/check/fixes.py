@@ -40,9 +40,9 @@ FIXES: dict[str, str] = {
 
 def fix_of(names: str) -> str:
     """The fix line(s) of a diagnosis name (``"a and b"``: both), a home-made engine's mistake's
-    included (``compare.check.engine.catalog``, which keeps each one's fix beside it), or ``""``."""
+    included (``compare.check.autograd.catalog``, which keeps each one's fix beside it), or ``""``."""
     # imported here: compare.check.engine's package imports its runner, which imports report, which imports this
-    from compare.check.engine.catalog import FIX_BY_NAME
+    from compare.check.autograd.catalog import FIX_BY_NAME
 
     known = {**FIXES, **FIX_BY_NAME}
     return "; ".join(known[name] for name in names.split(" and ") if name in known)

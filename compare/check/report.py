@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from compare.check.conduct import FIXES
 from compare.check.fixes import fix_of
+from compare.check.sandbox.misbehaviour import FIXES
 from compare.core.records import Check
 from compare.core.tolerances import STAGES
 
@@ -46,7 +46,7 @@ class Failure:
         where = f"step {self.step}, {self.stage}, {self.tensor}"
         if self.problem == "exception":
             return f"{where}: your code raised {self.message}"
-        if self.message:  # a misbehaviour or a timeout (compare.check.guard): its own words
+        if self.message:  # a misbehaviour or a timeout (compare.check.sandbox.guard): its own words
             return self.message
         if self.problem is not None:
             fix = f"; fix: {FIXES[self.problem]}" if self.problem in FIXES else ""

@@ -123,7 +123,7 @@ class TorchSide:
 
     def param_floors(self) -> dict[str, float]:
         """Each parameter's floor in the param stage, by name: none here (a subclass that knows the terms of
-        each update, ``compare.check.network.ModuleSide``, gives them)."""
+        each update, ``compare.check.check_model.ModuleSide``, gives them)."""
         return {}
 
     def values(self) -> dict[str, np.ndarray]:

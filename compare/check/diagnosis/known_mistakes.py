@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-import compare.check.conventions as conventions
+import compare.check.diagnosis.conventions as conventions
 from compare.check.report import Diagnosis
 from compare.core.metrics import diff
 from compare.core.tolerances import tolerance
@@ -117,7 +117,7 @@ def _layer_conventions(start: nn.Module, user: Any) -> list[tuple[Diagnosis, man
 
 
 def diagnose_layer(start: nn.Module, runs: Sequence, report, dtype: str, user: Any = None) -> Diagnosis | None:
-    """A convention of the user's (``compare.check.conventions``) or the catalog's layer mistake
+    """A convention of the user's (``compare.check.diagnosis.conventions``) or the catalog's layer mistake
     (``compare.faults.layers``) that reproduces the user's layer."""
     if manual_layer(start) is None:
         return None
@@ -357,7 +357,7 @@ def diagnose_model(
 ):
     """The layer or loss mistake behind a failure at step 1 of a model whose layers were recorded: the piece
     the failing tensor names (``piece_of``) is replayed on the inputs it received; ``buffers``: the running
-    statistics the user's layers keep, by torch's names. ``recorded``: the ``compare.check.model.Recorder``."""
+    statistics the user's layers keep, by torch's names. ``recorded``: the ``compare.check.model_side.Recorder``."""
     piece = piece_of(failure, len(start) - 1)
     problem = failure.diff.problem if hasattr(failure, "diff") else failure.problem  # a Check or a Failure
     if piece is None or (problem or "").startswith("missing"):

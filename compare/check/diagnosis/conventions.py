@@ -5,7 +5,7 @@ the value that reproduces the user's numbers and the one-line fix.
 * a layer's ``eps`` (BatchNorm 1e-6 vs torch's 1e-5), read from its config dict or attribute;
 * a dropout ``p`` that is the keep probability (``nn.Dropout(0.2)`` drops 20%);
 * an optimizer's ε, betas, momentum, α (``epsilon``, ``beta1``/``beta2``, ``decay_rate``: torch's names
-  through ``compare.check.optimizer_forms.CONFIG_NAMES``), e.g. Adam's 1e-7 vs torch's 1e-8;
+  through ``compare.check.forms.optimizer.CONFIG_NAMES``), e.g. Adam's 1e-7 vs torch's 1e-8;
 * a loss that is torch's times C/2 (½·Σ per sample vs ``MSELoss``'s mean over all elements), times C (a
   multiclass SVM that torch's ``MultiMarginLoss`` divides by the number of classes), times N (a sum).
 """

@@ -7,21 +7,21 @@ At step 1, when it fails:
   every other is listed with its own diagnosis (``Report.parts``), so a tiny departure (1e-7 inside a log)
   cannot mask a gross one (a bias gradient averaged);
 * any other network: the whole network is replayed with the catalog's mistakes, one and two at a time
-  (``compare.check.replay``).
+  (``compare.check.diagnosis.network_replay``).
 
 At the end, when a parameter first departs after its gradient agreed (the update is wrong): the optimizer's
 known mistakes, textbook variants and conventions are replayed on the user's gradients of the first steps
-(``compare.check.diagnose.diagnose_optimizer``), as ``check_optimizer`` does.
+(``compare.check.diagnosis.known_mistakes.diagnose_optimizer``), as ``check_optimizer`` does.
 """
 
 from typing import Any
 
 from torch import nn
 
-from compare.check.diagnose import departs, diagnose_model, diagnose_optimizer, piece_of
-from compare.check.model import UserModelSide
-from compare.check.optimizer import OptimizerRun
-from compare.check.replay import diagnose_network
+from compare.check.check_optimizer import OptimizerRun
+from compare.check.diagnosis.known_mistakes import departs, diagnose_model, diagnose_optimizer, piece_of
+from compare.check.diagnosis.network_replay import diagnose_network
+from compare.check.model_side import UserModelSide
 from compare.check.report import Diagnosis, Failure, Part, Report
 from compare.core.records import StepRecord
 

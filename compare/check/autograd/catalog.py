@@ -1,5 +1,5 @@
 """The classic mistakes of a home-made autograd engine, as data: each names the suite case it shows on
-(``compare.check.engine.suite``) and the gradients the mistake produces there, from the leaves' values,
+(``compare.check.autograd.suite``) and the gradients the mistake produces there, from the leaves' values,
 with the output's gradient seeded to ones (as ``backward()`` seeds it).
 
 ``check_engine`` names a mistake when the user's gradients on that case equal the mistake's, at every

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-import compare.check.conventions as conventions
-from compare.check.diagnose import LOSSES, closest, manual_layer
+import compare.check.diagnosis.conventions as conventions
+from compare.check.diagnosis.known_mistakes import LOSSES, closest, manual_layer
 from compare.check.report import Diagnosis
 from compare.faults.catalog import CATALOG_LIST
 
