@@ -215,4 +215,4 @@ def _same(found: dict[str, np.ndarray | None], expected: dict[str, np.ndarray]) 
 
 
 def _diagnosis(bug: EngineBug) -> Diagnosis:
-    return Diagnosis(bug.name, f"{bug.explanation} (shows on {bug.case})", MATCH)  # its fix: Diagnosis.fix
+    return Diagnosis(bug.name, f"{bug.explanation} (shows on {bug.case})", MATCH, fix=bug.fix)

@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from compare.check.fixes import fix_of
 from compare.check.sandbox.misbehaviour import FIXES
 from compare.core.records import Check
 from compare.core.tolerances import STAGES
@@ -56,24 +55,22 @@ class Failure:
 
 @dataclass(frozen=True)
 class Diagnosis:
-    """A known mistake or textbook variant that reproduces the user's numbers, found by replaying it."""
+    """A known mistake, textbook variant or convention that reproduces the user's numbers, found by replaying
+    it. ``fix``: how to fix the user's code, in one line, the named object's own (a fault's, a variant's, a
+    convention's, an engine mistake's; ``"; "``-joined when several are named); ``""`` when it has none."""
 
     name: str
     explanation: str
     max_rel: float = 0.0  # how close the replay came to the user's numbers
     also: tuple[str, ...] = ()  # other candidates reproducing the same numbers (the same rule written otherwise)
+    fix: str = ""
 
     @property
     def names(self) -> tuple[str, ...]:
         return (self.name, *self.also)
 
-    @property
-    def fix(self) -> str:
-        """How to fix the user's code, in one line (``compare.check.fixes``; a convention's is in its text)."""
-        return fix_of(self.name)
-
     def as_dict(self) -> dict:
-        return {**self.__dict__, "fix": self.fix}
+        return dict(self.__dict__)
 
     def line(self) -> str:
         also = f"; the same numbers as {', '.join(self.also)}" if self.also else ""

@@ -1,6 +1,6 @@
 """Conventions, not mistakes: a setting of the user's that differs from torch's default, found by replaying
-torch's own rule with the user's value; and a loss that is torch's times a known constant. Each is named with
-the value that reproduces the user's numbers and the one-line fix.
+torch's own rule with the user's value; and a loss that is torch's times a known constant. Each is a
+``Convention`` (``CONVENTIONS``), named with the value that reproduces the user's numbers and its one-line fix.
 
 * a layer's ``eps`` (BatchNorm 1e-6 vs torch's 1e-5), read from its config dict or attribute;
 * a dropout ``p`` that is the keep probability (``nn.Dropout(0.2)`` drops 20%);
@@ -11,6 +11,7 @@ the value that reproduces the user's numbers and the one-line fix.
 """
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,34 +40,77 @@ def layer_settings(start: nn.Module, user: Any) -> dict[str, float]:
     return found
 
 
+@dataclass(frozen=True)
+class Convention:
+    """A convention a diagnosis can name: ``description`` and ``fix`` (what to change in the user's code, one
+    line) are templates, filled with the values that reproduce the user's numbers."""
+
+    name: str
+    description: str
+    fix: str
+
+    def diagnosis(self, worst: float, **values: Any) -> Diagnosis:
+        """Named ``convention:<name>``, explained and fixed with ``values``."""
+        text = self.description.format(**values)
+        return Diagnosis(f"convention:{self.name}", text, worst, fix=self.fix.format(**values))
+
+
+SETTING = Convention(
+    "setting",  # a diagnosis is named after the settings themselves: convention:eps, convention:eps+betas
+    "your {name} is {value:g}; torch's {torch} has {name}={default:g}",  # one per setting, joined by "; "
+    "pass {values} to the twin, or use {defaults} in your {kind}",
+)
+DROPOUT_KEEP = Convention(
+    "dropout-keep-probability",
+    "your p ({p:g}) is the keep probability: nn.Dropout({p:g}) drops {p:.0%} of the units",
+    "pass nn.Dropout({q:g}) to the twin, or drop with probability p (mask = rand >= p, scaled by 1/(1 - p))",
+)
+HALF_SUM_PER_SAMPLE = Convention(
+    "half-sum-per-sample",
+    "your loss is ½·Σ over the outputs per sample, {torch} averages over all elements: yours is torch's ×C/2 = {k:g}",
+    "divide your loss and its gradient by C/2 = {k:g}, or pass a twin of ½·Σ per sample",
+)
+PER_CLASS_MEAN = Convention(
+    "per-class-mean",
+    "{torch} divides by the number of classes C as well as by N: yours is torch's ×C = {k:g}",
+    "divide your loss and dscores by C = {k:g}, or multiply the twin's by {k:g}",
+)
+SUM_REDUCTION = Convention(
+    "sum-reduction",
+    "your loss sums over the batch, {torch} averages: yours is torch's ×N = {k:g}",
+    "divide your loss and its gradient by the batch size, or pass reduction='sum' to the twin",
+)
+HALF_SUM = Convention(
+    "half-sum",
+    "your loss is ½·Σ over everything, {torch} averages over all elements: ×N·C/2 = {k:g}",
+    "take the mean over all N·C elements instead of ½·Σ: divide your loss and its gradient by {k:g}",
+)
+LOSS_SCALES = (
+    (HALF_SUM_PER_SAMPLE, lambda n, c: c / 2),
+    (PER_CLASS_MEAN, lambda n, c: c),
+    (SUM_REDUCTION, lambda n, c: n),
+    (HALF_SUM, lambda n, c: n * c / 2),
+)  # each with the factor k(N, C): the user's loss is torch's ×k
+CONVENTIONS: dict[str, Convention] = {c.name: c for c in (SETTING, DROPOUT_KEEP, *(c for c, _ in LOSS_SCALES))}
+
+
 def setting_diagnosis(kind: str, torch_name: str, values: Mapping[str, Any], defaults: Mapping[str, Any], worst: float):
-    """``your eps is 1e-07; torch's Adam has eps=1e-08: pass eps=1e-07 to the twin, or use 1e-08``."""
-    parts = [f"your {name} is {values[name]:g}; torch's {torch_name} has {name}={defaults[name]:g}" for name in values]
-    fix = ", ".join(f"{name}={values[name]:g}" for name in values)
-    use = ", ".join(f"{defaults[name]:g}" for name in values)
-    text = f"{'; '.join(parts)}: pass {fix} to the twin, or use {use} in your {kind}"
-    return Diagnosis(f"convention:{'+'.join(values)}", text, worst)
+    """``your eps is 1e-07; torch's Adam has eps=1e-08``, fixed by ``pass eps=1e-07 to the twin, or use 1e-08 in
+    your optimizer``."""
+    text = "; ".join(
+        SETTING.description.format(name=name, value=values[name], torch=torch_name, default=defaults[name])
+        for name in values
+    )
+    fix = SETTING.fix.format(
+        values=", ".join(f"{name}={values[name]:g}" for name in values),
+        defaults=", ".join(f"{defaults[name]:g}" for name in values),
+        kind=kind,
+    )
+    return Diagnosis(f"convention:{'+'.join(values)}", text, worst, fix=fix)
 
 
 def dropout_keep_diagnosis(p: float, worst: float) -> Diagnosis:
-    return Diagnosis(
-        "convention:dropout-keep-probability",
-        f"your p ({p:g}) is the keep probability: nn.Dropout({p:g}) drops {p:.0%} of the units; pass "
-        f"nn.Dropout({1 - p:g}) to the twin, or drop with probability p (mask = rand >= p, scaled by 1/(1 - p))",
-        worst,
-    )
-
-
-LOSS_SCALES = (
-    ("half-sum-per-sample", lambda n, c: c / 2, "your loss is ½·Σ over the outputs per sample, {torch} averages over "
-     "all elements: yours is torch's ×C/2 = {k:g}; divide by {k:g}, or pass a twin of ½·Σ per sample"),
-    ("per-class-mean", lambda n, c: c, "{torch} divides by the number of classes C as well as by N: yours is "
-     "torch's ×C = {k:g}; divide your loss and dscores by {k:g}, or multiply the twin's by {k:g}"),
-    ("sum-reduction", lambda n, c: n, "your loss sums over the batch, {torch} averages: yours is torch's ×N = {k:g}; "
-     "divide by the batch size, or pass reduction='sum' to the twin"),
-    ("half-sum", lambda n, c: n * c / 2, "your loss is ½·Σ over everything, {torch} averages over all elements: ×N·C/2 "
-     "= {k:g}; divide by {k:g}"),
-)  # fmt: skip
+    return DROPOUT_KEEP.diagnosis(worst, p=p, q=1 - p)
 
 
 def loss_scale_diagnosis(
@@ -75,7 +119,7 @@ def loss_scale_diagnosis(
     """``runs``: per step (scores, torch's loss, torch's dscores, the user's loss, the user's dscores): the
     known constant k with user = k·torch for both, within ``tolerance``."""
     torch_name = type(torch_loss).__name__
-    for name, factor, text in LOSS_SCALES:
+    for convention, factor in LOSS_SCALES:
         worst = 0.0
         for scores, loss, dscores, mine, dmine in runs:
             n, c = (scores.shape[0], scores.shape[1]) if np.ndim(scores) == 2 else (len(scores), 1)
@@ -88,5 +132,5 @@ def loss_scale_diagnosis(
                 scale = float(np.max(np.abs(b))) or 1.0
                 worst = max(worst, float(np.max(np.abs(a - b))) / scale)
         if worst <= tolerance:
-            return Diagnosis(f"convention:{name}", text.format(torch=torch_name, k=k), worst)
+            return convention.diagnosis(worst, torch=torch_name, k=k)
     return None

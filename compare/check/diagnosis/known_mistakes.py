@@ -11,7 +11,7 @@ tolerance of the check (the user's code is then that mistake, to rounding).
 import copy
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from functools import partial
 from types import SimpleNamespace
 from typing import Any
@@ -124,7 +124,7 @@ def diagnose_layer(start: nn.Module, runs: Sequence, report, dtype: str, user: A
     for diagnosis, candidate in _layer_conventions(start, user):
         worst = closest(_replay_layer(candidate, runs), dtype)
         if worst is not None:
-            return Diagnosis(diagnosis.name, diagnosis.explanation, worst)
+            return replace(diagnosis, max_rel=worst)
     base = type(manual_layer(start))
     for fault in CATALOG_LIST:
         if fault.override.layer_base is not base:
@@ -135,7 +135,7 @@ def diagnose_layer(start: nn.Module, runs: Sequence, report, dtype: str, user: A
         except Exception:  # a candidate that cannot run on these inputs does not match
             continue
         if worst is not None:
-            return Diagnosis(fault.name, fault.description, worst)
+            return Diagnosis(fault.name, fault.description, worst, fix=fault.fix)
     return None
 
 
@@ -163,7 +163,8 @@ def diagnose_loss(
         worst = _replay_loss(tuple(fault.override.loss for fault in chosen), runs, dtype)
         if worst is not None:
             names = " and ".join(fault.name for fault in chosen)
-            return Diagnosis(names, "; ".join(fault.description for fault in chosen), worst)
+            fix = "; ".join(fault.fix for fault in chosen)
+            return Diagnosis(names, "; ".join(fault.description for fault in chosen), worst, fix=fix)
     return None
 
 
@@ -181,21 +182,21 @@ def _replay_loss(classes: tuple[type, ...], runs: Sequence, dtype: str) -> float
     return closest(pairs, dtype, "loss")
 
 
-def first_match(candidates: Iterable[tuple[str, str, Callable[[], float | None]]]) -> Diagnosis | None:
-    """The first candidate whose replay (a function returning its worst ``max_rel``, or ``None``) matches,
-    with the names of the later ones that match too."""
+def first_match(candidates: Iterable[tuple[str, str, str, Callable[[], float | None]]]) -> Diagnosis | None:
+    """The first candidate (name, explanation, fix, replay) whose replay (a function returning its worst
+    ``max_rel``, or ``None``) matches, with the names of the later ones that match too."""
     matches = []
-    for name, explanation, replay in candidates:
+    for name, explanation, fix, replay in candidates:
         try:
             worst = replay()
         except Exception:  # a candidate that cannot run with these settings does not match
             continue
         if worst is not None:
-            matches.append(Diagnosis(name, explanation, worst))
+            matches.append(Diagnosis(name, explanation, worst, fix=fix))
     if not matches:
         return None
     first = matches[0]
-    return Diagnosis(first.name, first.explanation, first.max_rel, tuple(m.name for m in matches[1:]))
+    return replace(first, also=tuple(m.name for m in matches[1:]))
 
 
 def _built(rule: type, hyperparameters: Mapping[str, Any]) -> Any:
@@ -205,7 +206,7 @@ def _built(rule: type, hyperparameters: Mapping[str, Any]) -> Any:
 
 
 def _optimizer_candidates(torch_class: type, hyperparameters: Mapping[str, Any], scheduled: bool) -> list:
-    """(name, explanation, factory, schedule_first) for every textbook variant and known mistake of
+    """(name, explanation, fix, factory, schedule_first) for every textbook variant and known mistake of
     ``torch_class``, the variants first (a textbook form is the likelier origin of the same numbers)."""
     hp = dict(hyperparameters)
     entries = [entry for entry in REGISTRY.values() if entry.torch_class == torch_class.__name__]
@@ -216,13 +217,13 @@ def _optimizer_candidates(torch_class: type, hyperparameters: Mapping[str, Any],
             make = lambda variant=variant, accepted=accepted: variant.optimizer(  # noqa: E731
                 **{k: v for k, v in hp.items() if k in accepted}
             )
-            candidates.append((name, variant.cause, make, False))
+            candidates.append((name, variant.cause, variant.fix, make, False))
     for fault in CATALOG_LIST:
         rule = fault.override.optimizer
         if rule is not None and any(issubclass(rule, entry.rule) for entry in entries):
-            candidates.append((fault.name, fault.description, lambda rule=rule: _built(rule, hp), False))
+            candidates.append((fault.name, fault.description, fault.fix, lambda rule=rule: _built(rule, hp), False))
         if fault.override.schedule_first and scheduled and entries:
-            candidates.append((fault.name, fault.description, lambda: _built(entries[0].rule, hp), True))
+            candidates.append((fault.name, fault.description, fault.fix, lambda: _built(entries[0].rule, hp), True))
     return candidates
 
 
@@ -256,7 +257,7 @@ def _settings_candidate(torch_class: type, settings: Mapping[str, Any], defaults
     accepted = {f.name for f in fields(rule)}
     hp = {key: value for key, value in {**defaults, **differing}.items() if key in accepted}
     diagnosis = conventions.setting_diagnosis("optimizer", torch_class.__name__, differing, defaults, 0.0)
-    return [(diagnosis.name, diagnosis.explanation, lambda: rule(**hp), False)]
+    return [(diagnosis.name, diagnosis.explanation, diagnosis.fix, lambda: rule(**hp), False)]
 
 
 def diagnose_optimizer(
@@ -276,9 +277,10 @@ def diagnose_optimizer(
         (
             name,
             why if name.startswith("convention:") else f"your {torch_class.__name__} is torch's written as: {why}",
+            fix,
             partial(_replay_optimizer, make, first, run, dtype),
         )
-        for name, why, make, first in candidates
+        for name, why, fix, make, first in candidates
     )
 
 

@@ -105,5 +105,8 @@ def _both(named: list[Diagnosis]) -> Diagnosis:
     """Several pieces, each with its own mistake: all named, the first one's numbers."""
     names = list(dict.fromkeys(d.name for d in named))  # one name per mistake, though several pieces make it
     return Diagnosis(
-        " and ".join(names), "; ".join(dict.fromkeys(d.explanation for d in named)), max(d.max_rel for d in named)
+        " and ".join(names),
+        "; ".join(dict.fromkeys(d.explanation for d in named)),
+        max(d.max_rel for d in named),
+        fix="; ".join(dict.fromkeys(d.fix for d in named if d.fix)),
     )
