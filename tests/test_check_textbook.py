@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 import compare
-from compare.check.conventions import CONVENTIONS
-from compare.check.engine.catalog import CATALOG as ENGINE_MISTAKES
+from compare.check.autograd.catalog import CATALOG as ENGINE_MISTAKES
+from compare.check.diagnosis.conventions import CONVENTIONS
 from compare.faults.catalog import CATALOG
 from manual.optim import VARIANTS
 

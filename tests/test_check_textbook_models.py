@@ -14,7 +14,7 @@ from check_styles import Affine, TwoLayerNet
 from torch import nn
 
 import compare
-from compare.check.conventions import CONVENTIONS
+from compare.check.diagnosis.conventions import CONVENTIONS
 from compare.errors import InputError
 
 RNG = np.random.default_rng(3)

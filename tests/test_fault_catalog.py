@@ -17,7 +17,7 @@ import pytest
 from compare import faults
 from compare.cli import faults as faults_cli
 from compare.cli.main import main
-from compare.core.tolerances import STAGES
+from compare.core.stages import STAGES
 from compare.faults import CATALOG, FILES
 
 NAMES = list(CATALOG)

@@ -14,8 +14,7 @@ from typing import Any
 import numpy as np
 
 from compare.check.sandbox.misbehaviour import FIXES
-from compare.core.records import Check
-from compare.core.tolerances import STAGES
+from compare.core.records import Check, first_failure, worst_by_stage
 
 
 @dataclass(frozen=True)
@@ -111,7 +110,9 @@ class Report:
 
     @property
     def first_failure(self) -> Failure | None:
-        failed = next((check for check in self.checks if not check.passed), None)
+        """The earliest failing check by step, then stage (``compare.core.records.first_failure``, as in a
+        run), or else the exception the user's code raised."""
+        failed = first_failure(self.checks)
         if failed is not None:
             return Failure.of(failed)
         return self.error
@@ -121,11 +122,7 @@ class Report:
         return self.first_failure is None
 
     def worst_by_stage(self) -> dict[str, Check]:
-        worst: dict[str, Check] = {}
-        for check in self.checks:
-            if check.stage not in worst or check.diff.max_rel > worst[check.stage].diff.max_rel:
-                worst[check.stage] = check
-        return {stage: worst[stage] for stage in STAGES if stage in worst}
+        return worst_by_stage(self.checks)
 
     def __str__(self) -> str:
         verdict = "PASS" if self.passed else "FAIL"

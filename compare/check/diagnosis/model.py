@@ -48,7 +48,7 @@ class ModelDiagnoser:
                 self.start, self.torch_loss, self.side.batch, self.side.loss, self.side.grads(), self.dtype
             )
             self.report.diagnosis = diagnosis
-            self.report.parts = [Part("network", Failure.of(_first(record)), diagnosis)]
+            self.report.parts = [Part("network", Failure.of(record.first_failure), diagnosis)]
 
     def _parts(self, record: StepRecord) -> None:
         last, seen, parts = len(self.start) - 1, set(), []
@@ -95,10 +95,6 @@ class ModelDiagnoser:
         )
         self.report.diagnosis = diagnosis
         self.report.parts = [Part(f"optimizer ({type(torch_optimizer).__name__})", failure, diagnosis)]
-
-
-def _first(record: StepRecord):
-    return next(check for check in record.checks if not check.passed)
 
 
 def _both(named: list[Diagnosis]) -> Diagnosis:
