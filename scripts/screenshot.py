@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/screenshot.py [--out DIR] [--steps N]   (needs a chromium: apt-get install chromium)
 
-Builds ``compare.output.demo``'s 17 runs and 3 experiments (a few seconds at the default 40 steps) in a
+Builds ``compare.cli.demo``'s 17 runs and 3 experiments (a few seconds at the default 40 steps) in a
 temporary log directory, serves it with TensorBoard on 127.0.0.1 as ``backprop-parity board`` does (the
 same ``served_runs`` and ``choose``), and has headless Chromium capture, into ``--out`` (default
 docs/img/): the address ``board`` prints by default (the latest run and every failing one), HParams over
@@ -22,9 +22,9 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from PIL import Image  # noqa: E402 (matplotlib's dependency)
 
+from compare.cli import demo  # noqa: E402
 from compare.cli.board import choose, served_runs  # noqa: E402
 from compare.cli.main import build_parser  # noqa: E402
-from compare.output import demo  # noqa: E402
 from compare.output.board import Board  # noqa: E402
 from compare.output.runlist import listing  # noqa: E402
 

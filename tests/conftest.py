@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from compare.cli import demo
 from compare.cli import main as cli
 from compare.core import engine, mlp_pair
 from compare.core.override import NONE, Override
-from compare.output import demo
 from manual import MLPSpec, init_state_dict
 
 HOSTILE_WIDTHS = (3, 7, 5, 4)  # non-square everywhere: a transposed weight cannot pass unnoticed
@@ -105,7 +105,7 @@ def lines_in_order(shown: list[str], printed: list[str]) -> bool:
 
 @pytest.fixture(scope="session")
 def many_runs(tmp_path_factory):
-    """(logdir, the names of the runs that did not pass): ``compare.output.demo``'s 17 runs and 3
+    """(logdir, the names of the runs that did not pass): ``compare.cli.demo``'s 17 runs and 3
     experiments, built once per session at 4 steps each."""
     logdir = demo.build(tmp_path_factory.mktemp("many") / "runs", steps=4)
     reports = {path.parent.name: json.loads(path.read_text()) for path in logdir.glob("*/report.json")}

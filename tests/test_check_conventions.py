@@ -78,7 +78,7 @@ def half_sum_squares(scores, targets):  # ½·Σ(s − t)², torch's MSELoss(red
 
 LOSSES = {  # (the user's loss, torch's, targets, the convention, words of its fix)
     "mean where torch sums": (mean_loss, nn.CrossEntropyLoss(reduction="sum"), LABELS[:N], "mean-reduction",
-                              "multiply by the batch size, or pass reduction='mean' to the twin"),
+                              "multiply your loss and its gradient by the batch size"),
     "½·Σ against MSELoss(sum)": (half_sum_squares, nn.MSELoss(reduction="sum"), RNG.standard_normal((N, C)),
                                  "half-of-sum", "drop the ½"),
 }  # fmt: skip

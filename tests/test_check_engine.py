@@ -16,7 +16,9 @@ from torch import nn
 
 from compare import check_model
 from compare.bench import engine_speed
-from compare.check.engine import CATALOG, check_engine, engine_model
+from compare.check.autograd.catalog import CATALOG
+from compare.check.autograd.network import engine_model
+from compare.check.check_engine import check_engine
 from compare.cli.main import main
 from conftest import starts_in_order
 

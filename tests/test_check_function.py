@@ -7,7 +7,7 @@ from torch import nn
 from torch.nn import functional
 
 from compare import check_function
-from compare.check.function import DRAWS, ONLY_FLOAT64, WRONG_EVERYWHERE
+from compare.check.check_function import DRAWS, ONLY_FLOAT64, WRONG_EVERYWHERE
 
 DTYPES = ("float32", "float16", "bfloat16")
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")

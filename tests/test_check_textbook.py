@@ -9,6 +9,10 @@ import torch
 from torch import nn
 
 import compare
+from compare.check.autograd.catalog import CATALOG as ENGINE_MISTAKES
+from compare.check.diagnosis.conventions import CONVENTIONS
+from compare.faults.catalog import CATALOG
+from manual.optim import VARIANTS
 
 RNG = np.random.default_rng(11)
 X = RNG.standard_normal((8, 4))  # 8 samples, 4 features: nothing square against 3 or 5 outputs
@@ -82,10 +86,15 @@ LAYERS = {
 }  # fmt: skip
 
 
+def layer_report(case: str) -> compare.Report:
+    (layer, module, x, options), _, _ = LAYERS[case]
+    return compare.check_layer(layer, module, x, steps=3, **options)
+
+
 @pytest.mark.parametrize("case", LAYERS)
 def test_a_layer_in_its_own_form(case):
-    (layer, module, x, options), expected, name = LAYERS[case]
-    report = compare.check_layer(layer, module, x, steps=3, **options)
+    _, expected, name = LAYERS[case]
+    report = layer_report(case)
     assert where(report) == expected, report
     assert named(report) == name, report
 
@@ -131,10 +140,15 @@ LOSSES = {
 }  # fmt: skip
 
 
+def loss_report(case: str) -> compare.Report:
+    (loss, torch_loss), _, _ = LOSSES[case]
+    return compare.check_loss(loss, torch_loss, X[:, :3], LABELS)
+
+
 @pytest.mark.parametrize("case", LOSSES)
 def test_a_loss_function_returning_loss_and_dscores(case):
-    (loss, torch_loss), expected, name = LOSSES[case]
-    report = compare.check_loss(loss, torch_loss, X[:, :3], LABELS)
+    _, expected, name = LOSSES[case]
+    report = loss_report(case)
     assert where(report) == expected, report
     assert named(report) == name, report
 
@@ -176,10 +190,15 @@ OPTIMIZERS = {
 }  # fmt: skip
 
 
+def optimizer_report(case: str) -> compare.Report:
+    (optimizer, torch_class, hyperparameters, options), _, _ = OPTIMIZERS[case]
+    return compare.check_optimizer(optimizer, torch_class, hyperparameters, **{"steps": 6, **options})
+
+
 @pytest.mark.parametrize("case", OPTIMIZERS)
 def test_an_optimizer_in_its_own_form(case):
-    (optimizer, torch_class, hyperparameters, options), expected, name = OPTIMIZERS[case]
-    report = compare.check_optimizer(optimizer, torch_class, hyperparameters, **{"steps": 6, **options})
+    _, expected, name = OPTIMIZERS[case]
+    report = optimizer_report(case)
     assert where(report) == expected, report
     assert named(report) == name, report
 
@@ -204,15 +223,42 @@ def test_the_state_under_textbook_names_is_compared_every_step(optimizer, torch_
     assert compared == keys and {c.step for c in report.checks if c.stage == "state"} == {1, 2, 3}, report
 
 
-def test_every_fix_names_a_known_mistake_or_variant_and_a_diagnosis_carries_its_fix():
-    from compare.check.fixes import FIXES
-    from compare.faults.catalog import CATALOG
-    from manual.optim import VARIANTS
+NAMED = {
+    **{f"fault {name}": fault for name, fault in CATALOG.items()},
+    **{f"variant {name}": variant for name, variant in VARIANTS.items()},
+    **{f"convention {name}": convention for name, convention in CONVENTIONS.items()},
+    **{f"engine mistake {bug.name}": bug for bug in ENGINE_MISTAKES},
+}
 
-    assert set(FIXES) <= set(CATALOG) | set(VARIANTS)
-    report = compare.check_layer(*AFFINE[:3], params=[W, B])
-    assert report.passed
-    (layer, module, x, options), _, _ = LAYERS["affine, bias averaged"]
-    report = compare.check_layer(layer, module, x, **options)
-    assert "fix: db = dout.sum(axis=0)" in str(report)
-    assert report.to_dict()["diagnosis"]["fix"].startswith("db = dout.sum(axis=0)")
+
+@pytest.mark.parametrize("key", NAMED)
+def test_each_named_mistake_variant_and_convention_carries_its_own_one_line_fix(key):
+    fix = NAMED[key].fix
+    assert fix.strip() and "\n" not in fix, key
+    assert fix not in [other.fix for name, other in NAMED.items() if name != key], key
+
+
+SETTING_FIX = CONVENTIONS["setting"].fix.format(values="eps=1e-06", defaults="1e-05", kind="layer")
+CARRIED = {  # a real check whose diagnosis names faults, a variant or a convention: (check, its case, the fix)
+    "a fault": ("layer", "affine, bias averaged", CATALOG["bias-grad-averaged"].fix),
+    "two faults at once": (
+        "loss",
+        "softmax_loss, both mistakes",
+        f"{CATALOG['cross-entropy-grad-without-mean'].fix}; {CATALOG['cross-entropy-log-eps'].fix}",
+    ),
+    "a textbook variant": ("optimizer", "sgd_momentum, lr schedule", VARIANTS["classic_momentum"].fix),
+    "a loss convention": ("loss", "svm_loss against MultiMarginLoss", CONVENTIONS["per-class-mean"].fix.format(k=3)),
+    "a layer's setting": ("layer", "batchnorm, eps 1e-6", SETTING_FIX),
+    "a dropout convention": ("layer", "dropout, p kept", CONVENTIONS["dropout-keep-probability"].fix.format(q=0.8)),
+}
+CHECKS = {"layer": (LAYERS, layer_report), "loss": (LOSSES, loss_report), "optimizer": (OPTIMIZERS, optimizer_report)}
+
+
+@pytest.mark.parametrize("name", CARRIED)
+def test_a_diagnosis_carries_the_named_objects_fix(name):
+    kind, case, fix = CARRIED[name]
+    table, report_of = CHECKS[kind]
+    report = report_of(case)
+    assert report.diagnosis is not None and report.diagnosis.name == table[case][2], report
+    assert report.diagnosis.fix == fix, report
+    assert f"; fix: {fix}" in str(report) and report.to_dict()["diagnosis"]["fix"] == fix

@@ -14,6 +14,7 @@ from check_styles import Affine, TwoLayerNet
 from torch import nn
 
 import compare
+from compare.check.diagnosis.conventions import CONVENTIONS
 from compare.errors import InputError
 
 RNG = np.random.default_rng(3)
@@ -90,6 +91,14 @@ def test_a_network_in_its_own_form(case):
     assert where(report) == expected, report
     if name is not None:
         assert named(report) == name, report
+
+
+def test_a_networks_convention_carries_its_fix():
+    """check_model's loss convention (found by replaying the network) carries the convention's own fix."""
+    (model, twin, torch_loss, y, options), _, name = MODELS["column network against MSELoss"]
+    report = compare.check_model(model, twin, torch_loss, X, y, batch_size=10, steps=4, **options)
+    assert named(report) == name == "convention:half-sum-per-sample", report
+    assert report.diagnosis.fix == CONVENTIONS["half-sum-per-sample"].fix.format(k=1.5), report  # C/2, C = 3
 
 
 def bn_network(params, x, y):

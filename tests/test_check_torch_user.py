@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from compare import check_layer, check_loss, check_model, check_optimizer
-from compare.check.tensors import TorchCode, numpy_side
+from compare.check.forms.torch_tensors import TorchCode, numpy_side
 
 D, H, C, N = 5, 7, 4, 8  # input, hidden, classes, batch: non-square everywhere
 

@@ -193,9 +193,9 @@ def run_model(char_model, mistake):
 
 
 MODEL_MISTAKES = [  # mistake → (the first failing tensor, nearest the loss; the words the report must say)
-    ("dlogits not divided by n", "0.fc2.bias", "ratio 32.000 to torch's on every element (= N = 32, the batch size)"),
+    ("dlogits not divided by n", "0.fc2.weight", "ratio 32.000 to torch's on every element (= N = 32, the batch size)"),
     ("db2 not summed", "0.fc2.bias", "its sum over the broadcast axes is torch's"),
-    ("tanh backward 1 - h", "0.fc1.bias", "between the loss and 0.fc1.bias agrees (0.fc2.bias, 0.fc2.weight)"),
+    ("tanh backward 1 - h", "0.fc1.weight", "between the loss and 0.fc1.weight agrees (0.fc2.weight, 0.fc2.bias)"),
 ]
 
 

@@ -20,7 +20,8 @@ import torch
 from test_cli import run_dirs
 
 from compare.core import distributed, engine, mlp_pair
-from compare.core.tolerances import STAGES, tolerance
+from compare.core.stages import STAGES
+from compare.core.tolerances import tolerance
 from compare.inputs import world
 from compare.inputs.config import RunConfig
 from compare.inputs.prepare import batch_stream, prepare

@@ -1,7 +1,7 @@
 """The fault catalog through the CLI: every fault is caught (exit 1) at its catalog's step, stage and
 tensor, and the same run without it passes (exit 0), so the failure is the fault's doing; faults
 that need a kink, an overflow or a setting are refused or harmless without it; ``faults`` lists
-them and ``faults --table`` proves them all.
+them with their fixes and ``faults --table`` proves them all.
 
 Runs go in-process through ``compare.cli.main`` and write under pytest's ``tmp_path``.
 """
@@ -17,7 +17,7 @@ import pytest
 from compare import faults
 from compare.cli import faults as faults_cli
 from compare.cli.main import main
-from compare.core.tolerances import STAGES
+from compare.core.stages import STAGES
 from compare.faults import CATALOG, FILES
 
 NAMES = list(CATALOG)
@@ -98,11 +98,11 @@ def test_unknown_fault_is_a_usage_error(capsys):
     assert "invalid choice" in capsys.readouterr().err
 
 
-def test_faults_lists_every_fault_with_its_arguments_and_location(capsys):
+def test_faults_lists_every_fault_with_its_fix_arguments_and_location(capsys):
     assert main(["faults"]) == 0
     out = capsys.readouterr().out
     for name, fault in CATALOG.items():
-        assert f"\n{name}\n  {fault.description}\n" in out
+        assert f"\n{name}\n  {fault.description}\n  fix:       {fault.fix}\n" in out
         step, stage, tensor = fault.expected
         assert f"step {step}, {stage}, {tensor}" in out
     assert "--weights zero_bias_weights.npz" in out

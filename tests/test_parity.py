@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from compare.cli.main import main
-from compare.core.tolerances import STAGES, tolerance
+from compare.core.stages import STAGES
+from compare.core.tolerances import tolerance
 from conftest import HOSTILE_WIDTHS, lockstep_run
 from manual import ACTIVATION_NAMES, LOSS_NAMES, MLPSpec
 from manual.optim import REGISTRY

@@ -3,8 +3,8 @@ session): the failing runs are named on the first screen, the table fits the ter
 
 import pytest
 
+from compare.cli import demo
 from compare.cli.main import main
-from compare.output import demo
 from conftest import invoke
 
 SCREEN = (100, 40)  # columns, lines: the terminal the issue was tried on

@@ -12,7 +12,7 @@ from tensorboard.plugins.hparams import metadata as hparams_metadata
 from torch.utils.tensorboard import summary
 
 from compare.cli.main import main
-from compare.core.tolerances import STAGES
+from compare.core.stages import STAGES
 from compare.output.histograms import HISTOGRAM_BINS, histogram_summary
 from compare.output.overview import FAILED_STAGE, FAILED_STEP, PASSED, WORST
 from compare.output.parity_curves import FLOOR, MAX_ABS, MAX_REL, RATIO

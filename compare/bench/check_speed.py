@@ -9,7 +9,7 @@ of ``repeats``, process time, so that other processes on a shared machine count 
 
 ``python -m compare.bench.check_speed --small`` times, wall-clock after imports, a 60-step optimizer check
 and a 30-step check of a small (2-16-16-3) network while another process keeps a core busy: small checks
-run single-threaded (``compare.check.threads``), so they do not wait on threads that busy core would hold.
+run single-threaded (``compare.check.sandbox.threads``), so they do not wait on threads that busy core would hold.
 """
 
 import itertools
@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from compare.check.network import check_model
-from compare.check.optimizer import check_optimizer
+from compare.check.check_model import check_model
+from compare.check.check_optimizer import check_optimizer
 
 WIDTHS = (784, 512, 512, 10)
 BATCH = 256
@@ -192,7 +192,7 @@ def _busy() -> None:
 
 def measure_small(repeats: int = 5) -> dict[str, float]:
     """Wall-clock seconds (least of ``repeats``, after imports) of a 60-step optimizer check and a 30-step
-    small-network check, the checks' own thread settings left alone (``compare.check.threads``: one thread
+    small-network check, the checks' own thread settings left alone (``compare.check.sandbox.threads``: one thread
     for small checks), while another process keeps one core busy."""
     busy = multiprocessing.Process(target=_busy, daemon=True)
     busy.start()

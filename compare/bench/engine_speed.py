@@ -21,8 +21,8 @@ from types import ModuleType
 
 import torch
 
-from compare.check.engine import check_engine
-from compare.check.function import check_function
+from compare.check.check_engine import check_engine
+from compare.check.check_function import check_function
 
 TESTS = Path(__file__).resolve().parents[2] / "tests"
 REPEATS = 5

@@ -1,24 +1,23 @@
-"""Check your own code: a layer, a loss, an optimizer or a whole network against torch, step by step,
-with the mistake named (``check_layer``, ``check_loss``, ``check_optimizer``, ``check_model``).
+"""Check your own code against torch, step by step, with the mistake named.
 
-By concern: ``report`` (Report, Failure, Diagnosis, Part, assert_parity), ``mapping`` (which user array is
-which torch parameter), ``access`` (where a user object keeps its arrays), ``forms``, ``optimizer_forms`` and
-``model_forms`` (the courses' call forms, recognised without glue), ``guard`` (copies in, exceptions out as
-findings), ``layer``, ``loss``, ``optimizer`` (+ ``stream``, the default gradients), ``model`` (the user's
-network as a side of the lockstep engine) and ``network`` (``check_model``), ``diagnose`` (replaying the fault
-catalog and the textbook variants), ``conventions`` (a setting or loss scale named with its fix), ``replay``
-and ``model_diagnosis`` (a whole network's mistakes, every departing piece), ``threads`` (small checks run
-single-threaded), ``tensors`` (user code in torch tensors), ``function`` (``check_function``: a
-hand-written torch backward against autograd's), ``engine`` (``check_engine``: a home-made autograd engine).
+The entry points, one module each, named after the function: ``check_layer``, ``check_loss``,
+``check_optimizer``, ``check_model`` (a whole network, trained in lockstep by ``compare.core.engine``, the
+user's network a side of it through ``model_side``), ``check_function`` (a hand-written torch backward
+against autograd's) and ``check_engine`` (a home-made autograd engine; its suite and catalog in
+``autograd/``). ``gradient_stream`` is the default gradients ``check_optimizer`` steps on; ``report`` is what
+every check returns (Report, Failure, Diagnosis, Part, assert_parity).
+By role: ``forms/`` reads the user's code (call forms, names and layouts), ``sandbox/`` runs it (copies in,
+time limits, threads, what it raised), ``diagnosis/`` names the mistake (known mistakes, conventions, replay).
 What checking a model costs: ``compare.bench.check_speed``.
 """
 
-from compare.check.engine import check_engine
-from compare.check.function import check_function
-from compare.check.layer import check_layer
-from compare.check.loss import check_loss
-from compare.check.network import check_model
-from compare.check.optimizer import check_optimizer
+from compare.check.autograd.network import engine_model
+from compare.check.check_engine import check_engine
+from compare.check.check_function import check_function
+from compare.check.check_layer import check_layer
+from compare.check.check_loss import check_loss
+from compare.check.check_model import check_model
+from compare.check.check_optimizer import check_optimizer
 from compare.check.report import Diagnosis, Failure, Report, assert_parity
 
 __all__ = [
@@ -32,4 +31,5 @@ __all__ = [
     "check_loss",
     "check_model",
     "check_optimizer",
+    "engine_model",
 ]

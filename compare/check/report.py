@@ -13,10 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from compare.check.conduct import FIXES
-from compare.check.fixes import fix_of
-from compare.core.records import Check
-from compare.core.tolerances import STAGES
+from compare.check.sandbox.misbehaviour import FIXES
+from compare.core.records import Check, first_failure, worst_by_stage
 from compare.core.witness64 import SUFFIX
 
 
@@ -47,7 +45,7 @@ class Failure:
         where = f"step {self.step}, {self.stage}, {self.tensor}"
         if self.problem == "exception":
             return f"{where}: your code raised {self.message}"
-        if self.message:  # a misbehaviour or a timeout (compare.check.guard): its own words
+        if self.message:  # a misbehaviour or a timeout (compare.check.sandbox.guard): its own words
             return self.message
         if self.problem is not None:
             fix = f"; fix: {FIXES[self.problem]}" if self.problem in FIXES else ""
@@ -57,25 +55,24 @@ class Failure:
 
 @dataclass(frozen=True)
 class Diagnosis:
-    """A known mistake or textbook variant that reproduces the user's numbers, found by replaying it; or,
-    when none does (``replayed`` False), what measuring the departure found
-    (``compare.check.diagnosis.numerical``): ``name`` ``measured:<kind>``, the other tensors' ``findings``."""
+    """A known mistake, textbook variant or convention that reproduces the user's numbers, found by replaying
+    it; or, when none does (``replayed`` False), what measuring the departure found
+    (``compare.check.diagnosis.numerical``): ``name`` ``measured:<kind>``, the other tensors' ``findings``.
+    ``fix``: how to fix the user's code, in one line, the named object's own (a fault's, a variant's, a
+    convention's, an engine mistake's, a measurement's; ``"; "``-joined when several are named); ``""`` when
+    it has none."""
 
     name: str
     explanation: str
     max_rel: float = 0.0  # how close the replay came to the user's numbers
     also: tuple[str, ...] = ()  # other candidates reproducing the same numbers (the same rule written otherwise)
-    fix: str = ""  # how to fix the user's code, in one line; "" here: ``compare.check.fixes``'s line for the name
+    fix: str = ""
     replayed: bool = True  # False: nothing was replayed (measured, or told from a float64 re-run)
     findings: tuple[str, ...] = ()  # further measured findings, one line each, nearest the loss first
 
     @property
     def names(self) -> tuple[str, ...]:
         return (self.name, *self.also)
-
-    def __post_init__(self) -> None:
-        if not self.fix:  # a known mistake's or variant's own line (a convention, a measurement: given)
-            object.__setattr__(self, "fix", fix_of(self.name))
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -121,7 +118,9 @@ class Report:
 
     @property
     def first_failure(self) -> Failure | None:
-        failed = next((check for check in self.checks if not check.passed), None)
+        """The earliest failing check by step, then stage (``compare.core.records.first_failure``, as in a
+        run), or else the exception the user's code raised."""
+        failed = first_failure(self.checks)
         if failed is not None:
             return Failure.of(failed)
         return self.error
@@ -151,11 +150,7 @@ class Report:
         return f"everything between {end} and {failure.tensor} agrees ({shown}): look at what makes {failure.tensor}"
 
     def worst_by_stage(self) -> dict[str, Check]:
-        worst: dict[str, Check] = {}
-        for check in self.checks:
-            if check.stage not in worst or check.diff.max_rel > worst[check.stage].diff.max_rel:
-                worst[check.stage] = check
-        return {stage: worst[stage] for stage in STAGES if stage in worst}
+        return worst_by_stage(self.checks)
 
     def __str__(self) -> str:
         verdict = "PASS" if self.passed else "FAIL"

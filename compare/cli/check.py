@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-import compare.check.guard as guard
+import compare.check.sandbox.guard as guard
 from compare import exits
 from compare.check import Report, check_engine, check_function, check_layer, check_loss, check_model, check_optimizer
 from compare.errors import InputError

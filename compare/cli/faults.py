@@ -1,5 +1,5 @@
-"""``backprop-parity faults``: the catalog of known mistakes (``compare.faults``), and with ``--table``
-the proof that the checker catches each one where it should.
+"""``backprop-parity faults``: the catalog of known mistakes (``compare.faults``), each with its one-line fix,
+and with ``--table`` the proof that the checker catches each one where it should.
 
 ``--table`` runs every fault twice, in float64 with its own arguments and a few steps: once with
 ``run --inject NAME`` (which must fail, exit 1, with its first failure at the catalog's step, stage
@@ -69,6 +69,7 @@ def print_catalog(folder: Path | None) -> None:
         print()
         print(fault.name)
         print(f"  {fault.description}")
+        print(f"  fix:       {fault.fix}")
         print(f"  arguments: {' '.join(fault.argv(folder))}")
         print(f"  expected:  step {step}, {stage}, {tensor}{problem}: {fault.why}")
 

@@ -50,7 +50,7 @@ class Checks:
     ) -> None:
         """``floor``: the magnitude of the terms that produced the tensor (see ``compare.core.scales``)."""
         if manual is None:  # the side under test has no tensor of this name
-            self.collect().append(Check(self.step, stage, name, TensorDiff(np.inf, np.inf, (), "missing:manual"), 0.0))
+            self.fail(stage, name, TensorDiff(np.inf, np.inf, (), "missing:manual"))
             return
         if isinstance(reference, torch.Tensor):
             reference = reference.detach().cpu().numpy()
@@ -71,12 +71,16 @@ class Checks:
         if manual is None or reference is None:
             side = "manual" if manual is None else "torch"
             missing = TensorDiff(np.inf, np.inf, (), f"missing:{side}")
-            self.collect().append(Check(self.step, "state", name, missing, 0.0))
+            self.fail("state", name, missing)
             return
         exact = isinstance(manual, int | np.integer) or isinstance(reference, int | np.integer)
         max_rel = 0.0 if exact else tolerance(self.dtype, "state", self.device).max_rel
         reference = np.asarray(reference)
         self._record("state", name, np.asarray(manual), reference, max_rel, amplification=amplification)
+
+    def fail(self, stage: str, name: str, failure: TensorDiff) -> None:
+        """A check that fails without a comparison: a tensor missing, a dropout mask's improbable keep fraction."""
+        self.collect().append(Check(self.step, stage, name, failure, 0.0))
 
     def compare_in_background(self) -> None:
         """Start the comparisons added so far on ``COMPARER``, as one job; ``collect()`` waits for them."""

@@ -1,7 +1,7 @@
 """The lockstep engine: one batch to both sides, then every tensor compared, stage by stage.
 
 The engine knows two sides only through ``compare.core.side`` (the manual side under test, the torch
-reference) and the stages only through ``compare.core.stages``, which defines their order. Everything
+reference) and the stages only through ``compare.core.stages``, whose list it runs in order. Everything
 that changes how a step runs is an ``Options`` field, given when the engine is built.
 """
 
@@ -74,7 +74,7 @@ class Lockstep:
         self._identical = True  # the step about to run starts from identical values on both sides
         self._wrong = False  # a wrong rule was found: later departures are not adjudicated
         self._first_loss: float | None = None  # torch's loss at the first step: how far a run has diverged
-        self._kept: dict[int, list[int]] = {}  # dropout layer → [mask elements kept, drawn], over the run
+        self.kept: dict[int, list[int]] = {}  # dropout layer → [mask elements kept, drawn], over the run
 
     def step(self, step: int, x: np.ndarray, y: np.ndarray) -> StepRecord:
         """One step on both sides, every tensor compared; a departure adjudicated (``Options.adjudicate``);
@@ -137,59 +137,52 @@ class Lockstep:
         return adjudication.judge(record, again)
 
     def _step(self, step: int, x: np.ndarray, y: np.ndarray) -> StepRecord:
-        self._stage = "forward"
+        """The stages of ``stages.STEPS``, in their order, each under its name (for a side that raises)."""
         checks = Checks(step, self.options.dtype, self.device.type, background=self.background)
-        before = self.manual.snapshot() if self.options.gradcheck else None
-        manual = self.manual.train_pass(x, y, {})
-        reference = self.reference.train_pass(x, y, manual.masks if self.options.inject_masks else {})
-        stages.forward(checks, manual, reference)
-        stages.dropout_keep(checks, manual.masks, self.reference, self._kept)
-        stages.loss(checks, manual, reference)
-        self._stage = "grad"
-        conditioning = stages.grad(checks, manual, reference)
-        witnesses = self._witnesses(step, before, x, y, checks, manual.grads, reference)
-        if self.options.clip_grad_norm is not None:
-            stages.clipped(checks, self.manual, self.reference, self.options.clip_grad_norm, reference.floors["grad"])
-        self._stage = "state"
-        lrs = (self.manual.lr(), self.reference.lr())
-        losses = (float(manual.loss), float(reference.loss.item()))
-        if checks.wrong_shape:
-            # A gradient of the wrong shape cannot update its parameter: the finding is recorded, the step
-            # ends. torch, the reference, still takes its step (its data-parallel replicas take theirs).
-            self.reference.update()
-            self._end_step()
-            return StepRecord(step, *losses, lrs[1], checks.collect(), {}, witnesses, lr_manual=lrs[0])
-        logs = self.options.stats_every and logs_at(step, self.options.stats_every)
-        before_update = self._snapshot() if logs else None
-        checks.compare_in_background()
-        self.manual.update()
-        checks.collect()  # before torch's step, which wants both cores
-        self.reference.update()
-        stats = self._stats(before_update) if before_update is not None else {}
-        stages.state(checks, self.manual, self.reference, lrs, conditioning)
-        self._stage = "param"
-        stages.param(checks, self.manual, self.reference)
-        self._stage = "eval"
-        stages.evaluation(checks, self.manual, self.reference, x)
-        self._stage = "state"
+        work = stages.Work(step, x, y, checks)
+        for stage in stages.STEPS:
+            self._stage = stage.name
+            stage.compute(self, work)
+            if work.ended:
+                break
+        self._stage = "state"  # end_step() advances the lr schedules: the lr is the state stage's
         self._end_step()
-        if self.options.resync:
+        if self.options.resync and not work.ended:
             self.manual.load(self.reference.values(), self.reference.state())
-        return StepRecord(step, *losses, lrs[1], checks.collect(), stats, witnesses, lr_manual=lrs[0])
+        losses = (float(work.manual.loss), float(work.reference.loss.item()))
+        lrs = work.lrs
+        return StepRecord(step, *losses, lrs[1], checks.collect(), work.stats, work.witnesses, lr_manual=lrs[0])
+
+    def update(self, work: stages.Work) -> None:
+        """Both optimizers' steps, for the state stage: the comparisons so far run in the background meanwhile
+        (``Options.background``), and the parameters' statistics are taken around the update when logged."""
+        logs = self.options.stats_every and logs_at(work.step, self.options.stats_every)
+        before_update = self._snapshot() if logs else None
+        work.checks.compare_in_background()
+        self.manual.update()
+        work.checks.collect()  # before torch's step, which wants both cores
+        self.reference.update()
+        if before_update is not None:
+            work.stats = self._stats(before_update)
 
     def _end_step(self) -> None:
         self.manual.end_step()
         self.reference.end_step()
 
-    def _witnesses(self, step, before, x, y, checks: Checks, manual_grads, reference) -> list[Witness]:
-        if before is None:
+    def witnesses(self, work: stages.Work) -> list[Witness]:
+        """Finite differences of the manual loss (``Options.gradcheck``), for the grad stage: at step 1 and at
+        the first step whose checks so far failed."""
+        if work.before is None:
             return []
-        failed = any(not check.passed for check in checks.collect())
-        if not (step == 1 or (failed and not self._gradchecked_failure)):
+        failed = any(not check.passed for check in work.checks.collect())
+        if not (work.step == 1 or (failed and not self._gradchecked_failure)):
             return []
         self._gradchecked_failure |= failed
-        torch_grads = {name: g.detach().cpu().numpy() for name, g in reference.grads.items() if g is not None}
-        return gradcheck.witnesses(step, before, x, y, manual_grads, torch_grads, self._gradcheck_rng)
+        manual_grads = work.manual.grads
+        torch_grads = {name: g.detach().cpu().numpy() for name, g in work.reference.grads.items() if g is not None}
+        return gradcheck.witnesses(
+            work.step, work.before, work.x, work.y, manual_grads, torch_grads, self._gradcheck_rng
+        )
 
     def sides(self) -> dict[str, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]:
         """Each side's live ``(parameters, gradients)`` as NumPy arrays (torch's are views, not copies)."""

@@ -1,8 +1,8 @@
 """A side that raises is a finding: the exception becomes a check named ``raised:<Type>``.
 
-The engine runs each stage under ``Stage``; when a side's method raises, ``finding`` names the side
-(whose objects are on the traceback), the layer (the deepest frame whose ``self`` is one of the side's
-layers), the stage, the type and the message, and keeps the traceback for the report. An exception
+The engine runs each stage of ``compare.core.stages.STEPS`` under its name; when a side's method raises,
+``finding`` names the side (whose objects are on the traceback), the layer (the deepest frame whose ``self``
+is one of the side's layers), the stage, the type and the message, and keeps the traceback for the report. An exception
 raised by the checker's own code (neither side on the stack, or a type of the checker's own, such as a
 failed data-parallel group) is not a finding: it propagates.
 """

@@ -1,8 +1,10 @@
 """What a run records: one ``Check`` per tensor compared, a ``StepRecord`` per step, a ``RunResult``
-aggregated over the run. A step's first failure is its earliest failing check in the stage order of
-``compare.core.tolerances.STAGES`` (within a stage, in the order checked), whatever order checks were
-added in (the float64 witness adds its checks last)."""
+aggregated over the run; and the one rule by which runs and user checks (``compare.check.report``) rank
+checks: ``first_failure``, the earliest failing check by step, then by the stage order of
+``compare.core.stages.STAGES`` (within a stage, in the order checked), whatever order checks were added in
+(the float64 witness adds its checks last); ``worst_by_stage``, each stage's largest ``max_rel``."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import numpy as np
 
 from compare.core.gradcheck import Witness
 from compare.core.metrics import TensorDiff
-from compare.core.tolerances import STAGE_RANK, STAGES
+from compare.core.stages import STAGE_RANK, STAGES
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,21 @@ class Check:
     @property
     def passed(self) -> bool:
         return self.diff.within(self.max_rel)
+
+
+def first_failure(checks: Iterable[Check]) -> Check | None:
+    """The earliest failing check: by step, then by stage rank, then in the order given."""
+    failed = (check for check in checks if not check.passed)
+    return min(failed, key=lambda check: (check.step, STAGE_RANK.get(check.stage, len(STAGES))), default=None)
+
+
+def worst_by_stage(checks: Iterable[Check]) -> dict[str, Check]:
+    """For each stage, the check with the largest ``max_rel`` (ties: the first given), in stage order."""
+    worst: dict[str, Check] = {}
+    for check in checks:
+        if check.stage not in worst or check.diff.max_rel > worst[check.stage].diff.max_rel:
+            worst[check.stage] = check
+    return {stage: worst[stage] for stage in STAGES if stage in worst}
 
 
 @dataclass(frozen=True)
@@ -89,15 +106,10 @@ class StepRecord:
     def first_failure(self) -> Check | None:
         if self.drift is not None:
             return None
-        return min(self.departures, key=lambda check: STAGE_RANK.get(check.stage, len(STAGES)), default=None)
+        return first_failure(self.departures)
 
     def worst_by_stage(self) -> dict[str, Check]:
-        """For each stage, the check with the largest ``max_rel`` (ties: the earliest)."""
-        worst: dict[str, Check] = {}
-        for check in self.checks:
-            if check.stage not in worst or check.diff.max_rel > worst[check.stage].diff.max_rel:
-                worst[check.stage] = check
-        return worst
+        return worst_by_stage(self.checks)
 
 
 @dataclass
@@ -114,7 +126,7 @@ class RunResult:
     lrs: list[float] = field(default_factory=list)  # torch's lr at each step
     lrs_manual: list[float | None] = field(default_factory=list)  # the manual side's
     step_worst: list[float] = field(default_factory=list)  # each step's largest max_rel
-    worst: dict[str, Check] = field(default_factory=dict)  # each stage's largest max_rel so far
+    worst: dict[str, Check] = field(default_factory=dict)  # each stage's largest max_rel so far, in stage order
     witnesses: list[Witness] = field(default_factory=list)
     first_failure: Check | None = None
     failed_steps: int = 0
@@ -143,9 +155,7 @@ class RunResult:
         self.lrs.append(record.lr)
         self.lrs_manual.append(record.lr_manual)
         self.step_worst.append(max((check.diff.max_rel for check in record.checks), default=0.0))
-        for stage, check in record.worst_by_stage().items():
-            if stage not in self.worst or check.diff.max_rel > self.worst[stage].diff.max_rel:
-                self.worst[stage] = check
+        self.worst = worst_by_stage([*self.worst.values(), *record.checks])
         self.witnesses.extend(record.gradcheck)
         if record.drift is not None:
             self.drift = self.drift or record.drift
@@ -161,4 +171,4 @@ class RunResult:
             self.records.append(record)
 
     def worst_by_stage(self) -> dict[str, Check]:
-        return {stage: self.worst[stage] for stage in STAGES if stage in self.worst}
+        return dict(self.worst)

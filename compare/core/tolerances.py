@@ -9,11 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# The stages of a step in the order they are computed: the one list that the engine follows
-# (``compare.core.stages``), that ranks a step's first failure and worst checks (``compare.core.records``)
-# and that the text report and TensorBoard list. A new stage is added here, in its place.
-STAGES = ("forward", "loss", "grad", "state", "param", "eval")
-STAGE_RANK = {stage: rank for rank, stage in enumerate(STAGES)}
+from compare.core.stages import STAGES  # the stages, in the order the engine runs them: one entry each below
 
 EPS32 = float(np.finfo(np.float32).eps)  # 1.2e-7
 EPS16 = float(np.finfo(np.float16).eps)  # 9.8e-4 (10 mantissa bits)

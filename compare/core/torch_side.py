@@ -41,7 +41,7 @@ class TorchSide:
         self.masks = InjectedMasks(twin.model)  # registered first: later hooks see the masked outputs
         self.device = next(twin.model.parameters()).device
         self.mode_dependent = any(isinstance(m, nn.Dropout | nn.BatchNorm1d | nn.SyncBatchNorm) for m in self.model)
-        self._rank: dict[int, int] | None = None  # each parameter's place in the backward order (``_graph_rank``)
+        self._rank: dict[int, tuple[int, int]] | None = None  # each parameter's backward order (``_graph_rank``)
 
     def train_pass(self, x: np.ndarray, y: np.ndarray, masks: Mapping[int, np.ndarray] | None = None) -> ReferencePass:
         outs, loss = self.forward_backward(x, y, masks or {})
@@ -85,7 +85,7 @@ class TorchSide:
             param_floors = scales.param_grad_floors(self.model[i], inputs[i], g, carried[i])
             # every parameter the module holds, its own blocks' too (a floor is known for Linear and
             # BatchNorm; any other parameter is measured against its own scale)
-            for key, param in sorted(self.model[i].named_parameters(), key=lambda item: rank.get(id(item[1]), 0)):
+            for key, param in sorted(self.model[i].named_parameters(), key=lambda item: rank.get(id(item[1]), (0, 0))):
                 order.append(f"{i}.{key}")
                 floors["grad"][f"{i}.{key}"] = param_floors.get(key, 0.0)
                 grads[f"{i}.{key}"] = param.grad
@@ -98,13 +98,18 @@ class TorchSide:
             grad_order=tuple(order),
         )
 
-    def _graph_rank(self, loss: torch.Tensor) -> dict[int, int]:
-        """Each parameter's place in the backward order from the loss (``compare.core.graph_order``): a module
-        made of modules (a user's own block) lists its gradients nearest the loss first; a plain layer keeps
-        its own order (weight, bias)."""
+    def _graph_rank(self, loss: torch.Tensor) -> dict[int, tuple[int, int]]:
+        """Each parameter's place in the backward order from the loss (``compare.core.graph_order``): inside a
+        block of modules (a user's own model) the module nearest the loss comes first; each module keeps its
+        own order (weight, bias)."""
         if self._rank is None:  # the graph's shape is the model's: read at the first step
             params = list(self.model.parameters())
-            self._rank = {id(params[i]): place for place, i in enumerate(backward_order([loss], params))}
+            place = {id(params[i]): n for n, i in enumerate(backward_order([loss], params))}
+            self._rank = {}
+            for module in self.model.modules():
+                own = list(module.parameters(recurse=False))
+                first = min((place[id(p)] for p in own), default=0)
+                self._rank.update({id(p): (first, k) for k, p in enumerate(own)})
         return self._rank
 
     def clip(self, max_norm: float) -> float:
@@ -135,7 +140,7 @@ class TorchSide:
 
     def param_floors(self) -> dict[str, float]:
         """Each parameter's floor in the param stage, by name: none here (a subclass that knows the terms of
-        each update, ``compare.check.network.ModuleSide``, gives them)."""
+        each update, ``compare.check.check_model.ModuleSide``, gives them)."""
         return {}
 
     def values(self) -> dict[str, np.ndarray]:

@@ -23,7 +23,8 @@ from matplotlib.figure import Figure
 from compare import i18n
 from compare.core import engine, mlp_pair
 from compare.core.metrics import diff
-from compare.core.tolerances import STAGES, tolerance
+from compare.core.stages import STAGES
+from compare.core.tolerances import tolerance
 from compare.inputs import data, seeds
 from compare.output.experiment_board import ExperimentBoard, SubRunWriters, pictures_from
 from manual import MLPSpec

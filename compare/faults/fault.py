@@ -1,4 +1,4 @@
-"""One fault of the catalog (``compare.faults.catalog``): a mistake, where it must first show, and why."""
+"""One fault of the catalog (``compare.faults.catalog``): a mistake, its fix, where it must first show, and why."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +12,7 @@ from compare.faults.needs import Need
 class Fault:
     name: str
     description: str
+    fix: str  # what to change in the user's code, in one line
     expected: tuple[int, str, str]  # (step, stage, tensor) of the first failure
     why: str  # the reasoning behind ``expected``
     override: Override  # what it replaces in the manual side

@@ -10,6 +10,7 @@ OPTIMIZER_FAULTS = [
     Fault(
         "momentum-zero-init-dampened",
         "momentum buffer initialised to zeros, so the first step is dampened (torch copies g undamped)",
+        "on the first step set the buffer to the gradient itself, undamped",
         (1, "state", "0.weight.momentum_buffer"),
         "with τ > 0 step 1 gives (1 − τ)·g instead of g; with τ = 0 the two agree, hence --dampening",
         optimizer_as(optimizers.MomentumBufferZeroInit),
@@ -23,6 +24,7 @@ OPTIMIZER_FAULTS = [
     Fault(
         "momentum-lr-in-buffer",
         "lr folded into the momentum buffer (v ← μv + γg; θ ← θ − v), which an lr schedule exposes",
+        "keep b ← μb + g and apply θ ← θ − γ·b (lr outside the buffer)",
         (6, "param", "0.weight"),
         "equal to torch's rule while the lr is constant; StepLR(5, 0.1) changes it at step 6, where the buffer "
         "still carries the old lr. The buffer γ·b has no torch counterpart, so the parameters show it",
@@ -39,6 +41,7 @@ OPTIMIZER_FAULTS = [
     Fault(
         "l2-on-weights-only",
         "weight decay added to the .weight tensors only (torch's weight_decay decays the biases too)",
+        "add weight_decay·θ to every parameter's gradient, biases included",
         (1, "param", "0.bias"),
         "SGD keeps no state; 0.weight is right and 0.bias, the second parameter updated, misses λ·b",
         optimizer_as(optimizers.SGDDecayWeightsOnly),
@@ -48,6 +51,7 @@ OPTIMIZER_FAULTS = [
     Fault(
         "adam-eps-inside-root",
         "Adam with ε inside the root, √(v̂ + ε), instead of √v̂ + ε",
+        "denominator √v̂ + ε, ε outside the root",
         (1, "param", "0.weight"),
         "m and v are right; the first update of the first parameter divides by a different denominator",
         optimizer_as(optimizers.AdamEpsInsideRoot),
@@ -57,6 +61,7 @@ OPTIMIZER_FAULTS = [
     Fault(
         "adam-no-bias-correction",
         "Adam without the 1/(1 − β1^t) and 1/(1 − β2^t) bias corrections",
+        "divide m by (1 − β1^t) and v by (1 − β2^t) before the update",
         (1, "param", "0.weight"),
         "m and v are right; at step 1 the uncorrected step is √(1 − β2)/(1 − β1) ≈ 0.32 of torch's",
         optimizer_as(optimizers.AdamNoBiasCorrection),
@@ -66,6 +71,7 @@ OPTIMIZER_FAULTS = [
     Fault(
         "adam-global-step-counter",
         "Adam with one step counter for the optimizer, bumped by every tensor, driving the bias correction",
+        "keep one step counter per parameter, bumped once per step",
         (1, "state", "0.bias.step"),
         "the first parameter gets t = 1 as in torch; the second (0.bias) already gets t = 2 at step 1",
         optimizer_as(optimizers.AdamGlobalStepCounter),
@@ -75,6 +81,7 @@ OPTIMIZER_FAULTS = [
     Fault(
         "adam-beta-on-new-gradient",
         "Adam first moment as β1·g + (1 − β1)·m: β1 weighing the new gradient (a reversed lerp)",
+        "m = β1·m + (1 − β1)·g: β1 weighs the old average",
         (1, "state", "0.weight.exp_avg"),
         "from zero, step 1 gives m = 0.9·g instead of 0.1·g in the first parameter's exp_avg",
         optimizer_as(optimizers.AdamBetaOnTheNewGradient),
@@ -84,6 +91,7 @@ OPTIMIZER_FAULTS = [
     Fault(
         "adamw-decay-not-scaled-by-lr",
         "AdamW decay θ·(1 − λ) instead of torch's θ·(1 − γλ)",
+        "decay as θ ← θ·(1 − lr·λ), scaled by the lr",
         (1, "param", "0.weight"),
         "the decay touches only the parameters; at step 1 the first one shrinks by λ instead of γλ",
         optimizer_as(optimizers.AdamWDecayNotScaledByLr),
@@ -93,6 +101,7 @@ OPTIMIZER_FAULTS = [
     Fault(
         "adamw-coupled-l2",
         "AdamW written as Adam with λθ added to the gradient (coupled L2 instead of decoupled decay)",
+        "decay θ directly, θ ← θ·(1 − lr·λ), not by adding λθ to the gradient",
         (1, "state", "0.weight.exp_avg"),
         "λθ enters the first moment at step 1; exp_avg is the first state tensor checked",
         optimizer_as(optimizers.AdamWCoupledL2),
@@ -102,6 +111,7 @@ OPTIMIZER_FAULTS = [
     Fault(
         "adagrad-lr-decay-off-by-one",
         "Adagrad lr decay γ/(1 + t·η) with the step just counted (torch: t − 1, so step 1 runs at γ)",
+        "lr / (1 + (t − 1)·lr_decay): step 1 runs at the full lr",
         (1, "param", "0.weight"),
         "the accumulator is right; step 1 already runs at γ/(1 + η)",
         optimizer_as(optimizers.AdagradLrDecayOffByOne),
@@ -111,6 +121,7 @@ OPTIMIZER_FAULTS = [
     Fault(
         "adamax-no-bias-correction",
         "Adamax without the first moment's bias correction 1/(1 − β1^t)",
+        "step with lr / (1 − β1^t): θ −= lr / (1 − β1^t) · m / u (u needs no correction)",
         (1, "param", "0.weight"),
         "m and u are right; at step 1 the uncorrected step is (1 − β1) = 0.1 of torch's",
         optimizer_as(optimizers.AdamaxNoBiasCorrection),
@@ -120,6 +131,7 @@ OPTIMIZER_FAULTS = [
     Fault(
         "nadam-mu-for-mu-next",
         "NAdam's momentum term weighed by this step's μ_t instead of the next step's μ_{t+1}",
+        "weigh m by the next step's μ_{t+1} = β1·(1 − ½·0.96^((t+1)ψ)), over (1 − Π_t·μ_{t+1})",
         (1, "param", "0.weight"),
         "mu_product and the moments are right; the first update's m coefficient uses μ_1 for μ_2, which differ "
         "by β1·½·0.96^ψ·(1 − 0.96^ψ) ≈ 7e-5 (ψ = 0.004), far above float64's tolerance",
@@ -130,6 +142,7 @@ OPTIMIZER_FAULTS = [
     Fault(
         "radam-uncorrected-first-moment",
         "RAdam stepping with m instead of its bias-corrected m/(1 − β1^t)",
+        "step with m̂ = m / (1 − β1^t) in both branches, the SGD one and the rectified one",
         (1, "param", "0.weight"),
         "the moments are right; step 1 is an un-rectified SGD step (ρ_1 = 1 ≤ 5) of γ·m, 0.1 of torch's γ·m̂",
         optimizer_as(optimizers.RAdamUncorrectedFirstMoment),
@@ -139,6 +152,7 @@ OPTIMIZER_FAULTS = [
     Fault(
         "adadelta-eps-outside-roots",
         "Adadelta's step (√u + ε)/(√v + ε)·g: ε outside both roots instead of torch's √(u + ε)/√(v + ε)",
+        "delta = √(u + ε) / √(v + ε) · g: ε inside both roots",
         (1, "state", "0.weight.acc_delta"),
         "square_avg is right; at step 1 u = 0, so the numerator is ε instead of √ε and the delta that "
         "acc_delta accumulates, the next state tensor checked, is about √ε = 1e-3 times torch's",
@@ -149,6 +163,7 @@ OPTIMIZER_FAULTS = [
     Fault(
         "asgd-shrink-not-scaled-by-eta",
         "ASGD's weight shrinkage θ·(1 − λ_d) instead of torch's θ·(1 − λ_d·η)",
+        "shrink by the step's η: θ ← θ·(1 − λ_d·η) − η·g",
         (1, "state", "0.weight.ax"),
         "eta and mu are right; ax is a copy of θ after the update (μ = 1), so the state stage, before the "
         "parameters, already sees θ shrunk by λ_d = 1e-4 instead of λ_d·γ = 1e-5",
@@ -159,6 +174,7 @@ OPTIMIZER_FAULTS = [
     Fault(
         "rprop-etas-swapped",
         "Rprop's step-size factors swapped: η+ where the gradient's sign flipped, η− where it held",
+        "grow the step size by η+ (1.2) where g·prev > 0, shrink it by η− (0.5) where g·prev < 0",
         (2, "state", "0.weight.step_size"),
         "at step 1 every previous gradient is 0, so every factor is 1 either way; at step 2 the elements "
         "whose sign held shrink by η− instead of growing by η+ (prev, checked first, is still right)",

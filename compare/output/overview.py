@@ -28,7 +28,7 @@ from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from tensorboard.plugins.hparams import summary_v2 as hparams
 from torch.utils.tensorboard import summary
 
-from compare.core.tolerances import STAGES
+from compare.core.stages import STAGES
 from compare.output.events import EventWriter, scalar_summary
 from manual.optim import REGISTRY
 

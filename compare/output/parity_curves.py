@@ -26,7 +26,8 @@ import math
 import torch
 
 from compare.core.records import Check
-from compare.core.tolerances import STAGES, TOLERANCES, tolerance
+from compare.core.stages import STAGES
+from compare.core.tolerances import TOLERANCES, tolerance
 from compare.output.events import LazyWriters
 
 RATIO = "parity/log10_max_rel_over_tolerance"

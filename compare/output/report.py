@@ -9,7 +9,8 @@ from pathlib import Path
 
 from compare.core import gradcheck
 from compare.core.records import Check, Raised, RunResult
-from compare.core.tolerances import STAGES, tolerance
+from compare.core.stages import STAGES
+from compare.core.tolerances import tolerance
 from manual.optim.variants import VARIANTS
 
 MAX_DRIFT_STEPS = 1000  # the report lists at most this many drift steps (``resyncs`` counts them all)

@@ -206,11 +206,13 @@ class RpropNoGradientDrop(Rprop):
 
 @dataclass(frozen=True)
 class Variant:
-    """A textbook rule, the torch optimizer (a key of ``OPTIMIZERS``) it is compared against, and why it departs."""
+    """A textbook rule, the torch optimizer (a key of ``OPTIMIZERS``) it is compared against, why it departs, and
+    what to change in the user's code to write torch's rule instead (``fix``, one line)."""
 
     optimizer: type
     torch_name: str
     cause: str
+    fix: str
 
 
 VARIANTS: dict[str, Variant] = {
@@ -219,6 +221,7 @@ VARIANTS: dict[str, Variant] = {
         "momentum",
         "classic momentum folds the lr into the velocity (v ← μv − γg), so it equals torch's rule "
         "(b ← μb + g; θ ← θ − γb) only while the lr is constant and departs after any lr change",
+        "keep b ← μb + g and apply θ ← θ − γ·b, or pass the twin the same constant lr",
     ),
     "adam_eps_hat": Variant(
         AdamEpsHat,
@@ -226,46 +229,54 @@ VARIANTS: dict[str, Variant] = {
         "the paper's ε-hat form adds ε to the uncorrected √v, which is torch's Adam with ε/√(1 − β2^t) "
         "(~32ε at step 1 for β2 = 0.999), so it departs wherever ε is not negligible against √v: "
         "early steps and small gradients",
+        "ε outside the corrected root: θ −= lr·m̂ / (√v̂ + ε)",
     ),
     "rmsprop_eps_inside": Variant(
         RMSpropEpsInside,
         "rmsprop",
         "TensorFlow-style ε inside the root, g/√(v + ε), floors the denominator at √ε (1e-4 for ε = 1e-8) "
         "instead of torch's ε, so it departs wherever v is not far above ε: small gradients and early steps",
+        "divide by √v + ε, ε added outside the root, not √(v + ε)",
     ),
     "adamax_eps_outside": Variant(
         AdamaxEpsOutside,
         "adamax",
         "Keras's ε added to the divisor, m/(u + ε), where torch puts it inside the max, max(β2·u, |g| + ε): "
         "it departs wherever |g| is not far above ε",
+        "put ε inside the max, u ← max(β2·u, |g| + ε), and divide by u alone, not by u + ε",
     ),
     "nadam_no_momentum_schedule": Variant(
         NAdamNoMomentumSchedule,
         "nadam",
         "a constant μ = β1 where torch's schedule μ_t = β1·(1 − ½·0.96^(tψ)) starts near β1/2: it departs from step 1",
+        "use torch's schedule μ_t = β1·(1 − ½·0.96^(t·ψ)), ψ = 0.004, not a constant β1",
     ),
     "radam_paper_threshold": Variant(
         RAdamPaperThreshold,
         "radam",
         "the paper's rectification threshold ρ_t > 4 where torch's is ρ_t > 5: with β2 = 0.999 the adaptive "
         "step starts one step earlier (t = 5, ρ_5 ≈ 4.99), so it departs at step 5",
+        "take the rectified (adaptive) step only when ρ_t > 5, torch's threshold, not ρ_t > 4",
     ),
     "adadelta_no_unit_correction": Variant(
         AdadeltaNoUnitCorrection,
         "adadelta",
         "Δ = g/√(v + ε) without the unit correction √(u + ε) in front: at step 1 torch's numerator is √ε, so "
         "it departs from step 1 by a factor of about 1/√ε",
+        "multiply the step by √(u + ε), u the running average of Δ²: Δ = √(u + ε)/√(v + ε)·g",
     ),
     "asgd_eta_from_current_step": Variant(
         ASGDStepFromCurrentT,
         "asgd",
         "η_t from the step itself, γ/(1 + λ_d·γ·t)^α, where torch uses the η scheduled at the previous step "
         "(γ at step 1): it departs from step 1, by α·λ_d·γ relative",
+        "step with the η set at the end of the previous step (γ at step 1), then η ← γ/(1 + λ_d·γ·t)^α",
     ),
     "rprop_no_gradient_drop": Variant(
         RpropNoGradientDrop,
         "rprop",
         "Rprop− keeps the gradient on a sign change where torch's iRprop− zeroes it (no step, no memory of the "
         "sign): identical until the first sign flip of any element, then apart",
+        "where g·prev < 0 set g = 0 (no step there) and keep that 0 as prev (iRprop−)",
     ),
 }

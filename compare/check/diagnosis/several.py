@@ -6,7 +6,7 @@ each of its tensors is explained on its own, or two mistakes are replayed togeth
   tensors are all explained (a transposed dW beside an averaged db), every mistake needed is named;
 * an optimizer: the catalog's mistakes of its rule are combined two at a time (a rule whose methods each
   override a different piece: β on the new gradient and no bias correction) and replayed on the user's
-  gradients (``compare.check.diagnose``'s replay);
+  gradients (``compare.check.diagnosis.known_mistakes``' replay);
 * beside a layer mistake in ``check_model``, the optimizer is replayed on the user's own gradients: when
   torch's rule does not reproduce the user's parameters from them, the optimizer departs too, and is named
   on its own (``optimizer_departs``).
@@ -20,7 +20,14 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from compare.check.diagnose import _built, _replay_layer, _replay_optimizer, closest, first_match, manual_layer
+from compare.check.diagnosis.known_mistakes import (
+    _built,
+    _replay_layer,
+    _replay_optimizer,
+    closest,
+    first_match,
+    manual_layer,
+)
 from compare.check.report import Diagnosis
 from compare.faults.catalog import CATALOG_LIST
 from manual.optim import REGISTRY
@@ -71,7 +78,8 @@ def layer_mistakes(start: nn.Module, runs: Sequence, dtype: str) -> Diagnosis | 
     faults = {fault.name: fault for fault in CATALOG_LIST}
     where = "; ".join(f"{name} makes {', '.join(keys)}" for name, keys in chosen.items())
     text = "; ".join(faults[name].description for name in chosen)
-    return Diagnosis(" and ".join(chosen), f"{text} ({where})")
+    fix = "; ".join(faults[name].fix for name in chosen if faults[name].fix)
+    return Diagnosis(" and ".join(chosen), f"{text} ({where})", fix=fix)
 
 
 def _rules(torch_class: type) -> list:
@@ -94,7 +102,8 @@ def optimizer_pairs(torch_class: type, hyperparameters: Mapping[str, Any], run, 
             continue  # both replace the same piece: one of them is lost in the combination
         why = f"your {torch_class.__name__} is torch's written with two mistakes: {a.description}; {b.description}"
         make = partial(_built, rule, dict(hyperparameters))
-        candidates.append((f"{a.name} and {b.name}", why, partial(_replay_optimizer, make, False, run, dtype)))
+        fix = f"{a.fix}; {b.fix}"
+        candidates.append((f"{a.name} and {b.name}", why, fix, partial(_replay_optimizer, make, False, run, dtype)))
     return first_match(candidates)
 
 

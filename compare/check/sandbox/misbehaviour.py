@@ -1,6 +1,6 @@
 """Misbehaviour by name: what a learner's code gets wrong besides a formula, each problem with its fix.
 
-``compare.check.guard`` raises the first five as findings (the check ends there: what follows would
+``compare.check.sandbox.guard`` raises the first five as findings (the check ends there: what follows would
 only repeat the consequence); the last two are problems the comparison itself finds, given their words
 here so that the report's line says what to do. One table: the report, ``check``'s output and the
 README's list all read it.

@@ -7,23 +7,23 @@ At step 1, when it fails:
   every other is listed with its own diagnosis (``Report.parts``), so a tiny departure (1e-7 inside a log)
   cannot mask a gross one (a bias gradient averaged);
 * any other network: the whole network is replayed with the catalog's mistakes, one and two at a time
-  (``compare.check.replay``).
+  (``compare.check.diagnosis.network_replay``).
 
 At the end, when a parameter first departs after its gradient agreed (the update is wrong): the optimizer's
 known mistakes, textbook variants and conventions are replayed on the user's gradients of the first steps
-(``compare.check.diagnose.diagnose_optimizer``), as ``check_optimizer`` does.
+(``compare.check.diagnosis.known_mistakes.diagnose_optimizer``), as ``check_optimizer`` does.
 """
 
 from typing import Any
 
 from torch import nn
 
-import compare.check.conventions as conventions
-from compare.check.diagnose import departs, diagnose_model, diagnose_optimizer, piece_of
+import compare.check.diagnosis.conventions as conventions
+from compare.check.check_optimizer import OptimizerRun
 from compare.check.diagnosis import numerical, several
-from compare.check.model import UserModelSide
-from compare.check.optimizer import OptimizerRun
-from compare.check.replay import diagnose_network
+from compare.check.diagnosis.known_mistakes import departs, diagnose_model, diagnose_optimizer, piece_of
+from compare.check.diagnosis.network_replay import diagnose_network
+from compare.check.model_side import UserModelSide
 from compare.check.report import Diagnosis, Failure, Part, Report
 from compare.core.records import StepRecord
 from compare.core.tolerances import tolerance
@@ -59,7 +59,7 @@ class ModelDiagnoser:
                 self.start, self.torch_loss, self.side.batch, self.side.loss, self.side.grads(), self.dtype
             )
             self.report.diagnosis = diagnosis
-            self.report.parts = [Part("network", Failure.of(_first(record)), diagnosis)]
+            self.report.parts = [Part("network", Failure.of(record.first_failure), diagnosis)]
         if self.report.diagnosis is None and self.reference is not None:  # no known mistake: a convention, or
             pairs = self._failing_grads(record)  # what the departure itself says
             start = {name: p.detach().cpu().numpy() for name, p in self.start.named_parameters()}
@@ -149,13 +149,12 @@ class ModelDiagnoser:
         ) or several.optimizer_pairs(torch_class, hyperparameters, run, self.dtype)
 
 
-def _first(record: StepRecord):
-    return next(check for check in record.checks if not check.passed)
-
-
 def _both(named: list[Diagnosis]) -> Diagnosis:
     """Several pieces, each with its own mistake: all named, the first one's numbers."""
     names = list(dict.fromkeys(d.name for d in named))  # one name per mistake, though several pieces make it
     return Diagnosis(
-        " and ".join(names), "; ".join(dict.fromkeys(d.explanation for d in named)), max(d.max_rel for d in named)
+        " and ".join(names),
+        "; ".join(dict.fromkeys(d.explanation for d in named)),
+        max(d.max_rel for d in named),
+        fix="; ".join(dict.fromkeys(d.fix for d in named if d.fix)),
     )

@@ -21,15 +21,15 @@ import numpy as np
 import torch
 from torch import nn
 
-import compare.check.forms as forms
-import compare.check.guard as guard
-from compare.check import tensors
-from compare.check.access import Access
-from compare.check.diagnose import diagnose_layer
+import compare.check.forms.layer_loss as forms
+import compare.check.sandbox.guard as guard
 from compare.check.diagnosis import numerical, several
-from compare.check.mapping import BUFFER_NAMES, Link, resolve
+from compare.check.diagnosis.known_mistakes import diagnose_layer
+from compare.check.forms import torch_tensors as tensors
+from compare.check.forms.access import Access
+from compare.check.forms.mapping import BUFFER_NAMES, Link, resolve
 from compare.check.report import Report
-from compare.check.threads import small_check
+from compare.check.sandbox.threads import small_check
 from compare.core import scales
 from compare.core.checks import Checks
 from torch_ref import InjectedMasks
@@ -149,9 +149,9 @@ def check_layer(
 
     ``layer``: an object, or a ``(forward, backward)`` pair of functions with ``params`` (the arrays
     ``forward`` takes after x, in its order) and ``config`` (the dict it takes last), see
-    ``compare.check.forms``. ``grad_output``: the upstream gradient dL/d(out) (default: standard normal on
+    ``compare.check.forms.layer_loss``. ``grad_output``: the upstream gradient dL/d(out) (default: standard normal on
     a stream of its own); ``mapping`` ``{torch_name: user_name}`` and ``layout`` as in
-    ``compare.check.mapping``."""
+    ``compare.check.forms.mapping``."""
     user_layer = forms.layer_of(layer, params, config)
     batches = [_as_input(b, dtype) for b in x] if isinstance(x, list | tuple) else [_as_input(x, dtype)] * steps
     report = Report("layer", steps=len(batches))

@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from compare.check.conduct import FIXES
 from compare.check.report import Failure
+from compare.check.sandbox.misbehaviour import FIXES
 
 
 class UserCodeError(Exception):
@@ -135,7 +135,7 @@ def limited(check: Callable) -> Callable:
 
 
 def misbehaved(step: int, stage: str, where: str, problem: str, detail: str) -> UserCodeError:
-    """A misbehaviour (``compare.check.conduct``) as a finding: ``<problem>: <call>, step N, <stage>:
+    """A misbehaviour (``compare.check.sandbox.misbehaviour``) as a finding: ``<problem>: <call>, step N, <stage>:
     <what happened>; fix: <what to do>``."""
     message = f"{problem}: {where}, step {step}, {stage}: {detail}; fix: {FIXES[problem]}"
     return UserCodeError(Failure(step, stage, where, np.inf, np.inf, problem=problem, message=message))

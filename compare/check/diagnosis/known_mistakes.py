@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-import compare.check.conventions as conventions
+import compare.check.diagnosis.conventions as conventions
 from compare.check.report import Diagnosis
 from compare.core.metrics import diff
 from compare.core.tolerances import tolerance
@@ -125,7 +125,7 @@ def _layer_conventions(start: nn.Module, user: Any) -> list[tuple[Diagnosis, man
 
 
 def diagnose_layer(start: nn.Module, runs: Sequence, report, dtype: str, user: Any = None) -> Diagnosis | None:
-    """A convention of the user's (``compare.check.conventions``) or the catalog's layer mistake
+    """A convention of the user's (``compare.check.diagnosis.conventions``) or the catalog's layer mistake
     (``compare.faults.layers``) that reproduces the user's layer."""
     if manual_layer(start) is None:
         return None
@@ -143,7 +143,7 @@ def diagnose_layer(start: nn.Module, runs: Sequence, report, dtype: str, user: A
         except Exception:  # a candidate that cannot run on these inputs does not match
             continue
         if worst is not None:
-            return Diagnosis(fault.name, fault.description, worst)
+            return Diagnosis(fault.name, fault.description, worst, fix=fault.fix)
     return None
 
 
@@ -171,7 +171,8 @@ def diagnose_loss(
         worst = _replay_loss(tuple(fault.override.loss for fault in chosen), runs, dtype)
         if worst is not None:
             names = " and ".join(fault.name for fault in chosen)
-            return Diagnosis(names, "; ".join(fault.description for fault in chosen), worst)
+            fix = "; ".join(fault.fix for fault in chosen)
+            return Diagnosis(names, "; ".join(fault.description for fault in chosen), worst, fix=fix)
     return None
 
 
@@ -189,20 +190,21 @@ def _replay_loss(classes: tuple[type, ...], runs: Sequence, dtype: str) -> float
     return closest(pairs, dtype, "loss")
 
 
-def first_match(candidates: Iterable[tuple[str, str, Callable[[], float | None]]]) -> Diagnosis | None:
-    """The first candidate whose replay (a function returning its worst ``max_rel``, or ``None``) matches,
-    with the names of the later ones that match too."""
+def first_match(candidates: Iterable[tuple[str, str, str, Callable[[], float | None]]]) -> Diagnosis | None:
+    """The first candidate (name, explanation, fix, replay) whose replay (a function returning its worst
+    ``max_rel``, or ``None``) matches, with the names of the later ones that match too."""
     matches = []
-    for name, explanation, replay, *fix in candidates:  # a convention's own fix, fourth
+    for name, explanation, fix, replay in candidates:
         try:
             worst = replay()
         except Exception:  # a candidate that cannot run with these settings does not match
             continue
         if worst is not None:
-            matches.append(Diagnosis(name, explanation, worst, fix="".join(fix)))
+            matches.append(Diagnosis(name, explanation, worst, fix=fix))
     if not matches:
         return None
-    return replace(matches[0], also=tuple(m.name for m in matches[1:]))
+    first = matches[0]
+    return replace(first, also=tuple(m.name for m in matches[1:]))
 
 
 def _built(rule: type, hyperparameters: Mapping[str, Any]) -> Any:
@@ -212,7 +214,7 @@ def _built(rule: type, hyperparameters: Mapping[str, Any]) -> Any:
 
 
 def _optimizer_candidates(torch_class: type, hyperparameters: Mapping[str, Any], scheduled: bool) -> list:
-    """(name, explanation, factory, schedule_first) for every textbook variant and known mistake of
+    """(name, explanation, fix, factory, schedule_first) for every textbook variant and known mistake of
     ``torch_class``, the variants first (a textbook form is the likelier origin of the same numbers)."""
     hp = dict(hyperparameters)
     entries = [entry for entry in REGISTRY.values() if entry.torch_class == torch_class.__name__]
@@ -223,13 +225,13 @@ def _optimizer_candidates(torch_class: type, hyperparameters: Mapping[str, Any],
             make = lambda variant=variant, accepted=accepted: variant.optimizer(  # noqa: E731
                 **{k: v for k, v in hp.items() if k in accepted}
             )
-            candidates.append((name, variant.cause, make, False, ""))
+            candidates.append((name, variant.cause, variant.fix, make, False))
     for fault in CATALOG_LIST:
         rule = fault.override.optimizer
         if rule is not None and any(issubclass(rule, entry.rule) for entry in entries):
-            candidates.append((fault.name, fault.description, lambda rule=rule: _built(rule, hp), False, ""))
+            candidates.append((fault.name, fault.description, fault.fix, lambda rule=rule: _built(rule, hp), False))
         if fault.override.schedule_first and scheduled and entries:
-            candidates.append((fault.name, fault.description, lambda: _built(entries[0].rule, hp), True, ""))
+            candidates.append((fault.name, fault.description, fault.fix, lambda: _built(entries[0].rule, hp), True))
     return candidates
 
 
@@ -263,7 +265,7 @@ def _settings_candidate(torch_class: type, settings: Mapping[str, Any], defaults
     accepted = {f.name for f in fields(rule)}
     hp = {key: value for key, value in {**defaults, **differing}.items() if key in accepted}
     diagnosis = conventions.setting_diagnosis("optimizer", torch_class.__name__, differing, defaults, 0.0)
-    return [(diagnosis.name, diagnosis.explanation, lambda: rule(**hp), False, diagnosis.fix)]
+    return [(diagnosis.name, diagnosis.explanation, diagnosis.fix, lambda: rule(**hp), False)]
 
 
 def _hard_coded_candidates(torch_class: type, settings: Mapping[str, Any], defaults: Mapping[str, Any]) -> list:
@@ -276,7 +278,7 @@ def _hard_coded_candidates(torch_class: type, settings: Mapping[str, Any], defau
     found = []
     for diagnosis, values in conventions.hard_coded("optimizer", torch_class.__name__, defaults, settings):
         hp = {key: value for key, value in {**defaults, **values}.items() if key in accepted}
-        found.append((diagnosis.name, diagnosis.explanation, lambda hp=hp: rule(**hp), False, diagnosis.fix))
+        found.append((diagnosis.name, diagnosis.explanation, diagnosis.fix, lambda hp=hp: rule(**hp), False))
     return found
 
 
@@ -298,10 +300,10 @@ def diagnose_optimizer(
         (
             name,
             why if name.startswith("convention:") else f"your {torch_class.__name__} is torch's written as: {why}",
-            partial(_replay_optimizer, make, first, run, dtype),
             fix,
+            partial(_replay_optimizer, make, first, run, dtype),
         )
-        for name, why, make, first, fix in candidates
+        for name, why, fix, make, first in candidates
     )
 
 
@@ -380,7 +382,7 @@ def diagnose_model(
 ):
     """The layer or loss mistake behind a failure at step 1 of a model whose layers were recorded: the piece
     the failing tensor names (``piece_of``) is replayed on the inputs it received; ``buffers``: the running
-    statistics the user's layers keep, by torch's names. ``recorded``: the ``compare.check.model.Recorder``."""
+    statistics the user's layers keep, by torch's names. ``recorded``: the ``compare.check.model_side.Recorder``."""
     piece = piece_of(failure, len(start) - 1)
     problem = failure.diff.problem if hasattr(failure, "diff") else failure.problem  # a Check or a Failure
     if piece is None or (problem or "").startswith("missing"):

@@ -10,15 +10,15 @@ import numpy as np
 import torch
 from torch import nn
 
-import compare.check.guard as guard
-import compare.check.model_forms as model_forms
-from compare.check import tensors
-from compare.check.mapping import Link, resolve
-from compare.check.model import UserModelSide, last_layer, ordered_layers
-from compare.check.model_diagnosis import ModelDiagnoser
-from compare.check.optimizer import UserOptimizer, parse
+import compare.check.forms.model as model_forms
+import compare.check.sandbox.guard as guard
+from compare.check.check_optimizer import UserOptimizer, parse
+from compare.check.diagnosis.model import ModelDiagnoser
+from compare.check.forms import torch_tensors as tensors
+from compare.check.forms.mapping import Link, resolve
+from compare.check.model_side import UserModelSide, last_layer, ordered_layers
 from compare.check.report import Report
-from compare.check.threads import small_check
+from compare.check.sandbox.threads import small_check
 from compare.core import engine
 from compare.core.records import RunResult, StepRecord
 from compare.core.torch_side import TorchSide

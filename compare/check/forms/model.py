@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from compare.check.forms import found
+from compare.check.forms.layer_loss import found
 from compare.errors import InputError
 
 MODEL_FORMS = (

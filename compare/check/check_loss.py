@@ -1,6 +1,6 @@
 """``check_loss``: a user's loss against a torch loss, value and gradient.
 
-Accepted (``compare.check.forms``): an object with ``forward(scores, targets)`` → the loss and
+Accepted (``compare.check.forms.layer_loss``): an object with ``forward(scores, targets)`` → the loss and
 ``backward()`` (or ``backward(dout=1)``) → dL/dscores, as the textbooks write ``SoftmaxWithLoss``; a pair
 of functions ``(loss_fn(scores, targets) -> loss, grad_fn(scores, targets) -> dL/dscores)``; or one
 function ``loss(scores, targets) -> (loss, dscores)`` (``softmax_loss``, ``svm_loss``). ``torch_loss`` is
@@ -16,14 +16,14 @@ import numpy as np
 import torch
 from torch import nn
 
-import compare.check.conventions as conventions
-import compare.check.forms as forms
-import compare.check.guard as guard
-from compare.check import tensors
-from compare.check.diagnose import diagnose_loss
+import compare.check.diagnosis.conventions as conventions
+import compare.check.forms.layer_loss as forms
+import compare.check.sandbox.guard as guard
 from compare.check.diagnosis import numerical
+from compare.check.diagnosis.known_mistakes import diagnose_loss
+from compare.check.forms import torch_tensors as tensors
 from compare.check.report import Report
-from compare.check.threads import small_check
+from compare.check.sandbox.threads import small_check
 from compare.core import scales
 from compare.core.checks import Checks
 from compare.core.tolerances import tolerance

@@ -11,7 +11,7 @@ When the object also exposes its layers in order (``layers``: a list or an order
 ``backward()``), and the torch twin is an ``nn.Sequential`` with as many modules, every layer's output
 and dL/d(output) is compared too, so the first departing layer is named (``<i>.out``, torch's index).
 
-Parameters are matched to the torch twin's by ``compare.check.mapping`` (``W1``, ``b1``, ... by
+Parameters are matched to the torch twin's by ``compare.check.forms.mapping`` (``W1``, ``b1``, ... by
 textbook name, transposed from (in, out) where they are stored so); tensors are reported under torch's
 names (``0.weight``), and the report's notes show the mapping used.
 """
@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 
-import compare.check.guard as guard
-from compare.check.layer import kept_units
-from compare.check.mapping import Link
-from compare.check.optimizer import UserOptimizer
+import compare.check.sandbox.guard as guard
+from compare.check.check_layer import kept_units
+from compare.check.check_optimizer import UserOptimizer
+from compare.check.forms.mapping import Link
 from compare.core.side import Pass, Tensors
 
 

@@ -3,12 +3,12 @@
 The engine is seen through four functions (``Protocol``): make a leaf from a float (a scalar engine) or a
 NumPy array (a tensor engine), read a node's value, read a leaf's gradient, run backward from an output.
 The defaults fit the common ``Value(data)``, ``.data``, ``.grad``, ``.backward()`` shape. Every case of
-``compare.check.engine.suite`` runs on both, at each draw (the report's steps), the output's gradient
+``compare.check.autograd.suite`` runs on both, at each draw (the report's steps), the output's gradient
 seeded to ones; compared: ``<case>: out`` (stage ``forward``) and ``<case>: d<leaf>`` (stage ``grad``),
 at float64's tolerance. A case whose forward raises ``AttributeError``, ``TypeError``,
 ``NotImplementedError`` or ``AssertionError`` marks its op unsupported (not a failure); any other
 exception, and any exception in backward, is a failure.
-A failing engine is matched against the catalog of engine mistakes (``compare.check.engine.catalog``).
+A failing engine is matched against the catalog of engine mistakes (``compare.check.autograd.catalog``).
 """
 
 from collections.abc import Callable
@@ -18,13 +18,13 @@ from typing import Any
 import numpy as np
 import torch
 
-import compare.check.guard as guard
+import compare.check.sandbox.guard as guard
+from compare.check.autograd import mutants
+from compare.check.autograd.catalog import CATALOG, MATCH, EngineBug
+from compare.check.autograd.suite import DRAWS, OPS, Case, cases_for, draw_leaf, leaf_shapes
 from compare.check.diagnosis import numerical
-from compare.check.engine import mutants
-from compare.check.engine.catalog import CATALOG, MATCH, EngineBug
-from compare.check.engine.suite import DRAWS, OPS, Case, cases_for, draw_leaf, leaf_shapes
-from compare.check.guard import one_line
 from compare.check.report import Diagnosis, Failure, Report
+from compare.check.sandbox.guard import one_line
 from compare.core.checks import Checks
 from compare.core.metrics import TensorDiff, diff
 from compare.core.records import Check
@@ -252,4 +252,4 @@ def _stacked(kept: dict, draws: range, stage: str, name: str, side: int) -> np.n
 
 
 def _diagnosis(bug: EngineBug) -> Diagnosis:
-    return Diagnosis(bug.name, f"{bug.explanation} (shows on {bug.case})", MATCH)  # its fix: Diagnosis.fix
+    return Diagnosis(bug.name, f"{bug.explanation} (shows on {bug.case})", MATCH, fix=bug.fix)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from compare.check.mapping import BUFFER_NAMES, grad_name
+from compare.check.forms.mapping import BUFFER_NAMES, grad_name
 
 PARAM_ATTRIBUTES = ("W", "b", "gamma", "beta", "weight", "bias", "w", "kernel")
 PARAM_DICTS = ("params", "parameters")

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-import compare.check.conventions as conventions
-from compare.check.diagnose import LOSSES, closest, manual_layer
+import compare.check.diagnosis.conventions as conventions
+from compare.check.diagnosis.known_mistakes import LOSSES, closest, manual_layer
 from compare.check.report import Diagnosis
 from compare.faults.catalog import CATALOG_LIST
 
@@ -93,7 +93,8 @@ def diagnose_network(
             worst = closest(_pairs(user_loss, user_grads, loss, grads), dtype)
             if worst is not None:
                 names = " and ".join(fault.name for fault in faults)
-                return Diagnosis(names, "; ".join(fault.description for fault in faults), worst)
+                fix = "; ".join(fault.fix for fault in faults)
+                return Diagnosis(names, "; ".join(fault.description for fault in faults), worst, fix=fix)
         return _scaled(start, torch_loss, batch, user_grads, dtype)
 
 
@@ -102,11 +103,11 @@ def _scaled(start: nn.Sequential, torch_loss: Callable, batch: Batch, user_grads
     loss, grads = _run(start, (), torch_loss, batch)
     widths = [module.out_features for module in start if isinstance(module, nn.Linear)]
     n, c = len(batch[0]), (widths[-1] if widths else 1)  # C: the network's outputs (labels may be indices)
-    for name, factor, text, fix in conventions.LOSS_SCALES:
+    for convention, factor in conventions.LOSS_SCALES:
         k = factor(n, c)
         if k == 1:
             continue
         worst = closest(_pairs(None, user_grads, loss, grads, k), dtype)
         if worst is not None:  # closest() is None past the grad tolerance
-            return conventions.scale_diagnosis(name, text, fix, type(torch_loss).__name__, k, worst)
+            return convention.diagnosis(worst, torch=type(torch_loss).__name__, k=k)
     return None

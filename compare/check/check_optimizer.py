@@ -9,7 +9,7 @@ Accepted forms (told apart by their methods):
 * this package's: ``init(params) -> state`` and ``step(params, grads, state)``, state in torch's keys;
 * a function ``update(w, dw, config) -> (next_w, config)`` (``config=``), or an object whose
   ``update(param, grad, name)`` takes one parameter at a time: their settings and state under the
-  textbook names, mapped to torch's and compared without a ``state_map`` (``compare.check.optimizer_forms``).
+  textbook names, mapped to torch's and compared without a ``state_map`` (``compare.check.forms.optimizer``).
 
 Parameters are a dict keyed by torch's names (``0.weight``, ``0.bias``, ...), torch's layout. Per step:
 ``state``: the ``lr`` used (when the optimizer has an ``lr`` attribute), each optimizer-state tensor the
@@ -26,15 +26,15 @@ from typing import Any
 import numpy as np
 import torch
 
-import compare.check.guard as guard
-import compare.check.optimizer_forms as forms
-from compare.check import tensors
-from compare.check.diagnose import diagnose_optimizer
+import compare.check.forms.optimizer as forms
+import compare.check.sandbox.guard as guard
 from compare.check.diagnosis import numerical, several
-from compare.check.forms import found
+from compare.check.diagnosis.known_mistakes import diagnose_optimizer
+from compare.check.forms import torch_tensors as tensors
+from compare.check.forms.layer_loss import found
+from compare.check.gradient_stream import GradientStream
 from compare.check.report import Failure, Report
-from compare.check.stream import GradientStream
-from compare.check.threads import small_check
+from compare.check.sandbox.threads import small_check
 from compare.core import scales
 from compare.core.checks import Checks
 from compare.errors import InputError

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-import compare.check.guard as guard
+import compare.check.sandbox.guard as guard
 from compare.check.diagnosis import numerical
 from compare.check.report import Diagnosis, Report
 from compare.core.checks import Checks

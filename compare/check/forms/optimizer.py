@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from compare.check.forms import positional_count
+from compare.check.forms.layer_loss import positional_count
 
 CONFIG_NAMES: dict[str, tuple[str, int | None]] = {
     "learning_rate": ("lr", None),

@@ -3,7 +3,7 @@ before any work for a form the checker does not know.
 
 Layers:
 
-* an object with ``forward(x)`` and ``backward(dout)`` → dx (parameters as ``compare.check.access`` finds
+* an object with ``forward(x)`` and ``backward(dout)`` → dx (parameters as ``compare.check.forms.access`` finds
   them, possibly created by the first forward);
 * a pair of functions ``(forward, backward)``: ``forward(x, *params[, config]) -> (out, cache)`` and
   ``backward(dout, cache) -> (dx, *dparams)`` (or dx alone), with ``params=[w, b]`` in the order

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from compare.check.engine.catalog import MATCH
+from compare.check.autograd.catalog import MATCH
 from compare.check.report import Diagnosis
 from compare.core.metrics import diff
 

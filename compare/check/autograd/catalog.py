@@ -1,5 +1,5 @@
 """The classic mistakes of a home-made autograd engine, as data: each names the suite case it shows on
-(``compare.check.engine.suite``) and the gradients the mistake produces there, from the leaves' values,
+(``compare.check.autograd.suite``) and the gradients the mistake produces there, from the leaves' values,
 with the output's gradient seeded to ones (as ``backward()`` seeds it).
 
 ``check_engine`` names a mistake when the user's gradients on that case equal the mistake's, at every
@@ -74,14 +74,14 @@ CATALOG: tuple[EngineBug, ...] = (
     EngineBug(
         "power rule missing its exponent",
         "d(a**n)/da computed as a**(n-1)",
-        "n * a**(n - 1) * out.grad",
+        "multiply by the exponent: a.grad += n * a**(n - 1) * out.grad",
         "a ** 3",
         lambda a: [{"a": a**2}],
     ),
     EngineBug(
         "power rule exponent not decremented",
         "d(a**n)/da computed as n * a**n",
-        "n * a**(n - 1) * out.grad",
+        "lower the power by one: a.grad += n * a**(n - 1) * out.grad",
         "a ** 3",
         lambda a: [{"a": 3 * a**3}],
     ),
@@ -144,5 +144,3 @@ CATALOG: tuple[EngineBug, ...] = (
         lambda a, b: [{"a": np.ones((a.shape[0], b.shape[1])) @ b}],
     ),
 )
-
-FIX_BY_NAME = {bug.name: bug.fix for bug in CATALOG}  # what ``compare.check.fixes.fix_of`` reads

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from compare.check.engine.runner import Protocol
+from compare.check.check_engine import Protocol
 
 
 def engine_model(

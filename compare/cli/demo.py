@@ -1,8 +1,11 @@
 """A realistic log directory in seconds: 17 runs (every optimizer, non-default lr, both dtypes, other
 activations, a schedule; two textbook variants and an injected fault that do not pass) and 3 experiments,
-one in Korean. The tests of ``runs`` and ``board`` read it, and ``scripts/screenshot.py`` photographs it."""
+one in Korean, made by the commands themselves as a user runs them (hence here, in the command line's layer).
+The tests of ``runs`` and ``board`` read it, and ``scripts/screenshot.py`` photographs it."""
 
 from pathlib import Path
+
+from compare.cli.main import main
 
 RUNS = (
     (),
@@ -30,8 +33,6 @@ KOREAN = "init"
 def build(logdir: Path, steps: int = 4) -> Path:
     """Every experiment and run above into ``logdir``, ``steps`` steps each (the experiments first: the
     latest is a run, as after `backprop-parity run`); returns ``logdir``."""
-    from compare.cli.main import main  # the commands themselves, as a user runs them
-
     for name, takes_steps in EXPERIMENTS:
         argv = ["experiment", name, "--logdir", str(logdir), *(["--steps", str(steps)] if takes_steps else [])]
         status = main([*argv, *(["--lang", "ko"] if name == KOREAN else [])])
