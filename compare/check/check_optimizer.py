@@ -297,7 +297,8 @@ def _set_grads(tensors: dict[str, torch.Tensor], grads: Mapping[str, np.ndarray]
 
 
 def _step(step, user: UserOptimizer, reference, tensors, grads, state_map, report: Report, run, dtype) -> None:
-    checks = Checks(step, dtype, keep=run.kept)
+    failed_before = any(key[0] < step for key in run.kept)  # the first failing step's pairs are kept, no more
+    checks = Checks(step, dtype, keep=None if failed_before else run.kept)
     lrs = (user.lr(), float(reference.param_groups[0]["lr"]))
     user.step(step, grads)
     reference.step()
@@ -317,6 +318,8 @@ def _step(step, user: UserOptimizer, reference, tensors, grads, state_map, repor
     for name, tensor in tensors.items():
         checks.add("param", name, params.get(name), tensor.detach())
     report.checks.extend(checks.collect())
+    if not failed_before and all(check.passed for check in checks.checks):  # a passing step's: not measured
+        run.kept.clear()
     run.grads.append(grads)
     run.params.append(params)
     run.lrs.append(lrs[0])
