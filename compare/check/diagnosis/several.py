@@ -97,7 +97,8 @@ def optimizer_pairs(torch_class: type, hyperparameters: Mapping[str, Any], run, 
                         (a.override.optimizer, b.override.optimizer), {})  # fmt: skip
         except TypeError:  # the two cannot combine
             continue
-        overridden = [set(vars(f.override.optimizer)) - {"__module__", "__doc__", "__qualname__"} for f in (a, b)]
+        # the methods each overrides (dunders aside: copying an instance adds __slotnames__ to its class)
+        overridden = [{k for k in vars(f.override.optimizer) if not k.startswith("__")} for f in (a, b)]
         if overridden[0] & overridden[1]:
             continue  # both replace the same piece: one of them is lost in the combination
         why = f"your {torch_class.__name__} is torch's written with two mistakes: {a.description}; {b.description}"
