@@ -11,6 +11,8 @@ known mistakes), ``experiments``, ``bench``, ``cli``; ``pipeline`` joins them in
 
 import importlib
 
+__version__ = "0.1.0"  # the one place: pyproject.toml reads it, `backprop-parity --version` prints it
+
 __all__ = [
     "Hooks",
     "Output",
