@@ -31,13 +31,27 @@ TIMEOUT = 600  # seconds; a build and an install take about a minute on 2 shared
 
 
 
-def test_the_supported_torch_range_is_tested_at_its_lower_end():
-    """pyproject.toml states torch>=LOW; requirements.txt (what the README and CI install) pins LOW itself."""
+def torch_requirement() -> Requirement:
+    """The torch range pyproject.toml states (torch>=LOW)."""
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     (torch,) = [Requirement(r) for r in pyproject["project"]["dependencies"] if Requirement(r).name == "torch"]
-    (low,) = [spec.version for spec in torch.specifier if spec.operator == ">="]
+    return torch
+
+
+def test_the_supported_torch_range_is_tested_at_its_lower_end():
+    """pyproject.toml states torch>=LOW; requirements.txt (what the README and CI install) pins LOW itself."""
+    (low,) = [spec.version for spec in torch_requirement().specifier if spec.operator == ">="]
     pinned = [line for line in (ROOT / "requirements.txt").read_text().splitlines() if line.startswith("torch==")]
     assert pinned and Requirement(pinned[0]).specifier.contains(low)  # torch==2.13.0 holds 2.13
+
+
+def test_the_readme_tells_a_library_user_to_install_the_pinned_cpu_torch_first():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Install as a library\n", 1)[1].split("\n## ", 1)[0]
+    pinned = next(line for line in (ROOT / "requirements.txt").read_text().splitlines() if line.startswith("torch=="))
+    commands = section.split("```bash\n", 1)[1].split("```", 1)[0].splitlines()
+    assert commands[0] == f"pip install {pinned} --index-url https://download.pytorch.org/whl/cpu"
+    assert commands[1].startswith("pip install ") and f"`{torch_requirement()}`" in section
 
 
 def source_files(root: Path) -> set[str]:
