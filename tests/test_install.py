@@ -24,11 +24,14 @@ import compare
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("manual", "torch_ref", "compare", "jax_ref")  # the top-level packages the wheel carries
 DATA = ("compare/experiments/data", "compare/i18n/locale")  # package data: data sets, --lang catalogs
-DOCS = ("LICENSE", "README.md")  # the sdist's documentation and licence
-JUNK = ("runs/run-x/manual/events.out", "compare/__pycache__/pipeline.cpython-311.pyc", ".pytest_cache/v/x",
-        "build/lib/stale.py")  # what a working tree holds and no distribution may
+DOCS = ("LICENSE", "README.md", "mkdocs.yml")  # the sdist's licence and documentation (docs/ too)
+JUNK = (
+    "runs/run-x/manual/events.out",
+    "compare/__pycache__/pipeline.cpython-311.pyc",
+    ".pytest_cache/v/x",
+    "build/lib/stale.py",
+)  # what a working tree holds and no distribution may
 TIMEOUT = 600  # seconds; a build and an install take about a minute on 2 shared cores
-
 
 
 def torch_requirement() -> Requirement:
@@ -65,15 +68,20 @@ def source_files(root: Path) -> set[str]:
 def dists(tmp_path_factory) -> tuple[Path, Path]:
     """(sdist, wheel) built by ``python -m build`` from a copy of the tree seeded with a working tree's junk."""
     source = tmp_path_factory.mktemp("source") / "backprop-parity"
-    ignore = shutil.ignore_patterns(".git", ".venv", "runs", "site", "build", "dist", "*.egg-info", "__pycache__",
-                                    ".*_cache", ".hypothesis")
+    ignore = shutil.ignore_patterns(
+        ".git", ".venv", "runs", "site", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis"
+    )
     shutil.copytree(ROOT, source, ignore=ignore)
     for junk in JUNK:
         (source / junk).parent.mkdir(parents=True, exist_ok=True)
         (source / junk).write_text("junk\n")
     out = source.parent / "dist"
-    subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(source)],
-                   check=True, capture_output=True, timeout=TIMEOUT)
+    subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(source)],
+        check=True,
+        capture_output=True,
+        timeout=TIMEOUT,
+    )
     (sdist,), (wheel,) = out.glob("*.tar.gz"), out.glob("*.whl")
     return sdist, wheel
 
@@ -85,9 +93,13 @@ def test_the_sdist_carries_the_sources_data_and_docs_and_no_junk(dists):
     missing = source_files(ROOT) | set(DOCS) | {"pyproject.toml", "requirements.txt"}
     assert missing - names == set()
     assert {p for p in (ROOT / "docs").rglob("*") if p.is_file()} and all(
-        p.relative_to(ROOT).as_posix() in names for p in (ROOT / "docs").rglob("*") if p.is_file())
-    assert [name for name in names if name.startswith(("tests/", "runs/", "build/", ".pytest_cache/"))
-            or "__pycache__" in name] == []
+        p.relative_to(ROOT).as_posix() in names for p in (ROOT / "docs").rglob("*") if p.is_file()
+    )
+    assert [
+        name
+        for name in names
+        if name.startswith(("tests/", "runs/", "build/", ".pytest_cache/")) or "__pycache__" in name
+    ] == []
 
 
 @pytest.mark.slow
@@ -99,8 +111,9 @@ def test_the_wheel_carries_every_module_data_file_and_the_licence_and_no_junk(di
     metadata = zipfile.ZipFile(dists[1]).read(f"{dist_info}/METADATA").decode()
     assert f"Version: {compare.__version__}\n" in metadata
     assert "License-Expression: MIT\n" in metadata
-    assert [name for name in names if name.split("/")[0] in ("tests", "runs", "build", "docs")
-            or "__pycache__" in name] == []
+    assert [
+        name for name in names if name.split("/")[0] in ("tests", "runs", "build", "docs") or "__pycache__" in name
+    ] == []
 
 
 @pytest.fixture(scope="module")
@@ -110,12 +123,31 @@ def installed(dists, tmp_path_factory) -> tuple[Path, dict[str, str]]:
     assert not venv.is_relative_to(ROOT)
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=TIMEOUT)
     python = venv / "bin" / "python"
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index",
-                    "--quiet", str(dists[1])], check=True, capture_output=True, timeout=TIMEOUT)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--quiet",
+            str(dists[1]),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=TIMEOUT,
+    )
     # After the install, so pip never sees this environment's (editable) backprop-parity. A plain path line:
     # that folder's own .pth files (the editable finder among them) are not processed.
-    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             check=True, capture_output=True, text=True).stdout.strip()
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     Path(purelib, "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
@@ -124,8 +156,14 @@ def installed(dists, tmp_path_factory) -> tuple[Path, dict[str, str]]:
 
 def use(installed, where: Path, *command: str) -> subprocess.CompletedProcess:
     venv, env = installed
-    return subprocess.run([str(venv / "bin" / command[0]), *command[1:]], cwd=where, env=env, capture_output=True,
-                          text=True, timeout=TIMEOUT)
+    return subprocess.run(
+        [str(venv / "bin" / command[0]), *command[1:]],
+        cwd=where,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
 
 
 USER_LAYER = """
