@@ -20,6 +20,7 @@ import pytest
 from packaging.requirements import Requirement
 
 import compare
+from compare.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("manual", "torch_ref", "compare", "jax_ref")  # the top-level packages the wheel carries
@@ -55,6 +56,16 @@ def test_the_readme_tells_a_library_user_to_install_the_pinned_cpu_torch_first()
     commands = section.split("```bash\n", 1)[1].split("```", 1)[0].splitlines()
     assert commands[0] == f"pip install {pinned} --index-url https://download.pytorch.org/whl/cpu"
     assert commands[1].startswith("pip install ") and f"`{torch_requirement()}`" in section
+
+
+def test_the_version_is_the_packages_one(capsys):
+    """``--version`` prints ``compare.__version__``, which pyproject.toml's dynamic version reads."""
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert (done.value.code, capsys.readouterr().out) == (0, f"backprop-parity {compare.__version__}\n")
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "compare.__version__"}
+    assert "version" in pyproject["project"]["dynamic"] and "version" not in pyproject["project"]
 
 
 def source_files(root: Path) -> set[str]:
