@@ -11,7 +11,10 @@ known mistakes), ``experiments``, ``bench``, ``cli``; ``pipeline`` joins them in
 
 import importlib
 
+__version__ = "0.1.0"  # the one place: pyproject.toml reads it, `backprop-parity --version` prints it
+
 __all__ = [
+    "Diagnosis",
     "Hooks",
     "Output",
     "Report",
@@ -35,8 +38,14 @@ _HOMES = {
     "run": "compare.pipeline",
     "RunConfig": "compare.inputs.config",
     "RunResult": "compare.core.records",
-    **{name: "compare.check" for name in __all__ if name == "Report" or "check_" in name or name == "assert_parity"},
+    **{name: "compare.check" for name in __all__ if "check_" in name},
+    **dict.fromkeys(("Diagnosis", "Report", "assert_parity"), "compare.check"),
 }
+
+
+def __dir__() -> list[str]:
+    """The lazy names listed too (PEP 562), for ``dir(compare)``, completion, and the API reference's inspection."""
+    return sorted({*globals(), *__all__})
 
 
 def __getattr__(name: str):

@@ -1,4 +1,4 @@
-"""Refresh the README's dashboard screenshots from a realistic log directory.
+"""Refresh the dashboard screenshots (docs/tensorboard.md's pictures) from a realistic log directory.
 
     .venv/bin/python scripts/screenshot.py [--out DIR] [--steps N]   (needs a chromium: apt-get install chromium)
 

@@ -207,12 +207,10 @@ def test_the_cli_recognises_engine_and_function_files(tmp_path, capsys, name, fa
 
 
 def test_the_readme_section_runs_and_prints_what_it_shows(tmp_path, monkeypatch):
-    """Every python block of the README's "Beyond NumPy" section in one namespace, in order; each text
-    block is the start of lines the block before it printed, in order."""
+    """Every python block of the "Beyond NumPy" page (docs/beyond-numpy.md) in one namespace, in order; each
+    text block is the start of lines the block before it printed, in order."""
     monkeypatch.chdir(tmp_path)
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    start = text.index("## Beyond NumPy")
-    section = text[start : text.index("\n## ", start + 3)]
+    section = (Path(__file__).resolve().parents[1] / "docs" / "beyond-numpy.md").read_text()
     namespace, printed = {"__name__": "readme"}, ""
     for language, code in re.findall(r"^```(\w*)\n(.*?)^```\n", section, re.MULTILINE | re.DOTALL):
         if language == "text":
@@ -220,7 +218,7 @@ def test_the_readme_section_runs_and_prints_what_it_shows(tmp_path, monkeypatch)
             continue
         stdout = io.StringIO()
         with contextlib.redirect_stdout(stdout):
-            exec(compile(code, "README.md", "exec"), namespace)
+            exec(compile(code, "docs/beyond-numpy.md", "exec"), namespace)
         printed = stdout.getvalue()
 
 

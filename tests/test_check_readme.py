@@ -1,4 +1,4 @@
-"""The README's "Check your own code" section runs: every python block in one namespace, in order; each
+"""The "Check your own code" page (docs/check-your-code.md) runs: every python block in one namespace, in order; each
 bash block (a ``backprop-parity check`` command) through the CLI; each text block after a code block
 is the start of lines that code printed, in order."""
 
@@ -11,16 +11,12 @@ from pathlib import Path
 from compare.cli.main import main
 from conftest import starts_in_order
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-SECTION = "## Check your own code"
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "check-your-code.md"
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```\n", re.MULTILINE | re.DOTALL)
 
 
 def section_blocks() -> list[tuple[str, str]]:
-    text = README.read_text()
-    start = text.index(SECTION)
-    end = text.index("\n## ", start + len(SECTION))
-    return [(m.group(1), m.group(2)) for m in FENCE.finditer(text[start:end])]
+    return [(m.group(1), m.group(2)) for m in FENCE.finditer(PAGE.read_text())]
 
 
 def test_every_example_of_the_section_runs_and_prints_what_it_shows(tmp_path, monkeypatch):
@@ -37,7 +33,7 @@ def test_every_example_of_the_section_runs_and_prints_what_it_shows(tmp_path, mo
         stdout = io.StringIO()
         with contextlib.redirect_stdout(stdout):
             if language == "python":
-                exec(compile(code, "README.md", "exec"), namespace)
+                exec(compile(code, "docs/check-your-code.md", "exec"), namespace)
             else:
                 argv = shlex.split(code)
                 assert argv[:2] == ["backprop-parity", "check"]

@@ -149,6 +149,16 @@ def test_the_guide_exists_uses_the_notes_terms_and_is_linked_from_the_readme():
     assert "docs/ko/README.md" in "\n".join(readme.splitlines()[:20])  # near the top
 
 
+def test_the_guide_opens_the_curves_with_the_english_command():
+    """Both guides open the curves with ``backprop-parity board``; bare ``tensorboard --logdir`` is neither's."""
+    guide = "\n".join(path.read_text(encoding="utf-8") for path in guides())
+    readme = (GUIDE.parents[1] / "README.md").read_text(encoding="utf-8")
+    assert [("backprop-parity board" in text, "tensorboard --logdir" in text) for text in (guide, readme)] == [
+        (True, False),
+        (True, False),
+    ]
+
+
 def test_output_without_code_and_unknown_languages_are_refused(tmp_path):
     cases = [("text\n\n```text\n1\n```\n", "output of no code block"), ("```sh\nls\n```\n", "unknown block language")]
     for text, message in cases:

@@ -1,6 +1,6 @@
-"""The README's screenshot script, run for real: the 20-run demo log directory, a real TensorBoard on
-127.0.0.1, a real headless Chromium; every page it captures has content (skipped, with one line saying
-why, where no Chromium is installed: `.ci/run` installs Debian's when it can)."""
+"""The screenshot script (docs/tensorboard.md's pictures), run for real: the 20-run demo log directory, a
+real TensorBoard on 127.0.0.1, a real headless Chromium; every page it captures has content (skipped, with one
+line saying why, where no Chromium is installed: `.ci/run` installs Debian's when it can)."""
 
 import re
 import shutil

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+import compare.check.forms.arguments as arguments
 import compare.check.forms.layer_loss as forms
 import compare.check.sandbox.guard as guard
 from compare.check.diagnosis import numerical, several
@@ -152,10 +153,13 @@ def check_layer(
     ``compare.check.forms.layer_loss``. ``grad_output``: the upstream gradient dL/d(out) (default: standard normal on
     a stream of its own); ``mapping`` ``{torch_name: user_name}`` and ``layout`` as in
     ``compare.check.forms.mapping``."""
+    arguments.twin_second("layer", layer, torch_module)
     user_layer = forms.layer_of(layer, params, config)
     batches = [_as_input(b, dtype) for b in x] if isinstance(x, list | tuple) else [_as_input(x, dtype)] * steps
     report = Report("layer", steps=len(batches))
     user = Access(tensors.numpy_side(guard.fresh(user_layer)))
+    first = x[0] if isinstance(x, list | tuple) and x else x
+    report.notes.extend(filter(None, [arguments.dtype_note({"x": first, **user.params()}, dtype)]))
     setup = Setup(user, torch_copy(torch_module, dtype), mapping, layout, dtype)
     setup.late_buffers = tuple(key for key in BUFFER_NAMES if key not in user.buffers())
     if user.params() or not any(True for _ in setup.module.parameters()):

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 import compare.check.diagnosis.conventions as conventions
+import compare.check.forms.arguments as arguments
 import compare.check.forms.layer_loss as forms
 import compare.check.sandbox.guard as guard
 from compare.check.diagnosis import numerical
@@ -82,11 +83,15 @@ def check_loss(
     """Check ``loss`` against ``torch_loss`` on ``scores`` and ``targets`` (one batch, or lists: one per
     step). ``seed`` is unused (nothing random), accepted for a uniform signature."""
     del seed
+    arguments.twin_second("loss", loss, torch_loss)
+    arguments.labels_given("loss", scores, targets, "scores", "targets")
     loss = tensors.numpy_side(loss)
     form = forms.loss_form(loss)
     score_batches = _batches(scores, steps, dtype)
     target_batches = _batches(targets, len(score_batches), dtype)
     report = Report("loss", steps=len(score_batches))
+    first = scores[0] if isinstance(scores, list | tuple) and scores else scores
+    report.notes.extend(filter(None, [arguments.dtype_note({"scores": first}, dtype)]))
     runs, scaled, kept, contexts = [], [], {}, {}
     try:
         for step, (s, t) in enumerate(zip(score_batches, target_batches, strict=True), start=1):
@@ -99,6 +104,7 @@ def check_loss(
             )
             guard.call(step, "grad", "torch backward", reference.backward)
             value = guard.returned(value, step, "loss", "the loss", np.dtype(dtype))
+            value = arguments.scalar_loss(value, report.notes)
             grad = guard.returned(grad, step, "grad", "the gradient", np.dtype(dtype))
             checks.add("loss", "loss", value, reference, scales.loss_floor(torch_loss, st, t))
             checks.add("grad", "dscores", grad, st.grad, scales.loss_grad_floor(torch_loss, st, t))

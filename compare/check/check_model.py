@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+import compare.check.forms.arguments as arguments
 import compare.check.forms.model as model_forms
 import compare.check.sandbox.guard as guard
 from compare.check.check_optimizer import UserOptimizer, parse
@@ -174,6 +175,7 @@ def check_model(
     ``check_optimizer`` takes) and torch's (an instance, or ``(class, hyperparameters)``); neither: plain
     SGD at lr 0.1 on both. ``tensorboard_dir``: curves written there as a ``run`` writes them (``manual/``,
     ``torch/``, ``parity/``)."""
+    arguments.model_arguments(model, torch_model, X, y, batches)
     if (optimizer is None) != (torch_optimizer is None):
         raise InputError("pass both optimizer= and torch_optimizer= (or neither, for plain SGD on both)")
     model, params = tensors.numpy_side(guard.fresh(model), params), tensors.to_numpy(params)
@@ -204,9 +206,15 @@ def check_model(
     report.checks = [check for record in result.records for check in record.checks]
     diagnoser.finish(reference.twin.optimizer, parsed)
     _notes(report, links, side, per_layer, layers)
-    if writers is not None:
-        writers.finish(str(report), report.passed)
+    _finish(writers, report, tensorboard_dir)
     return report
+
+
+def _finish(writers: RunWriters | None, report: Report, tensorboard_dir) -> None:
+    """Where the curves went, in the report's notes, and the report's text beside them."""
+    if writers is not None:
+        report.notes.append(arguments.curves_note(tensorboard_dir))
+        writers.finish(str(report), report.passed)
 
 
 def _user_optimizer(optimizer: Any, params: dict, reference: torch.optim.Optimizer) -> UserOptimizer:

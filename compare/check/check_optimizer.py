@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+import compare.check.forms.arguments as arguments
 import compare.check.forms.optimizer as forms
 import compare.check.sandbox.guard as guard
 from compare.check.diagnosis import numerical, several
@@ -227,6 +228,7 @@ def check_optimizer(
     ``lr_schedule``: the CLI's ``--lr-schedule`` text (``"step:20:0.1"``), setting the user's ``lr``
     attribute before each step as torch's scheduler sets torch's. ``params`` and ``gradients`` (one
     dict per step) replace the default stream of the package's MLP training on the spirals."""
+    arguments.twin_second("optimizer", optimizer, torch_optimizer_class)
     parsed = parse(lr_schedule)
     stream = None if gradients is not None else GradientStream(dtype, seed)
     start = stream.start if stream is not None else {k: np.asarray(v, dtype=dtype) for k, v in (params or {}).items()}

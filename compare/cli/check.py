@@ -103,6 +103,20 @@ def found_checks(namespace: dict[str, Any]) -> dict[str, tuple]:
     return found
 
 
+def missing_names(file: str, namespace: dict[str, Any]) -> str:
+    """The one line for a file that defines no check whole: the names a begun check lacks (a loss's ``targets``,
+    a model's ``y``: the labels), or every check's names when none is begun."""
+    for name, (_, keys, _) in CONVENTION.items():
+        if all(key in namespace for key in keys[:2]):  # your code and its torch twin: the check is begun
+            missing = [key for key in keys if key not in namespace]
+            return (
+                f"{file} defines {', '.join(k for k in keys if k in namespace)} but not {', '.join(missing)}: "
+                f"a {name} check needs {', '.join(keys)}"
+            )
+    names = "; ".join(f"{name}: {', '.join(keys)}" for name, (_, keys, _) in CONVENTION.items())
+    return f"{file} defines none of the checks' names ({names})"
+
+
 def run_check(
     function, args: list, optional: tuple[str, ...], namespace: dict[str, Any], run_dir: Path, time_limit: float
 ) -> Report:
@@ -143,8 +157,7 @@ def check_command(args: argparse.Namespace) -> int:
         return exits.FAIL
     checks = found_checks(namespace)
     if not checks:
-        names = "; ".join(f"{name}: {', '.join(keys)}" for name, (_, keys, _) in CONVENTION.items())
-        raise InputError(f"{args.file} defines none of the checks' names ({names})")
+        raise InputError(missing_names(args.file, namespace))
     run_dir = new_run_dir(Path(args.logdir), args.run_name, "check-{time}")
     try:
         reports = {name: run_check(*found, namespace, run_dir, args.time_limit) for name, found in checks.items()}

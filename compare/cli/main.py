@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 
-from compare import exits
+from compare import __version__, exits
 from compare.cli import PROG
 from compare.errors import InputError
 
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         "trained in lockstep, every tensor compared at every step.",
         epilog="exit status: " + "; ".join(f"{code} {meaning}" for code, meaning in exits.TABLE.items()),
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
     for module in COMMANDS:
         importlib.import_module(module).add_parser(commands)
