@@ -343,6 +343,15 @@ def test_an_engine_mistake_in_one_op_is_named_with_the_op(case):
     assert f"{name}:" in str(report)  # the diagnosis, or an "engine bug:" line of its own
 
 
+def test_an_engine_mistake_nothing_replays_is_measured():
+    doubled = type(
+        "Doubled", (Tensor,), {"mean": lambda s: s._unary(s.data.mean(), lambda x, y: np.full_like(x, 2 / x.size))}
+    )
+    report = check_engine(doubled)
+    assert report.diagnosis is not None and report.diagnosis.name == "measured:ratio", report
+    assert "a.mean(): da: ratio 2.000 to torch's on every element (= 2)" in str(report), report
+
+
 # --- the measurement itself ----------------------------------------------------------------------------------
 
 REFERENCE = np.random.default_rng(3).standard_normal((8, 5))

@@ -111,9 +111,8 @@ def check_engine(
     report = EngineReport("engine", steps=draws)
     outcomes: dict[str, list[Outcome]] = {}
     rng = np.random.default_rng(seed)
-    kept: dict = {}  # every pair compared, for the measured diagnosis
     for case in cases_for(tensor):
-        outcomes[case.name] = _run_case(case, protocol, tensor, draws, rng, report, kept)
+        outcomes[case.name] = _run_case(case, protocol, tensor, draws, rng, report)
     report.ops = _op_table(report, tensor)
     if not report.passed:
         report.diagnosed = True
@@ -121,13 +120,11 @@ def check_engine(
         # a mutation of one op (named with the op), after the catalog's: an assignment in one op's backward
         # reads as the catalog's "gradient assigned" where its case shows it, and in that op only here
         report.bugs += [bug for bug in mutants.matching(cases_for(tensor), outcomes) if bug.name not in report.names()]
-        report.diagnosis = report.bugs[0] if report.bugs else _measured(report, outcomes, kept)
+        report.diagnosis = report.bugs[0] if report.bugs else _measured(report, cases_for(tensor), outcomes)
     return report
 
 
-def _run_case(
-    case: Case, protocol: Protocol, tensor: bool, draws: int, rng, report: EngineReport, kept: dict
-) -> list[Outcome]:
+def _run_case(case: Case, protocol: Protocol, tensor: bool, draws: int, rng, report: EngineReport) -> list[Outcome]:
     """Every call into the engine goes through ``guard.call`` (its exceptions and time limits)."""
     names = LEAVES[: len(case.domains)]
     outcomes = []
@@ -138,7 +135,7 @@ def _run_case(
         leaves = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in values]
         out = case.f(*leaves)
         out.backward(torch.ones_like(out))
-        checks = Checks(step, "float64", keep=kept)
+        checks = Checks(step, "float64")
         try:
             nodes = [protocol.leaf(v.copy() if tensor else float(v)) for v in values]
             result = guard.call(step, "forward", f"{case.name}: out", case.f, *nodes)
@@ -225,30 +222,40 @@ def _same(found: dict[str, np.ndarray | None], expected: dict[str, np.ndarray]) 
     return True
 
 
-def _measured(report: EngineReport, outcomes: dict[str, list[Outcome]], kept: dict) -> Diagnosis | None:
-    """No catalog mistake: what each failing case's gradients say, measured (``compare.check.diagnosis``)
-    over every draw together (a scalar engine's draws make one vector); a one-leaf case is an elementwise
-    op, known by its input, its output and the seed's ones."""
+def _measured(report: EngineReport, cases: tuple[Case, ...], outcomes: dict[str, list[Outcome]]) -> Diagnosis | None:
+    """No catalog mistake or mutation: what each failing case's gradients say, measured
+    (``compare.check.diagnosis``) over every draw together (a scalar engine's draws make one vector), against
+    torch's, recomputed from the leaves; a one-leaf case is an elementwise op, known by its input, its output
+    and the seed's ones."""
     found = []
-    for case, runs in outcomes.items():
-        mine = [c for c in report.checks if c.tensor.startswith(f"{case}: ")]
-        failing = {c.tensor for c in mine if not c.passed and c.stage == "grad"}
-        draws = range(1, len(runs) + 1)
-        if not failing or not all((step, "forward", f"{case}: out") in kept for step in draws):
+    for case in cases:
+        runs = outcomes.get(case.name) or []
+        failing = {c.tensor for c in report.checks if not c.passed and c.stage == "grad"}
+        names = [name for name in LEAVES[: len(case.domains)] if f"{case.name}: d{name}" in failing]
+        if not names or any(run.raised is not None for run in runs):
             continue
-        out = _stacked(kept, draws, "forward", f"{case}: out", 1)
-        x = np.concatenate([np.ravel(run.leaves["a"]) for run in runs]) if len(runs[0].leaves) == 1 else None
+        torch_runs = [_torch_case(case, run.leaves) for run in runs]
+        out = np.concatenate([np.ravel(t[0]) for t in torch_runs])
+        x = np.concatenate([np.ravel(run.leaves["a"]) for run in runs]) if len(case.domains) == 1 else None
         context = numerical.Context(x=x, out=out, dout=np.ones_like(out)) if x is not None else numerical.Context()
-        pairs = [
-            (name, _stacked(kept, draws, "grad", name, 0), _stacked(kept, draws, "grad", name, 1))
-            for name in sorted(failing) if all((step, "grad", name) in kept for step in draws)
-        ]  # fmt: skip
+        try:
+            pairs = [
+                (f"{case.name}: d{name}", np.concatenate([np.ravel(run.grads[name]) for run in runs]),
+                 np.concatenate([np.ravel(t[1][name]) for t in torch_runs]))
+                for name in names
+            ]  # fmt: skip
+        except (KeyError, TypeError, ValueError):  # a gradient missing or of another shape: nothing to stack
+            continue
         found += numerical.findings(pairs, context)
     return numerical.from_findings(found)
 
 
-def _stacked(kept: dict, draws: range, stage: str, name: str, side: int) -> np.ndarray:
-    return np.concatenate([np.ravel(kept[(step, stage, name)][side]) for step in draws])
+def _torch_case(case: Case, leaves: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """torch's output and leaf gradients of ``case`` at ``leaves`` (the output's gradient seeded to ones)."""
+    tensors = {name: torch.tensor(value, dtype=torch.float64, requires_grad=True) for name, value in leaves.items()}
+    out = case.f(*tensors.values())
+    out.backward(torch.ones_like(out))
+    return out.detach().numpy(), {name: tensor.grad.numpy() for name, tensor in tensors.items()}
 
 
 def _diagnosis(bug: EngineBug) -> Diagnosis:

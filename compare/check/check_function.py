@@ -105,7 +105,7 @@ class Sides:
             fn = fn.apply
         self.fn, self.reference = fn, reference
         self.order: list[int] | None = None  # the gradients nearest the output first (the reference's graph)
-        self.kept: dict = {}  # every pair compared (``Checks(keep=)``), for the measured diagnosis
+        self.kept: dict = {}  # the first failing step's pairs (``Checks(keep=)``), for the measured diagnosis
         self.contexts: dict[int, numerical.Context] = {}
         if isinstance(fn, nn.Module):
             self.fn = copy.deepcopy(fn).to(device=device, dtype=dtype)

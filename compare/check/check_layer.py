@@ -117,7 +117,7 @@ class Setup:
     start: nn.Module | None = None  # the module as it started (the diagnosis replays from it)
     late_buffers: tuple[str, ...] = ()  # running statistics the user creates on the first step
     taken_late: bool = False  # torch took them after step 1: the diagnosis replays from step 2
-    kept: dict = field(default_factory=dict)  # every pair compared, for the measured diagnosis
+    kept: dict = field(default_factory=dict)  # the first failing step's pairs, for the measured diagnosis
     contexts: dict[int, numerical.Context] = field(default_factory=dict)
 
     def tie(self) -> None:

@@ -52,7 +52,7 @@ class OptimizerRun:
     grads: list[dict[str, np.ndarray]] = field(default_factory=list)
     params: list[dict[str, np.ndarray]] = field(default_factory=list)  # the user's, after each step
     lrs: list[float | None] = field(default_factory=list)  # the user's lr at each step
-    kept: dict = field(default_factory=dict)  # every pair compared (``Checks(keep=)``), for the measured diagnosis
+    kept: dict = field(default_factory=dict)  # the first failing step's pairs (``Checks(keep=)``), measured
 
 
 OPTIMIZER_FORMS = (
@@ -299,8 +299,7 @@ def _set_grads(tensors: dict[str, torch.Tensor], grads: Mapping[str, np.ndarray]
 
 
 def _step(step, user: UserOptimizer, reference, tensors, grads, state_map, report: Report, run, dtype) -> None:
-    failed_before = any(key[0] < step for key in run.kept)  # the first failing step's pairs are kept, no more
-    checks = Checks(step, dtype, keep=None if failed_before else run.kept)
+    checks = Checks(step, dtype, keep=run.kept)
     lrs = (user.lr(), float(reference.param_groups[0]["lr"]))
     user.step(step, grads)
     reference.step()
@@ -320,8 +319,6 @@ def _step(step, user: UserOptimizer, reference, tensors, grads, state_map, repor
     for name, tensor in tensors.items():
         checks.add("param", name, params.get(name), tensor.detach())
     report.checks.extend(checks.collect())
-    if not failed_before and all(check.passed for check in checks.checks):  # a passing step's: not measured
-        run.kept.clear()
     run.grads.append(grads)
     run.params.append(params)
     run.lrs.append(lrs[0])

@@ -34,8 +34,9 @@ class Checks:
     background: bool = False
     checks: list[Check] = field(default_factory=list)
     wrong_shape: bool = False  # a tensor of the wrong shape was added (known at once, even in the background)
-    # when a dict: every (manual, reference) pair compared, as float64 copies keyed (step, stage, name), for
-    # a diagnosis that measures a departure (``compare.check.diagnosis.numerical``); small checks only
+    # when a dict: the (manual, reference) pairs that fail, of the first step that has any (a later step's are
+    # not kept), as float64 copies keyed (step, stage, name), for a diagnosis that measures a departure
+    # (``compare.check.diagnosis.numerical``); comparisons made in the background are not kept
     keep: dict | None = None
     _queued: list[tuple] = field(default_factory=list)  # comparisons added in the background mode, not started
     _running: Future | None = None  # the started ones, as one job
@@ -110,13 +111,14 @@ class Checks:
         amplification: float = 1.0,
     ) -> None:
         self.wrong_shape |= np.shape(manual) != np.shape(reference)
-        if self.keep is not None:
-            self.keep[(self.step, stage, name)] = (np.array(manual, np.float64), np.array(reference, np.float64))
         args = (self.step, stage, name, manual, reference, max_rel, floor, amplification)
         if self.background:
             self._queued.append(args)
-        else:  # nothing is queued or running once the background mode has ended (collect)
-            self.checks.append(judge(*args))
+            return
+        check = judge(*args)  # nothing is queued or running once the background mode has ended (collect)
+        self.checks.append(check)
+        if self.keep is not None and not check.passed and not any(key[0] < self.step for key in self.keep):
+            self.keep[(self.step, stage, name)] = (np.array(manual, np.float64), np.array(reference, np.float64))
 
 
 def judge(
