@@ -106,7 +106,6 @@ class Sides:
         self.fn, self.reference = fn, reference
         self.order: list[int] | None = None  # the gradients nearest the output first (the reference's graph)
         self.kept: dict = {}  # the first failing step's pairs (``Checks(keep=)``), for the measured diagnosis
-        self.contexts: dict[int, numerical.Context] = {}
         if isinstance(fn, nn.Module):
             self.fn = copy.deepcopy(fn).to(device=device, dtype=dtype)
         if isinstance(reference, nn.Module):
@@ -177,17 +176,36 @@ def check_function(
         _witness(sides, drawn, grad_names, report, device)
     if not report.passed and report.error is None:
         report.diagnosed = True
-        witnessed = [c for c in report.checks if c.tensor.endswith(SUFFIX)]
-        if dtype == "float64" or not all(c.passed for c in witnessed):
-            # measured on the float64 re-run when there is one: below float64, rounding blurs the law
-            lead = WRONG_EVERYWHERE.explanation
-            if report.first_failure.stage == "forward":
-                lead = "your forward differs from the reference's in float64 too"
-            measured = numerical.measure(witnessed or report.checks, sides.kept, sides.contexts, lead)
-            report.diagnosis = WRONG_EVERYWHERE if measured is None else measured
-        else:  # how closely the float64 re-run agrees with autograd
-            report.diagnosis = replace(ONLY_FLOAT64, max_rel=max((c.diff.max_rel for c in witnessed), default=0.0))
+        report.diagnosis = _diagnosis(report, sides, drawn, dtype)
     return report
+
+
+def _diagnosis(report: Report, sides: Sides, drawn: list, dtype: str) -> Diagnosis:
+    """Only right in float64, or wrong everywhere: then measured (``compare.check.diagnosis.numerical``) on the
+    float64 re-run when there is one (below float64, rounding blurs the law)."""
+    witnessed = [c for c in report.checks if c.tensor.endswith(SUFFIX)]
+    if dtype != "float64" and all(c.passed for c in witnessed):  # how closely the float64 re-run agrees
+        return replace(ONLY_FLOAT64, max_rel=max((c.diff.max_rel for c in witnessed), default=0.0))
+    lead = WRONG_EVERYWHERE.explanation
+    if report.first_failure.stage == "forward":
+        lead = "your forward differs from the reference's in float64 too"
+    checks = witnessed or report.checks
+    step = min(c.step for c in checks if not c.passed)
+    values = [x.double() if witnessed and _floating(x) else x for x in drawn[step - 1]]
+    measured = numerical.measure(checks, sides.kept, {step: _recomputed(sides.given[1], values, step)}, lead)
+    return WRONG_EVERYWHERE if measured is None else measured
+
+
+def _recomputed(reference: Any, values: list, step: int) -> "numerical.Context":
+    """The draw's output and upstream gradient again, as the checks had them (``Sides.run``'s seed)."""
+    try:
+        with torch.no_grad():
+            outs = _outputs(reference(*values))
+    except Exception:  # a reference that cannot run in float64 (a module of another dtype): no context
+        return numerical.Context()
+    generator = torch.Generator().manual_seed(step)
+    upstream = [torch.randn(o.shape, generator=generator, dtype=torch.float64).to(o) for o in outs]
+    return _context(values, outs, upstream)
 
 
 def _draw_checks(step, kind, sides: Sides, values, grad_names, report: Report, dtype: str, device: str, suffix=""):
@@ -198,7 +216,6 @@ def _draw_checks(step, kind, sides: Sides, values, grad_names, report: Report, d
         report.notes.append(f"draw {step} ({kind}): autograd's reference is not finite in {dtype}: not compared")
         return
     outs, grads, _ = sides.run(step, "fn", values, upstream)
-    sides.contexts[step] = _context(values, ref_outs, upstream)  # the float64 re-run's, when there is one
     for i, ref in enumerate(ref_outs):
         name = "out" if len(ref_outs) == 1 else f"out{i}"
         mine = outs[i] if i < len(outs) else None
@@ -233,7 +250,7 @@ def _witness(outer: Sides, drawn, grad_names, report: Report, device: str) -> No
     """Both sides again in float64 on the same rounded inputs, checks named ``<tensor> (float64)``; a
     function that cannot run in float64 is noted, not failed."""
     sides = Sides(outer.given[0], outer.given[1], torch.float64, device)
-    sides.kept, sides.contexts = outer.kept, outer.contexts  # measured on, when the dtype's run fails
+    sides.kept = outer.kept  # measured on, when the dtype's run fails
     try:
         for step, values in enumerate(drawn, start=1):
             values64 = [x.double() if _floating(x) else x for x in values]
