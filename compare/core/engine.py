@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from compare.core import adjudication, gradcheck, raising, stages, witness64
+from compare.core import adjudication, decisions, gradcheck, raising, stages, witness64
 from compare.core.checks import BACKGROUND_MIN_PARAMETERS, Checks
 from compare.core.evaluate import evaluate, loss_kind
 from compare.core.gradcheck import Witness
@@ -159,6 +159,7 @@ class Lockstep:
             self.reference.update()
             self._end_step()
             return StepRecord(step, *losses, lrs[1], checks.collect(), {}, witnesses, lr_manual=lrs[0])
+        followed = decisions.follow(checks, self.manual, self.reference, reference, conditioning)
         logs = self.options.stats_every and logs_at(step, self.options.stats_every)
         before_update = self._snapshot() if logs else None
         checks.compare_in_background()
@@ -175,7 +176,8 @@ class Lockstep:
         self._end_step()
         if self.options.resync:
             self.manual.load(self.reference.values(), self.reference.state())
-        return StepRecord(step, *losses, lrs[1], checks.collect(), stats, witnesses, lr_manual=lrs[0])
+        record = StepRecord(step, *losses, lrs[1], checks.collect(), stats, witnesses, lr_manual=lrs[0])
+        return replace(record, followed=followed)
 
     def _end_step(self) -> None:
         self.manual.end_step()
