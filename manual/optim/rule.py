@@ -61,6 +61,9 @@ class Rule:
     # rounding (``compare.core.decisions``). ``None``: no such branch (a max, a clamp, a threshold on the
     # step count are continuous in the tensors, or decided alike on both sides).
     branch_state: ClassVar[tuple[str, ...] | None] = None
+    # Whether the rule branches on its step count (a threshold reached at one step, an averaging start): such
+    # a rule can be wrong at a single step, so a float32 run of it is proven in float64 at every step.
+    branches_on_step: ClassVar[bool] = False
 
     @staticmethod
     def branch_values(g: np.ndarray, s: PerParameter) -> tuple[np.ndarray, ...]:
