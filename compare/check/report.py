@@ -121,7 +121,8 @@ class Report:
 
     @property
     def passed(self) -> bool:
-        return self.first_failure is None
+        """No failure, and something compared: a check that compared nothing proved nothing."""
+        return self.first_failure is None and bool(self.checks)
 
     def worst_by_stage(self) -> dict[str, Check]:
         worst: dict[str, Check] = {}
@@ -141,6 +142,8 @@ class Report:
         failure = self.first_failure
         if failure is not None:
             lines.append(f"first failure: {failure.line()}")
+        elif not self.checks:
+            lines.append("nothing was compared: a check that compares nothing is never a pass")
         if self.diagnosis is not None:
             lines.append(f"diagnosis: {self.diagnosis.line()}")
         elif self.diagnosed:
