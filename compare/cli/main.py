@@ -45,7 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
+        if any("\0" in argument for argument in argv):  # the console script cannot pass one; main(argv) can
+            raise InputError("an argument holds a NUL byte, which no path or value can")
         args = build_parser().parse_args(argv)  # imports every command, torch among them: seconds
         return args.handler(args)
     except KeyboardInterrupt:  # during start-up, or a second Ctrl-C after the first asked for a clean stop
