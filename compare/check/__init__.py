@@ -13,13 +13,17 @@ hand-written torch backward against autograd's), ``engine`` (``check_engine``: a
 What checking a model costs: ``compare.bench.check_speed``.
 """
 
-from compare.check.engine import check_engine
-from compare.check.function import check_function
-from compare.check.layer import check_layer
-from compare.check.loss import check_loss
-from compare.check.network import check_model
-from compare.check.optimizer import check_optimizer
+from compare.check import engine, function, layer, loss, network, optimizer
 from compare.check.report import Diagnosis, Failure, Report, assert_parity
+from compare.check.sandbox.isolated import isolatable
+
+# Each takes ``isolate=True`` (and ``memory_limit=``, GiB) to run in a child process: compare.check.sandbox.isolated
+check_engine = isolatable(engine.check_engine)
+check_function = isolatable(function.check_function)
+check_layer = isolatable(layer.check_layer)
+check_loss = isolatable(loss.check_loss)
+check_model = isolatable(network.check_model)
+check_optimizer = isolatable(optimizer.check_optimizer)
 
 __all__ = [
     "Diagnosis",

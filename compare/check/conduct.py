@@ -9,6 +9,7 @@ README's list all read it.
 FIXES: dict[str, str] = {  # problem → the fix, in one line
     "timeout": "look for a loop that never ends (or raise time_limit / --time-limit for slow code)",
     "exit": "raise an exception instead (sys.exit, exit() and os._exit end the checker's process, not a check)",
+    "died": "look for os._exit, a crash in C code or memory past the limit (memory_limit, --memory-limit)",
     "none": "return the array (a missing `return`?)",
     "type": "return a NumPy array (np.asarray(...)): a list takes no part in array arithmetic (W -= lr * dW)",
     "mutated": "compute into new arrays (x = x * mask, not x *= mask); only the optimizer step changes parameters",

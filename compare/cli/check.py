@@ -35,12 +35,10 @@ import compare.check.guard as guard
 from compare import exits
 from compare.check import Report, check_engine, check_function, check_layer, check_loss, check_model, check_optimizer
 from compare.check.sandbox import child, trail
+from compare.check.sandbox.child import DEFAULT_MEMORY_GIB, MAX_MEMORY_GIB
 from compare.errors import InputError
 from compare.inputs.safety import check_outputs
 from compare.output.rundir import new_run_dir
-
-DEFAULT_MEMORY_GIB = 16.0  # the child's address space: torch's CPU libraries map about 0.7 GiB before any tensor
-MAX_MEMORY_GIB = 1024.0  # past the address space any machine here has: a typo, not a limit
 
 
 def function_check(

@@ -22,6 +22,8 @@ from pathlib import Path
 from compare.check.sandbox import trail
 
 GIB = 1 << 30
+DEFAULT_MEMORY_GIB = 16.0  # the child's address space: torch's CPU libraries map about 0.7 GiB before any tensor
+MAX_MEMORY_GIB = 1024.0  # past the address space any machine here has: a typo, not a limit
 
 
 @dataclass(frozen=True)
