@@ -71,7 +71,9 @@ def follow(
         g_manual = manual_grads.get(name)
         if g_manual is None or np.shape(g_manual) != np.shape(g_torch):
             continue  # a missing or misshapen gradient is the grad stage's finding
-        own = {key: manual_state[name][key] for key in keys}
+        own = {key: manual_state.get(name, {}).get(key) for key in keys}
+        if any(not isinstance(value, np.ndarray) or value.shape != np.shape(g_torch) for value in own.values()):
+            continue  # state the manual side does not keep as torch does: the state stage's finding
         theirs = {key: reference_state.get(name, {}).get(key, np.zeros_like(g_torch)) for key in keys}
         mask = _undecidable(checks, name, (g_manual, own), (g_torch, theirs), reference_pass, conditioning, values)
         if mask is None:
