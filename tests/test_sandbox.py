@@ -42,6 +42,7 @@ ENDINGS = [
     ("forward", "os._exit(3)", "exit status 3"),
     ("backward", "os.kill(os.getpid(), signal.SIGKILL)", "SIGKILL"),
     ("module", "sys.exit(0)", "called sys.exit(0)"),
+    ("module", "os._exit(4)", "exit status 4 (os._exit, or exit in C code) while loading"),
 ]
 
 

@@ -54,6 +54,8 @@ class Ended:
         step, stage, where = self.call()
         if not where:
             return f"FAIL: {file}: the checker's process {self.how()} before any call into your code"
+        if stage == "load":
+            return f"FAIL: {file} {self.how()} while loading"
         return f"FAIL: your {where} {self.how()}, at step {step}, stage {stage}"
 
     def to_dict(self) -> dict:
