@@ -18,10 +18,11 @@ from compare.errors import InputError
 from compare.inputs.flags import flag as flag_of
 
 # Bytes per parameter and per activation element, per side: the parameter, its gradient, up to three
-# optimizer-state tensors (AMSGrad), the copy a resync or an adjudication makes, and NumPy temporaries;
-# each activation is kept with its gradient and a mask. Generous on purpose: a refused run that would
-# have fit costs a flag, an accepted one that does not costs the machine.
-PARAMETER_COPIES = 8
+# optimizer-state tensors (AMSGrad), the copy a resync or an adjudication makes, the parameter, gradient
+# and state kept from before each step (compare.core.rewind), and NumPy temporaries; each activation is
+# kept with its gradient and a mask. Generous on purpose: a refused run that would have fit costs a flag,
+# an accepted one that does not costs the machine.
+PARAMETER_COPIES = 12
 ACTIVATION_COPIES = 6
 RUN_FOLDERS = ("manual", "torch", "parity")  # compare.output.tensorboard's event folders
 # Kernel pseudo-filesystems: a file there is an interface to the kernel, never a place for a report.
