@@ -25,6 +25,7 @@ from compare.inputs.seeds import dropout_seed
 from compare.output import report
 from compare.output.rundir import check_run_name, new_run_dir, run_label
 from compare.output.tensorboard import RunWriters
+from manual.optim import OPTIMIZERS
 from manual.optim.variants import VARIANTS
 
 
@@ -88,7 +89,7 @@ def build(prepared: Prepared, device: torch.device, group: distributed.Group | N
         resync=config.resync,
         gradcheck=config.gradcheck,
         adjudicate=not (config.strict_trajectory or config.variant),  # a variant's departure is its finding
-        witness_every=witness64.every(sum(w.size for w in prepared.weights.values()))
+        witness_every=witness64.every(sum(w.size for w in prepared.weights.values()), OPTIMIZERS[config.optimizer])
         if config.dtype == "float32" and not config.variant
         else None,
         stats_every=config.log_every if stats else None,

@@ -1,6 +1,7 @@
 """A departure of the free-running trajectory is judged by one step from identical values: drift passes
 (recorded, resynced), a wrong rule fails where it shows; a side that raises is a finding."""
 
+import itertools
 import json
 from dataclasses import dataclass
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from compare.cli.main import main
-from compare.core import adjudication, distributed, engine, mlp_pair
+from compare.core import adjudication, distributed, engine, mlp_pair, witness64
 from compare.core.torch_side import TorchSide
 from compare.inputs import world
 from compare.inputs.config import RunConfig
@@ -17,6 +18,7 @@ from compare.inputs.prepare import batch_stream, prepare
 from conftest import lockstep_run
 from manual import MLPSpec
 from manual.layers import Linear
+from manual.optim.radam import RAdam
 from manual.optim.sgd import SGD
 
 # The README's 10-layer ReLU net at SGD lr 0.1: free-running, rounding amplified by training crosses
@@ -153,3 +155,47 @@ def test_a_data_parallel_reference_is_adjudicated_on_a_single_process_copy():
     finally:
         if not group.closed:
             group.abort()
+
+
+# ---------------------------------------------------------------------------------------------
+# The departing step itself is adjudicated: from the values before it, on its own batch.
+
+
+class RAdamThreshold4(RAdam):
+    """The rectified rule with the paper's ρ_t > 4 (torch: > 5): with β2 = 0.999 it differs at step 5 alone."""
+
+    threshold = 4.0
+
+
+# (dtype, widths, the rule the float64 witness is scheduled for, the witness's period): float64 on a small net;
+# float32 on a net of at least 2^14 parameters, witnessed at every step (a rule that branches on its step
+# count) or, scheduled as for a rule that does not, at steps 1 and 100 only: the departing step's own re-run
+# catches it then
+LARGE = (32, 128, 96, 4)
+THRESHOLD_RUNS = [
+    ("float64", (3, 7, 5, 4), None, None),
+    ("float32", LARGE, RAdam, 1),
+    ("float32", LARGE, SGD, witness64.EVERY_LARGE),
+]
+
+
+@pytest.mark.parametrize(("dtype", "widths", "scheduled_for", "period"), THRESHOLD_RUNS)
+def test_a_rule_that_acts_at_one_step_is_caught_at_that_step(dtype, widths, scheduled_for, period):
+    spec = MLPSpec(widths, "tanh", "mse")
+    parameters = sum(a * b + b for a, b in itertools.pairwise(widths))
+    witness = witness64.every(parameters, scheduled_for) if dtype == "float32" else None
+    assert witness == period and (dtype == "float64" or parameters >= witness64.EVERY_STEP_MAX_PARAMETERS)
+    hyperparameters = {"lr": 0.01}
+    mutant = RAdamThreshold4(**hyperparameters)
+    result = lockstep_run(
+        spec, "radam", hyperparameters, dtype, steps=8, manual_optimizer=mutant, witness_every=witness
+    )
+    assert result.drift is None
+    assert result.first_failure is not None and result.first_failure.step == 5
+
+
+def test_the_departing_step_is_rerun_from_the_values_before_it():
+    """The rectified rule with torch's threshold passes the same runs: the mutant's step 5 is its finding."""
+    spec = MLPSpec((3, 7, 5, 4), "tanh", "mse")
+    result = lockstep_run(spec, "radam", {"lr": 0.01}, steps=8, manual_optimizer=RAdam(lr=0.01))
+    assert result.first_failure is None

@@ -101,7 +101,7 @@ def run(d: Draw, strict: bool) -> tuple[str, str]:
     weights = init_state_dict(spec, np.random.default_rng(d.seed), getattr(np, d.dtype))
     schedule = parse_schedule(d.schedule) if d.schedule else None
     parameters = sum(w.size for w in weights.values())
-    witness = witness64.every(parameters) if d.dtype == "float32" else None
+    witness = witness64.every(parameters, REGISTRY[d.optimizer].rule) if d.dtype == "float32" else None
     options = {"adjudicate": not strict, "witness_every": witness}
     lockstep = mlp_pair.twins(
         spec, weights, d.optimizer, d.hyperparameters, d.dtype, None, schedule, d.clip, d.seed, **options

@@ -20,6 +20,9 @@ from compare.check.check_model import check_model
 from compare.check.check_optimizer import check_optimizer
 from compare.check.report import Diagnosis, Failure, Report, assert_parity
 
+# Each check_* takes ``isolate=True`` (and ``memory_limit=``, GiB) to run in a child process
+# (compare.check.sandbox.isolated).
+
 __all__ = [
     "Diagnosis",
     "Failure",

@@ -25,6 +25,7 @@ from compare.check.autograd.suite import DRAWS, OPS, Case, cases_for, draw_leaf,
 from compare.check.diagnosis import numerical
 from compare.check.report import Diagnosis, Failure, Report
 from compare.check.sandbox.guard import one_line
+from compare.check.sandbox.isolated import isolatable
 from compare.core.checks import Checks
 from compare.core.metrics import TensorDiff, diff
 from compare.core.records import Check
@@ -90,6 +91,7 @@ class EngineReport(Report):
         return {bug.name for bug in self.bugs}
 
 
+@isolatable  # isolate=True, memory_limit=: in a child process (compare.check.sandbox.isolated)
 @guard.limited
 def check_engine(
     leaf: Callable[[Any], Any],

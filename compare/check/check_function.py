@@ -29,6 +29,7 @@ from torch import nn
 import compare.check.sandbox.guard as guard
 from compare.check.diagnosis import numerical
 from compare.check.report import Diagnosis, Report
+from compare.check.sandbox.isolated import isolatable
 from compare.core.checks import Checks
 from compare.core.graph_order import backward_order
 from compare.core.witness64 import SUFFIX
@@ -143,6 +144,7 @@ def _floating(value: Any) -> bool:
     return isinstance(value, torch.Tensor) and value.is_floating_point()
 
 
+@isolatable  # isolate=True, memory_limit=: in a child process (compare.check.sandbox.isolated)
 @guard.limited
 def check_function(
     fn: Any,

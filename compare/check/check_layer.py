@@ -30,6 +30,7 @@ from compare.check.forms import torch_tensors as tensors
 from compare.check.forms.access import Access
 from compare.check.forms.mapping import BUFFER_NAMES, Link, resolve
 from compare.check.report import Report
+from compare.check.sandbox.isolated import isolatable
 from compare.check.sandbox.threads import small_check
 from compare.core import scales
 from compare.core.checks import Checks
@@ -128,6 +129,7 @@ class Setup:
         self.start = copy.deepcopy(self.module)
 
 
+@isolatable  # isolate=True, memory_limit=: in a child process (compare.check.sandbox.isolated)
 @guard.limited
 @small_check
 def check_layer(

@@ -24,6 +24,7 @@ from compare.check.diagnosis import numerical
 from compare.check.diagnosis.known_mistakes import diagnose_loss
 from compare.check.forms import torch_tensors as tensors
 from compare.check.report import Report
+from compare.check.sandbox.isolated import isolatable
 from compare.check.sandbox.threads import small_check
 from compare.core import scales
 from compare.core.checks import Checks
@@ -66,6 +67,7 @@ def package_labels(torch_loss: nn.Module, targets: np.ndarray) -> np.ndarray:
     return targets
 
 
+@isolatable  # isolate=True, memory_limit=: in a child process (compare.check.sandbox.isolated)
 @guard.limited
 @small_check
 def check_loss(

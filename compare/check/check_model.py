@@ -19,6 +19,7 @@ from compare.check.forms import torch_tensors as tensors
 from compare.check.forms.mapping import Link, resolve
 from compare.check.model_side import UserModelSide, last_layer, ordered_layers
 from compare.check.report import Report
+from compare.check.sandbox.isolated import isolatable
 from compare.check.sandbox.threads import small_check
 from compare.core import engine
 from compare.core.records import RunResult, StepRecord
@@ -147,6 +148,7 @@ def _user_params(model: Any, form: str, params: Mapping | None, dtype: str) -> t
     return model.params, None
 
 
+@isolatable  # isolate=True, memory_limit=: in a child process (compare.check.sandbox.isolated)
 @guard.limited
 @small_check
 def check_model(

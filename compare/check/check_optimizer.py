@@ -35,6 +35,7 @@ from compare.check.forms import torch_tensors as tensors
 from compare.check.forms.layer_loss import found
 from compare.check.gradient_stream import GradientStream
 from compare.check.report import Failure, Report
+from compare.check.sandbox.isolated import isolatable
 from compare.check.sandbox.threads import small_check
 from compare.core import scales
 from compare.core.checks import Checks
@@ -205,6 +206,7 @@ def parse(lr_schedule: str | None) -> list | None:
         raise InputError(f"lr_schedule: {error}") from None
 
 
+@isolatable  # isolate=True, memory_limit=: in a child process (compare.check.sandbox.isolated)
 @guard.limited
 @small_check
 def check_optimizer(

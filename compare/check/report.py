@@ -127,7 +127,8 @@ class Report:
 
     @property
     def passed(self) -> bool:
-        return self.first_failure is None
+        """No failure, and something compared: a check that compared nothing proved nothing."""
+        return self.first_failure is None and bool(self.checks)
 
     def where(self) -> str:
         """Where to look, when the first failure is a gradient of a model or a function: the gradients nearer
@@ -164,6 +165,8 @@ class Report:
         if failure is not None:
             lines.append(f"first failure: {failure.line()}")
             lines.extend(f"where: {line}" for line in [self.where()] if line)
+        elif not self.checks:
+            lines.append("nothing was compared: a check that compares nothing is never a pass")
         if self.diagnosis is not None:
             lines.append(f"diagnosis: {self.diagnosis.line()}")
             lines.extend(f"  also measured: {line}" for line in self.diagnosis.findings)

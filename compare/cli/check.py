@@ -34,6 +34,8 @@ import torch
 import compare.check.sandbox.guard as guard
 from compare import exits
 from compare.check import Report, check_engine, check_function, check_layer, check_loss, check_model, check_optimizer
+from compare.check.sandbox import child, trail
+from compare.check.sandbox.child import DEFAULT_MEMORY_GIB, MAX_MEMORY_GIB
 from compare.errors import InputError
 from compare.inputs.safety import check_outputs
 from compare.output.rundir import new_run_dir
@@ -86,9 +88,40 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         default=guard.DEFAULT_TIME_LIMIT,
         metavar="SECONDS",
         help="the longest any one call into your code may take (loading FILE.py included); one past it is the "
-        f"finding 'timeout: <call>, step, stage' and exit 1 (default: {guard.DEFAULT_TIME_LIMIT:g})",
+        f"finding 'timeout: <call>, step, stage' and exit 1 (default: {guard.DEFAULT_TIME_LIMIT:g}; at most "
+        f"{guard.MAX_TIME_LIMIT:g}, a week)",
+    )
+    check.add_argument(
+        "--memory-limit",
+        dest="memory_limit",
+        type=float,
+        default=DEFAULT_MEMORY_GIB,
+        metavar="GIB",
+        help=f"the address space your code's process may use, in GiB (default: {DEFAULT_MEMORY_GIB:g}; at most "
+        f"{MAX_MEMORY_GIB:g}): an allocation past it is the finding MemoryError",
+    )
+    check.add_argument(
+        "--in-process",
+        dest="in_process",
+        action="store_true",
+        help="run your code in the checker's own process, not in a child: starts faster, but os._exit, a crash "
+        "or a signal in your code then ends the checker with no report",
     )
     check.set_defaults(handler=check_command)
+
+
+def load_failed(args: argparse.Namespace, failure) -> int:
+    """The file raised (or exited, or timed out) while loading: one line, and in a sandboxed child the report
+    in the run directory its parent made."""
+    timeout = failure.problem == "timeout"
+    print(failure.message if timeout else f"{args.file} raised while loading: {failure.message}", file=sys.stderr)
+    if args.traceback and failure.traceback:
+        print(failure.traceback, file=sys.stderr)
+    if trail.inside():  # the parent of a child that died reports in a run directory: so does a child that failed
+        run_dir = new_run_dir(Path(args.logdir), args.run_name, "check-{time}")
+        loading = {"problem": failure.problem, "message": failure.message}
+        write_report({"file": str(args.file), "passed": False, "load": loading}, run_dir, args.json)
+    return exits.FAIL
 
 
 def found_checks(namespace: dict[str, Any]) -> dict[str, tuple]:
@@ -142,23 +175,56 @@ def load(path: str, time_limit: float) -> dict[str, Any]:
 
 
 def check_command(args: argparse.Namespace) -> int:
-    if not (0 < args.time_limit < float("inf")):
-        raise InputError(f"--time-limit must be a positive number of seconds, got {args.time_limit}")
+    limits = {"--time-limit": (args.time_limit, guard.MAX_TIME_LIMIT, "seconds")}
+    limits["--memory-limit"] = (args.memory_limit, MAX_MEMORY_GIB, "GiB")
+    for flag, (value, most, unit) in limits.items():
+        if not (0 < value <= most):  # NaN fails too
+            raise InputError(f"{flag} must be a positive number of {unit}, at most {most:g}, got {value}")
     check_outputs(Path(args.logdir), {"--json": args.json}, {"FILE.py": args.file})
+    if args.in_process or trail.inside():
+        return check_here(args)
+    return check_in_child(args)
+
+
+def check_in_child(args: argparse.Namespace) -> int:
+    """The check in a child process (``compare.check.sandbox.child``); a child that died is the finding."""
+    argv = ["check", args.file, "--logdir", args.logdir, "--time-limit", repr(args.time_limit)]
+    argv += [*(["--run-name", args.run_name] if args.run_name is not None else [])]
+    argv += [*(["--json", args.json] if args.json is not None else []), *(["--traceback"] if args.traceback else [])]
+    ended = child.run(argv, args.memory_limit)
+    if ended.finished:
+        return ended.status
+    run_dir = ended.run_dir or new_run_dir(Path(args.logdir), args.run_name, "check-{time}")
+    line = ended.line(args.file)
+    document = {"file": str(args.file), "passed": False, "died": {**ended.to_dict(), "line": line}, "checks": {}}
+    write_report(document, run_dir, args.json)
+    print(line)
+    print(f"report: {run_dir / 'report.json'}")
+    return exits.FAIL
+
+
+def write_report(document: dict, run_dir: Path, also: str | None) -> None:
+    text = json.dumps(document, indent=2)
+    (run_dir / "report.json").write_text(text)
+    if also is not None:
+        Path(also).write_text(text)
+
+
+def check_here(args: argparse.Namespace) -> int:
+    """The check in this process (in a sandboxed child, its calls into user code traced)."""
+    if trail.inside():
+        trail.start()
     torch.set_num_threads(1)  # small tensors: torch's extra threads only spin
     try:
         namespace = load(args.file, args.time_limit)
     except guard.UserCodeError as error:
-        failure = error.failure
-        timeout = failure.problem == "timeout"
-        print(failure.message if timeout else f"{args.file} raised while loading: {failure.message}", file=sys.stderr)
-        if args.traceback and failure.traceback:
-            print(failure.traceback, file=sys.stderr)
-        return exits.FAIL
+        return load_failed(args, error.failure)
     checks = found_checks(namespace)
     if not checks:
         raise InputError(missing_names(args.file, namespace))
     run_dir = new_run_dir(Path(args.logdir), args.run_name, "check-{time}")
+    if trail.inside():
+        trail.made(run_dir)
     try:
         reports = {name: run_check(*found, namespace, run_dir, args.time_limit) for name, found in checks.items()}
     except InputError:
@@ -167,10 +233,7 @@ def check_command(args: argparse.Namespace) -> int:
         raise
     document = {"file": str(args.file), "passed": all(r.passed for r in reports.values())}
     document["checks"] = {name: report.to_dict() for name, report in reports.items()}
-    text = json.dumps(document, indent=2)
-    (run_dir / "report.json").write_text(text)
-    if args.json is not None:
-        Path(args.json).write_text(text)
+    write_report(document, run_dir, args.json)
     for name, report in reports.items():
         print(f"[{name}] {report}")
         failure = report.first_failure

@@ -10,7 +10,7 @@ import signal
 import sys
 
 from compare import __version__, exits
-from compare.cli import PROG
+from compare.cli import PROG, interrupt
 from compare.errors import InputError
 
 COMMANDS: tuple[str, ...] = (
@@ -46,13 +46,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    previous = interrupt.hold()  # first: a signal from here on is a clean exit 130 or 143
     try:
+        return _main(sys.argv[1:] if argv is None else list(argv))
+    finally:
+        interrupt.restore(previous)
+
+
+def _main(argv: list[str]) -> int:
+    try:
+        if any("\0" in argument for argument in argv):  # the console script cannot pass one; main(argv) can
+            raise InputError("an argument holds a NUL byte, which no path or value can")
         args = build_parser().parse_args(argv)  # imports every command, torch among them: seconds
+        interrupt.arm()
         return args.handler(args)
-    except KeyboardInterrupt:  # during start-up, or a second Ctrl-C after the first asked for a clean stop
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a further Ctrl-C must not interrupt the exit
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return exits.INTERRUPTED
+    except (KeyboardInterrupt, interrupt.Terminated) as stopped:  # in start-up, or a second signal in a run
+        for sig in interrupt.SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)  # a further signal must not interrupt the exit
+        terminated = isinstance(stopped, interrupt.Terminated)
+        print(f"{PROG}: {'terminated' if terminated else 'interrupted'}; nothing more is written", file=sys.stderr)
+        return exits.SIGNAL_BASE + stopped.signum if terminated else exits.INTERRUPTED
     except BrokenPipeError:  # the reader went away (`backprop-parity runs | head`): the files are written
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit-time flush fails quietly
         return exits.SIGNAL_BASE + signal.SIGPIPE

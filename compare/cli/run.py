@@ -151,8 +151,10 @@ def run_command(args: argparse.Namespace) -> int:
         stop.after(previous)
     if printer.summary():
         print(printer.summary())
-    if stop.signum is not None and result.run_dir is not None:
-        print(f"{PROG}: interrupted after {result.steps} steps; wrote what was done", file=sys.stderr)
+    if stop.signum is not None:
+        kept = "nothing was written" if result.run_dir is None else f"wrote what was done to {result.run_dir}"
+        name = signal.Signals(stop.signum).name
+        print(f"{PROG}: interrupted ({name}) after {result.steps} steps; {kept}", file=sys.stderr)
     print(result.verdict)
     if result.warnings:
         print(f"{PROG}: {warnings_line(result.warnings)}", file=sys.stderr)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from compare.core import adjudication, gradcheck, raising, stages, witness64
+from compare.core import adjudication, decisions, gradcheck, raising, rewind, stages, witness64
 from compare.core.checks import BACKGROUND_MIN_PARAMETERS, Checks
 from compare.core.evaluate import evaluate, loss_kind
 from compare.core.gradcheck import Witness
@@ -80,6 +80,7 @@ class Lockstep:
         """One step on both sides, every tensor compared; a departure adjudicated (``Options.adjudicate``);
         an exception from either side returned as the step's finding (``compare.core.raising``)."""
         identical, self._identical = self._identical, self.options.resync
+        before = self._keep(step, identical)
         try:
             witnessed = self._witness64(step, x, y)
             record = self._step(step, x, y)
@@ -96,7 +97,7 @@ class Lockstep:
             return record
         drift = None
         if not identical and self.options.adjudicate and adjudication.may_be_drift(record.departures):
-            drift = self._adjudicate(record, x, y)
+            drift = self._adjudicate(record, x, y, before)
             if isinstance(drift, Drift):
                 self.manual.load(self.reference.values(), self.reference.state())
                 self._identical = True
@@ -120,20 +121,26 @@ class Lockstep:
         self._stage = "forward"
         return witness64.departures(Lockstep, self.options, self.manual, self.reference, step, x, y)
 
-    def _adjudicate(self, record: StepRecord, x: np.ndarray, y: np.ndarray):
-        """The same batch, one step, on copies of both sides holding torch's values: drift or ``None``
-        (in a float32 run, in float64 too when the witness did not run at this step)."""
-        reference = adjudication.scratch_reference(self.reference)
-        manual = None if reference is None else adjudication.scratch_manual(self.manual, self.reference)
-        if manual is None:
+    def _keep(self, step: int, identical: bool) -> rewind.Before | None:
+        """Both sides before a step that may be adjudicated (``compare.core.rewind``)."""
+        if identical or self._wrong or not self.options.adjudicate:
             return None
+        return rewind.keep(step, self.manual, self.reference)
+
+    def _adjudicate(self, record: StepRecord, x: np.ndarray, y: np.ndarray, before: rewind.Before | None):
+        """The departing step again, on its batch, from copies of both sides holding torch's values before it:
+        drift or ``None`` (in a float32 run, in float64 too when the witness did not run at this step)."""
+        copies = None if before is None else rewind.sides(before, self.reference)
+        if copies is None:
+            return None
+        manual, reference = copies
+        if self.options.witness_every is not None and not witness64.due(record.step, self.options.witness_every):
+            # a float32 departure on a step the float64 witness skipped: the rule proven in float64 too
+            if witness64.departures(Lockstep, self.options, manual, reference, record.step, x, y):
+                return None
         options = replace(self.options, resync=False, gradcheck=False, background=False, stats_every=None)
         with adjudication.quiet():
             again = Lockstep(manual, reference, replace(options, adjudicate=False)).step(record.step, x, y)
-        if self.options.witness_every is not None and not witness64.due(record.step, self.options.witness_every):
-            # a float32 departure on a step the float64 witness skipped: the rule proven in float64 too
-            if witness64.departures(Lockstep, self.options, self.manual, self.reference, record.step, x, y):
-                return None
         return adjudication.judge(record, again)
 
     def _step(self, step: int, x: np.ndarray, y: np.ndarray) -> StepRecord:
@@ -151,11 +158,14 @@ class Lockstep:
             self.manual.load(self.reference.values(), self.reference.state())
         losses = (float(work.manual.loss), float(work.reference.loss.item()))
         lrs = work.lrs
-        return StepRecord(step, *losses, lrs[1], checks.collect(), work.stats, work.witnesses, lr_manual=lrs[0])
+        record = StepRecord(step, *losses, lrs[1], checks.collect(), work.stats, work.witnesses, lr_manual=lrs[0])
+        return replace(record, followed=work.followed)
 
     def update(self, work: stages.Work) -> None:
         """Both optimizers' steps, for the state stage: the comparisons so far run in the background meanwhile
         (``Options.background``), and the parameters' statistics are taken around the update when logged."""
+        # a sign decision on rounding noise follows torch's (compare.core.decisions), before either side updates
+        work.followed = decisions.follow(work.checks, self.manual, self.reference, work.reference, work.conditioning)
         logs = self.options.stats_every and logs_at(work.step, self.options.stats_every)
         before_update = self._snapshot() if logs else None
         work.checks.compare_in_background()

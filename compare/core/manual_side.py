@@ -43,6 +43,7 @@ class ManualSide:
         self._clip = clip
         self.state_keys = state_keys
         self.leaves_grads = type(optimizer) in RULES_THAT_LEAVE_GRADS
+        self.refereed = True  # grads() and state() are the live arrays: compare.core.decisions may hand it inputs
         self.mode_dependent = model.spec.mode_dependent
 
     def train_pass(self, x: np.ndarray, y: np.ndarray, masks: Mapping[int, np.ndarray] | None = None) -> Pass:

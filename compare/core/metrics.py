@@ -66,9 +66,14 @@ def diff(manual: np.ndarray, reference: np.ndarray, scale_floor: float = 0.0, am
                 if not np.isfinite(max_abs):
                     return nonfinite(manual, reference)
             reference_max = max(reference_max, amax(r_block))
-    scale = max(amplification * reference_max, scale_floor)
+    scale = measured_scale(reference_max, scale_floor, amplification)
     max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else np.inf)
     return TensorDiff(max_abs, max_rel, tuple(int(i) for i in np.unravel_index(flat, manual.shape)))
+
+
+def measured_scale(reference_max: float, scale_floor: float = 0.0, amplification: float = 1.0) -> float:
+    """What a difference is measured against: ``max(amplification · max|reference|, scale_floor)``."""
+    return max(amplification * reference_max, scale_floor)
 
 
 def nonfinite(manual: np.ndarray, reference: np.ndarray) -> TensorDiff:

@@ -97,6 +97,7 @@ class StepRecord:
     raised: Raised | None = None  # a side raised: the step's one check names it
     undecidable: bool = False  # a departure no step could judge: the run diverged (``compare.core.adjudication``)
     lr_manual: float | None = None  # the manual side's lr at this step (``lr`` is torch's, the reference)
+    followed: int = 0  # sign decisions on rounding noise that followed torch's (``compare.core.decisions``)
 
     @property
     def departures(self) -> list[Check]:
@@ -134,6 +135,8 @@ class RunResult:
     drift_steps: list[int] = field(default_factory=list)  # every step judged drift (each then resynced)
     raised: Raised | None = None
     undecidable_from: int | None = None  # the step whose departure one step could not judge (diverged)
+    followed: int = 0  # sign decisions on rounding noise that followed torch's, over the run
+    followed_steps: list[int] = field(default_factory=list)  # the steps that had any
     warnings: dict[str, int] = field(default_factory=dict)  # run-time warnings (overflow, ...) by message
     complete: bool = False
     validation: list[dict] = field(default_factory=list)  # {"step", "manual": {...}, "torch": {...}}
@@ -161,6 +164,9 @@ class RunResult:
             self.drift = self.drift or record.drift
             self.drift_steps.append(record.step)
         self.raised = self.raised or record.raised
+        if record.followed:
+            self.followed += record.followed
+            self.followed_steps.append(record.step)
         if record.undecidable and self.undecidable_from is None:
             self.undecidable_from = record.step
         failure = record.first_failure

@@ -55,6 +55,7 @@ class Work:
     witnesses: "list[Witness]" = field(default_factory=list)  # finite differences (grad)
     lrs: tuple[float, float] = (math.nan, math.nan)  # the lr each side used: manual, torch (state)
     stats: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # norms (state), when logged
+    followed: int = 0  # sign decisions on rounding noise that followed torch's (state: compare.core.decisions)
     ended: bool = False  # a stage ended the step: the stages after it do not run
 
 

@@ -10,7 +10,8 @@ batch in float64. A departure there is a wrong rule at this step, whatever float
 step's checks as ``<tensor> (float64)``, and is never adjudicated as drift.
 
 Which steps: every step for models below ``EVERY_STEP_MAX_PARAMETERS`` parameters (the witness costs
-about 1.5 steps), step 1 and every ``EVERY_LARGE`` steps above.
+about 1.5 steps) and for rules that branch on their step count, step 1 and every ``EVERY_LARGE`` steps
+for the others.
 """
 
 from dataclasses import replace
@@ -28,9 +29,13 @@ EVERY_LARGE = 100
 SUFFIX = " (float64)"
 
 
-def every(parameters: int) -> int:
-    """How often a float32 run of ``parameters`` parameters is witnessed in float64."""
-    return 1 if parameters < EVERY_STEP_MAX_PARAMETERS else EVERY_LARGE
+def every(parameters: int, rule: type | None = None) -> int:
+    """How often a float32 run of ``parameters`` parameters is witnessed in float64: every step for a small
+    model, or for a ``rule`` that branches on its step count (``Rule.branches_on_step``: wrong at one step,
+    it could fall between two witnessed ones)."""
+    if parameters < EVERY_STEP_MAX_PARAMETERS or getattr(rule, "branches_on_step", False):
+        return 1
+    return EVERY_LARGE
 
 
 def due(step: int, every: int | None) -> bool:

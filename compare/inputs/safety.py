@@ -18,10 +18,11 @@ from compare.errors import InputError
 from compare.inputs.flags import flag as flag_of
 
 # Bytes per parameter and per activation element, per side: the parameter, its gradient, up to three
-# optimizer-state tensors (AMSGrad), the copy a resync or an adjudication makes, and NumPy temporaries;
-# each activation is kept with its gradient and a mask. Generous on purpose: a refused run that would
-# have fit costs a flag, an accepted one that does not costs the machine.
-PARAMETER_COPIES = 8
+# optimizer-state tensors (AMSGrad), the copy a resync or an adjudication makes, the parameter, gradient
+# and state kept from before each step (compare.core.rewind), and NumPy temporaries; each activation is
+# kept with its gradient and a mask. Generous on purpose: a refused run that would have fit costs a flag,
+# an accepted one that does not costs the machine.
+PARAMETER_COPIES = 12
 ACTIVATION_COPIES = 6
 RUN_FOLDERS = ("manual", "torch", "parity")  # compare.output.tensorboard's event folders
 # Kernel pseudo-filesystems: a file there is an interface to the kernel, never a place for a report.
@@ -35,6 +36,35 @@ def kind_of(mode: int) -> str | None:
     if stat.S_ISREG(mode):
         return None
     return next((name for test, name in KINDS.items() if test(mode)), "not a regular file")
+
+
+# What a path may not be longer than when the system cannot say (Linux's PATH_MAX and NAME_MAX).
+PATH_MAX, NAME_MAX = 4096, 255
+
+
+def check_path(flag: str, path: str | Path) -> None:
+    """A path the system can take: no NUL byte, no name longer than its folder allows, not longer than
+    ``PATH_MAX``, and resolvable (no symbolic-link loop on the way)."""
+    text = os.fspath(path)
+    if "\0" in text:
+        raise InputError(f"{flag} {text!r}: holds a NUL byte, which no path can")
+    if len(os.fsencode(text)) > PATH_MAX:
+        raise InputError(f"{flag} {text[:60]}...: longer than the {PATH_MAX} bytes a path may have")
+    parts = Path(text).parts
+    for index, part in enumerate(parts):
+        if len(os.fsencode(part)) > NAME_MAX:
+            which = "the file name" if index == len(parts) - 1 else f"the folder name {part[:20]}..."
+            raise InputError(f"{flag} {text}: {which} is longer than the {NAME_MAX} bytes its folder allows")
+    try:
+        Path(text).resolve()
+        os.stat(text)
+    except FileNotFoundError:
+        pass  # not there yet: an output is made, an input's absence is said where it is read
+    except (RuntimeError, OSError) as error:  # RuntimeError: Python before 3.13 on a symbolic-link loop
+        reason = getattr(error, "strerror", None) or "a loop of symbolic links"
+        if "Symlink loop" in str(error):
+            reason = "a loop of symbolic links"
+        raise InputError(f"{flag} {text}: cannot be resolved ({reason})") from None
 
 
 def check_input_file(flag: str, path: str | Path) -> None:
@@ -103,7 +133,10 @@ def check_output_file(flag: str, path: str) -> None:
 
 
 def check_logdir(logdir: Path) -> None:
-    """``--logdir``: a folder (or none yet) whose nearest existing ancestor takes new files."""
+    """``--logdir``: a folder (or none yet) whose nearest existing ancestor takes new files; never the root
+    folder (a run would make its probe file and its directory there)."""
+    if logdir.resolve() == Path(logdir.resolve().anchor):
+        raise InputError(f"--logdir {logdir}: is the root folder; choose a folder for runs")
     if logdir.exists() and not logdir.is_dir():
         kind = kind_of(os.stat(logdir).st_mode) or "a file"
         raise InputError(f"--logdir {logdir}: exists and is not a directory (it is {kind})")
@@ -119,6 +152,9 @@ def check_outputs(logdir: Path, files: dict[str, str | None], inputs: dict[str, 
     apart from every input and from the other outputs, and outside any earlier run's directory; so must
     ``--logdir``. Every input must be a regular file. The one check of paths: ``run``, ``check`` and
     ``experiment`` all call it."""
+    for flag, path in [("--logdir", logdir), *files.items(), *inputs.items()]:
+        if path is not None:
+            check_path(flag, path)
     for flag, path in inputs.items():
         if path is not None:
             check_input_file(flag, path)

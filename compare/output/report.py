@@ -44,6 +44,7 @@ def build(
         "first_failure": None if failure is None else {**check_json(failure), "worst_elements": list(failure.worst)},
         "failed_steps": result.failed_steps,
         "drift": drift_json(result),
+        "followed_decisions": {"count": result.followed, "steps": result.followed_steps[:MAX_DRIFT_STEPS]},
         "raised": None if result.raised is None else raised_json(result.raised),
         "diverged": diverged_json(result, look_at),
         "warnings": dict(result.warnings),
@@ -113,6 +114,19 @@ def drift_line(result: RunResult) -> str:
         f"step from identical values (growth {_fmt(drift.growth(worst))}): rounding amplified by training, "
         f"resynced{more}"
     )
+
+
+def followed_line(result: RunResult) -> list[str]:
+    """The sign decisions taken on rounding noise (``compare.core.decisions``), when there were any."""
+    if not result.followed:
+        return []
+    steps = ", ".join(str(step) for step in result.followed_steps[:5])
+    more = ", ..." if len(result.followed_steps) > 5 else ""
+    plural = "s" if result.followed != 1 else ""
+    return [
+        f"  {result.followed} sign decision{plural} on rounding noise followed torch's (at steps {steps}{more}): "
+        "both sides' inputs equal up to rounding, each side's own rule everywhere else"
+    ]
 
 
 def variant_json(result: RunResult, name: str | None) -> dict | None:
@@ -231,7 +245,7 @@ def verdict(result: RunResult, steps_requested: int, variant: str | None = None,
             lines.append(f"PASS: parity holds at every stage of all {steps} steps")
         if result.drift is not None:
             lines.append(drift_line(result))
-        return "\n".join(lines)
+        return "\n".join([*lines, *followed_line(result)])
     if result.raised is not None:
         lines.append(f"FAIL: {result.raised.line()} (raised:{result.raised.type}); the traceback is in the report")
         return "\n".join(lines)
@@ -249,4 +263,4 @@ def verdict(result: RunResult, steps_requested: int, variant: str | None = None,
             lines.append(f"  {index:<12} {row['manual']:>24.17g} {row['torch']:>24.17g} {_fmt(delta):>11}")
     if result.failed_steps > 1:
         lines.append(f"  {result.failed_steps} of {steps} steps had a tensor outside tolerance")
-    return "\n".join(lines)
+    return "\n".join([*lines, *followed_line(result)])

@@ -40,6 +40,7 @@ class ASGD(Rule):
     weight_decay: float = 0.0
 
     every_branch: ClassVar[dict] = {"lambd": 0.01, "t0": 3.0, "weight_decay": 0.01}  # averaging from step 5
+    branches_on_step: ClassVar[bool] = True  # the average starts following θ after step t0
 
     def __post_init__(self) -> None:
         check_nonnegative(self, "lr", "weight_decay")  # torch checks nothing else

@@ -42,6 +42,7 @@ class RAdam(Rule):
 
     every_branch: ClassVar[dict] = {"weight_decay": 0.01, "decoupled_weight_decay": True}
     threshold = 5.0  # ρ_t above which the adaptive step is taken (a class constant, not a torch keyword)
+    branches_on_step: ClassVar[bool] = True  # the threshold is crossed at one step (t = 6 with β2 = 0.999)
 
     def __post_init__(self) -> None:
         check_nonnegative(self, "lr", "eps", "weight_decay")

@@ -25,13 +25,14 @@ class Rprop(Rule):
     Δ starts at γ, read once at the first step: the lr is not read again, so an lr schedule has no
     effect on Rprop (torch's behaviour too). p starts at 0, so step 1 moves every element by ±γ.
 
-    Parity: Δ follows the sign of g·p, a discontinuous function. Where an element's g·p lies within
-    rounding of 0 the two sides may decide differently, and that element's Δ parts by η+/η− rather than by
-    a rounding-sized error, so no tolerance could excuse it and none is widened. In float64 it needs g·p
-    within ~1e-16 of its terms (an exact 0, a dead unit's, decides alike on both sides); in float32 it is the
-    rare element of a long run, a free-running departure that the step from identical values judges drift,
-    while the float64 witness proves the rule at every step. A wrong rule shows at the first step with a
-    nonzero g·p (``rprop-etas-swapped``: step 2).
+    Parity: Δ follows the sign of g·p and θ the sign of g, discontinuous functions. Where an element's
+    exact gradient is 0 (a BatchNorm β behind a unit in one regime over the whole batch, a saturated tanh in
+    float32), each side's g is rounding noise, the two sides may decide differently, and that element's Δ
+    parts by η+/η− (θ by 2Δ) rather than by a rounding-sized error, so no tolerance could excuse it and none
+    is widened. ``branch_values`` names those decisions: where the two sides' inputs to them are equal up
+    to rounding and their signs still differ, the checker hands this rule torch's inputs for that element
+    and counts it (``compare.core.decisions``). A wrong rule shows at the first step with a nonzero g·p
+    (``rprop-etas-swapped``: step 2).
 
     Convention: this is Igel & Hüsken's iRprop− (no weight backtracking). Riedmiller & Braun's
     Rprop− keeps the gradient on a sign change (``manual.optim.variants.RpropNoGradientDrop``); Rprop+
@@ -44,6 +45,12 @@ class Rprop(Rule):
     step_sizes: tuple[float, float] = (1e-6, 50.0)
 
     every_branch: ClassVar[dict] = {"etas": (0.4, 1.3), "step_sizes": (1e-4, 0.05)}  # Δmax reached in ~10 steps
+    branch_state: ClassVar[tuple[str, ...]] = ("prev",)
+
+    @staticmethod
+    def branch_values(g: np.ndarray, s: PerParameter) -> tuple[np.ndarray, ...]:
+        """sign(g) moves θ by ±Δ; sign(g·p) picks η+, η− or 1 (and drops g on a sign change)."""
+        return g, g * s["prev"]
 
     def __post_init__(self) -> None:
         check_nonnegative(self, "lr")

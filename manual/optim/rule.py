@@ -55,6 +55,21 @@ class Rule:
     # decay, ...): the tests' and the sweep's hyperparameters start from these, so a new rule brings its own.
     every_branch: ClassVar[dict] = {}
 
+    # A rule that branches on the sign of a value, a discontinuity in its inputs, names what it reads: the
+    # state keys (``branch_state``) besides the gradient, and ``branch_values``, the values whose signs
+    # decide. A checker then knows which elements two sides could decide differently from values equal up to
+    # rounding (``compare.core.decisions``). ``None``: no such branch (a max, a clamp, a threshold on the
+    # step count are continuous in the tensors, or decided alike on both sides).
+    branch_state: ClassVar[tuple[str, ...] | None] = None
+    # Whether the rule branches on its step count (a threshold reached at one step, an averaging start): such
+    # a rule can be wrong at a single step, so a float32 run of it is proven in float64 at every step.
+    branches_on_step: ClassVar[bool] = False
+
+    @staticmethod
+    def branch_values(g: np.ndarray, s: PerParameter) -> tuple[np.ndarray, ...]:
+        """The values whose signs the rule branches on, from the gradient and the state before the step."""
+        return ()
+
     def hyperparameters(self) -> dict:
         """The torch keyword arguments that build the same optimizer."""
         return asdict(self)

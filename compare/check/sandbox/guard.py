@@ -21,7 +21,6 @@ import contextlib
 import copy
 import functools
 import inspect
-import math
 import signal
 import threading
 import time
@@ -56,6 +55,9 @@ def one_line(error: BaseException) -> str:
 
 
 DEFAULT_TIME_LIMIT = 60.0  # seconds per call into user code: generous, a tiny check takes milliseconds
+# The longest limit: a week. The interval timer takes seconds as a C time value, and a limit far past any
+# run (1e308) overflows it; a week is longer than any check and far inside every platform's range.
+MAX_TIME_LIMIT = 7 * 24 * 3600.0
 
 
 class TimedOut(BaseException):
@@ -102,8 +104,11 @@ def _alarm() -> Iterator[None]:
 
 
 def check_time_limit(seconds: float | None) -> None:
-    if seconds is not None and not (isinstance(seconds, int | float) and math.isfinite(seconds) and seconds > 0):
-        raise ValueError(f"time_limit must be a positive number of seconds (or None for none), got {seconds!r}")
+    if seconds is not None and not (isinstance(seconds, int | float) and 0 < seconds <= MAX_TIME_LIMIT):
+        raise ValueError(
+            f"time_limit must be a positive number of seconds, at most {MAX_TIME_LIMIT:g} (or None for none), "
+            f"got {seconds!r}"
+        )
 
 
 @contextlib.contextmanager
@@ -169,15 +174,28 @@ def same_arrays(before: dict[str, int], params: dict[str, Any], step: int, stage
             raise misbehaved(step, stage, where, "replaced", f"replaced {name} with a new array")
 
 
+_on_call: list[Callable[[int, str, str], None]] = []  # told of every call into user code (a sandbox's trail)
+
+
+def on_call(callback: Callable[[int, str, str], None]) -> None:
+    """``callback(step, stage, where)`` before every ``call`` from now on, in this process
+    (``compare.check.sandbox.trail``: where a child that died was)."""
+    _on_call.append(callback)
+
+
 def call(step: int, stage: str, where: str, function: Callable, *args, **kwargs) -> Any:
     """``function(*args, **kwargs)``; an exception becomes ``UserCodeError`` at (step, stage, where), and
-    so does a call past the check's time limit."""
+    so does a call past the check's time limit, and ``sys.exit`` (the finding ``exit``)."""
+    for callback in _on_call:
+        callback(step, stage, where)
     started = time.monotonic()
     try:
         with _alarm():
             return function(*args, **kwargs)
     except UserCodeError:
         raise
+    except SystemExit as error:  # sys.exit() or exit(): the check's finding, not the checker's exit status
+        raise misbehaved(step, stage, where, "exit", f"called sys.exit({error.code!r})") from None
     except (TimedOut, Exception) as error:  # any exception in user code is a finding
         if isinstance(error, TimedOut) or _limits.fired:  # the alarm's (C++ code it passed may rewrap it)
             _limits.fired = False
