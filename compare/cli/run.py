@@ -19,7 +19,7 @@ from compare.cli.optimizer_flags import add_flags, given, hyperparameter_fields
 from compare.core import distributed
 from compare.errors import InputError
 from compare.inputs import config, devices, world
-from compare.inputs.config import RunConfig, parse_layers
+from compare.inputs.config import RunConfig, parse_layers, parse_sides
 from compare.inputs.flags import flag
 from compare.inputs.prepare import prepare
 from compare.output.progress import StepPrinter
@@ -118,6 +118,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig) if "group" in f.metadata}
     if values["layers"] is not None:
         values["layers"] = parse_layers(values["layers"])
+    if isinstance(values["sides"], str):
+        values["sides"] = parse_sides(values["sides"])
     values["stop_at_first_failure"] = values["stop_at_first_failure"] and not values["variant"]  # a variant runs on
     return RunConfig(hyperparameters=given(args, tuple(hyperparameter_fields())), **values)
 

@@ -50,7 +50,7 @@ def dropout_keep(checks: Checks, masks: dict, reference: TorchSide, counts: dict
         count[0] += int(np.count_nonzero(mask))
         count[1] += int(np.size(mask))
         kept, total = count
-        keep = 1.0 - float(reference.model[index].p)
+        keep = reference.keep_probability(index)
         gap = abs(kept / total - keep)
         if 2.0 * math.exp(-2.0 * total * gap * gap) < DROPOUT_IMPROBABLE:
             problem = f"dropout-keep:{kept}/{total} kept, 1-p={keep:g}"
@@ -115,8 +115,8 @@ def param(checks: Checks, manual: Side, reference: TorchSide) -> None:
     """Every parameter after the update, each with the floor the reference gives it (``param_floors``)."""
     manual_params = manual.parameters()
     floors = reference.param_floors()
-    for name, value in reference.model.named_parameters():
-        checks.add("param", name, manual_params.get(name), value.detach(), floors.get(name, 0.0))
+    for name, value in reference.parameters().items():
+        checks.add("param", name, manual_params.get(name), value, floors.get(name, 0.0))
 
 
 def evaluation(checks: Checks, manual: Side, reference: TorchSide, x: np.ndarray) -> None:
