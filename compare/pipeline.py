@@ -18,7 +18,7 @@ from compare.core.engine import Lockstep, Options
 from compare.core.mlp_pair import SIDE_BUILDERS, Pair, jax_side, torch_twin
 from compare.core.records import RunResult, StepRecord
 from compare.inputs import devices, safety, world
-from compare.inputs.config import RunConfig, roles
+from compare.inputs.config import RunConfig, check_framework_defaults, roles
 from compare.inputs.npz import write_npz
 from compare.inputs.prepare import Prepared, batch_stream, prepare
 from compare.inputs.seeds import dropout_seed
@@ -57,6 +57,7 @@ def check(config: RunConfig, output: Output = Output()) -> Prepared:
     check_run_name(output.run_name)
     files = {"--json": output.json, "--save-weights": output.save_weights}
     safety.check_outputs(Path(output.logdir), files, {"--data": config.data, "--weights": config.weights})
+    check_framework_defaults(config)
     prepared = prepare(config)
     faults.check(prepared.config)
     if "jax" in prepared.config.sides:
@@ -217,6 +218,10 @@ def _logger(prepared: Prepared, lockstep: Lockstep, writers: RunWriters | None, 
 
 def _finish(result, config, config_json, run_dir, started_at, writers, output, look_at: str | None) -> None:
     result.verdict = report.verdict(result, config.steps, config.variant, look_at)
+    if config.framework_defaults:
+        from jax_ref import conventions  # JAX is there: the run had a jax side
+
+        result.verdict += "\n" + conventions.line(config.optimizer, result.passed)
     if writers:
         writers.finish(result.verdict, result.passed)  # flushes every event file
     result.report = report.build(result, config_json, run_dir, started_at, look_at)

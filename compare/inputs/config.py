@@ -263,15 +263,20 @@ def _check_sides(config: RunConfig) -> None:
         raise InputError(f"--sides must be two different sides from {', '.join(SIDES)}, got {','.join(sides)!r}")
     if config.framework_defaults and "jax" not in sides:
         raise InputError("--framework-defaults compares optax's defaults with torch's: it needs jax among --sides")
-    if config.framework_defaults and set(config.hyperparameters) - {"lr"}:
-        given = ", ".join(flag(key) for key in config.hyperparameters if key != "lr")
-        raise InputError(f"--framework-defaults takes each library's defaults beyond --lr; drop {given}")
     manual_only = {"--variant": config.variant, "--inject": config.inject, "--gradcheck": config.gradcheck or None}
     for name, value in manual_only.items():
         if value is not None and "manual" not in sides:
             raise InputError(f"{name} acts on the manual side: it needs manual among --sides")
     if config.world_size is not None and sides != DEFAULT_SIDES:
         raise InputError("--world-size runs the torch twin data-parallel against the manual side: --sides manual,torch")
+
+
+def check_framework_defaults(config: RunConfig) -> None:
+    """``--framework-defaults`` with optimizer keywords the user gave (before ``prepare`` fills in the rule's):
+    each library's defaults beyond --lr are the point."""
+    if config.framework_defaults and set(config.hyperparameters) - {"lr"}:
+        given = ", ".join(flag(key) for key in config.hyperparameters if key != "lr")
+        raise InputError(f"--framework-defaults takes each library's defaults beyond --lr; drop {given}")
 
 
 def _check_combinations(config: RunConfig) -> None:
