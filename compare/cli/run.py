@@ -20,6 +20,7 @@ from compare.core import distributed
 from compare.errors import InputError
 from compare.inputs import config, devices, world
 from compare.inputs.config import RunConfig, parse_layers, parse_sides
+from compare.inputs.config import roles as config_roles
 from compare.inputs.flags import flag
 from compare.inputs.prepare import prepare
 from compare.output.progress import StepPrinter
@@ -139,7 +140,7 @@ def run_command(args: argparse.Namespace) -> int:
     if member is not None and member.rank != 0:  # started by torchrun: a replica that follows rank 0
         return serve_torchrun(prepare(config), member, args.dist_timeout)
     stop = StopRequest()
-    printer = StepPrinter(config.steps, lambda line: print(line, flush=True))
+    printer = StepPrinter(config.steps, lambda line: print(line, flush=True), sides=config_roles(config.sides))
     hooks = pipeline.Hooks(
         announce=lambda line: print(f"{PROG}: {line}", flush=True),
         on_step=printer,
