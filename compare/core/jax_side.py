@@ -32,10 +32,10 @@ def _numpy(value: jax.Array) -> np.ndarray:
 
 
 def _jax(value: Any, dtype: Any) -> jax.Array:
-    """A JAX array holding a copy of ``value``. On the CPU ``jnp.asarray`` of a NumPy array of the same dtype
-    may alias its memory: loading torch's state (NumPy views of torch's tensors) that way, torch's next
-    in-place step rewrote the JAX side's "immutable" state (measured: a float64 witness of centered RMSprop
-    departed by 0.2 at the step after a resync)."""
+    """A JAX array holding a copy of ``value``. On the CPU ``jnp.asarray(a, dtype)`` of an aligned NumPy array
+    of that dtype shares its memory (measured, jax 0.10.2: a torch tensor's ``.numpy()`` view, then the tensor's
+    ``add_``, changed the JAX array): loading torch's state that way, torch's next in-place step rewrote the
+    JAX side's "immutable" state (a float64 witness of centered RMSprop departed by 0.2 after a resync)."""
     return jnp.array(np.array(value, copy=True), dtype)
 
 
