@@ -55,9 +55,7 @@ def lockstep(sides, spec, optimizer, hyperparameters, dtype="float64", schedule=
     """The two ``sides`` of a run, built as ``compare.pipeline.build`` builds them (torch is the reference
     wherever it runs), on weights seeded 0."""
     weights = init_state_dict(spec, np.random.default_rng(0), getattr(np, dtype))
-    pair = mlp_pair.Pair(
-        spec, weights, optimizer, hyperparameters, dtype, None, schedule, 0, "cpu", override
-    )
+    pair = mlp_pair.Pair(spec, weights, optimizer, hyperparameters, dtype, None, schedule, 0, "cpu", override)
     under_test, reference = roles(sides)
     build = mlp_pair.SIDE_BUILDERS
     return Lockstep(build[under_test](pair), build[reference](pair), Options(dtype=dtype, **options))
