@@ -15,10 +15,10 @@ import torch
 from compare import faults
 from compare.core import distributed, engine, witness64
 from compare.core.engine import Lockstep, Options
-from compare.core.mlp_pair import Pair, manual_side, torch_side, torch_twin
+from compare.core.mlp_pair import SIDE_BUILDERS, Pair, jax_side, torch_twin
 from compare.core.records import RunResult, StepRecord
 from compare.inputs import devices, safety, world
-from compare.inputs.config import RunConfig
+from compare.inputs.config import RunConfig, check_framework_defaults, roles
 from compare.inputs.npz import write_npz
 from compare.inputs.prepare import Prepared, batch_stream, prepare
 from compare.inputs.seeds import dropout_seed
@@ -53,20 +53,24 @@ class Hooks:
 
 
 def check(config: RunConfig, output: Output = Output()) -> Prepared:
-    """Everything about the run that can be wrong, checked before any work starts."""
+    """Everything about the run that can be wrong, checked before any work starts (the JAX side, when asked
+    for, is built once here: JAX missing or a rule optax cannot compute is an ``InputError``)."""
     check_run_name(output.run_name)
     files = {"--json": output.json, "--save-weights": output.save_weights}
     safety.check_outputs(Path(output.logdir), files, {"--data": config.data, "--weights": config.weights})
+    check_framework_defaults(config)
     prepared = prepare(config)
     faults.check(prepared.config)
+    if "jax" in prepared.config.sides:
+        jax_side(pair_of(prepared, torch.device("cpu")))
     return prepared
 
 
-def build(prepared: Prepared, device: torch.device, group: distributed.Group | None, stats: bool) -> Lockstep:
-    """Both sides of the run (the fault, if any, built into the manual side) and the engine."""
+def pair_of(prepared: Prepared, device: torch.device) -> Pair:
+    """What every side of the run is built from."""
     config = prepared.config
     variant = VARIANTS[config.variant].optimizer(**config.hyperparameters) if config.variant else None
-    pair = Pair(
+    return Pair(
         config.spec,
         prepared.weights,
         config.optimizer,
@@ -78,9 +82,17 @@ def build(prepared: Prepared, device: torch.device, group: distributed.Group | N
         device,
         faults.CATALOG[config.inject].override if config.inject else faults.NONE,
         prepared.torch_hyperparameters,
+        config.framework_defaults,
     )
+
+
+def build(prepared: Prepared, device: torch.device, group: distributed.Group | None, stats: bool) -> Lockstep:
+    """Both sides of the run (the fault, if any, built into the manual side) and the engine."""
+    config = prepared.config
+    pair = pair_of(prepared, device)
+    under_test, reference_name = roles(config.sides)
     if group is None:
-        reference = torch_side(pair)
+        reference = SIDE_BUILDERS[reference_name](pair)
     else:
         reference = group.side(torch_twin(pair), config.spec, config.clip_grad_norm)
     options = Options(
@@ -94,7 +106,7 @@ def build(prepared: Prepared, device: torch.device, group: distributed.Group | N
         else None,
         stats_every=config.log_every if stats else None,
     )
-    return Lockstep(manual_side(pair), reference, options)
+    return Lockstep(SIDE_BUILDERS[under_test](pair), reference, options, (under_test, reference_name))
 
 
 def describe(config: RunConfig, where: str, run_dir: Path) -> str:
@@ -120,8 +132,12 @@ def run(config: RunConfig, output: Output = Output(), hooks: Hooks = Hooks(), di
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     settings = devices.configure(device)
     config_json = {**config.to_json(), "device_settings": settings}
-    writers = RunWriters(run_dir, config.dtype, config.log_every, device.type) if output.tensorboard else None
-    where = f"torch on {settings['device']}"
+    under_test, reference_name = roles(config.sides)
+    names = (under_test, reference_name)
+    writers = RunWriters(run_dir, config.dtype, config.log_every, device.type, names) if output.tensorboard else None
+    where = f"torch on {settings['device']}" if "torch" in names else "jax on cpu"
+    if names != ("manual", "torch"):
+        where = f"{under_test} against {reference_name}, " + where
     if member is not None:
         where += f" as {member.world_size} DDP ranks ({distributed.backend(device)})"
     hooks.announce(describe(config, where, run_dir))
@@ -157,7 +173,8 @@ def run(config: RunConfig, output: Output = Output(), hooks: Hooks = Hooks(), di
             look_at = safety.divergence_suspect(config, prepared.X, lr) if diverged else None
             _finish(result, config, config_json, run_dir, started_at, writers, output, look_at)
     if output.save_weights and result.aborted is None and result.complete:
-        write_npz(Path(output.save_weights), lockstep.manual.model.state_dict())
+        manual = lockstep.manual
+        write_npz(Path(output.save_weights), manual.model.state_dict() if hasattr(manual, "model") else manual.values())
     return result
 
 
@@ -202,6 +219,10 @@ def _logger(prepared: Prepared, lockstep: Lockstep, writers: RunWriters | None, 
 
 def _finish(result, config, config_json, run_dir, started_at, writers, output, look_at: str | None) -> None:
     result.verdict = report.verdict(result, config.steps, config.variant, look_at)
+    if config.framework_defaults:
+        from jax_ref import conventions  # JAX is there: the run had a jax side
+
+        result.verdict += "\n" + conventions.line(config.optimizer, result.passed)
     if writers:
         writers.finish(result.verdict, result.passed)  # flushes every event file
     result.report = report.build(result, config_json, run_dir, started_at, look_at)

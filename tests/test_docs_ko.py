@@ -16,6 +16,7 @@ quotes is computed.
 """
 
 import contextlib
+import importlib.util
 import io
 import re
 import shlex
@@ -31,6 +32,7 @@ from conftest import lines_in_order
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "ko"
 FENCE = re.compile(r"^```(\w*)\s*$")
 NEEDS = re.compile(r"^<!-- needs compare\.(\w+) -->$")
+NEEDS_MODULE = re.compile(r"^<!-- needs module (\w+) -->$")  # an optional extra's module (jax): skipped without it
 TERMS = ("오차 역전파", "기울기 소실", "델타식", "계산 그래프", "학습률", "미니 배치")  # the notes' own words
 
 
@@ -41,6 +43,7 @@ class Block:
     where: str
     needs: str | None  # the compare attribute the block waits for
     output: str | None = None
+    module: str | None = None  # the module the block needs (an optional extra), skipped where it is missing
 
 
 def read_blocks(path: Path) -> list[Block]:
@@ -64,8 +67,9 @@ def read_blocks(path: Path) -> list[Block]:
         else:
             assert language in ("python", "bash"), f"{where}: unknown block language {language!r}"
             previous = next((lines[j].strip() for j in range(i - 1, -1, -1) if lines[j].strip()), "")
-            needs = NEEDS.match(previous)
-            blocks.append(Block(language, code, where, needs.group(1) if needs else None))
+            needs, module = NEEDS.match(previous), NEEDS_MODULE.match(previous)
+            waits_for = needs.group(1) if needs else None
+            blocks.append(Block(language, code, where, waits_for, module=module.group(1) if module else None))
             last_end = end
         i = end + 1
     return blocks
@@ -105,7 +109,7 @@ def run_guide(path: Path, tmp_path: Path, waiting: bool) -> None:
     """Every block of ``path`` in order; ``waiting``: also those that need an API, which must exist."""
     namespace: dict = {"__name__": "docs_ko"}
     for block in read_blocks(path):
-        if block.needs and not waiting:
+        if (block.needs and not waiting) or (block.module and importlib.util.find_spec(block.module) is None):
             continue
         if block.language == "python":
             printed = run_python(block, namespace)

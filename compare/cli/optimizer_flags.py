@@ -82,5 +82,7 @@ def add_flags(group: argparse._ArgumentGroup) -> tuple[str, ...]:
 
 
 def given(args: argparse.Namespace, keys: tuple[str, ...]) -> dict:
-    """The hyperparameters the user set on the command line."""
-    return {key: getattr(args, key) for key in keys if getattr(args, key) not in (None, False)}
+    """The hyperparameters the user set on the command line (a zero is set: ``--eps 0``, ``--weight-decay 0``;
+    ``0.0 in (None, False)`` would drop it, as ``0.0 == False``)."""
+    values = {key: getattr(args, key) for key in keys}
+    return {key: value for key, value in values.items() if value is not None and value is not False}

@@ -19,7 +19,8 @@ from compare.cli.optimizer_flags import add_flags, given, hyperparameter_fields
 from compare.core import distributed
 from compare.errors import InputError
 from compare.inputs import config, devices, world
-from compare.inputs.config import RunConfig, parse_layers
+from compare.inputs.config import RunConfig, parse_layers, parse_sides
+from compare.inputs.config import roles as config_roles
 from compare.inputs.flags import flag
 from compare.inputs.prepare import prepare
 from compare.output.progress import StepPrinter
@@ -118,6 +119,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig) if "group" in f.metadata}
     if values["layers"] is not None:
         values["layers"] = parse_layers(values["layers"])
+    if isinstance(values["sides"], str):
+        values["sides"] = parse_sides(values["sides"])
     values["stop_at_first_failure"] = values["stop_at_first_failure"] and not values["variant"]  # a variant runs on
     return RunConfig(hyperparameters=given(args, tuple(hyperparameter_fields())), **values)
 
@@ -137,7 +140,7 @@ def run_command(args: argparse.Namespace) -> int:
     if member is not None and member.rank != 0:  # started by torchrun: a replica that follows rank 0
         return serve_torchrun(prepare(config), member, args.dist_timeout)
     stop = StopRequest()
-    printer = StepPrinter(config.steps, lambda line: print(line, flush=True))
+    printer = StepPrinter(config.steps, lambda line: print(line, flush=True), sides=config_roles(config.sides))
     hooks = pipeline.Hooks(
         announce=lambda line: print(f"{PROG}: {line}", flush=True),
         on_step=printer,

@@ -24,7 +24,6 @@ non-finite value, the learning rate) are never drift. Nothing here runs on a ste
 """
 
 import contextlib
-import copy
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -51,17 +50,13 @@ def may_be_drift(departures: list[Check]) -> bool:
     return rounding_only(departures) and not any(check.tensor.endswith(WITNESS) for check in departures)
 
 
-def scratch_reference(reference: TorchSide) -> TorchSide | None:
-    """A single-process copy of the torch side (a data-parallel side's local twin), or ``None`` when it
-    cannot be copied. The copy's dropout-mask hooks are its own (a copied hook would read the original's
-    masks)."""
+def scratch_reference(reference: TorchSide, dtype: type | None = None) -> TorchSide | None:
+    """A copy of the reference side (``scratch``: torch's, a data-parallel side's local twin, JAX's), its
+    floating values cast to ``dtype`` when given, or ``None`` when it cannot be copied."""
     try:
-        twin = copy.deepcopy(reference.twin)
+        return reference.scratch(dtype)
     except Exception:  # a reference that cannot be copied is not adjudicated
         return None
-    for module in twin.model.modules():
-        module._forward_hooks.clear()
-    return TorchSide(twin)
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
+import torch
 
 from compare.core import adjudication, decisions, gradcheck, raising, rewind, stages, witness64
 from compare.core.checks import BACKGROUND_MIN_PARAMETERS, Checks
@@ -51,7 +52,17 @@ class Options:
 class Lockstep:
     """Two sides advanced together, one step at a time; ``step`` returns what was compared."""
 
-    def __init__(self, manual: Side, reference: TorchSide, options: Options = Options()) -> None:
+    def __init__(
+        self,
+        manual: Side,
+        reference: TorchSide,
+        options: Options = Options(),
+        names: tuple[str, str] = ("manual", "torch"),
+    ) -> None:
+        """``manual``: the side under test; ``reference``: the side it is measured against (torch's, or the JAX
+        side's, which reports the same floors); ``names``: what each is called where a person reads it
+        (TensorBoard's runs): the hand-written side is ``manual`` and torch's ``torch`` by default."""
+        self.names = names
         self.manual = manual
         self.reference = reference
         self.options = options
@@ -189,7 +200,7 @@ class Lockstep:
             return []
         self._gradchecked_failure |= failed
         manual_grads = work.manual.grads
-        torch_grads = {name: g.detach().cpu().numpy() for name, g in work.reference.grads.items() if g is not None}
+        torch_grads = {name: _numpy(g) for name, g in work.reference.grads.items() if g is not None}
         return gradcheck.witnesses(
             work.step, work.before, work.x, work.y, manual_grads, torch_grads, self._gradcheck_rng
         )
@@ -232,6 +243,11 @@ class Lockstep:
         """Loss and accuracy of both sides on held-out data, in evaluation mode."""
         sides = {"manual": self.manual, "torch": self.reference}
         return evaluate(sides, X, y, loss_kind(self.reference.loss))
+
+
+def _numpy(tensor) -> np.ndarray:
+    """A reference's tensor as NumPy (torch's, on any device; the JAX side's are arrays already)."""
+    return tensor.detach().cpu().numpy() if isinstance(tensor, torch.Tensor) else np.asarray(tensor)
 
 
 def logs_at(step: int, every: int) -> bool:

@@ -10,6 +10,7 @@ from compare.core.engine import Lockstep, Options
 from compare.core.manual_side import ManualSide
 from compare.core.override import NONE, Override
 from compare.core.torch_side import TorchSide
+from compare.errors import InputError
 from manual import schedules as manual_schedules
 from manual.clip import clip_grad_norm
 from manual.mlp import MLP
@@ -36,6 +37,7 @@ class Pair:
     device: torch.device | str = "cpu"
     override: Override = NONE
     torch_hyperparameters: dict | None = None  # torch's keyword arguments, when not ``hyperparameters``
+    framework_defaults: bool = False  # the JAX side from optax's own defaults, not torch's rule (``jax_ref.optim``)
 
 
 def manual_side(pair: Pair) -> ManualSide:
@@ -58,6 +60,27 @@ def torch_twin(pair: Pair) -> TorchTwin:
 
 def torch_side(pair: Pair) -> TorchSide:
     return TorchSide(torch_twin(pair))
+
+
+def jax_side(pair: Pair):
+    """The JAX + optax twin (``compare.core.jax_side``); JAX is imported here, for a run that asks for it.
+    Raises ``InputError`` where JAX is missing or optax cannot compute the rule (``jax_ref.InexpressibleError``)."""
+    try:
+        import jax_ref
+        from compare.core.jax_side import JaxSide
+    except ImportError as error:
+        raise InputError(f"the jax side needs JAX and optax ({error}): pip install -e '.[jax]'") from None
+    hyperparameters = pair.hyperparameters if pair.torch_hyperparameters is None else pair.torch_hyperparameters
+    try:
+        twin = jax_ref.build_twin(
+            pair.spec, pair.weights, pair.optimizer, hyperparameters, pair.dtype, pair.schedule, pair.framework_defaults
+        )
+    except jax_ref.InexpressibleError as error:
+        raise InputError(f"--optimizer {pair.optimizer} has no optax equivalent: {error}") from None
+    return JaxSide(twin, pair.seed)
+
+
+SIDE_BUILDERS = {"manual": manual_side, "torch": torch_side, "jax": jax_side}
 
 
 def twins(

@@ -40,12 +40,15 @@ class Before:
     model: dict  # torch's parameters and buffers, copied
     optimizer: dict  # torch's optimizer state_dict, copied
     schedule: dict | None  # torch's schedule's state_dict, or None without a schedule
+    reference: Any = None  # a JAX reference kept whole (``scratch()``: its values are immutable), else None
 
 
 def keep(step: int, manual: Any, reference: TorchSide) -> Before | None:
     """Both sides before ``step``, or ``None`` when the manual side cannot be cloned or loaded."""
     if not (hasattr(manual, "clone") and hasattr(manual, "load")):
         return None
+    if not isinstance(reference, TorchSide):  # the JAX side (compare.core.jax_side): a copy of it is its state
+        return Before(step, manual.clone(), {}, {}, None, reference.scratch())
     twin = reference.twin
     model = {name: tensor.detach().clone() for name, tensor in twin.model.state_dict().items()}
     schedule = None if twin.schedule is None else copy.deepcopy(twin.schedule.state_dict())
@@ -62,6 +65,10 @@ def _copied(state_dict: dict) -> dict:
 
 def sides(before: Before, reference: TorchSide) -> tuple[Any, TorchSide] | None:
     """The scratch pair at torch's values before the step (the kept manual clone, used once), or ``None``."""
+    if before.reference is not None:
+        manual = before.manual
+        manual.load(before.reference.values(), before.reference.state())
+        return manual, before.reference
     scratch = adjudication.scratch_reference(reference)
     if scratch is None:
         return None

@@ -36,8 +36,11 @@ from manual.optim import SQUARED_STATE
 BATCHNORMS = (nn.BatchNorm1d, nn.SyncBatchNorm)
 
 
-def amax(tensor: torch.Tensor | None) -> float:
-    """``max|tensor|`` in one pass, with no ``|tensor|`` temporary (0 for none or empty; NaN if any NaN)."""
+def amax(tensor: torch.Tensor | np.ndarray | None) -> float:
+    """``max|tensor|`` in one pass, with no ``|tensor|`` temporary (0 for none or empty; NaN if any NaN); a
+    NumPy array (the JAX side's) is read through a torch view of it."""
+    if isinstance(tensor, np.ndarray):
+        tensor = torch.from_numpy(tensor)
     if tensor is None or tensor.numel() == 0:
         return 0.0
     low, high = torch.aminmax(tensor.detach())

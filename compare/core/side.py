@@ -2,7 +2,9 @@
 
 A side is a network with its optimizer, advanced one step at a time: the hand-written one under test
 (``compare.core.manual_side`` wraps the package's MLP; any object with these methods will do) and the
-torch reference (``compare.core.torch_side``, in one process or data-parallel). Every name is torch's
+torch reference (``compare.core.torch_side``, in one process or data-parallel); the JAX + optax twin
+(``compare.core.jax_side``) takes either place, as the reference where torch does not run (it reports the
+same floors) or as the side under test against torch (``--sides``). Every name is torch's
 ``state_dict`` name (``0.weight``, ``2.bias``) and every layer output is ``<i>.out``, so the engine
 compares like with like without knowing what network it holds.
 

@@ -95,7 +95,7 @@ def dropout_keep(checks: "Checks", masks: dict, reference: "TorchSide", counts: 
         count[0] += int(np.count_nonzero(mask))
         count[1] += int(np.size(mask))
         kept, total = count
-        keep = 1.0 - float(reference.model[index].p)
+        keep = reference.keep_probability(index)
         gap = abs(kept / total - keep)
         if 2.0 * math.exp(-2.0 * total * gap * gap) < DROPOUT_IMPROBABLE:
             problem = f"dropout-keep:{kept}/{total} kept, 1-p={keep:g}"
@@ -173,8 +173,8 @@ def param(engine: "Lockstep", work: Work) -> None:
     """Every parameter after the update, each with the floor the reference gives it (``param_floors``)."""
     manual_params = engine.manual.parameters()
     floors = engine.reference.param_floors()
-    for name, value in engine.reference.model.named_parameters():
-        work.checks.add("param", name, manual_params.get(name), value.detach(), floors.get(name, 0.0))
+    for name, value in engine.reference.parameters().items():
+        work.checks.add("param", name, manual_params.get(name), value, floors.get(name, 0.0))
 
 
 def evaluation(engine: "Lockstep", work: Work) -> None:

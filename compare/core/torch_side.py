@@ -6,7 +6,8 @@ own modules and tensors. ``compare.core.distributed.DataParallelSide`` replaces 
 backward, with the same model under ``DistributedDataParallel``.
 """
 
-from collections.abc import Mapping
+import copy
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,41 +62,18 @@ class TorchSide:
         return outs, loss
 
     def _pass(self, x: np.ndarray, y: np.ndarray, outs: list[torch.Tensor], loss: torch.Tensor) -> ReferencePass:
-        inputs = [torch.from_numpy(x).to(self.device), *outs[:-1]]  # what each module received
         names = [f"{i}.out" for i in range(len(outs))]
-        carried = [0.0]  # each module's input floor: cancellation in earlier layers carried forward
-        for i in range(len(outs)):
-            carried.append(scales.forward_floor(self.model[i], inputs[i], carried[i]))
-        floors: dict[str, dict[str, float]] = {
-            "forward": {name: carried[i + 1] for i, name in enumerate(names)},
-            "loss": {"loss": scales.loss_floor(self.loss, outs[-1], y)},
-            "grad": {},
-        }
-        grads, order = {}, []
+        x_t = torch.from_numpy(x).to(self.device)
         rank = self._graph_rank(loss) if any(next(m.children(), None) for m in self.model) else {}
-        # Each dL/d(i.out)'s floor is the size of the terms it came from, carried back through the chain
-        # rule; the loss's own gradient starts it (near a minimum, p − y cancels but p and y do not).
-        floor = scales.loss_grad_floor(self.loss, outs[-1], y)
-        for i in reversed(range(len(outs))):
-            if i + 1 < len(outs):
-                floor = scales.input_grad_floor(self.model[i + 1], outs[i], max(scales.amax(outs[i + 1].grad), floor))
-            order.append(names[i])
-            floors["grad"][names[i]] = floor
-            g = max(scales.amax(outs[i].grad), floor)
-            param_floors = scales.param_grad_floors(self.model[i], inputs[i], g, carried[i])
-            # every parameter the module holds, its own blocks' too (a floor is known for Linear and
-            # BatchNorm; any other parameter is measured against its own scale)
-            for key, param in sorted(self.model[i].named_parameters(), key=lambda item: rank.get(id(item[1]), (0, 0))):
-                order.append(f"{i}.{key}")
-                floors["grad"][f"{i}.{key}"] = param_floors.get(key, 0.0)
-                grads[f"{i}.{key}"] = param.grad
+        floors, order = chain_floors(self.model, self.loss, x_t, y, outs, [out.grad for out in outs], rank)
+        grads = {name: param.grad for i in reversed(range(len(outs))) for name, param in _named(self.model, i)}
         return ReferencePass(
             loss=loss.detach(),
             grads=grads,
             outputs=dict(zip(names, outs, strict=True)),
             output_grads={name: out.grad for name, out in zip(names, outs, strict=True)},
             floors=floors,
-            grad_order=tuple(order),
+            grad_order=order,
         )
 
     def _graph_rank(self, loss: torch.Tensor) -> dict[int, tuple[int, int]]:
@@ -143,6 +121,25 @@ class TorchSide:
         each update, ``compare.check.check_model.ModuleSide``, gives them)."""
         return {}
 
+    def keep_probability(self, index: int) -> float:
+        """1 − p of the Dropout at ``index``."""
+        return 1.0 - float(self.model[index].p)
+
+    def scratch(self, dtype: type | None = None) -> "TorchSide":
+        """A single-process copy of this side (a data-parallel side's local twin), with its own dropout-mask
+        hooks (a copied hook would read the original's masks); ``dtype``: every floating tensor of the copy
+        (parameters, buffers, optimizer state) cast to it (the float64 witness)."""
+        twin = copy.deepcopy(self.twin)
+        for module in twin.model.modules():
+            module._forward_hooks.clear()
+        if dtype is not None:
+            twin.model.to(getattr(torch, np.dtype(dtype).name))  # in place: the optimizer's parameters stay its own
+            for state in twin.optimizer.state.values():
+                for key, value in state.items():
+                    if key != "step" and isinstance(value, torch.Tensor) and value.is_floating_point():
+                        state[key] = value.to(getattr(torch, np.dtype(dtype).name))
+        return TorchSide(twin)
+
     def values(self) -> dict[str, np.ndarray]:
         """Parameters and buffers, by name, as NumPy (what a resync copies into the manual side)."""
         return {name: tensor.detach().cpu().numpy() for name, tensor in self.model.state_dict().items()}
@@ -184,3 +181,52 @@ class TorchSide:
                 h.retain_grad()  # keep dL/d(layer output) for the grad stage
             outs.append(h)
         return outs
+
+
+def _named(model: nn.Sequential, index: int) -> Iterator[tuple[str, torch.Tensor]]:
+    """Every parameter the module at ``index`` holds, its own blocks' too, by ``state_dict`` name."""
+    for key, param in model[index].named_parameters():
+        yield f"{index}.{key}", param
+
+
+def chain_floors(
+    model: nn.Sequential,
+    loss: nn.Module,
+    x: torch.Tensor,
+    y: np.ndarray,
+    outs: list[torch.Tensor],
+    out_grads: list[torch.Tensor | None],
+    rank: dict[int, tuple[int, int]] | None = None,
+) -> tuple[dict[str, dict[str, float]], tuple[str, ...]]:
+    """The floor of every tensor of a training pass (``compare.core.scales``), and the grad stage's chain-rule
+    order: ``model``'s modules and their parameters describe the layers; ``outs`` and ``out_grads`` are each
+    layer's output and dL/d(output) (the JAX side hands its own values in a torch mirror of its layers);
+    ``rank``, each parameter's place in the backward order by ``id`` (``TorchSide._graph_rank``), orders a
+    block's parameters nearest the loss first."""
+    inputs = [x, *outs[:-1]]  # what each module received
+    names = [f"{i}.out" for i in range(len(outs))]
+    carried = [0.0]  # each module's input floor: cancellation in earlier layers carried forward
+    for i in range(len(outs)):
+        carried.append(scales.forward_floor(model[i], inputs[i], carried[i]))
+    floors: dict[str, dict[str, float]] = {
+        "forward": {name: carried[i + 1] for i, name in enumerate(names)},
+        "loss": {"loss": scales.loss_floor(loss, outs[-1], y)},
+        "grad": {},
+    }
+    order = []
+    # Each dL/d(i.out)'s floor is the size of the terms it came from, carried back through the chain
+    # rule; the loss's own gradient starts it (near a minimum, p − y cancels but p and y do not).
+    floor = scales.loss_grad_floor(loss, outs[-1], y)
+    for i in reversed(range(len(outs))):
+        if i + 1 < len(outs):
+            floor = scales.input_grad_floor(model[i + 1], outs[i], max(scales.amax(out_grads[i + 1]), floor))
+        order.append(names[i])
+        floors["grad"][names[i]] = floor
+        g = max(scales.amax(out_grads[i]), floor)
+        param_floors = scales.param_grad_floors(model[i], inputs[i], g, carried[i])
+        # every parameter the module holds, its own blocks' too (a floor is known for Linear and
+        # BatchNorm; any other parameter is measured against its own scale)
+        for key, _ in sorted(model[i].named_parameters(), key=lambda item: (rank or {}).get(id(item[1]), (0, 0))):
+            order.append(f"{i}.{key}")
+            floors["grad"][f"{i}.{key}"] = param_floors.get(key, 0.0)
+    return floors, tuple(order)

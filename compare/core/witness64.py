@@ -17,7 +17,6 @@ for the others.
 from dataclasses import replace
 
 import numpy as np
-import torch
 
 from compare.core import adjudication
 from compare.core.records import Check
@@ -47,14 +46,9 @@ def sides(manual, reference):
     (a side without ``clone``/``load``/``with_dtype``)."""
     if not all(hasattr(manual, method) for method in ("clone", "load", "with_dtype")):
         return None
-    reference64 = adjudication.scratch_reference(reference)
+    reference64 = adjudication.scratch_reference(reference, np.float64)
     if reference64 is None:
         return None
-    reference64.model.double()  # in place: the optimizer's parameters are still its parameters
-    for state in reference64.optimizer.state.values():
-        for key, value in state.items():
-            if key != "step" and isinstance(value, torch.Tensor) and value.is_floating_point():
-                state[key] = value.double()
     manual64 = manual.with_dtype(np.float64)
     manual64.load(reference64.values(), reference64.state())
     return manual64, reference64

@@ -24,6 +24,15 @@ from manual.spec import ACTIVATION_NAMES, LOSS_NAMES, MLPSpec
 MAX_STEPS = 1_000_000
 DTYPES = {"float64": np.float64, "float32": np.float32}
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+SIDES = ("manual", "torch", "jax")  # manual: the hand-written NumPy MLP; torch: torch_ref; jax: jax_ref (optax)
+DEFAULT_SIDES = ("manual", "torch")
+
+
+def roles(sides: tuple[str, str]) -> tuple[str, str]:
+    """(the side under test, the reference) of two sides: torch is the reference wherever it runs (its floors
+    and its data-parallel and device plumbing), else jax; the other side is under test."""
+    reference = "torch" if "torch" in sides else "jax"
+    return next(side for side in sides if side != reference), reference
 
 
 # The groups of ``run``'s --help, by key; each field of RunConfig names its own (``compare.cli.run`` titles them).
@@ -168,9 +177,23 @@ class RunConfig:
         "your data: X float (N, D); y int labels (N,) or, for mse, float targets (N, C)",
         metavar="FILE.npz",
     )
+    sides: tuple[str, ...] = option(
+        DEFAULT_SIDES,
+        PROCESSES,
+        "the two sides trained in lockstep, from manual (the NumPy MLP), torch and jax (JAX + optax, the "
+        "[jax] extra); torch is the reference where it runs, else jax (default: manual,torch)",
+        metavar="A,B",
+        type=str,
+    )
+    framework_defaults: bool = option(
+        False,
+        OPTIMIZER,
+        "build the jax side's optimizer from optax's own defaults (beyond --lr) instead of torch's rule: "
+        "each convention that then departs is named, with the keywords that make the two equal",
+    )
 
     def __post_init__(self) -> None:
-        for check in (_check_names, _check_numbers, _check_combinations):
+        for check in (_check_names, _check_numbers, _check_combinations, _check_sides):
             check(self)
 
     @property
@@ -234,6 +257,28 @@ def _check_numbers(config: RunConfig) -> None:
             raise InputError(f"{flag(key)} must be a finite number, got {value}")
 
 
+def _check_sides(config: RunConfig) -> None:
+    sides = tuple(config.sides)
+    if len(sides) != 2 or len(set(sides)) != 2 or any(side not in SIDES for side in sides):
+        raise InputError(f"--sides must be two different sides from {', '.join(SIDES)}, got {','.join(sides)!r}")
+    if config.framework_defaults and "jax" not in sides:
+        raise InputError("--framework-defaults compares optax's defaults with torch's: it needs jax among --sides")
+    manual_only = {"--variant": config.variant, "--inject": config.inject, "--gradcheck": config.gradcheck or None}
+    for name, value in manual_only.items():
+        if value is not None and "manual" not in sides:
+            raise InputError(f"{name} acts on the manual side: it needs manual among --sides")
+    if config.world_size is not None and sides != DEFAULT_SIDES:
+        raise InputError("--world-size runs the torch twin data-parallel against the manual side: --sides manual,torch")
+
+
+def check_framework_defaults(config: RunConfig) -> None:
+    """``--framework-defaults`` with optimizer keywords the user gave (before ``prepare`` fills in the rule's):
+    each library's defaults beyond --lr are the point."""
+    if config.framework_defaults and set(config.hyperparameters) - {"lr"}:
+        given = ", ".join(flag(key) for key in config.hyperparameters if key != "lr")
+        raise InputError(f"--framework-defaults takes each library's defaults beyond --lr; drop {given}")
+
+
 def _check_combinations(config: RunConfig) -> None:
     if config.resync and config.variant:
         raise InputError("--resync cannot be used with --variant: a textbook rule's state has no torch counterpart")
@@ -247,6 +292,11 @@ def _check_combinations(config: RunConfig) -> None:
 
 def _widths(layers: tuple[int, ...]) -> str:
     return ",".join(map(str, layers))
+
+
+def parse_sides(text: str) -> tuple[str, ...]:
+    """``--sides manual,jax`` → ``("manual", "jax")``; the names are checked by ``RunConfig``."""
+    return tuple(part.strip() for part in text.split(","))
 
 
 def parse_layers(text: str) -> tuple[int, ...]:

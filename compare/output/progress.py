@@ -62,7 +62,15 @@ class Bar:
 class StepPrinter:
     """The ``run`` command's ``on_step`` hook: the bar, the lines, and the departure's history."""
 
-    def __init__(self, steps: int, say: Callable[[str], None] = print, stream: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        steps: int,
+        say: Callable[[str], None] = print,
+        stream: TextIO | None = None,
+        sides: tuple[str, str] = ("manual", "torch"),
+    ) -> None:
+        """``sides``: the names of the side under test and the reference, as the loss columns are labelled."""
+        self.sides = sides
         self.every = max(1, steps // 10)
         self.say = say
         self.bar = Bar(steps, "steps", stream)
@@ -78,7 +86,8 @@ class StepPrinter:
         if record.step % self.every == 0 or record.step == 1 or first:
             status = "ok" if not failed else ("MISMATCH" if first else "outside tolerance")
             line = (
-                f"step {record.step:>6}  loss manual {record.loss_manual:.6f}  torch {record.loss_torch:.6f}  "
+                f"step {record.step:>6}  loss {self.sides[0]} {record.loss_manual:.6f}  "
+                f"{self.sides[1]} {record.loss_torch:.6f}  "
                 f"worst max_rel {worst:.2e}  {status}"
             )
             self._print(line)

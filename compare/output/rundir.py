@@ -38,6 +38,11 @@ def run_label(config: dict) -> str:
     parts += [label for key, label in flags.items() if config.get(key)]
     if config.get("dropout"):
         parts.append(f"drop{float(config['dropout']):g}")
+    sides = list(config.get("sides") or ("manual", "torch"))
+    if sides != ["manual", "torch"]:
+        parts.append("-".join(sides))  # manual-jax, torch-jax
+    if config.get("framework_defaults"):
+        parts.append("framework-defaults")
     if config.get("world_size"):
         parts.append(f"ddp{config['world_size']}")
     if str(config.get("device") or "cpu") != "cpu":

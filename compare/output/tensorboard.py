@@ -36,32 +36,49 @@ from compare.output.parity_curves import MAX_ABS, MAX_REL, RATIO, ParityCurves
 
 __all__ = ["HISTOGRAM_BINS", "LAYOUT", "RunWriters", "histogram_summary"]
 
-SIDES = ("manual", "torch")
+SIDES = ("manual", "torch")  # the sub-runs' names by default; a run with other sides names its own (``layout``)
 DIFFERENCE = "difference"
-GAP = "_manual_minus_torch"  # suffix of the difference run's tags
 AFTER_FAILURE = 20  # steps drawn past a failure that stopped the run
-LAYOUT = {
-    "Loss: manual and torch, and manual − torch": {
-        "train loss (manual, torch)": ["Multiline", [r"^loss/train$"]],
-        "train loss, manual − torch": ["Multiline", [rf"^loss/train{GAP}$"]],
-        "validation loss (manual, torch)": ["Multiline", [r"^loss/validation$"]],
-        "validation loss, manual − torch": ["Multiline", [rf"^loss/validation{GAP}$"]],
-        "validation accuracy (manual, torch)": ["Multiline", [r"^accuracy/validation$"]],
-    },
-    "Parity by stage, under the tolerance (read at smoothing 0)": {
-        "log10(max_rel / tolerance) per stage: under 0 passes": ["Multiline", [rf"^{RATIO}$"]],
-        "max_abs per stage": ["Multiline", [rf"^{MAX_ABS}$"]],
-        "max_rel per stage": ["Multiline", [rf"^{MAX_REL}$"]],
-    },
-}
+
+
+def gap(sides: tuple[str, str]) -> str:
+    """The suffix of the difference run's tags: ``_manual_minus_torch``, ``_manual_minus_jax``."""
+    return f"_{sides[0]}_minus_{sides[1]}"
+
+
+def layout(sides: tuple[str, str]) -> dict:
+    """The custom-scalars layout of a run of these two sides."""
+    a, b = sides
+    return {
+        f"Loss: {a} and {b}, and {a} − {b}": {
+            f"train loss ({a}, {b})": ["Multiline", [r"^loss/train$"]],
+            f"train loss, {a} − {b}": ["Multiline", [rf"^loss/train{gap(sides)}$"]],
+            f"validation loss ({a}, {b})": ["Multiline", [r"^loss/validation$"]],
+            f"validation loss, {a} − {b}": ["Multiline", [rf"^loss/validation{gap(sides)}$"]],
+            f"validation accuracy ({a}, {b})": ["Multiline", [r"^accuracy/validation$"]],
+        },
+        "Parity by stage, under the tolerance (read at smoothing 0)": {
+            "log10(max_rel / tolerance) per stage: under 0 passes": ["Multiline", [rf"^{RATIO}$"]],
+            "max_abs per stage": ["Multiline", [rf"^{MAX_ABS}$"]],
+            "max_rel per stage": ["Multiline", [rf"^{MAX_REL}$"]],
+        },
+    }
+
+
+GAP = gap(SIDES)
+LAYOUT = layout(SIDES)
 
 
 class RunWriters:
     """One writer per sub-run, made when it first gets data; each directory is new, so nothing interleaves
     with an old run."""
 
-    def __init__(self, run_dir: Path, dtype: str, log_every: int, device: str = "cpu") -> None:
+    def __init__(
+        self, run_dir: Path, dtype: str, log_every: int, device: str = "cpu", sides: tuple[str, str] = SIDES
+    ) -> None:
+        """``sides``: the sub-runs' names of the side under test and the reference (``manual``, ``torch``)."""
         self.run = run_dir.name
+        self.sides = tuple(sides)
         self.log_every = log_every
         self.writers = LazyWriters(run_dir)
         self.parity = ParityCurves(self.writers, dtype, device)
@@ -72,24 +89,26 @@ class RunWriters:
 
     def start(self, config: dict) -> None:
         """HParams (in the summary run's own file, no stray sub-directory) and the layout."""
-        self.overview = Overview(self.writers[SUMMARY_RUN], self.run, config, LAYOUT)
+        self.overview = Overview(self.writers[SUMMARY_RUN], self.run, config, layout(self.sides))
 
     def log_step(self, record: StepRecord, lockstep: Lockstep) -> None:
         step = self.last_step = record.step
-        for side, loss, lr in (
-            ("manual", record.loss_manual, record.lr_manual),
-            ("torch", record.loss_torch, record.lr),
+        for slot, side, loss, lr in (
+            ("manual", self.sides[0], record.loss_manual, record.lr_manual),
+            ("torch", self.sides[1], record.loss_torch, record.lr),
         ):
             values = {"loss/train": loss, "lr": lr}
-            for metric, per_param in record.stats.get(side, {}).items():
+            for metric, per_param in record.stats.get(slot, {}).items():
                 values.update({f"{metric}/{name}": value for name, value in per_param.items()})
             self.writers.scalars(side, values, step)
-        self.writers.scalars(DIFFERENCE, {f"loss/train{GAP}": record.loss_manual - record.loss_torch}, step)
+        gaps = {f"loss/train{gap(self.sides)}": record.loss_manual - record.loss_torch}
+        self.writers.scalars(DIFFERENCE, gaps, step)
         self.worst = max(self.worst, self.parity.log(step, record.worst_by_stage()))
         if self.failure is None and record.first_failure is not None:
             self.failure = (step, record.first_failure.stage)
         if logs_at(step, self.log_every):
-            for side, (params, grads) in lockstep.sides().items():
+            for slot, (params, grads) in lockstep.sides().items():
+                side = self.sides[0 if slot == "manual" else 1]
                 arrays = {f"weights/{name}": array for name, array in params.items()}
                 arrays.update({f"grads/{name}": array for name, array in grads.items()})
                 for tag, array in arrays.items():
@@ -99,11 +118,11 @@ class RunWriters:
             self.writers.flush()  # a live dashboard sees the run as it goes
 
     def log_validation(self, step: int, metrics: dict[str, dict[str, float | None]]) -> None:
-        for side in SIDES:
-            values = {f"{key}/validation": value for key, value in metrics[side].items() if value is not None}
+        for slot, side in zip(("manual", "torch"), self.sides, strict=True):
+            values = {f"{key}/validation": value for key, value in metrics[slot].items() if value is not None}
             self.writers.scalars(side, values, step)
         gaps = {
-            f"{key}/validation{GAP}": value - metrics["torch"][key]
+            f"{key}/validation{gap(self.sides)}": value - metrics["torch"][key]
             for key, value in metrics["manual"].items()
             if value is not None and metrics["torch"].get(key) is not None
         }
