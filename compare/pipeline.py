@@ -17,13 +17,14 @@ from compare.core import distributed, engine, witness64
 from compare.core.engine import Lockstep, Options
 from compare.core.mlp_pair import Pair, manual_side, torch_side, torch_twin
 from compare.core.records import RunResult, StepRecord
+from compare.core.verdict import Verdict, Word, of_run
 from compare.inputs import devices, safety, world
 from compare.inputs.config import RunConfig
 from compare.inputs.npz import write_npz
 from compare.inputs.prepare import Prepared, batch_stream, prepare
 from compare.inputs.seeds import dropout_seed
 from compare.output import report
-from compare.output.rundir import check_run_name, new_run_dir, run_label
+from compare.output.rundir import VERDICT_TEXT, check_run_name, new_run_dir, run_label
 from compare.output.tensorboard import RunWriters
 from manual.optim.variants import VARIANTS
 
@@ -96,9 +97,11 @@ def build(prepared: Prepared, device: torch.device, group: distributed.Group | N
     return Lockstep(manual_side(pair), reference, options)
 
 
-def describe(config: RunConfig, where: str, run_dir: Path) -> str:
+def describe(config: RunConfig, hyperparameters: dict, where: str, run_dir: Path) -> str:
+    """The run's header line: ``adam lr=0.01 betas=(0.9, 0.999) on spiral, layers 2,16,3 ...``."""
+    settings = " ".join(f"{key}={_setting(value)}" for key, value in hyperparameters.items())
     return (
-        f"{config.optimizer} {config.hyperparameters} on {config.to_json()['dataset']}, layers "
+        f"{config.variant or config.optimizer} {settings} on {config.to_json()['dataset']}, layers "
         f"{','.join(map(str, config.layers))} {config.activation} {config.loss}, {config.dtype}, "
         f"{config.steps} steps of batch {config.batch_size}, {where} -> {run_dir}"
     )
@@ -123,7 +126,7 @@ def run(config: RunConfig, output: Output = Output(), hooks: Hooks = Hooks(), di
     where = f"torch on {settings['device']}"
     if member is not None:
         where += f" as {member.world_size} DDP ranks ({distributed.backend(device)})"
-    hooks.announce(describe(config, where, run_dir))
+    hooks.announce(describe(config, prepared.torch_hyperparameters, where, run_dir))
     result = RunResult(keep_records=False, run_dir=run_dir)  # streamed: memory does not grow with the steps
     group = None
     try:
@@ -160,6 +163,13 @@ def run(config: RunConfig, output: Output = Output(), hooks: Hooks = Hooks(), di
     return result
 
 
+def _setting(value: object) -> str:
+    """A hyperparameter as a person writes it: ``0.01``, ``(0.9, 0.999)``, ``True``."""
+    if isinstance(value, list | tuple):
+        return "(" + ", ".join(_setting(item) for item in value) + ")"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _counter(counts: dict[str, int]):
     """A ``warnings.showwarning`` that counts run-time warnings by message and shows the others."""
     show = warnings.showwarning
@@ -176,10 +186,11 @@ def _counter(counts: dict[str, int]):
 def _discard(run_dir: Path, writers: RunWriters | None, result: RunResult) -> None:
     """A run stopped before its first step leaves no directory behind (its event files closed first)."""
     if writers:
-        writers.finish("interrupted before the first step", False)
+        writers.finish("interrupted before the first step", Verdict(Word.INCOMPLETE, 0))
     shutil.rmtree(run_dir, ignore_errors=True)
     result.run_dir = None
     result.verdict = "INCOMPLETE: interrupted before the first step; nothing written"
+    result.decision = Verdict(Word.INCOMPLETE, 0)
 
 
 def _logger(prepared: Prepared, lockstep: Lockstep, writers: RunWriters | None, result: RunResult, then):
@@ -201,9 +212,11 @@ def _logger(prepared: Prepared, lockstep: Lockstep, writers: RunWriters | None, 
 
 def _finish(result, config, config_json, run_dir, started_at, writers, output, look_at: str | None) -> None:
     result.verdict = report.verdict(result, config.steps, config.variant, look_at)
+    result.decision = of_run(result, config.variant is not None)
     if writers:
-        writers.finish(result.verdict, result.passed)  # flushes every event file
+        writers.finish(result.verdict, result.decision)  # flushes every event file
     result.report = report.build(result, config_json, run_dir, started_at, look_at)
     report.write_json(run_dir / "report.json", result.report)
+    report.write_text(run_dir / VERDICT_TEXT, result.verdict)  # what ``runs show`` prints back
     if output.json:
         report.write_json(Path(output.json), result.report)

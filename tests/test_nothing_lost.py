@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from compare import exits
 from compare.cli.main import main
 from compare.inputs import safety
 
@@ -80,12 +81,15 @@ def test_one_feature_with_batchnorm_is_refused_with_the_reason(tmp_path, capsys)
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-def test_overflow_warnings_are_one_line(tmp_path, capsys):
+def test_overflow_warnings_are_one_line_before_the_verdict_line(tmp_path, capsys):
     argv = ["--optimizer", "sgd", "--lr", "1e6", "--loss", "mse", "--keep-going", "--logdir", str(tmp_path)]
-    assert main(["run", "--steps", "40", "--no-tensorboard", *argv]) == 1
-    err = capsys.readouterr().err
-    assert len([line for line in err.splitlines() if "warning" in line.lower()]) == 1
-    assert "run-time warnings" in err
+    assert main(["run", "--steps", "40", "--no-tensorboard", *argv]) == exits.DIVERGED
+    out = capsys.readouterr().out
+    assert len([line for line in out.splitlines()[1:] if "warning" in line.lower()]) == 1  # [0]: the header
+    (run_dir,) = tmp_path.iterdir()
+    printed = (run_dir / "verdict.txt").read_text().splitlines()  # what was printed, before wrapping
+    assert "run-time warnings" in printed[-2] and printed[-1].startswith("DIVERGED: ")  # the verdict line after it
+    assert out.rstrip().endswith(printed[-1].split()[-1])
 
 
 @pytest.mark.slow

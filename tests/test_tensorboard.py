@@ -154,6 +154,7 @@ def test_verdict_text_hparams_and_layout_are_written_once_in_the_summary_run(run
         "report.json",
         "summary",
         "torch",
+        "verdict.txt",
     ]
     for side in ("manual", "torch", "difference"):
         assert accumulator(run_dir / side).Tags()["tensors"] == []  # the configuration is not repeated

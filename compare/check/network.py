@@ -22,6 +22,7 @@ from compare.check.threads import small_check
 from compare.core import engine
 from compare.core.records import RunResult, StepRecord
 from compare.core.torch_side import TorchSide
+from compare.core.verdict import passed_or_failed
 from compare.errors import InputError
 from compare.output.tensorboard import RunWriters
 from manual import schedules as manual_schedules
@@ -205,7 +206,7 @@ def check_model(
     diagnoser.finish(reference.twin.optimizer, parsed)
     _notes(report, links, side, per_layer, layers)
     if writers is not None:
-        writers.finish(str(report), report.passed)
+        writers.finish(str(report), passed_or_failed(report.passed))
     return report
 
 

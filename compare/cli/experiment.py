@@ -142,7 +142,7 @@ def _experiment(args: argparse.Namespace) -> int:
         outcome = experiment.run(params, session)
     except ParityError as broken:
         failed = _("FAIL: parity broken in sub-run {subrun}; the experiment stops here").format(subrun=broken.subrun)
-        session.say(f"{failed}\n{broken.detail}")
+        session.say(f"{broken.detail}\n{failed}")  # the experiment's verdict line last
         summary |= {"passed": False, "parity_failure": {"subrun": broken.subrun, "detail": broken.detail}}
         status = exits.FAIL
         session.conclude([f"FAIL: parity broken in sub-run {broken.subrun}", broken.detail], [], passed=False)

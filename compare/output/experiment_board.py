@@ -22,10 +22,11 @@ from matplotlib.figure import Figure
 from torch.utils.tensorboard import summary
 
 from compare.core.records import StepRecord
+from compare.core.verdict import Verdict, Word
 from compare.i18n import _
 from compare.output import figures
 from compare.output.events import LazyWriters
-from compare.output.overview import SUMMARY_RUN, Overview
+from compare.output.overview import DECISIONS, SUMMARY_RUN, Overview
 from compare.output.parity_curves import MAX_REL, RATIO, ParityCurves, stage_run
 from compare.output.tensorboard import DIFFERENCE, GAP
 from compare.output.tensorboard import LAYOUT as RUN_LAYOUT
@@ -91,13 +92,14 @@ class SubRunWriters:
         """Preformatted text in the sub-run's summary run."""
         self.writers[SUMMARY_RUN].add_summary(summary.text(tag, "    " + "\n    ".join(lines)))
 
-    def finish(self, verdict: str, passed: bool) -> None:
-        self.overview.finish(verdict, passed, self.worst, self.last_step, self.failure)
+    def finish(self, verdict: str, decided: Verdict) -> None:
+        self.overview.finish(verdict, decided, self.worst, self.last_step, self.failure)
         self.writers.close()
 
     def close(self) -> None:
         """Ends a sub-run that reports its own parity (``measured``): parity held, or it would have raised."""
-        self.finish(f"PASS: every value compared agrees (worst max_rel {self.worst * self.curves.strictest:.1e})", True)
+        worst = self.worst * self.curves.strictest
+        self.finish(f"PASS: every value compared agrees (worst max_rel {worst:.1e})", Verdict(Word.PASS))
 
 
 class ExperimentBoard:
@@ -118,7 +120,7 @@ class ExperimentBoard:
         """The conclusion first (``lines``: its verdict, conclusion and parity line), then the table."""
         if self.writer is None:
             return
-        heads = [f"**{line}**" if line.startswith(("PASS", "FAIL")) else line for line in lines]  # bold decisions
+        heads = [f"**{line}**" if line.startswith(DECISIONS) else line for line in lines]  # bold decisions
         text = "\n\n".join([*heads, "    " + "\n    ".join(table)] if table else heads)
         self.writer.add_summary(summary.text("conclusion", text))
         self.writers.close()

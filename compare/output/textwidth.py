@@ -1,0 +1,62 @@
+"""Text laid out for a terminal: widths counted in columns as a terminal draws them (a Hangul syllable or
+any East Asian wide character takes two, ``unicodedata.east_asian_width``), padding by that width, and
+long lines wrapped by word, never inside a number (``textwrap``, hyphens not broken on)."""
+
+import shutil
+import textwrap
+import unicodedata
+
+DEFAULT_COLUMNS = 100  # when the output is not a terminal (a pipe, a log file)
+
+
+def width(text: str) -> int:
+    """The columns ``text`` takes on a terminal: 2 for wide and full-width characters, 0 for combining marks."""
+    total = 0
+    for char in text:
+        if unicodedata.combining(char):
+            continue
+        total += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+    return total
+
+
+def ljust(text: str, columns: int) -> str:
+    """``text`` padded with spaces to ``columns`` display columns."""
+    return text + " " * max(0, columns - width(text))
+
+
+def rjust(text: str, columns: int) -> str:
+    return " " * max(0, columns - width(text)) + text
+
+
+def cut(text: str, columns: int) -> str:
+    """``text`` held to ``columns`` display columns, ending with "…" when cut."""
+    if width(text) <= columns:
+        return text
+    kept = ""
+    for char in text:
+        if width(kept + char) > columns - 1:
+            break
+        kept += char
+    return kept + "…"
+
+
+def terminal_columns() -> int:
+    return shutil.get_terminal_size((DEFAULT_COLUMNS, 40)).columns
+
+
+def wrap(text: str, columns: int | None = None, indent: str = "  ") -> list[str]:
+    """Each line of ``text`` wrapped at word boundaries to ``columns`` (the terminal's by default), its
+    continuation lines indented by ``indent`` beyond the line's own indentation; a word longer than a
+    line (a path) is kept whole rather than cut."""
+    columns = columns or terminal_columns()
+    out: list[str] = []
+    for line in text.splitlines():
+        lead = line[: len(line) - len(line.lstrip(" "))]
+        out += textwrap.wrap(
+            line,
+            columns,
+            subsequent_indent=lead + indent,
+            break_long_words=False,
+            break_on_hyphens=False,
+        ) or [line]
+    return out
