@@ -120,7 +120,8 @@ class ExperimentBoard:
         """The conclusion first (``lines``: its verdict, conclusion and parity line), then the table."""
         if self.writer is None:
             return
-        heads = [f"**{line}**" if line.startswith(DECISIONS) else line for line in lines]  # bold decisions
+        decisions = [line.startswith(DECISIONS) or line in set(Word) for line in lines]
+        heads = [f"**{line}**" if bold else line for line, bold in zip(lines, decisions, strict=True)]
         text = "\n\n".join([*heads, "    " + "\n    ".join(table)] if table else heads)
         self.writer.add_summary(summary.text("conclusion", text))
         self.writers.close()
