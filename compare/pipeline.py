@@ -1,6 +1,7 @@
 """From a configuration to a verdict: prepare the inputs, build both sides, run them in lockstep, write
-the run directory (report.json, TensorBoard events). ``compare.run(config)`` and the command line's
-``run`` both go through ``run`` here; everything the user gave is checked before anything is written.
+the run directory (report.json, verdict.txt, report.html, TensorBoard events). ``compare.run(config)``
+and the command line's ``run`` both go through ``run`` here; everything the user gave is checked before
+anything is written.
 """
 
 import datetime as dt
@@ -23,8 +24,8 @@ from compare.inputs.config import RunConfig
 from compare.inputs.npz import write_npz
 from compare.inputs.prepare import Prepared, batch_stream, prepare
 from compare.inputs.seeds import dropout_seed
-from compare.output import report
-from compare.output.rundir import VERDICT_TEXT, check_run_name, new_run_dir, run_label
+from compare.output import html, report
+from compare.output.rundir import REPORT_HTML, VERDICT_TEXT, check_run_name, new_run_dir, run_label
 from compare.output.tensorboard import RunWriters
 from manual.optim.variants import VARIANTS
 
@@ -218,5 +219,7 @@ def _finish(result, config, config_json, run_dir, started_at, writers, output, l
     result.report = report.build(result, config_json, run_dir, started_at, look_at)
     report.write_json(run_dir / "report.json", result.report)
     report.write_text(run_dir / VERDICT_TEXT, result.verdict)  # what ``runs show`` prints back
+    page = html.run_page(result.report, result.verdict, result.step_worst, run_dir.name)
+    report.write_text(run_dir / REPORT_HTML, page.rstrip("\n"))  # to send to someone without TensorBoard
     if output.json:
         report.write_json(Path(output.json), result.report)

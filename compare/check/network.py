@@ -24,6 +24,7 @@ from compare.core.records import RunResult, StepRecord
 from compare.core.torch_side import TorchSide
 from compare.core.verdict import passed_or_failed
 from compare.errors import InputError
+from compare.output.rundir import REPORT_HTML
 from compare.output.tensorboard import RunWriters
 from manual import schedules as manual_schedules
 from manual.optim import SGD
@@ -174,7 +175,7 @@ def check_model(
     ``batches``) and compare every step. ``optimizer``/``torch_optimizer``: the user's (any form
     ``check_optimizer`` takes) and torch's (an instance, or ``(class, hyperparameters)``); neither: plain
     SGD at lr 0.1 on both. ``tensorboard_dir``: curves written there as a ``run`` writes them (``manual/``,
-    ``torch/``, ``parity/``)."""
+    ``torch/``, ``parity/``), and the report as report.html (``Report.save_html``)."""
     if (optimizer is None) != (torch_optimizer is None):
         raise InputError("pass both optimizer= and torch_optimizer= (or neither, for plain SGD on both)")
     model, params = tensors.numpy_side(guard.fresh(model), params), tensors.to_numpy(params)
@@ -207,6 +208,7 @@ def check_model(
     _notes(report, links, side, per_layer, layers)
     if writers is not None:
         writers.finish(str(report), passed_or_failed(report.passed))
+        report.save_html(Path(tensorboard_dir) / REPORT_HTML)
     return report
 
 

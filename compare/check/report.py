@@ -9,6 +9,7 @@ import html
 import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from compare.check.conduct import FIXES
 from compare.check.fixes import fix_of
 from compare.core.records import Check
 from compare.core.tolerances import STAGES
+from compare.output import html as report_html
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,18 @@ class Report:
     def to_json(self) -> str:
         """Valid JSON: a non-finite number (an infinite ``max_rel``, a NaN) is written as ``null``."""
         return json.dumps(self.to_dict(), indent=2, allow_nan=False)
+
+    def save_html(self, path: str | Path) -> Path:
+        """Write the report as one self-contained page (``compare.output.html``): the verdict, the
+        per-stage table, the diagnosis and its fix; returns the path written."""
+        rows = [
+            (stage, check.tensor, check.diff.problem or f"{check.diff.max_rel:.3e}", f"{check.max_rel:.0e}",
+             "ok" if check.passed else "FAIL")
+            for stage, check in self.worst_by_stage().items()
+        ]  # fmt: skip
+        path = Path(path)
+        path.write_text(report_html.check_page(self.kind, self.passed, str(self), rows), encoding="utf-8")
+        return path
 
     def _repr_html_(self) -> str:
         colour = "#1a7f37" if self.passed else "#cf222e"
