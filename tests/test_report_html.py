@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 from check_styles import TwoLayerNet
+from PIL import Image
 from torch import nn
 
 from compare import check_model
