@@ -140,6 +140,20 @@ def test_two_ctrl_c_20_ms_apart_end_with_130_and_the_report_written(tmp_path):
     assert document["steps"] >= 1 and document["complete"] is False
 
 
+@pytest.mark.slow
+def test_ctrl_c_says_where_the_partial_report_went_and_ends_on_incomplete(tmp_path):
+    command = [sys.executable, "-m", "compare", "run", "--logdir", str(tmp_path), "--steps", "100000"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process.stdout.readline()  # the run's one-line description
+    process.stdout.readline()  # the first step is done
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    (run_dir,) = tmp_path.iterdir()
+    assert process.returncode == 130 and f"the partial report is {run_dir / 'report.json'}" in err, err
+    assert out.splitlines()[-1].startswith("INCOMPLETE: stopped after ") and out.rstrip().endswith("of 100000 steps")
+    assert json.loads((run_dir / "report.json").read_text())["verdict"] == "INCOMPLETE"
+
+
 def test_a_data_file_larger_than_the_memory_available_is_refused_before_reading(tmp_path, capsys, monkeypatch):
     """The machine's memory is the environment, set small here: the archive's own headers are read."""
     X = np.random.default_rng(0).standard_normal((40, 2))
