@@ -34,6 +34,9 @@ from manual.optim import REGISTRY
 
 Pairs = dict[str, tuple[float, float]]  # tag → (manual value, torch value)
 LAYER = re.compile(r"^grad_norm/layer(\d+)$")
+# An experiment's own texts (a derivation, a graph) sort after "conclusion" and "verdict": TensorBoard's
+# Text tab opens its first two categories, so those two are the ones open (``compare.output.board``).
+WORKINGS = "workings"
 # The run's layout, chart for chart (TensorBoard merges categories of the same title and drops identical
 # charts, so a board with runs and experiments shows each chart once), plus the experiments' gradient norms.
 LAYOUT = {title: dict(charts) for title, charts in RUN_LAYOUT.items()}
@@ -88,9 +91,9 @@ class SubRunWriters:
         self.writers.scalars(stage_run(name), {RATIO: self.curves.ratio(max_rel), MAX_REL: max_rel}, step)
         self.worst = max(self.worst, max_rel / self.curves.strictest)
 
-    def text(self, tag: str, lines: list[str]) -> None:
-        """Preformatted text in the sub-run's summary run."""
-        self.writers[SUMMARY_RUN].add_summary(summary.text(tag, "    " + "\n    ".join(lines)))
+    def text(self, name: str, lines: list[str]) -> None:
+        """Preformatted text in the sub-run's summary run, tagged ``workings/<name>`` (``WORKINGS``)."""
+        self.writers[SUMMARY_RUN].add_summary(summary.text(f"{WORKINGS}/{name}", "    " + "\n    ".join(lines)))
 
     def finish(self, verdict: str, decided: Verdict) -> None:
         self.overview.finish(verdict, decided, self.worst, self.last_step, self.failure)
