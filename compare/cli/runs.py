@@ -77,7 +77,7 @@ def fit(rows: list[tuple[str, ...]], width: int) -> list[str]:
     ``CAP``; then columns are taken in ``COLUMNS``' order while they fit; one that does not is cut with
     "…" when it may be, else left out, and the narrower ones after it are still tried. The run and its
     verdict are always kept."""
-    natural = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    natural = [max(textwidth.width(row[i]) for row in rows) for i in range(len(COLUMNS))]  # Hangul takes two
     if sum(natural) + len(GAP) * (len(natural) - 1) > width:  # long free text gives way to more columns
         natural = [min(need, CAP) if field in CUT else need for need, (_, field) in zip(natural, COLUMNS, strict=True)]
     kept: list[tuple[int, int]] = []  # (column, width)
@@ -93,7 +93,7 @@ def fit(rows: list[tuple[str, ...]], width: int) -> list[str]:
         used += len(GAP) + kept[-1][1]
     lines = []
     for row in rows:
-        cells = [(row[i] if len(row[i]) <= w else row[i][: w - 1] + "…").ljust(w) for i, w in kept]
+        cells = [textwidth.ljust(textwidth.cut(row[i], w), w) for i, w in kept]
         lines.append(GAP.join(cells).rstrip())
     return lines
 
