@@ -5,11 +5,12 @@ the optimizers experiment's summary true to what it races."""
 import re
 
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from compare.cli.runs import COLUMNS, fit
 from compare.experiments import EXPERIMENTS
 from compare.experiments.optimizers import Params
-from compare.output import textwidth
+from compare.output import figures, textwidth
 from conftest import invoke
 from manual.optim import OPTIMIZERS
 
@@ -63,3 +64,20 @@ def test_the_optimizers_experiment_says_which_optimizers_it_races():
     assert f"{len(raced)} of the package's {len(OPTIMIZERS)} optimizers" in summary
     assert f"the other {len(OPTIMIZERS) - len(raced)}" in summary
     assert [name.lower() for name in re.findall(r"[A-Z][A-Za-z]+", summary.split(" (")[0])] == list(raced)
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "gradient norm against layer depth (median over training)",
+        "층 깊이에 따른 기울기 크기 (학습 전체의 중앙값, 하위 실행별)",
+    ],
+)
+def test_a_picture_title_fits_its_card(title):
+    """The depth picture's title ran off the 360-pixel card ("median ove"): every line is inside it."""
+    series = {name: ([1, 2, 3], [1.0, 0.5, 0.25]) for name in ("relu", "leaky_relu")}
+    figure = figures.lines(title, "layer", "norm", series, logy=True)
+    figures.set_hangul(figure)
+    FigureCanvasAgg(figure).draw()
+    extent = figure.axes[0].title.get_window_extent()
+    assert extent.x0 >= 0 and extent.x1 <= figure.bbox.width
