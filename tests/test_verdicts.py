@@ -144,3 +144,11 @@ def test_runs_diff_puts_settings_and_stage_figures_side_by_side(tmp_path, capsys
     plain, faulty = (json.loads((logdir / name / "report.json").read_text()) for name in ("plain", "faulty"))
     for run in (plain, faulty):
         assert f"{run['worst']['grad']['max_rel']:.3e} / 1e-10 at step" in out
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_an_experiment_ends_on_its_verdict_line_in_either_language(tmp_path, capsys, lang):
+    argv = ["experiment", "learning-rate", "--steps", "3", "--no-tensorboard", "--lang", lang]
+    argv += ["--logdir", str(tmp_path)]
+    status, out, _ = invoke(argv, capsys)
+    assert status == 0 and out.splitlines()[-1].startswith("PASS: ")  # the word itself, in every language

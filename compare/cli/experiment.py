@@ -147,7 +147,8 @@ def _experiment(args: argparse.Namespace) -> int:
         status = exits.FAIL
         session.conclude([f"FAIL: parity broken in sub-run {broken.subrun}", broken.detail], [], passed=False)
     except KeyboardInterrupt:
-        print("backprop-parity: interrupted", file=sys.stderr)
+        print(f"backprop-parity: interrupted; the partial summary is {root / 'summary.json'}", file=sys.stderr)
+        session.say("INCOMPLETE: interrupted")
         summary |= {"passed": False, "interrupted": True}
         status = exits.INTERRUPTED
     else:
@@ -157,6 +158,7 @@ def _experiment(args: argparse.Namespace) -> int:
         conclusion = _("conclusion: {conclusion}").format(conclusion=outcome.conclusion)
         session.say(textwrap.fill(conclusion, width=110, subsequent_indent="  "))
         session.say(_("done in {seconds:.1f} s").format(seconds=seconds))
+        session.say(_("PASS: parity held at every step of every sub-run"))  # the verdict line, last
         numbers = {key: _finite(value) for key, value in outcome.numbers.items()}
         summary |= {"passed": True, "seconds": seconds, "conclusion": outcome.conclusion, "numbers": numbers}
         session.conclude(["PASS", conclusion, session.parity_line()], outcome.table, True)
