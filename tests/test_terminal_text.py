@@ -2,13 +2,15 @@
 lines wrapped by word (never inside a number), tables padded by display width; a readable run header;
 the optimizers experiment's summary true to what it races."""
 
+import io
 import re
 
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
+from compare import i18n
 from compare.cli.runs import COLUMNS, fit
-from compare.experiments import EXPERIMENTS
+from compare.experiments import EXPERIMENTS, Session
 from compare.experiments.optimizers import Params
 from compare.output import figures, textwidth
 from conftest import invoke
@@ -81,3 +83,15 @@ def test_a_picture_title_fits_its_card(title):
     FigureCanvasAgg(figure).draw()
     extent = figure.axes[0].title.get_window_extent()
     assert extent.x0 >= 0 and extent.x1 <= figure.bbox.width
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_an_experiments_table_lines_up_in_either_language(lang):
+    """The Korean table's headings ran past their columns (3 columns off): each column is now as wide as
+    its widest heading or cell, counted in terminal columns."""
+    experiment = EXPERIMENTS["optimizers"]
+    session = Session("optimizers", None, io.StringIO())
+    with i18n.language(lang):
+        outcome = experiment.run(experiment.params(steps=3, optimizers=("sgd", "adam")), session)
+    widths = {textwidth.width(line) for line in outcome.table}
+    assert len(outcome.table) == 3 and len(widths) == 1  # every right-aligned row ends where the heading ends
