@@ -95,3 +95,11 @@ def test_an_experiments_table_lines_up_in_either_language(lang):
         outcome = experiment.run(experiment.params(steps=3, optimizers=("sgd", "adam")), session)
     widths = {textwidth.width(line) for line in outcome.table}
     assert len(outcome.table) == 3 and len(widths) == 1  # every right-aligned row ends where the heading ends
+
+
+def test_hangul_text_wraps_by_display_width():
+    """A Korean conclusion wrapped by characters ran past the terminal (137 columns at a width of 110)."""
+    text = "결론: 같은 2-16-16-3 신경망을 8가지로 초기화하고 spiral에서 똑같이 Adam 4단계를 학습하면, " * 3
+    lines = textwidth.wrap(text.strip(), 40)
+    assert len(lines) > 1 and all(textwidth.width(line) <= 40 for line in lines)
+    assert " ".join(line.strip() for line in lines) == " ".join(text.split())

@@ -14,7 +14,6 @@ import dataclasses
 import json
 import math
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from compare.experiments.base import DTYPE, ParityError, Session
 from compare.i18n import DEFAULT, LANGUAGES, _, language
 from compare.inputs import config as cfg
 from compare.inputs.safety import check_outputs
-from compare.output import report
+from compare.output import report, textwidth
 from compare.output.rundir import new_run_dir
 
 FLAGS = {"steps": "--steps", "seed": "--seed", "dataset": "--dataset"}  # Params field → the flag that sets it
@@ -156,7 +155,7 @@ def _experiment(args: argparse.Namespace) -> int:
         for line in [*outcome.table, session.parity_line()]:
             session.say(line)
         conclusion = _("conclusion: {conclusion}").format(conclusion=outcome.conclusion)
-        session.say(textwrap.fill(conclusion, width=110, subsequent_indent="  "))
+        session.say("\n".join(textwidth.wrap(conclusion, min(110, textwidth.terminal_columns()))))
         session.say(_("done in {seconds:.1f} s").format(seconds=seconds))
         session.say(_("PASS: parity held at every step of every sub-run"))  # the verdict line, last
         numbers = {key: _finite(value) for key, value in outcome.numbers.items()}

@@ -1,9 +1,8 @@
 """Text laid out for a terminal: widths counted in columns as a terminal draws them (a Hangul syllable or
 any East Asian wide character takes two, ``unicodedata.east_asian_width``), padding by that width, and
-long lines wrapped by word, never inside a number (``textwrap``, hyphens not broken on)."""
+long lines wrapped by word, never inside a number (a word longer than a line is kept whole)."""
 
 import shutil
-import textwrap
 import unicodedata
 
 DEFAULT_COLUMNS = 100  # when the output is not a terminal (a pipe, a log file)
@@ -45,18 +44,22 @@ def terminal_columns() -> int:
 
 
 def wrap(text: str, columns: int | None = None, indent: str = "  ") -> list[str]:
-    """Each line of ``text`` wrapped at word boundaries to ``columns`` (the terminal's by default), its
-    continuation lines indented by ``indent`` beyond the line's own indentation; a word longer than a
-    line (a path) is kept whole rather than cut."""
+    """Each line of ``text`` wrapped at word boundaries to ``columns`` display columns (the terminal's by
+    default), its continuation lines indented by ``indent`` beyond the line's own indentation; a line that
+    fits is kept as it is (its inner spacing too); a word longer than a line (a path) is kept whole."""
     columns = columns or terminal_columns()
     out: list[str] = []
     for line in text.splitlines():
+        if width(line) <= columns:
+            out.append(line)
+            continue
         lead = line[: len(line) - len(line.lstrip(" "))]
-        out += textwrap.wrap(
-            line,
-            columns,
-            subsequent_indent=lead + indent,
-            break_long_words=False,
-            break_on_hyphens=False,
-        ) or [line]
+        wrapped = [lead]
+        for word in line.split():
+            joined = f"{wrapped[-1]} {word}" if wrapped[-1].strip() else wrapped[-1] + word
+            if width(joined) <= columns or not wrapped[-1].strip():
+                wrapped[-1] = joined
+            else:
+                wrapped.append(lead + indent + word)
+        out += wrapped
     return out
