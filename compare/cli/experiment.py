@@ -111,6 +111,20 @@ def _finite(value):
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
+def _passed(session: Session, outcome, seconds: float) -> dict:
+    """The end of an experiment whose parity held: its table, parity line and conclusion, the verdict line
+    last; what it adds to summary.json."""
+    for line in [*outcome.table, session.parity_line()]:
+        session.say(line)
+    conclusion = _("conclusion: {conclusion}").format(conclusion=outcome.conclusion)
+    session.say("\n".join(textwidth.wrap(conclusion, min(110, textwidth.terminal_columns()))))
+    session.say(_("done in {seconds:.1f} s").format(seconds=seconds))
+    session.say(_("PASS: parity held at every step of every sub-run"))  # the verdict line, last
+    numbers = {key: _finite(value) for key, value in outcome.numbers.items()}
+    session.conclude(["PASS", conclusion, session.parity_line()], outcome.table, True)
+    return {"passed": True, "seconds": seconds, "conclusion": outcome.conclusion, "numbers": numbers}
+
+
 def experiment_command(args: argparse.Namespace) -> int:
     with language(args.lang):
         return _experiment(args)
@@ -151,16 +165,7 @@ def _experiment(args: argparse.Namespace) -> int:
         summary |= {"passed": False, "interrupted": True}
         status = exits.INTERRUPTED
     else:
-        seconds = time.perf_counter() - started
-        for line in [*outcome.table, session.parity_line()]:
-            session.say(line)
-        conclusion = _("conclusion: {conclusion}").format(conclusion=outcome.conclusion)
-        session.say("\n".join(textwidth.wrap(conclusion, min(110, textwidth.terminal_columns()))))
-        session.say(_("done in {seconds:.1f} s").format(seconds=seconds))
-        session.say(_("PASS: parity held at every step of every sub-run"))  # the verdict line, last
-        numbers = {key: _finite(value) for key, value in outcome.numbers.items()}
-        summary |= {"passed": True, "seconds": seconds, "conclusion": outcome.conclusion, "numbers": numbers}
-        session.conclude(["PASS", conclusion, session.parity_line()], outcome.table, True)
+        summary |= _passed(session, outcome, time.perf_counter() - started)
     summary["parity"] = [
         {
             "subrun": entry.name,

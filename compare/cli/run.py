@@ -164,7 +164,7 @@ def finish(result, printer: StepPrinter, stop: "StopRequest") -> int:
     if result.aborted is not None:
         print(f"{PROG}: error: {result.aborted}; the report holds the {result.steps} steps done", file=sys.stderr)
     sys.stderr.flush()
-    for line in textwidth.wrap(result.verdict):  # by word, to the terminal's width: never inside a number
+    for line in textwidth.for_terminal(result.verdict):  # by word, to a terminal's width: never inside a number
         print(line, flush=True)
     return result.decision.exit_status(stop.signum, result.aborted is not None)
 

@@ -120,7 +120,7 @@ def runs_command(args: argparse.Namespace) -> int:
     if verb == "show":
         if len(names) != 1:
             raise InputError("runs show takes one RUN (a name as `runs` lists it, or a run directory)")
-        for line in textwidth.wrap(runview.show(runview.find(logdir, names[0])), textwidth.terminal_columns()):
+        for line in textwidth.for_terminal(runview.show(runview.find(logdir, names[0]))):
             print(line)
         return exits.PASS
     if verb == "diff":

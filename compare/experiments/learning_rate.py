@@ -142,7 +142,7 @@ def run(params: Params, session: Session) -> Outcome:
     numbers: dict[str, float | int | str | None] = {"dataset": params.dataset, "steps": params.steps}
     for lr, r in runs.items():
         note = _("diverged at step {step}").format(step=r["diverged_at"]) if r["diverged_at"] else ""
-        losses = f"{r['first']:.4f} → {r['last']:.4g}"
+        losses = f"{r['first']:.4f} → {r['last']:<9.4g}"  # the arrows in one column
         rows.append([f"{lr:g}", shown[verdict[lr]], losses, f"{r['min']:.4f}", f"{r['rises']:.0%}", note])
         numbers |= {f"lr_{lr:g}/{key}": value for key, value in r.items() if key != "losses"}
         numbers[f"lr_{lr:g}/verdict"] = verdict[lr]

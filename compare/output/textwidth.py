@@ -3,7 +3,9 @@ any East Asian wide character takes two, ``unicodedata.east_asian_width``), padd
 long lines wrapped by word, never inside a number (a word longer than a line is kept whole)."""
 
 import shutil
+import sys
 import unicodedata
+from typing import TextIO
 
 DEFAULT_COLUMNS = 100  # when the output is not a terminal (a pipe, a log file)
 
@@ -41,6 +43,16 @@ def cut(text: str, columns: int) -> str:
 
 def terminal_columns() -> int:
     return shutil.get_terminal_size((DEFAULT_COLUMNS, 40)).columns
+
+
+def for_terminal(text: str, stream: TextIO | None = None) -> list[str]:
+    """``text``'s lines as a terminal should show them: wrapped to its width (``wrap``) when ``stream``
+    (stdout by default) is a terminal; as they are when it is a file or a pipe, which a script may read
+    line by line."""
+    stream = stream if stream is not None else sys.stdout
+    if hasattr(stream, "isatty") and stream.isatty():
+        return wrap(text, terminal_columns())
+    return text.splitlines()
 
 
 def wrap(text: str, columns: int | None = None, indent: str = "  ") -> list[str]:
