@@ -103,3 +103,14 @@ def test_hangul_text_wraps_by_display_width():
     lines = textwidth.wrap(text.strip(), 40)
     assert len(lines) > 1 and all(textwidth.width(line) <= 40 for line in lines)
     assert " ".join(line.strip() for line in lines) == " ".join(text.split())
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_gets_wrapped_lines_and_a_pipe_the_lines_whole(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "40")
+    assert all(len(line) <= 40 for line in textwidth.for_terminal(NUMBERS, Terminal()))
+    assert textwidth.for_terminal(NUMBERS, io.StringIO()) == [NUMBERS]  # a script reads it line by line
