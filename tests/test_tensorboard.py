@@ -151,6 +151,7 @@ def test_verdict_text_hparams_and_layout_are_written_once_in_the_summary_run(run
         "difference",
         "manual",
         "parity",
+        "report.html",
         "report.json",
         "summary",
         "torch",

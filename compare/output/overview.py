@@ -152,7 +152,12 @@ def special(config: dict) -> str:
 
 
 def trial_name(run: str) -> str:
-    """The HParams Trial ID of a run: ``20261203-041233-adam-f32`` reads ``adam-f32 12-03 04:12:33``."""
+    """The HParams Trial ID of a run: ``20261203-041233-adam-f32`` reads ``adam-f32 12-03 04:12:33``; an
+    experiment's sub-run ``learning-rate/lr-0.3`` reads ``lr-0.3 · learning-rate`` (the column shows about
+    15 characters: the sub-runs told apart by their first ones)."""
+    if "/" in run:
+        experiment, subrun = run.split("/", 1)
+        return f"{subrun} · {experiment}"
     match = TIME_PREFIX.match(run)
     if match is None:
         return run
