@@ -3,6 +3,7 @@ per-stage table, the diagnosis, the parity chart inline and the settings, fetche
 phone; opened in headless Chromium where one is installed (skipped, with the reason, where not)."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from torch import nn
 from compare import check_model
 from compare.cli.main import main
 from compare.core.tolerances import STAGES
+from compare.output.html import stage_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -70,7 +72,8 @@ def test_the_page_puts_the_verdict_first_then_table_diagnosis_chart_and_settings
     assert page.texts["h1"] == ["FAIL"] and page.texts["p"][0] == printed[-1]  # the word, then its line
     assert "\n".join(printed) in "\n".join(page.texts["pre"])  # the diagnosis as the terminal printed it
     report = json.loads((faulty / "report.json").read_text())
-    assert [cell for cell in page.texts["td"] if cell in STAGES] == [s for s in STAGES if s in report["worst"]]
+    section = (faulty / "report.html").read_text().split("<h2>Per stage</h2>")[1].split("<h2>")[0]
+    assert re.findall(r"<tr><td>([^<]*)</td>", section) == [s for s in STAGES if s in report["worst"]]
     assert "inject" in page.texts["td"] and "bias-grad-averaged" in page.texts["td"]  # the settings
 
 
@@ -103,3 +106,12 @@ def test_headless_chromium_renders_the_verdict_and_the_chart(faulty, tmp_path):
     subprocess.run(headless(browser(), tmp_path / "profile", *flags), capture_output=True, timeout=180, check=True)
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.shape == (844, 390) and pixels.std() > 10  # a phone's screen, drawn: text and table on white
+
+
+def test_a_drift_adjudicated_stage_is_marked_drift_beside_its_ratio_above_1():
+    worst = {
+        "grad": {"max_rel": 1.13e-10, "tolerance": 1e-10, "step": 151, "tensor": "12.bias"},
+        "param": {"max_rel": 7e-12, "tolerance": 1e-10, "step": 280, "tensor": "6.weight"},
+    }
+    rows = stage_rows(worst, drift_steps=[151, 200])
+    assert [(row[0], row[3], row[4]) for row in rows] == [("grad", "1.13", "drift"), ("param", "0.07", "ok")]

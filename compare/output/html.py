@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from compare.core.tolerances import STAGES
 
 COLOURS = {"PASS": "#1a7f37", "FAIL": "#cf222e", "DEPARTS": "#9a6700", "DIVERGED": "#8250df", "INCOMPLETE": "#57606a"}
+MARKS = {"DEPARTS": "dep", "DIVERGED": "div"}  # a stage outside tolerance, as the terminal's table marks it
 STYLE = """
 body{font:16px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#1f2328;background:#fff}
 main{max-width:56rem;margin:0 auto;padding:1rem}
@@ -47,11 +48,12 @@ def _table(head: Sequence[str], rows: list[Sequence[object]]) -> str:
     return f'<div class="scroll"><table><tr>{header}</tr>{cells}</table></div>'
 
 
-STAGE_HEAD = ("stage", "worst max_rel", "tolerance", "max_rel/tol", "step", "tensor")
+STAGE_HEAD = ("stage", "worst max_rel", "tolerance", "max_rel/tol", "", "step", "tensor")
 
 
-def stage_rows(worst: dict) -> list[tuple]:
-    """(stage, worst max_rel, tolerance, max_rel / tolerance, step, tensor), in the stages' order."""
+def stage_rows(worst: dict, drift_steps: Sequence[int] = (), departs: str = "BAD") -> list[tuple]:
+    """(stage, worst max_rel, tolerance, max_rel / tolerance, mark, step, tensor), in the stages' order;
+    the mark is ok, drift (above 1 at a step judged drift), or ``departs`` (BAD, dep, div)."""
     rows = []
     for stage in STAGES:
         found = worst.get(stage)
@@ -59,9 +61,10 @@ def stage_rows(worst: dict) -> list[tuple]:
             continue
         max_rel, limit = found.get("max_rel"), found.get("tolerance")
         ratio = max_rel / limit if max_rel is not None and limit else None
+        mark = "ok" if ratio is not None and ratio <= 1 else "drift" if found["step"] in drift_steps else departs
         shown = "inf" if max_rel is None else f"{max_rel:.3e}"
         ratio = "inf" if ratio is None else f"{ratio:.3g}"
-        rows.append((stage, shown, f"{limit:.1e}", ratio, found["step"], found["tensor"]))
+        rows.append((stage, shown, f"{limit:.1e}", ratio, mark, found["step"], found["tensor"]))
     return rows
 
 
@@ -105,10 +108,11 @@ def run_page(report: dict, verdict_text: str, step_worst: Sequence[float], run: 
     """A run's report.html, from its report.json, its printed verdict and each step's worst max_rel."""
     word = str(report.get("verdict") or ("PASS" if report.get("passed") else "FAIL"))
     worst = report.get("worst") or {}
+    drift_steps = (report.get("drift") or {}).get("steps") or []
     limits = [stage["max_rel"] for stage in (report.get("tolerances") or {}).values()] or [1e-10]
     config = {key: value for key, value in (report.get("config") or {}).items() if key != "device_settings"}
     sections = [
-        ("Per stage", _table(STAGE_HEAD, stage_rows(worst))),
+        ("Per stage", _table(STAGE_HEAD, stage_rows(worst, drift_steps, MARKS.get(word, "BAD")))),
         ("Diagnosis, as the terminal printed it", f"<pre>{html.escape(verdict_text)}</pre>"),
         ("Parity chart", parity_svg(step_worst, min(limits), report.get("losses") or {})),
         ("Settings", _table(("setting", "value"), list(config.items()))),
