@@ -8,6 +8,7 @@ a viewport meta tag, one column, tables that scroll sideways inside themselves, 
 import html
 import io
 import math
+import warnings
 from collections.abc import Sequence
 
 from matplotlib.figure import Figure
@@ -70,6 +71,12 @@ def stage_rows(worst: dict, drift_steps: Sequence[int] = (), departs: str = "BAD
 
 def parity_svg(step_worst: Sequence[float], tolerance: float, losses: dict) -> str:
     """Each step's worst max_rel against the tolerance (log scale), and both sides' loss: inline SVG."""
+    with warnings.catch_warnings():  # a one-step run draws single points: matplotlib widens their axes itself
+        warnings.filterwarnings("ignore", "Attempting to set identical", UserWarning)
+        return _parity_svg(step_worst, tolerance, losses)
+
+
+def _parity_svg(step_worst: Sequence[float], tolerance: float, losses: dict) -> str:
     figure = Figure(figsize=(6.4, 3.2), dpi=100)  # margins set by hand: a constrained layout doubles the time
     figure.subplots_adjust(left=0.1, right=0.98, bottom=0.15, top=0.9, wspace=0.28)
     parity, loss = figure.subplots(1, 2)
