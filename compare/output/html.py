@@ -3,7 +3,8 @@
 The verdict first (its word, then its line), the per-stage table, the diagnosis (the verdict's text as
 the terminal printed it), the parity chart inline as SVG (matplotlib, no script), and the settings. No
 network fetch of any kind (no script, stylesheet, font or image from elsewhere), and readable on a phone:
-a viewport meta tag, one column, tables that scroll sideways inside themselves, text that wraps."""
+a viewport meta tag, one column, the verdict line wrapped, the tables of numbers and the printed text
+scrolling sideways inside themselves (their columns kept), the settings wrapped."""
 
 import html
 import io
@@ -24,7 +25,8 @@ h1{font-size:1.6rem;margin:.2rem 0}h2{font-size:1.15rem;margin:1.4rem 0 .4rem}
 .line{font-size:1.05rem;overflow-wrap:anywhere}
 .scroll{overflow-x:auto}table{border-collapse:collapse;font-variant-numeric:tabular-nums}
 td,th{border-bottom:1px solid #d0d7de;padding:.25rem .6rem;text-align:left;white-space:nowrap}
-pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#f6f8fa;padding:.6rem;font-size:.85rem}
+pre{white-space:pre;overflow-x:auto;background:#f6f8fa;padding:.6rem;font-size:.85rem}
+.wrap td{white-space:normal;overflow-wrap:anywhere}
 svg{max-width:100%;height:auto}
 """
 
@@ -43,10 +45,11 @@ def _cell(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def _table(head: Sequence[str], rows: list[Sequence[object]]) -> str:
+def _table(head: Sequence[str], rows: list[Sequence[object]], wrap: bool = False) -> str:
     cells = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(c))}</td>" for c in row) + "</tr>" for row in rows)
     header = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    return f'<div class="scroll"><table><tr>{header}</tr>{cells}</table></div>'
+    kind = ' class="wrap"' if wrap else ""  # a table of text wraps; one of numbers scrolls sideways
+    return f'<div class="scroll"><table{kind}><tr>{header}</tr>{cells}</table></div>'
 
 
 STAGE_HEAD = ("stage", "worst max_rel", "tolerance", "max_rel/tol", "", "step", "tensor")
@@ -122,7 +125,7 @@ def run_page(report: dict, verdict_text: str, step_worst: Sequence[float], run: 
         ("Per stage", _table(STAGE_HEAD, stage_rows(worst, drift_steps, MARKS.get(word, "BAD")))),
         ("Diagnosis, as the terminal printed it", f"<pre>{html.escape(verdict_text)}</pre>"),
         ("Parity chart", parity_svg(step_worst, min(limits), report.get("losses") or {})),
-        ("Settings", _table(("setting", "value"), list(config.items()))),
+        ("Settings", _table(("setting", "value"), list(config.items()), wrap=True)),
     ]
     return page(f"{run}: {word}", word, verdict_text, sections)
 
