@@ -167,6 +167,7 @@ def test_verdict_text_hparams_and_layout_are_written_once_in_the_summary_run(run
     text = events.Tensors("verdict/text_summary")[0].tensor_proto.string_val[0].decode()
     assert text.startswith("**PASS: parity holds")  # the verdict first
     assert text.count("**configuration**") == 1 and "| optimizer | momentum |" in text
+    assert "| hyperparameters | lr=" in text and "{" not in text  # settings as flags, not a Python dict
 
 
 def test_hparams_have_one_typed_column_per_setting_and_the_verdict_as_metrics(run):

@@ -124,7 +124,8 @@ def board_command(args: argparse.Namespace) -> int:
     listed = listing(logdir) if logdir.is_dir() else []
     chosen, said = choose(args, runs, named, listed)
     try:
-        board = Board(runs, args.port, label=f"{len(runs)} runs under {args.logdir} (backprop-parity board)")
+        label = f"{len(runs)} run{'s' if len(runs) != 1 else ''} under {args.logdir} (backprop-parity board)"
+        board = Board(runs, args.port, label=label)
     except program.TensorBoardServerException as error:
         raise InputError(f"--port {args.port}: {error.msg} (--port 0 picks a free one)") from None
     try:

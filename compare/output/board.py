@@ -95,7 +95,7 @@ class Board:
                 raise InputError(f"{path}: TensorBoard cannot serve a run whose name or path holds ',' (or ':')")
         spec = ",".join(f"{name}:{Path(path).resolve()}" for name, path in runs.items())
         self.runs = [run for name, path in runs.items() for run in event_runs(name, Path(path))]
-        tensorboard = _TensorBoard(label or f"{len(runs)} runs served by backprop-parity board")
+        tensorboard = _TensorBoard(label or f"{len(runs)} run(s) served by backprop-parity board")
         argv = ["", "--logdir_spec", spec, "--host", "127.0.0.1", "--port", str(port)]
         tensorboard.configure(argv=[*argv, "--reload_interval", str(reload_interval), "--load_fast", "false"])
         # launch() without losing the server, so that close() can shut it down

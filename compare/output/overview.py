@@ -206,6 +206,11 @@ def verdict_markdown(verdict: str, config: dict) -> str:
 
 
 def _cell(value: object) -> str:
+    """A setting as a person writes it: ``lr=0.01 betas=(0.9, 0.999)``, ``2, 16, 16, 3``, not a Python dict."""
+    if isinstance(value, dict):
+        value = " ".join(f"{key}={_cell(item)}" for key, item in value.items())
+    elif isinstance(value, list | tuple):
+        value = "(" + ", ".join(_cell(item) for item in value) + ")"
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
