@@ -12,8 +12,6 @@ import math
 import warnings
 from collections.abc import Sequence
 
-from matplotlib.figure import Figure
-
 from compare.core.tolerances import STAGES
 
 COLOURS = {"PASS": "#1a7f37", "FAIL": "#cf222e", "DEPARTS": "#9a6700", "DIVERGED": "#8250df", "INCOMPLETE": "#57606a"}
@@ -80,6 +78,8 @@ def parity_svg(step_worst: Sequence[float], tolerance: float, losses: dict) -> s
 
 
 def _parity_svg(step_worst: Sequence[float], tolerance: float, losses: dict) -> str:
+    from matplotlib.figure import Figure  # here: a check that writes no page does not load matplotlib
+
     figure = Figure(figsize=(6.4, 3.2), dpi=100)  # margins set by hand: a constrained layout doubles the time
     figure.subplots_adjust(left=0.1, right=0.98, bottom=0.15, top=0.9, wspace=0.28)
     parity, loss = figure.subplots(1, 2)
