@@ -1,6 +1,7 @@
 """From a configuration to a verdict: prepare the inputs, build both sides, run them in lockstep, write
-the run directory (report.json, TensorBoard events). ``compare.run(config)`` and the command line's
-``run`` both go through ``run`` here; everything the user gave is checked before anything is written.
+the run directory (report.json, verdict.txt, report.html, TensorBoard events). ``compare.run(config)``
+and the command line's ``run`` both go through ``run`` here; everything the user gave is checked before
+anything is written.
 """
 
 import datetime as dt
@@ -17,13 +18,14 @@ from compare.core import distributed, engine, witness64
 from compare.core.engine import Lockstep, Options
 from compare.core.mlp_pair import SIDE_BUILDERS, Pair, jax_side, torch_twin
 from compare.core.records import RunResult, StepRecord
+from compare.core.verdict import Verdict, Word, of_run
 from compare.inputs import devices, safety, world
 from compare.inputs.config import RunConfig, check_framework_defaults, roles
 from compare.inputs.npz import write_npz
 from compare.inputs.prepare import Prepared, batch_stream, prepare
 from compare.inputs.seeds import dropout_seed
-from compare.output import report
-from compare.output.rundir import check_run_name, new_run_dir, run_label
+from compare.output import html, report
+from compare.output.rundir import REPORT_HTML, VERDICT_TEXT, check_run_name, new_run_dir, run_label
 from compare.output.tensorboard import RunWriters
 from manual.optim import OPTIMIZERS
 from manual.optim.variants import VARIANTS
@@ -109,9 +111,11 @@ def build(prepared: Prepared, device: torch.device, group: distributed.Group | N
     return Lockstep(SIDE_BUILDERS[under_test](pair), reference, options, (under_test, reference_name))
 
 
-def describe(config: RunConfig, where: str, run_dir: Path) -> str:
+def describe(config: RunConfig, hyperparameters: dict, where: str, run_dir: Path) -> str:
+    """The run's header line: ``adam lr=0.01 betas=(0.9, 0.999) on spiral, layers 2,16,3 ...``."""
+    settings = " ".join(f"{key}={_setting(value)}" for key, value in hyperparameters.items())
     return (
-        f"{config.optimizer} {config.hyperparameters} on {config.to_json()['dataset']}, layers "
+        f"{config.variant or config.optimizer} {settings} on {config.to_json()['dataset']}, layers "
         f"{','.join(map(str, config.layers))} {config.activation} {config.loss}, {config.dtype}, "
         f"{config.steps} steps of batch {config.batch_size}, {where} -> {run_dir}"
     )
@@ -140,7 +144,7 @@ def run(config: RunConfig, output: Output = Output(), hooks: Hooks = Hooks(), di
         where = f"{under_test} against {reference_name}, " + where
     if member is not None:
         where += f" as {member.world_size} DDP ranks ({distributed.backend(device)})"
-    hooks.announce(describe(config, where, run_dir))
+    hooks.announce(describe(config, prepared.torch_hyperparameters, where, run_dir))
     result = RunResult(keep_records=False, run_dir=run_dir)  # streamed: memory does not grow with the steps
     group = None
     try:
@@ -178,6 +182,13 @@ def run(config: RunConfig, output: Output = Output(), hooks: Hooks = Hooks(), di
     return result
 
 
+def _setting(value: object) -> str:
+    """A hyperparameter as a person writes it: ``0.01``, ``(0.9, 0.999)``, ``True``."""
+    if isinstance(value, list | tuple):
+        return "(" + ", ".join(_setting(item) for item in value) + ")"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _counter(counts: dict[str, int]):
     """A ``warnings.showwarning`` that counts run-time warnings by message and shows the others."""
     show = warnings.showwarning
@@ -194,10 +205,11 @@ def _counter(counts: dict[str, int]):
 def _discard(run_dir: Path, writers: RunWriters | None, result: RunResult) -> None:
     """A run stopped before its first step leaves no directory behind (its event files closed first)."""
     if writers:
-        writers.finish("interrupted before the first step", False)
+        writers.finish("interrupted before the first step", Verdict(Word.INCOMPLETE, 0))
     shutil.rmtree(run_dir, ignore_errors=True)
     result.run_dir = None
     result.verdict = "INCOMPLETE: interrupted before the first step; nothing written"
+    result.decision = Verdict(Word.INCOMPLETE, 0)
 
 
 def _logger(prepared: Prepared, lockstep: Lockstep, writers: RunWriters | None, result: RunResult, then):
@@ -222,10 +234,15 @@ def _finish(result, config, config_json, run_dir, started_at, writers, output, l
     if config.framework_defaults:
         from jax_ref import conventions  # JAX is there: the run had a jax side
 
-        result.verdict += "\n" + conventions.line(config.optimizer, result.passed)
+        *before, last = result.verdict.splitlines()  # the convention named before the one verdict line, last
+        result.verdict = "\n".join([*before, conventions.line(config.optimizer, result.passed), last])
+    result.decision = of_run(result, config.variant is not None)
     if writers:
-        writers.finish(result.verdict, result.passed)  # flushes every event file
+        writers.finish(result.verdict, result.decision)  # flushes every event file
     result.report = report.build(result, config_json, run_dir, started_at, look_at)
     report.write_json(run_dir / "report.json", result.report)
+    report.write_text(run_dir / VERDICT_TEXT, result.verdict)  # what ``runs show`` prints back
+    page = html.run_page(result.report, result.verdict, result.step_worst, run_dir.name)
+    report.write_text(run_dir / REPORT_HTML, page.rstrip("\n"))  # to send to someone without TensorBoard
     if output.json:
         report.write_json(Path(output.json), result.report)

@@ -42,5 +42,5 @@ def line(optimizer: str, passed: bool) -> str:
     convention = CONVENTIONS[optimizer]
     if convention.startswith(EQUAL):
         return f"framework defaults: {optimizer}: {convention}"
-    verb = "the departure above is this convention" if not passed else "a convention that this run did not show"
+    verb = "the first difference is this convention" if not passed else "a convention that this run did not show"
     return f"framework defaults: {optimizer}: {convention} ({verb})"

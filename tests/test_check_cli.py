@@ -68,6 +68,9 @@ def test_a_layer_file_passes_or_fails_with_the_report_written(tmp_path, capsys, 
     if status:
         assert document["checks"]["layer"]["first_failure"]["tensor"] == "db"
         assert "diagnosis: bias-grad-averaged" in out
+    page = (run_dir / "report-layer.html").read_text()  # the check's page to send, its verdict first
+    assert f'<h1 style="color:{"#1a7f37" if status == 0 else "#cf222e"}">{"FAIL" if status else "PASS"}</h1>' in page
+    assert "bias-grad-averaged" in page if status else "<table>" in page
 
 
 def test_a_model_file_with_its_optimizers_and_options_and_its_curves(tmp_path, capsys):

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from compare import exits
 from conftest import invoke
 
 STAGES = ("forward", "loss", "grad", "state", "param")
@@ -307,13 +308,18 @@ def test_tensorboard_run_writes_event_files(tmp_path, capsys):
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 def test_a_run_whose_weights_overflow_ends_with_its_verdict(tmp_path, capsys):
     """SGD at lr 1e300 turns the weights into inf and NaN within a few steps: the run still logs every
-    step (histograms of the finite values only) and ends with a FAIL verdict, not a traceback."""
+    step (histograms of the finite values only) and ends with a DIVERGED verdict (both sides alike), exit 4,
+    not a traceback."""
     logdir = tmp_path / "runs"
     argv = ["run", "--optimizer", "sgd", "--lr", "1e300", "--steps", "6", "--log-every", "2", "--keep-going"]
-    status, _, err = invoke([*argv, "--logdir", str(logdir), "--run-name", "diverged"], capsys)
-    assert status == 1, err
+    status, out, err = invoke([*argv, "--logdir", str(logdir), "--run-name", "diverged"], capsys)
+    assert status == exits.DIVERGED, err
+    last = out[out.rindex("\nDIVERGED: ") + 1 :]  # the last line, wrapped: its continuations are indented
+    assert last.startswith("DIVERGED: both sides alike")
+    assert all(line.startswith("  ") for line in last.splitlines()[1:])
+    assert "FAIL" not in out
     report = json.loads((logdir / "diverged" / "report.json").read_text())
-    assert report["complete"] is True and report["passed"] is False
+    assert report["complete"] is True and report["passed"] is False and report["verdict"] == "DIVERGED"
     assert "nonfinite" in json.dumps(report)  # the weights did overflow: the test exercises what it says
 
 

@@ -267,15 +267,18 @@ DIVERGING = [  # (the run's flags, the input its verdict's first line names)
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize(("flags", "named"), DIVERGING)
-def test_an_overflowing_run_keeps_exit_1_but_says_first_that_both_sides_diverged_alike(tmp_path, capsys, flags, named):
+def test_an_overflowing_run_ends_on_one_diverged_line_with_exit_4(tmp_path, capsys, flags, named):
+    """Both sides alike left the finite numbers: one verdict line, DIVERGED, last (never DIVERGED then FAIL)."""
     X2 = np.random.default_rng(0).standard_normal((40, 2))
     X2[0, 0] = 1e200  # finite in float64; its square is not
     np.savez(tmp_path / "huge.npz", X=X2, y=(X2[:, 1] > 0).astype(np.int64))
     flags = [str(tmp_path / "huge.npz") if flag == "HUGE" else flag for flag in flags]
-    assert main(["run", "--steps", "4", "--no-tensorboard", "--logdir", str(tmp_path / "runs"), *flags]) == 1
-    lines = capsys.readouterr().out.splitlines()
-    first = lines[lines.index("stage     worst max_rel  tolerance  at (step, tensor)") - 1]  # the verdict's first
-    assert first.startswith("DIVERGED: both sides alike left the finite numbers") and first.endswith(named), first
+    argv = ["run", "--steps", "4", "--no-tensorboard", "--logdir", str(tmp_path / "runs"), *flags]
+    assert main(argv) == exits.DIVERGED
+    out = capsys.readouterr().out
+    last = " ".join(out[out.rindex("\nDIVERGED: ") + 1 :].split())  # the last line, unwrapped
+    assert last.startswith("DIVERGED: both sides alike left the finite numbers") and last.endswith(named), last
+    assert "FAIL" not in out
     (run_dir,) = (tmp_path / "runs").iterdir()
     diverged = json.loads((run_dir / "report.json").read_text())["diverged"]
     assert diverged["undecidable"] is False and named.endswith(diverged["look_at"])
@@ -294,7 +297,8 @@ def test_a_run_diverging_through_huge_finite_values_is_undecidable_not_a_wrong_r
     assert result.first_failure.diff.problem == "nonfinite:both"
     assert result.losses_torch[0] < 2.3 and result.losses_torch[6] > 2e27  # the README's 2.2 → 2.3e27
     text = report.verdict(result, 40, look_at="--lr 2.37")
-    assert text.splitlines()[0].startswith("DIVERGED: both sides alike left the finite numbers at step 8")
+    assert text.splitlines()[-1].startswith("DIVERGED: both sides alike left the finite numbers at step 8")
+    assert "FAIL" not in text
 
 
 def test_a_run_whose_loss_grew_huge_but_finite_ends_undecidable_with_exit_4(tmp_path, capsys):
@@ -305,7 +309,7 @@ def test_a_run_whose_loss_grew_huge_but_finite_ends_undecidable_with_exit_4(tmp_
     argv += ["--activation", "tanh", "--loss", "mse", "--steps", "40", "--no-tensorboard", "--logdir", str(tmp_path)]
     assert main(argv) == exits.DIVERGED
     out = capsys.readouterr().out
-    assert "diverged: undecidable from step" in out and "FAIL" not in out, out
+    assert out[out.rindex("\nDIVERGED: ") + 1 :].startswith("DIVERGED: undecidable from step") and "FAIL" not in out
     (run_dir,) = tmp_path.iterdir()
     saved = json.loads((run_dir / "report.json").read_text())
     assert saved["passed"] is False and saved["diverged"]["undecidable"] is True

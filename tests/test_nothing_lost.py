@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from compare import exits
 from compare.cli.main import main
 from compare.inputs import safety
 
@@ -80,12 +81,15 @@ def test_one_feature_with_batchnorm_is_refused_with_the_reason(tmp_path, capsys)
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-def test_overflow_warnings_are_one_line(tmp_path, capsys):
+def test_overflow_warnings_are_one_line_before_the_verdict_line(tmp_path, capsys):
     argv = ["--optimizer", "sgd", "--lr", "1e6", "--loss", "mse", "--keep-going", "--logdir", str(tmp_path)]
-    assert main(["run", "--steps", "40", "--no-tensorboard", *argv]) == 1
-    err = capsys.readouterr().err
-    assert len([line for line in err.splitlines() if "warning" in line.lower()]) == 1
-    assert "run-time warnings" in err
+    assert main(["run", "--steps", "40", "--no-tensorboard", *argv]) == exits.DIVERGED
+    out = capsys.readouterr().out
+    assert len([line for line in out.splitlines()[1:] if "warning" in line.lower()]) == 1  # [0]: the header
+    (run_dir,) = tmp_path.iterdir()
+    printed = (run_dir / "verdict.txt").read_text().splitlines()  # what was printed, before wrapping
+    assert "run-time warnings" in printed[-2] and printed[-1].startswith("DIVERGED: ")  # the verdict line after it
+    assert out.rstrip().endswith(printed[-1].split()[-1])
 
 
 @pytest.mark.slow
@@ -134,6 +138,20 @@ def test_two_ctrl_c_20_ms_apart_end_with_130_and_the_report_written(tmp_path):
     (run_dir,) = tmp_path.iterdir()
     document = json.loads((run_dir / "report.json").read_text())
     assert document["steps"] >= 1 and document["complete"] is False
+
+
+@pytest.mark.slow
+def test_ctrl_c_says_where_the_partial_report_went_and_ends_on_incomplete(tmp_path):
+    command = [sys.executable, "-m", "compare", "run", "--logdir", str(tmp_path), "--steps", "100000"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process.stdout.readline()  # the run's one-line description
+    process.stdout.readline()  # the first step is done
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    (run_dir,) = tmp_path.iterdir()
+    assert process.returncode == 130 and f"the partial report is {run_dir / 'report.json'}" in err, err
+    assert out.splitlines()[-1].startswith("INCOMPLETE: stopped after ") and out.rstrip().endswith("of 100000 steps")
+    assert json.loads((run_dir / "report.json").read_text())["verdict"] == "INCOMPLETE"
 
 
 def test_a_data_file_larger_than_the_memory_available_is_refused_before_reading(tmp_path, capsys, monkeypatch):

@@ -151,9 +151,11 @@ def test_verdict_text_hparams_and_layout_are_written_once_in_the_summary_run(run
         "difference",
         "manual",
         "parity",
+        "report.html",
         "report.json",
         "summary",
         "torch",
+        "verdict.txt",
     ]
     for side in ("manual", "torch", "difference"):
         assert accumulator(run_dir / side).Tags()["tensors"] == []  # the configuration is not repeated
@@ -165,6 +167,7 @@ def test_verdict_text_hparams_and_layout_are_written_once_in_the_summary_run(run
     text = events.Tensors("verdict/text_summary")[0].tensor_proto.string_val[0].decode()
     assert text.startswith("**PASS: parity holds")  # the verdict first
     assert text.count("**configuration**") == 1 and "| optimizer | momentum |" in text
+    assert "| hyperparameters | lr=" in text and "{" not in text  # settings as flags, not a Python dict
 
 
 def test_hparams_have_one_typed_column_per_setting_and_the_verdict_as_metrics(run):
@@ -271,3 +274,12 @@ def test_board_refuses_what_it_cannot_serve_in_one_line(tmp_path, capsys, case, 
     assert main(["board", *names, "--logdir", str(logdir), "--port", "0"]) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and message in err
+
+
+def test_a_histogram_wider_than_the_largest_float_is_counted_not_a_crash():
+    """Weights of ±1e307 and more after a diverging step (SGD at lr 1e308): max - min overflows to inf,
+    which made every bucket index negative; each value is counted once, the edges span the range."""
+    values = np.array([-1.7e308, -1e307, 0.0, 2.5, 1.7e308])
+    histogram = histogram_summary("weights/w", values).value[0].histo
+    assert sum(histogram.bucket) == len(values) and histogram.bucket_limit[-1] == 1.7e308
+    assert all(np.isfinite(histogram.bucket_limit))

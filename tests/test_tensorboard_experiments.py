@@ -72,7 +72,7 @@ def test_each_sub_run_has_an_hparams_row_with_its_activation_and_verdict(experim
         content = events.SummaryMetadata("_hparams_/session_start_info").plugin_data.content
         values = hparams_metadata.parse_session_start_info_plugin_data(content).hparams
         start = hparams_metadata.parse_session_start_info_plugin_data(content)
-        assert start.group_name == f"vanishing-gradients/{activation}"  # the Trial ID names the sub-run
+        assert start.group_name == f"{activation} · vanishing-gradients"  # the Trial ID names the sub-run first
         assert values["5.special"].string_value == "experiment vanishing-gradients"
         assert values["activation"].string_value == activation and values["3.optimizer"].string_value == "sgd"
         assert values["4.lr"].number_value == EXPERIMENTS["vanishing-gradients"].params().lr

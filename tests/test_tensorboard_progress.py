@@ -45,6 +45,20 @@ def test_the_bar_draws_on_a_terminal_with_the_time_left():
     assert "worst max_rel 1.0e-16" in drawn
 
 
+def test_a_closed_bar_erases_its_whole_line_echoed_ctrl_c_included():
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    with os.fdopen(follower, "w") as terminal:
+        bar = Bar(10, "steps", terminal)
+        bar.update(3)
+        terminal.write("^C")  # what the terminal echoes when Ctrl-C is pressed, behind the bar
+        bar.close()
+        terminal.flush()
+        drawn = read_all(leader).decode(errors="replace")
+    os.close(leader)
+    assert drawn.endswith("\r\x1b[2K")  # the line erased whole, ^C and all: no frozen bar left
+
+
 def test_no_bar_when_the_output_is_not_a_terminal():
     stream = io.StringIO()
     bar = Bar(10, "steps", stream)
@@ -86,4 +100,5 @@ def test_the_bar_starts_under_the_header_and_is_gone_when_the_run_ends():
     assert drawn.startswith("header: adam on spiral -> runs/x\r\n")  # a line of its own, before any bar
     assert "step 3\r\n" in drawn and "1/3" in drawn and "0/3" not in drawn  # first drawn at the step done
     last_line = drawn.rsplit("\n", 1)[-1]
-    assert [part for part in last_line.split("\r") if part][-1].strip() == ""  # the bar was erased
+    assert last_line.endswith("\r\x1b[2K")  # the bar was erased, its line whole
+    assert [part for part in last_line.split("\r") if part][-2].strip() == ""

@@ -199,8 +199,9 @@ def test_the_board_command_names_the_failing_runs_and_stops_on_ctrl_c(many_runs)
         said = " ".join(line.strip() for line in lines[: lines.index(f"  {url}\n")])
         assert said.startswith("backprop-parity board: the latest, ") and all(name in said for name in failing)
         assert len(lines) <= 6 and all(len(line.rstrip("\n")) <= 100 for line in lines if "http" not in line)
-        query, _ = served_filter(url)
-        listed = get_json(url.split("/?")[0] + "/data/runs")
+        base, opener = url.split("/data/plugin/backprop_parity/open?")  # the settings page first: outliers shown
+        query, _ = served_filter(base + urllib.parse.parse_qs(opener)["to"][0])
+        listed = get_json(base + "/data/runs")
         assert {run.split("/")[0] for run in listed if re.search(query["runFilter"], run)} == {latest(logdir), *failing}
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0

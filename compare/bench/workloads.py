@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from compare.core import engine, mlp_pair
+from compare.core.verdict import Verdict, Word
 from compare.output.tensorboard import RunWriters
 from manual import MLPSpec, init_state_dict
 from manual.mlp import MLP
@@ -103,7 +104,7 @@ def lockstep_run(p: Problem, steps: int) -> Callable[[], None]:
 
             result = engine.RunResult(keep_records=False)
             engine.run(lockstep, itertools.repeat((p.x, p.y)), steps, False, log, result)
-            writers.finish("bench", True)
+            writers.finish("bench", Verdict(Word.PASS))
 
     return run
 

@@ -24,7 +24,9 @@ from compare.check.sandbox.threads import small_check
 from compare.core import engine
 from compare.core.records import RunResult, StepRecord
 from compare.core.torch_side import TorchSide
+from compare.core.verdict import passed_or_failed
 from compare.errors import InputError
+from compare.output.rundir import REPORT_HTML
 from compare.output.tensorboard import RunWriters
 from manual import schedules as manual_schedules
 from manual.optim import SGD
@@ -176,7 +178,7 @@ def check_model(
     ``batches``) and compare every step. ``optimizer``/``torch_optimizer``: the user's (any form
     ``check_optimizer`` takes) and torch's (an instance, or ``(class, hyperparameters)``); neither: plain
     SGD at lr 0.1 on both. ``tensorboard_dir``: curves written there as a ``run`` writes them (``manual/``,
-    ``torch/``, ``parity/``)."""
+    ``torch/``, ``parity/``), and the report as report.html (``Report.save_html``)."""
     arguments.model_arguments(model, torch_model, X, y, batches)
     if (optimizer is None) != (torch_optimizer is None):
         raise InputError("pass both optimizer= and torch_optimizer= (or neither, for plain SGD on both)")
@@ -213,10 +215,11 @@ def check_model(
 
 
 def _finish(writers: RunWriters | None, report: Report, tensorboard_dir) -> None:
-    """Where the curves went, in the report's notes, and the report's text beside them."""
+    """Where the curves went, in the report's notes, and the report's text beside them (and as report.html)."""
     if writers is not None:
         report.notes.append(arguments.curves_note(tensorboard_dir))
-        writers.finish(str(report), report.passed)
+        writers.finish(str(report), passed_or_failed(report.passed))
+        report.save_html(Path(tensorboard_dir) / REPORT_HTML)
 
 
 def _user_optimizer(optimizer: Any, params: dict, reference: torch.optim.Optimizer) -> UserOptimizer:

@@ -9,6 +9,7 @@ import html
 import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ import numpy as np
 from compare.check.sandbox.misbehaviour import FIXES
 from compare.core.records import Check, first_failure, worst_by_stage
 from compare.core.witness64 import SUFFIX
+from compare.output import html as report_html
 
 
 @dataclass(frozen=True)
@@ -217,6 +219,18 @@ class Report:
     def to_json(self) -> str:
         """Valid JSON: a non-finite number (an infinite ``max_rel``, a NaN) is written as ``null``."""
         return json.dumps(self.to_dict(), indent=2, allow_nan=False)
+
+    def save_html(self, path: str | Path) -> Path:
+        """Write the report as one self-contained page (``compare.output.html``): the verdict, the
+        per-stage table, the diagnosis and its fix; returns the path written."""
+        rows = [
+            (stage, check.tensor, check.diff.problem or f"{check.diff.max_rel:.3e}", f"{check.max_rel:.0e}",
+             "ok" if check.passed else "FAIL")
+            for stage, check in self.worst_by_stage().items()
+        ]  # fmt: skip
+        path = Path(path)
+        path.write_text(report_html.check_page(self.kind, self.passed, str(self), rows), encoding="utf-8")
+        return path
 
     def _repr_html_(self) -> str:
         colour = "#1a7f37" if self.passed else "#cf222e"

@@ -107,6 +107,16 @@ def check_choice(args: argparse.Namespace, logdir: Path) -> None:
         raise InputError(f"--experiment {args.experiment}: no such experiment under {logdir} (`runs` lists them)")
 
 
+def experiment_lines(board: Board, chosen: list[str]) -> list[str]:
+    """An experiment's pictures and conclusion, each an address of its own: its ``summary`` run alone,
+    so that the Images and Text tabs tick it however many runs its sub-runs make."""
+    summaries = [f"{name}/summary" for name in chosen]
+    return [
+        f"  pictures: {board.address(board.url('images', summaries))}",
+        f"  conclusion: {board.address(board.url('text', summaries))}",
+    ]
+
+
 def board_command(args: argparse.Namespace) -> int:
     logdir = Path(args.logdir)
     check_choice(args, logdir)
@@ -114,7 +124,8 @@ def board_command(args: argparse.Namespace) -> int:
     listed = listing(logdir) if logdir.is_dir() else []
     chosen, said = choose(args, runs, named, listed)
     try:
-        board = Board(runs, args.port)
+        label = f"{len(runs)} run{'s' if len(runs) != 1 else ''} under {args.logdir} (backprop-parity board)"
+        board = Board(runs, args.port, label=label)
     except program.TensorBoardServerException as error:
         raise InputError(f"--port {args.port}: {error.msg} (--port 0 picks a free one)") from None
     try:
@@ -122,7 +133,9 @@ def board_command(args: argparse.Namespace) -> int:
         width = shutil.get_terminal_size((100, 40)).columns
         for line in textwrap.wrap(f"{PROG} board: {said}", width, subsequent_indent="  ", break_on_hyphens=False):
             print(line, flush=True)
-        print(f"  {board.url(args.tab, chosen)}", flush=True)
+        print(f"  {board.address(board.url(args.tab, chosen))}", flush=True)
+        for line in experiment_lines(board, chosen) if args.experiment else []:
+            print(line, flush=True)
         print(f"  {MORE}", flush=True)
         threading.Event().wait()
     except KeyboardInterrupt:

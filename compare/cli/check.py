@@ -15,8 +15,9 @@ engine         ``engine`` (what makes a leaf of your autograd engine: ``Value``,
 
 ``options`` (a dict) gives keyword options to every check that takes them (``steps``, ``dtype``,
 ``mapping``, ``lr_schedule``, ``batch_size``, ...). Each check found runs; each verdict table is printed;
-``report.json`` goes into a new run directory under ``--logdir``, with a model's TensorBoard curves
-(``manual/``, ``torch/``, ``parity/``, as a ``run`` writes them). Exit 0 when every check passes, 1 when
+``report.json`` and a ``report-<check>.html`` page per check go into a new run directory under
+``--logdir``, with a model's TensorBoard curves (``manual/``, ``torch/``, ``parity/``, as a ``run`` writes
+them). Exit 0 when every check passes, 1 when
 one fails (an exception in the user's code is a finding: one line, the traceback only with
 ``--traceback``), 2 for bad input.
 """
@@ -235,6 +236,7 @@ def check_here(args: argparse.Namespace) -> int:
     document["checks"] = {name: report.to_dict() for name, report in reports.items()}
     write_report(document, run_dir, args.json)
     for name, report in reports.items():
+        report.save_html(run_dir / f"report-{name}.html")  # one page per check, to send (compare.output.html)
         print(f"[{name}] {report}")
         failure = report.first_failure
         if args.traceback and failure is not None and failure.traceback:

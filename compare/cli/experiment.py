@@ -14,7 +14,6 @@ import dataclasses
 import json
 import math
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from compare.experiments.base import DTYPE, ParityError, Session
 from compare.i18n import DEFAULT, LANGUAGES, _, language
 from compare.inputs import config as cfg
 from compare.inputs.safety import check_outputs
-from compare.output import report
+from compare.output import report, textwidth
 from compare.output.rundir import new_run_dir
 
 FLAGS = {"steps": "--steps", "seed": "--seed", "dataset": "--dataset"}  # Params field → the flag that sets it
@@ -112,6 +111,20 @@ def _finite(value):
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
+def _passed(session: Session, outcome, seconds: float) -> dict:
+    """The end of an experiment whose parity held: its table, parity line and conclusion, the verdict line
+    last; what it adds to summary.json."""
+    for line in [*outcome.table, session.parity_line()]:
+        session.say(line)
+    conclusion = _("conclusion: {conclusion}").format(conclusion=outcome.conclusion)
+    session.say("\n".join(textwidth.wrap(conclusion, min(110, textwidth.terminal_columns()))))
+    session.say(_("done in {seconds:.1f} s").format(seconds=seconds))
+    session.say(_("PASS: parity held at every step of every sub-run"))  # the verdict line, last
+    numbers = {key: _finite(value) for key, value in outcome.numbers.items()}
+    session.conclude(["PASS", conclusion, session.parity_line()], outcome.table, True)
+    return {"passed": True, "seconds": seconds, "conclusion": outcome.conclusion, "numbers": numbers}
+
+
 def experiment_command(args: argparse.Namespace) -> int:
     with language(args.lang):
         return _experiment(args)
@@ -142,24 +155,17 @@ def _experiment(args: argparse.Namespace) -> int:
         outcome = experiment.run(params, session)
     except ParityError as broken:
         failed = _("FAIL: parity broken in sub-run {subrun}; the experiment stops here").format(subrun=broken.subrun)
-        session.say(f"{failed}\n{broken.detail}")
+        session.say(f"{broken.detail}\n{failed}")  # the experiment's verdict line last
         summary |= {"passed": False, "parity_failure": {"subrun": broken.subrun, "detail": broken.detail}}
         status = exits.FAIL
         session.conclude([f"FAIL: parity broken in sub-run {broken.subrun}", broken.detail], [], passed=False)
     except KeyboardInterrupt:
-        print("backprop-parity: interrupted", file=sys.stderr)
+        print(f"backprop-parity: interrupted; the partial summary is {root / 'summary.json'}", file=sys.stderr)
+        session.say("INCOMPLETE: interrupted")
         summary |= {"passed": False, "interrupted": True}
         status = exits.INTERRUPTED
     else:
-        seconds = time.perf_counter() - started
-        for line in [*outcome.table, session.parity_line()]:
-            session.say(line)
-        conclusion = _("conclusion: {conclusion}").format(conclusion=outcome.conclusion)
-        session.say(textwrap.fill(conclusion, width=110, subsequent_indent="  "))
-        session.say(_("done in {seconds:.1f} s").format(seconds=seconds))
-        numbers = {key: _finite(value) for key, value in outcome.numbers.items()}
-        summary |= {"passed": True, "seconds": seconds, "conclusion": outcome.conclusion, "numbers": numbers}
-        session.conclude(["PASS", conclusion, session.parity_line()], outcome.table, True)
+        summary |= _passed(session, outcome, time.perf_counter() - started)
     summary["parity"] = [
         {
             "subrun": entry.name,

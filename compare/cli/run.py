@@ -23,6 +23,7 @@ from compare.inputs.config import RunConfig, parse_layers, parse_sides
 from compare.inputs.config import roles as config_roles
 from compare.inputs.flags import flag
 from compare.inputs.prepare import prepare
+from compare.output import textwidth
 from compare.output.progress import StepPrinter
 
 GROUPS = {  # RunConfig's flag groups (compare.inputs.config), titled in --help
@@ -40,9 +41,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="train both twins in lockstep and compare every tensor",
         description="Train the manual MLP and its torch twin from the same weights on the same batches; "
         "compare forward outputs, loss, gradients, optimizer state and parameters at every step. "
-        "Exit 0 when parity holds, 1 when it breaks (or both sides overflowed alike), 2 on bad input, 3 when "
-        "a data-parallel rank died or timed out, 4 when the run diverged where no step can tell rounding from a "
-        "wrong rule.",
+        "The verdict is the last line: PASS or PASS (drift adjudicated) exit 0, FAIL or DEPARTS (a textbook "
+        "variant) exit 1, DIVERGED exit 4 (both sides alike left the finite numbers, or no step can tell rounding "
+        "from a wrong rule), INCOMPLETE exit 130 on Ctrl-C or 3 when a data-parallel rank died or timed out; "
+        "2 on bad input (docs/verdicts.md).",
     )
     groups = {key: run.add_argument_group(title) for key, title in GROUPS.items()}
     choices = {"inject": list(faults.CATALOG), "device": devices.DEVICES}  # those config.py cannot import
@@ -152,31 +154,24 @@ def run_command(args: argparse.Namespace) -> int:
     finally:
         printer.close()
         stop.after(previous)
+    return finish(result, printer, stop)
+
+
+def finish(result, printer: StepPrinter, stop: "StopRequest") -> int:
+    """What ends the run's output (the verdict line last, after any note on stderr) and its exit status."""
     if printer.summary():
-        print(printer.summary())
+        print(printer.summary(), flush=True)
     if stop.signum is not None:
-        kept = "nothing was written" if result.run_dir is None else f"wrote what was done to {result.run_dir}"
         name = signal.Signals(stop.signum).name
+        report_json = None if result.run_dir is None else result.run_dir / "report.json"
+        kept = "nothing was written" if report_json is None else f"the partial report is {report_json}"
         print(f"{PROG}: interrupted ({name}) after {result.steps} steps; {kept}", file=sys.stderr)
-    print(result.verdict)
-    if result.warnings:
-        print(f"{PROG}: {warnings_line(result.warnings)}", file=sys.stderr)
     if result.aborted is not None:
         print(f"{PROG}: error: {result.aborted}; the report holds the {result.steps} steps done", file=sys.stderr)
-        return exits.ABORTED
-    if stop.signum is not None:
-        return exits.SIGNAL_BASE + int(stop.signum)
-    if result.undecidable_from is not None:
-        return exits.DIVERGED
-    return exits.PASS if result.passed else exits.FAIL
-
-
-def warnings_line(counts: dict[str, int]) -> str:
-    """Every run-time warning of the run (NumPy's overflow, say) in one line, most frequent first."""
-    ranked = sorted(counts.items(), key=lambda item: -item[1])
-    shown = "; ".join(f"{message} ({count}x)" for message, count in ranked[:3])
-    more = f"; {len(ranked) - 3} more kinds" if len(ranked) > 3 else ""
-    return f"{sum(counts.values())} run-time warnings: {shown}{more} (the report's first_failure says where)"
+    sys.stderr.flush()
+    for line in textwidth.for_terminal(result.verdict):  # by word, to a terminal's width: never inside a number
+        print(line, flush=True)
+    return result.decision.exit_status(stop.signum, result.aborted is not None)
 
 
 def serve_torchrun(prepared, member: world.Membership, timeout_s: float) -> int:

@@ -1,5 +1,7 @@
 """``backprop-parity runs [PATTERN] [--failed] [--last N]``: what is under the log directory, one line
 per run or experiment (``compare.output.runlist``), oldest first, fitted to the terminal's width.
+``runs show RUN`` prints a past run's verdict as the run printed it; ``runs diff A B`` puts two runs side
+by side (``compare.output.runview``).
 
 The first line names the failing runs, so they are on the first screen however many runs there are.
 Columns that do not fit are dropped, least telling first (``COLUMNS`` lists them by priority); the name
@@ -12,6 +14,8 @@ import textwrap
 from pathlib import Path
 
 from compare import exits
+from compare.errors import InputError
+from compare.output import runview, textwidth
 from compare.output.runlist import Listed, listing
 
 # (header, field), most telling first: columns are dropped from the end of this list to fit the terminal
@@ -49,11 +53,17 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "experiment), what made it special, lr, dtype, activation, steps and date (from its report.json or "
         "summary.json). The first line names the failing ones. Fits the terminal's width.",
     )
-    parser.add_argument("pattern", nargs="?", help="only runs whose name holds this text (or matches this glob)")
+    parser.add_argument(
+        "words",
+        nargs="*",
+        metavar="PATTERN | show RUN | diff A B",
+        help="only runs whose name holds this text (or matches this glob); `show RUN`: the run's verdict as it "
+        "printed it; `diff A B`: two runs' settings and per-stage worst figures side by side",
+    )
     parser.add_argument("--logdir", default="runs", help="where the runs are (default: runs)")
     parser.add_argument("--failed", action="store_true", help="only runs that did not pass")
     parser.add_argument("--last", type=positive, metavar="N", help="only the N latest (after the other filters)")
-    parser.set_defaults(handler=list_runs)
+    parser.set_defaults(handler=runs_command)
 
 
 def matches(name: str, pattern: str | None) -> bool:
@@ -67,7 +77,7 @@ def fit(rows: list[tuple[str, ...]], width: int) -> list[str]:
     ``CAP``; then columns are taken in ``COLUMNS``' order while they fit; one that does not is cut with
     "…" when it may be, else left out, and the narrower ones after it are still tried. The run and its
     verdict are always kept."""
-    natural = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    natural = [max(textwidth.width(row[i]) for row in rows) for i in range(len(COLUMNS))]  # Hangul takes two
     if sum(natural) + len(GAP) * (len(natural) - 1) > width:  # long free text gives way to more columns
         natural = [min(need, CAP) if field in CUT else need for need, (_, field) in zip(natural, COLUMNS, strict=True)]
     kept: list[tuple[int, int]] = []  # (column, width)
@@ -83,7 +93,7 @@ def fit(rows: list[tuple[str, ...]], width: int) -> list[str]:
         used += len(GAP) + kept[-1][1]
     lines = []
     for row in rows:
-        cells = [(row[i] if len(row[i]) <= w else row[i][: w - 1] + "…").ljust(w) for i, w in kept]
+        cells = [textwidth.ljust(textwidth.cut(row[i], w), w) for i, w in kept]
         lines.append(GAP.join(cells).rstrip())
     return lines
 
@@ -100,6 +110,29 @@ def headline(listed: list[Listed], shown: int, logdir: Path, width: int) -> list
     text += f" ({shown} shown)" if shown != len(listed) else ""
     text += f"; {len(failing)} did not pass: {', '.join(failing)}" if failing else "; every one passed"
     return textwrap.wrap(text, width, subsequent_indent="  ", break_on_hyphens=False)
+
+
+def runs_command(args: argparse.Namespace) -> int:
+    """``runs``, ``runs PATTERN``, ``runs show RUN`` or ``runs diff A B``; the wrong number of names is a
+    usage error, before anything is read."""
+    verb, names = (args.words[0], args.words[1:]) if args.words else (None, [])
+    logdir = Path(args.logdir)
+    if verb == "show":
+        if len(names) != 1:
+            raise InputError("runs show takes one RUN (a name as `runs` lists it, or a run directory)")
+        for line in textwidth.for_terminal(runview.show(runview.find(logdir, names[0]))):
+            print(line)
+        return exits.PASS
+    if verb == "diff":
+        if len(names) != 2:
+            raise InputError("runs diff takes two runs: runs diff A B")
+        a, b = (runview.find(logdir, name) for name in names)
+        print("\n".join(runview.diff(a, b, textwidth.terminal_columns())))
+        return exits.PASS
+    if len(args.words) > 1:
+        raise InputError(f"runs takes one PATTERN, got {len(args.words)} (or: runs show RUN, runs diff A B)")
+    args.pattern = verb
+    return list_runs(args)
 
 
 def list_runs(args: argparse.Namespace) -> int:

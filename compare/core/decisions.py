@@ -48,7 +48,7 @@ Branches = tuple[tuple[str, ...], Callable[..., tuple[np.ndarray, ...]]]
 
 def declared(reference: TorchSide) -> Branches | None:
     """The state keys and branch values of the rule registered for torch's optimizer class, if it has any.
-    A JAX reference (``compare.core.jax_side``) has none: optax has no Rprop, the one rule that declares a branch,
+    A JAX reference (``compare.core.jax_side``) has none: optax cannot express the rules that declare a branch,
     and a run that asks for it is refused before it starts."""
     if not isinstance(reference, TorchSide):
         return None

@@ -7,12 +7,16 @@ checks: ``first_failure``, the earliest failing check by step, then by the stage
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from compare.core.gradcheck import Witness
 from compare.core.metrics import TensorDiff
 from compare.core.stages import STAGE_RANK, STAGES
+
+if TYPE_CHECKING:
+    from compare.core.verdict import Verdict
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,7 @@ class RunResult:
     # data-parallel run ended early (None when it did not).
     run_dir: Path | None = None
     verdict: str = ""
+    decision: "Verdict | None" = None  # the verdict's word (``compare.core.verdict.of_run``)
     report: dict | None = None
     aborted: str | None = None
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from compare.experiments import datasets
 from compare.experiments.base import Experiment, Outcome, Session, batches, build_twins, evaluate
-from compare.experiments.text import pad, steps_line
+from compare.experiments.text import steps_line, table
 from compare.experiments.training import train
 from compare.i18n import N_, _
 from compare.inputs import seeds
@@ -102,10 +102,9 @@ def run(params: Params, session: Session) -> Outcome:
 
     after_steps = _("loss after {steps} steps").format(steps=params.steps)
     after_examples = _("loss after {examples} examples").format(examples=budget)
-    table = [
-        f"{pad(_('run'), 15)} {pad(_('batch'), 6, '>')} {pad(after_steps, 22, '>')} {pad(_('accuracy'), 9, '>')} "
-        f"{pad(after_examples, 26, '>')} {pad(_('batch-loss jitter'), 18, '>')} {pad(_('whole-set rises'), 16, '>')}"
-    ]
+    columns = [(_("run"), "<"), (_("batch"), ">"), (after_steps, ">"), (_("accuracy"), ">"), (after_examples, ">")]
+    columns += [(_("batch-loss jitter"), ">"), (_("whole-set rises"), ">")]
+    rows = []
     numbers: dict[str, float | int | str | None] = {
         "dataset": params.dataset,
         "steps": params.steps,
@@ -115,13 +114,12 @@ def run(params: Params, session: Session) -> Outcome:
     for name, r in results.items():
         counted = _("{count} steps") if r["budget_steps"] > 1 else _("{count} step")
         at_budget = f"{r['full_at_budget']:.4f} ({counted.format(count=r['budget_steps'])})"
-        table.append(
-            f"{pad(name, 15)} {r['batch_size']:>6} {r['full_last']:>22.4f} {r['accuracy_last']:>9.1%} {at_budget:>26} "
-            f"{r['train_loss_jitter']:>18.4f} {r['full_loss_rises']:>16.0%}"
-        )
+        jitter, rises = f"{r['train_loss_jitter']:.4f}", f"{r['full_loss_rises']:.0%}"
+        last = f"{r['full_last']:.4f}"
+        rows.append([name, str(r["batch_size"]), last, f"{r['accuracy_last']:.1%}", at_budget, jitter, rises])
         numbers |= {f"{name}/{key}": value for key, value in r.items()}
     conclusion = conclude(params, results, n, budget)
-    return Outcome(table, conclusion, numbers)
+    return Outcome(table(columns, rows), conclusion, numbers)
 
 
 EXPERIMENT = Experiment(

@@ -17,7 +17,7 @@ import numpy as np
 
 from compare.experiments import datasets
 from compare.experiments.base import Experiment, Outcome, Session, batches, build_twins, evaluate, predict, split_rng
-from compare.experiments.text import pad, steps_line
+from compare.experiments.text import steps_line, table
 from compare.experiments.training import train
 from compare.i18n import N_, _
 from compare.inputs import seeds
@@ -99,8 +99,8 @@ def run(params: Params, session: Session) -> Outcome:
     ]
     disagreement = [float(np.mean(a["predictions"] != b["predictions"])) for a, b in pairs]
     probe_disagreement = [float(np.mean(a["probe_predictions"] != b["probe_predictions"])) for a, b in pairs]
-    table = [f"{pad(_('init seed'), 9, '>')} {pad(_('whole-set loss'), 15, '>')} {pad(_('accuracy'), 9, '>')}"]
-    table += [f"{seed:>9} {f['loss']:>15.4f} {f['accuracy']:>9.1%}" for seed, f in finals.items()]
+    columns = [(_("init seed"), ">"), (_("whole-set loss"), ">"), (_("accuracy"), ">")]
+    lines = table(columns, [[str(seed), f"{f['loss']:.4f}", f"{f['accuracy']:.1%}"] for seed, f in finals.items()])
     numbers: dict[str, float | int | str | None] = {
         "dataset": params.dataset,
         "inits": params.inits,
@@ -117,7 +117,7 @@ def run(params: Params, session: Session) -> Outcome:
         "probe_disagreement_max": float(np.max(probe_disagreement)),
     }
     conclusion = conclude(params, numbers, spec.widths)
-    return Outcome(table, conclusion, numbers)
+    return Outcome(lines, conclusion, numbers)
 
 
 EXPERIMENT = Experiment(

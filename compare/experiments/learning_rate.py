@@ -24,7 +24,7 @@ import numpy as np
 
 from compare.experiments import datasets
 from compare.experiments.base import DIVERGENCE_FACTOR, Experiment, Outcome, Session, batches, build_twins
-from compare.experiments.text import pad, steps_line
+from compare.experiments.text import steps_line, table
 from compare.experiments.training import train
 from compare.i18n import N_, _
 from compare.inputs import seeds
@@ -135,22 +135,19 @@ def run(params: Params, session: Session) -> Outcome:
         session.say(steps_line(f"lr {lr:g}", trained.steps, trained.seconds, note))
     verdict = verdicts(runs)
 
-    table = [
-        f"{'lr':>8}  {pad(_('verdict'), 12)} {pad(_('loss first → last'), 20, '>')} "
-        f"{pad(_('lowest'), 9, '>')} {pad(_('steps up'), 9, '>')}  {_('note')}"
-    ]
+    columns = [("lr", ">"), (_("verdict"), "<"), (_("loss first → last"), ">"), (_("lowest"), ">")]
+    columns += [(_("steps up"), ">"), (_("note"), "<")]
+    rows = []
     shown = {key: _(text) for key, text in VERDICTS.items()}
     numbers: dict[str, float | int | str | None] = {"dataset": params.dataset, "steps": params.steps}
     for lr, r in runs.items():
         note = _("diverged at step {step}").format(step=r["diverged_at"]) if r["diverged_at"] else ""
-        table.append(
-            f"{lr:>8g}  {pad(shown[verdict[lr]], 12)} {r['first']:>9.4f} → {r['last']:<9.4g} {r['min']:>9.4f} "
-            f"{r['rises']:>8.0%}  {note}"
-        )
+        losses = f"{r['first']:.4f} → {r['last']:<9.4g}"  # the arrows in one column
+        rows.append([f"{lr:g}", shown[verdict[lr]], losses, f"{r['min']:.4f}", f"{r['rises']:.0%}", note])
         numbers |= {f"lr_{lr:g}/{key}": value for key, value in r.items() if key != "losses"}
         numbers[f"lr_{lr:g}/verdict"] = verdict[lr]
     conclusion = conclude(params, runs, verdict, shown)
-    return Outcome(table, conclusion, numbers)
+    return Outcome(table(columns, rows), conclusion, numbers)
 
 
 EXPERIMENT = Experiment(

@@ -19,7 +19,7 @@ import numpy as np
 
 from compare.experiments import datasets
 from compare.experiments.base import Experiment, Outcome, Session, batches, build_twins, evaluate, split_rng
-from compare.experiments.text import pad, steps_line
+from compare.experiments.text import steps_line, table
 from compare.experiments.training import train
 from compare.i18n import N_, _
 from compare.inputs import seeds
@@ -50,12 +50,10 @@ def renumber(weights: dict[str, np.ndarray], source: MLPSpec, target: MLPSpec) -
     return renamed
 
 
-def header() -> str:
-    return (
-        f"{pad(_('variant'), 21)} {pad(_('train loss'), 10, '>')} {pad(_('val lowest (step)'), 20, '>')} "
-        f"{pad(_('val last'), 9, '>')} {pad(_('climb'), 7, '>')} "
-        f"{pad(_('gap'), 7, '>')} {pad(_('train acc'), 10, '>')} {pad(_('val acc'), 8, '>')}"
-    )
+def columns() -> list[tuple[str, str]]:
+    """The table's headings, in the session's language, each with its alignment."""
+    headings = (_("train loss"), _("val lowest (step)"), _("val last"), _("climb"), _("gap"), _("train acc"))
+    return [(_("variant"), "<"), *((heading, ">") for heading in (*headings, _("val acc")))]
 
 
 def conclude(params: Params, results: dict[str, dict], parameters: int, train_size: int) -> str:
@@ -144,7 +142,7 @@ def run(params: Params, session: Session) -> Outcome:
         }
         session.say(steps_line(name, trained.steps, trained.seconds))
 
-    table = [header()]
+    rows = []
     numbers: dict[str, float | int | str | None] = {
         "dataset": params.dataset,
         "train_size": len(train_set.X),
@@ -152,14 +150,12 @@ def run(params: Params, session: Session) -> Outcome:
         "parameters": sum(int(np.prod(w.shape)) for w in initial.values()),
     }
     for name, r in results.items():
-        table.append(
-            f"{pad(name, 21)} {r['train_last']:>10.4f} {r['val_lowest']:>12.4f} ({r['val_lowest_step']:>4}) "
-            f"{r['val_last']:>9.4f} {r['val_climb']:>7.3f} {r['gap_last']:>7.3f} {r['train_accuracy_last']:>10.1%} "
-            f"{r['val_accuracy_last']:>8.1%}"
-        )
+        lowest = f"{r['val_lowest']:.4f} ({r['val_lowest_step']:>4})"
+        rows.append([name, f"{r['train_last']:.4f}", lowest, f"{r['val_last']:.4f}", f"{r['val_climb']:.3f}"])
+        rows[-1] += [f"{r['gap_last']:.3f}", f"{r['train_accuracy_last']:.1%}", f"{r['val_accuracy_last']:.1%}"]
         numbers |= {f"{name}/{key}": value for key, value in r.items()}
     conclusion = conclude(params, results, numbers["parameters"], len(train_set.X))
-    return Outcome(table, conclusion, numbers)
+    return Outcome(table(columns(), rows), conclusion, numbers)
 
 
 EXPERIMENT = Experiment(

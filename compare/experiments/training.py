@@ -11,6 +11,7 @@ import numpy as np
 
 from compare import i18n
 from compare.core import engine
+from compare.core.verdict import Verdict, Word, of_run
 from compare.experiments.base import (
     DIVERGENCE_FACTOR,
     DTYPE,
@@ -93,16 +94,16 @@ def train(
         diverged_at = stop.step
     except ParityError as broken:  # a measurement disagreed
         if writers:
-            writers.finish(f"FAIL: {broken.detail}", False)
+            writers.finish(f"FAIL: {broken.detail}", Verdict(Word.FAIL))
             writers = None  # finished
         raise
     finally:
         watch.bar.close()
         if writers:
-            held = result.first_failure is None and (result.complete or diverged_at is not None)
-            writers.finish(_subrun_verdict(result, steps, diverged_at), held)
+            writers.finish(*_subrun_verdict(result, steps, diverged_at))
     if result.first_failure is not None:
-        raise ParityError(name, report.verdict(result, steps) + "\n" + _history(result))
+        body, _, line = report.verdict(result, steps).rpartition("\n")
+        raise ParityError(name, f"{body}\n{_history(result)}\n{line}")  # the verdict line last
     # a diverged step (both twins overflowed) raised in on_step, before the engine recorded it
     worst = {stage: check.diff.max_rel for stage, check in result.worst_by_stage().items()}
     session.record(SubRunParity(name, result.steps, worst, watch.measured_worst, watch.measured, diverged_at))
@@ -157,12 +158,15 @@ class _Watch:
             self.session.say(_progress(self.name, record.step, self.steps, record.loss_torch))
 
 
-def _subrun_verdict(result: engine.RunResult, steps: int, diverged_at: int | None) -> str:
-    """The sub-run's verdict for TensorBoard; a run stopped at divergence held parity up to it."""
-    verdict = report.verdict(result, steps)
+def _subrun_verdict(result: engine.RunResult, steps: int, diverged_at: int | None) -> tuple[str, Verdict]:
+    """The sub-run's verdict for TensorBoard: a run stopped at divergence reads DIVERGED (parity held up
+    to it, which its verdict line says; the loss says nothing about the rules from there)."""
+    text = report.verdict(result, steps)
     if diverged_at is None or result.first_failure is not None:
-        return verdict
-    lines = [line for line in verdict.splitlines() if not line.startswith("INCOMPLETE")]
-    return "\n".join(
-        [*lines, f"PASS: parity held at all {result.steps} steps before the loss diverged at {diverged_at}"]
+        return text, of_run(result)
+    lines = text.splitlines()[:-1]  # the INCOMPLETE line of a run stopped early
+    line = (
+        f"DIVERGED: the loss diverged at step {diverged_at}, where the experiment stops this sub-run; parity held "
+        f"at all {result.steps} steps before it"
     )
+    return "\n".join([*lines, line]), Verdict(Word.DIVERGED, diverged_at, "loss")

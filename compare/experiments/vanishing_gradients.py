@@ -23,7 +23,7 @@ import numpy as np
 
 from compare.experiments import datasets
 from compare.experiments.base import Experiment, Outcome, Pairs, Session, batches, build_twins, layer_grad_norms
-from compare.experiments.text import pad, steps_line
+from compare.experiments.text import steps_line, table
 from compare.experiments.training import train
 from compare.i18n import N_, _
 from compare.inputs import seeds
@@ -95,10 +95,9 @@ def run(params: Params, session: Session) -> Outcome:
     widths = (dataset.X.shape[1], *([params.width] * (params.depth - 1)), dataset.num_outputs)
     last = f"layer{params.depth:02d}"
     numbers: dict[str, float | int | str | None] = {"depth": params.depth, "dataset": params.dataset}
-    table = [
-        f"{pad(_('activation'), 11)} {pad(_('‖∂L/∂W⁽¹⁾‖/‖∂L/∂W⁽ᴸ⁾‖ step 1'), 28, '>')} "
-        f"{pad(_('median'), 10, '>')} {pad(_('loss first → last'), 20, '>')}"
-    ]
+    columns = [(_("activation"), "<"), (_("‖∂L/∂W⁽¹⁾‖/‖∂L/∂W⁽ᴸ⁾‖ step 1"), ">"), (_("median"), ">")]
+    columns.append((_("loss first → last"), ">"))
+    rows = []
     for activation in params.activations:
         spec = MLPSpec(widths, activation, "cross_entropy")
         _data_rng, init_rng, batch_rng = seeds.streams(params.seed)  # the same draws for every activation
@@ -122,14 +121,12 @@ def run(params: Params, session: Session) -> Outcome:
             f"{activation}/loss_first": float(trained.losses[0]),
             f"{activation}/loss_last": float(trained.losses[-1]),
         }
-        table.append(
-            f"{activation:<11} {ratios[0]:>28.2e} {np.median(ratios):>10.2e} "
-            f"{trained.losses[0]:>9.3f} → {trained.losses[-1]:<8.3f}"
-        )
+        losses = f"{trained.losses[0]:.3f} → {trained.losses[-1]:.3f}"
+        rows.append([activation, f"{ratios[0]:.2e}", f"{np.median(ratios):.2e}", losses])
         session.say(steps_line(activation, trained.steps, trained.seconds))
 
     conclusion = conclude(params, numbers, dataset.num_outputs)
-    return Outcome(table, conclusion, numbers)
+    return Outcome(table(columns, rows), conclusion, numbers)
 
 
 EXPERIMENT = Experiment(

@@ -25,14 +25,14 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from tensorboard import program
+from tensorboard import default, program
 
 from compare.errors import InputError
+from compare.output.board_settings import SettingsPlugin, opener_path, quiet_location
 from compare.output.parity_curves import RATIO
 
 SELECTED_BY_DEFAULT = 40  # tensorboard 2.21's runs selector: maxNamesToEnableByDefault = 40
 TAGS = f"^(loss/train|{RATIO})$"  # Time Series' tag filter when it opens crowded
-TEXTS = "verdict|conclusion"  # the Text tab's tag filter
 EVENTS = "events.out.tfevents.*"
 
 
@@ -70,16 +70,32 @@ def post_json(url: str, body: dict, timeout: float = 10.0) -> object:
         return json.loads(response.read())
 
 
-class Board:
-    """TensorBoard serving ``runs`` ({name: run directory}) on 127.0.0.1:``port`` (0: any free port)."""
+class _TensorBoard(program.TensorBoard):
+    """TensorBoard with the settings page and a data location of ``label`` (``compare.output.board_settings``)."""
 
-    def __init__(self, runs: dict[str, Path], port: int = 0, reload_interval: float = 1.0) -> None:
+    def __init__(self, label: str) -> None:
+        super().__init__(plugins=[*default.get_plugins(), SettingsPlugin])
+        self.label = label
+
+    def _make_data_provider(self):
+        data_provider, multiplexer = super()._make_data_provider()
+        quiet_location(data_provider, self.label)
+        return data_provider, multiplexer
+
+
+class Board:
+    """TensorBoard serving ``runs`` ({name: run directory}) on 127.0.0.1:``port`` (0: any free port);
+    ``label``: what its footer names as the data location (never the run directories' paths)."""
+
+    def __init__(
+        self, runs: dict[str, Path], port: int = 0, reload_interval: float = 1.0, label: str | None = None
+    ) -> None:
         for name, path in runs.items():
             if "," in f"{name}{path}" or ":" in name:
                 raise InputError(f"{path}: TensorBoard cannot serve a run whose name or path holds ',' (or ':')")
         spec = ",".join(f"{name}:{Path(path).resolve()}" for name, path in runs.items())
         self.runs = [run for name, path in runs.items() for run in event_runs(name, Path(path))]
-        tensorboard = program.TensorBoard()
+        tensorboard = _TensorBoard(label or f"{len(runs)} run(s) served by backprop-parity board")
         argv = ["", "--logdir_spec", spec, "--host", "127.0.0.1", "--port", str(port)]
         tensorboard.configure(argv=[*argv, "--reload_interval", str(reload_interval), "--load_fast", "false"])
         # launch() without losing the server, so that close() can shut it down
@@ -92,8 +108,8 @@ class Board:
         """The tab at smoothing 0, filtered to the runs named ``chosen`` (None: every run served). No tab:
         Custom Scalars while the older dashboards tick what the filter matches, else Time Series, shown
         the loss and the parity charts only (``TAGS``: its tag filter). ``tags``: a tag filter for the
-        other tabs (the Text tab opens on the verdicts and conclusions, ``TEXTS``, else it opens the
-        first two categories of text, whichever runs they belong to)."""
+        other tabs. The Text tab opens its first two categories, ``conclusion`` and ``verdict`` (an
+        experiment's other texts sort after them: ``compare.output.experiment_board.WORKINGS``)."""
         tab = tab or ("custom_scalars" if len(self.chosen_runs(chosen)) <= SELECTED_BY_DEFAULT else "timeseries")
         query, fragment = {"smoothing": "0"}, {"_smoothingWeight": "0"}
         if chosen is not None:
@@ -102,12 +118,17 @@ class Board:
                 fragment["regexInput"] = query["runFilter"]
         if tab == "timeseries":
             query["tagFilter"] = TAGS
-        elif tags is not None or tab == "text":
-            fragment["tagFilter"] = tags or TEXTS
+        elif tags is not None:  # not for the Text tab: a filter shows each card twice (results, then its category)
+            fragment["tagFilter"] = tags
         quote = urllib.parse.quote
         return f"{self.base}/?{urllib.parse.urlencode(query, quote_via=quote)}#{tab}&" + urllib.parse.urlencode(
             fragment, quote_via=quote
         )
+
+    def address(self, url: str) -> str:
+        """The address to print for ``url`` (one of ``url``'s): through the settings page, which turns
+        "Ignore outliers" off before the dashboard opens, so that a failing curve is not cut off."""
+        return self.base + opener_path(url[len(self.base) :])
 
     def chosen_runs(self, chosen: list[str] | None) -> list[str]:
         """The TensorBoard runs the filter for ``chosen`` matches (every run for None)."""

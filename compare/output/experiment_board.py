@@ -22,10 +22,11 @@ from matplotlib.figure import Figure
 from torch.utils.tensorboard import summary
 
 from compare.core.records import StepRecord
+from compare.core.verdict import Verdict, Word
 from compare.i18n import _
 from compare.output import figures
 from compare.output.events import LazyWriters
-from compare.output.overview import SUMMARY_RUN, Overview
+from compare.output.overview import DECISIONS, SUMMARY_RUN, Overview
 from compare.output.parity_curves import MAX_REL, RATIO, ParityCurves, stage_run
 from compare.output.tensorboard import DIFFERENCE, GAP
 from compare.output.tensorboard import LAYOUT as RUN_LAYOUT
@@ -33,6 +34,9 @@ from manual.optim import REGISTRY
 
 Pairs = dict[str, tuple[float, float]]  # tag → (manual value, torch value)
 LAYER = re.compile(r"^grad_norm/layer(\d+)$")
+# An experiment's own texts (a derivation, a graph) sort after "conclusion" and "verdict": TensorBoard's
+# Text tab opens its first two categories, so those two are the ones open (``compare.output.board``).
+WORKINGS = "workings"
 # The run's layout, chart for chart (TensorBoard merges categories of the same title and drops identical
 # charts, so a board with runs and experiments shows each chart once), plus the experiments' gradient norms.
 LAYOUT = {title: dict(charts) for title, charts in RUN_LAYOUT.items()}
@@ -87,17 +91,18 @@ class SubRunWriters:
         self.writers.scalars(stage_run(name), {RATIO: self.curves.ratio(max_rel), MAX_REL: max_rel}, step)
         self.worst = max(self.worst, max_rel / self.curves.strictest)
 
-    def text(self, tag: str, lines: list[str]) -> None:
-        """Preformatted text in the sub-run's summary run."""
-        self.writers[SUMMARY_RUN].add_summary(summary.text(tag, "    " + "\n    ".join(lines)))
+    def text(self, name: str, lines: list[str]) -> None:
+        """Preformatted text in the sub-run's summary run, tagged ``workings/<name>`` (``WORKINGS``)."""
+        self.writers[SUMMARY_RUN].add_summary(summary.text(f"{WORKINGS}/{name}", "    " + "\n    ".join(lines)))
 
-    def finish(self, verdict: str, passed: bool) -> None:
-        self.overview.finish(verdict, passed, self.worst, self.last_step, self.failure)
+    def finish(self, verdict: str, decided: Verdict) -> None:
+        self.overview.finish(verdict, decided, self.worst, self.last_step, self.failure)
         self.writers.close()
 
     def close(self) -> None:
         """Ends a sub-run that reports its own parity (``measured``): parity held, or it would have raised."""
-        self.finish(f"PASS: every value compared agrees (worst max_rel {self.worst * self.curves.strictest:.1e})", True)
+        worst = self.worst * self.curves.strictest
+        self.finish(f"PASS: every value compared agrees (worst max_rel {worst:.1e})", Verdict(Word.PASS))
 
 
 class ExperimentBoard:
@@ -118,7 +123,8 @@ class ExperimentBoard:
         """The conclusion first (``lines``: its verdict, conclusion and parity line), then the table."""
         if self.writer is None:
             return
-        heads = [f"**{line}**" if line.startswith(("PASS", "FAIL")) else line for line in lines]  # bold decisions
+        decisions = [line.startswith(DECISIONS) or line in set(Word) for line in lines]
+        heads = [f"**{line}**" if bold else line for line, bold in zip(lines, decisions, strict=True)]
         text = "\n\n".join([*heads, "    " + "\n    ".join(table)] if table else heads)
         self.writer.add_summary(summary.text("conclusion", text))
         self.writers.close()

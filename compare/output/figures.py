@@ -18,7 +18,6 @@ import importlib.util
 import io
 import itertools
 import struct
-import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,12 +26,13 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 from tensorboard.compat.proto.summary_pb2 import Summary
 
+from compare.output import textwidth
 from compare.output.events import EventWriter
 
 DPI = 100
 SIZE = (3.6, 2.7)  # inches: 360×270 pixels, TensorBoard's image card at its own size (no shrinking)
 TITLE_POINTS, LABEL_POINTS, LEGEND_POINTS = 9.0, 8.5, 7.5
-TITLE_CHARACTERS = 48  # what a 9-point title line holds across 360 px
+TITLE_COLUMNS = 40  # what a 9-point title line holds across 360 px (measured: 46 characters ran off the card)
 STYLES = ("-", "--", ":", "-.")
 MARKS = ("o", "s", "^", "D", "v", "P", "X", "*")
 HANGUL = ((0xAC00, 0xD7A3), (0x1100, 0x11FF), (0x3130, 0x318F))  # syllables, jamo, compatibility jamo
@@ -97,6 +97,18 @@ def log_figure(writer: EventWriter | None, folder: Path | None, name: str, figur
     return png
 
 
+def wrap_columns(text: str, columns: int) -> list[str]:
+    """``text`` in lines of at most ``columns`` display columns, by word (a Hangul syllable takes two: it is
+    about twice as wide as a Latin letter in the title's fonts)."""
+    found: list[str] = []
+    for word in text.split():
+        if found and textwidth.width(f"{found[-1]} {word}") <= columns:
+            found[-1] += f" {word}"
+        else:
+            found.append(word)
+    return found or [""]
+
+
 def lines(
     title: str,
     xlabel: str,
@@ -114,17 +126,24 @@ def lines(
     (a scatter: the spread of final losses, say)."""
     figure = Figure(figsize=SIZE, layout="constrained")
     axes = figure.subplots()
-    for (label, (x, y)), style, mark in zip(series.items(), itertools.cycle(STYLES), itertools.cycle(MARKS)):
+    count = len(series)
+    looks = zip(itertools.cycle(STYLES), itertools.cycle(MARKS), strict=False)  # endless
+    for i, ((label, (x, y)), (style, mark)) in enumerate(zip(series.items(), looks, strict=False)):
         x, y = list(x), list(y)
         every = 1 if markers or not joined else max(1, len(x) // 10)
-        shape = {"marker": mark, "markevery": every, "markersize": 4 if joined else 6, "fillstyle": "none"}
-        axes.plot(x, y, label=label, linewidth=1.3 if joined else 0, linestyle=style, **shape)
+        # Curves that coincide stay visible: each series' marks start further along (staggered), and the
+        # earlier ones are drawn wider and larger, so a later curve on top leaves them showing at its edges.
+        under = (count - 1 - i) / max(count - 1, 1)  # 1 for the first series drawn, 0 for the last
+        size = 4 + 2.5 * under if joined else 6
+        shape = {"marker": mark, "markevery": (i * every // count, every), "markersize": size}
+        width = 1.1 + 0.6 * under if joined else 0
+        axes.plot(x, y, label=label, linewidth=width, linestyle=style, fillstyle="none", **shape)
     axes.set_xscale("log" if logx else "linear")
     axes.set_yscale("log" if logy else "linear")
     axes.set_xlabel(xlabel, fontsize=LABEL_POINTS)
     axes.set_ylabel(ylabel, fontsize=LABEL_POINTS)
     axes.tick_params(labelsize=LEGEND_POINTS)
-    heading = textwrap.fill(title, TITLE_CHARACTERS)  # a long title on two lines, not cut at the card's edge
+    heading = "\n".join(wrap_columns(title, TITLE_COLUMNS))  # a long title on two lines, not cut at the card's edge
     axes.set_title(f"{heading}\n{note}" if note else heading, fontsize=TITLE_POINTS)
     axes.grid(True, which="major", alpha=0.3)
     if len(series) > 1:

@@ -33,11 +33,14 @@ def histogram_summary(tag: str, array: np.ndarray) -> Summary | None:
             return None
         low, high = float(values.min()), float(values.max())
     first, last = (low - 0.5, high + 0.5) if low == high else (low, high)  # as np.histogram widens one value
-    counts = bucket_counts(values, first, last)
+    # A range wider than float64's largest number (weights of ±1e307 after a diverging step) is counted at
+    # half scale, which is exact for normal numbers: (v - first) / (last - first) would be inf / inf.
+    scale = 1.0 if math.isfinite(last - first) else 0.5
+    counts = bucket_counts(values * scale if scale != 1.0 else values, first * scale, last * scale)
     nonzero = np.flatnonzero(counts)
     start, end = int(nonzero[0]), int(nonzero[-1]) + 1
     # TensorBoard reads each bucket's right edge only: an empty bucket in front carries the left edge.
-    limits = np.linspace(first, last, HISTOGRAM_BINS + 1)[start : end + 1]
+    limits = np.linspace(first * scale, last * scale, HISTOGRAM_BINS + 1)[start : end + 1] / scale
     with np.errstate(over="ignore"):  # a sum of finite values may still overflow to inf, and says so
         total, total_squares = values.sum(), values.dot(values)
     histogram = HistogramProto(

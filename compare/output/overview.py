@@ -8,7 +8,8 @@ so whichever run TensorBoard reads it from, the columns and their types are the 
 default (those that differ between runs first), each 10em wide, then the metrics, and orders the
 columns by name whatever the declaration says, so the five that tell runs apart are named to sort first
 and carry their plain names as display names: ``1.verdict`` (``PASS``, ``FAIL step 3 grad``, ...),
-``2.worst`` (the worst max_rel / tolerance), ``3.optimizer``, ``4.lr`` and ``5.special`` (what was
+``2.worst`` (the worst max_rel / tolerance; a drift-adjudicated pass, above 1, reads ``PASS (drift x8.33
+from 12)`` in the verdict column), ``3.optimizer``, ``4.lr`` and ``5.special`` (what was
 unusual: an injected fault, a textbook variant, a schedule, a data file): the verdict is on screen at
 1400 px, where the metric columns come after a scroll. The row is written when the run ends. The run
 itself is the Trial ID (``trial_name``: what is special first, its start time last, so a narrow column
@@ -29,6 +30,7 @@ from tensorboard.plugins.hparams import summary_v2 as hparams
 from torch.utils.tensorboard import summary
 
 from compare.core.stages import STAGES
+from compare.core.verdict import Verdict, Word
 from compare.output.events import EventWriter, scalar_summary
 from manual.optim import REGISTRY
 
@@ -44,7 +46,7 @@ METRICS = {  # tag: (column name, kept short for a narrow table; its description
     FAILED_STAGE: ("stage", "the first failure's stage: " + ", ".join(f"{i} {s}" for i, s in enumerate(STAGES, 1))),
 }
 TIME_PREFIX = re.compile(r"^(\d{8})-(\d{6})-(.+)$")  # a run directory named by compare.output.rundir
-DECISIONS = ("PASS", "FAIL", "UNDECIDED", "INCOMPLETE", "VARIANT", "DEPARTS")  # how a verdict's decision lines start
+DECISIONS = tuple(f"{word}:" for word in Word)  # how a verdict line starts (``compare.core.verdict``)
 TEXT_WIDTH = 100  # the verdict's long lines are wrapped here: TensorBoard cuts a code line at the card's edge
 
 FIRST = ("verdict", "worst", "optimizer", "lr", "special")  # shown by default (TensorBoard shows five)
@@ -150,7 +152,12 @@ def special(config: dict) -> str:
 
 
 def trial_name(run: str) -> str:
-    """The HParams Trial ID of a run: ``20261203-041233-adam-f32`` reads ``adam-f32 12-03 04:12:33``."""
+    """The HParams Trial ID of a run: ``20261203-041233-adam-f32`` reads ``adam-f32 12-03 04:12:33``; an
+    experiment's sub-run ``learning-rate/lr-0.3`` reads ``lr-0.3 · learning-rate`` (the column shows about
+    15 characters: the sub-runs told apart by their first ones)."""
+    if "/" in run:
+        experiment, subrun = run.split("/", 1)
+        return f"{subrun} · {experiment}"
     match = TIME_PREFIX.match(run)
     if match is None:
         return run
@@ -199,18 +206,12 @@ def verdict_markdown(verdict: str, config: dict) -> str:
 
 
 def _cell(value: object) -> str:
+    """A setting as a person writes it: ``lr=0.01 betas=(0.9, 0.999)``, ``2, 16, 16, 3``, not a Python dict."""
+    if isinstance(value, dict):
+        value = " ".join(f"{key}={_cell(item)}" for key, item in value.items())
+    elif isinstance(value, list | tuple):
+        value = "(" + ", ".join(_cell(item) for item in value) + ")"
     return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def short_verdict(verdict: str, passed: bool, failure: tuple[int, str] | None) -> str:
-    """The verdict in a table cell: ``PASS``, ``FAIL step 3 grad``, ``DEPARTS step 1 param`` (a textbook
-    variant), ``INCOMPLETE``: the decision line's first word, and where it first failed. ``passed`` is the
-    run's own decision (never read back from the text)."""
-    if passed:
-        return "PASS"
-    decisions = [line for line in verdict.splitlines() if line.startswith(DECISIONS)]
-    word = decisions[0].split(":")[0].split()[0] if decisions else "FAIL"
-    return f"{word} step {failure[0]} {failure[1]}" if failure is not None else word
 
 
 class Overview:
@@ -228,16 +229,15 @@ class Overview:
         writer.flush()
 
     def finish(
-        self, verdict: str, passed: bool, worst_ratio: float, step: int, failure: tuple[int, str] | None = None
+        self, verdict: str, decided: Verdict, worst_ratio: float, step: int, failure: tuple[int, str] | None = None
     ) -> None:
-        """The verdict text (with the configuration under it) and the HParams metrics, at ``step``: ``passed``
-        the run's decision, ``worst_ratio`` is the worst max_rel / tolerance, ``failure`` the first failure's
-        (step, stage)."""
+        """The verdict text (with the configuration under it) and the HParams metrics, at ``step``: ``decided``
+        the run's verdict (its cell is the verdict column: a drift-adjudicated pass says so beside its worst
+        max_rel / tolerance above 1), ``worst_ratio`` the worst max_rel / tolerance, ``failure`` the first
+        failure's (step, stage)."""
         self.writer.add_summary(summary.text("verdict", verdict_markdown(verdict, self.config)), step)
-        values = row(self.config) | {
-            NAMES["verdict"]: short_verdict(verdict, passed, failure),
-            NAMES["worst"]: worst_ratio,
-        }
+        values = row(self.config) | {NAMES["verdict"]: decided.cell(tensor=False), NAMES["worst"]: worst_ratio}
+        passed = decided.passed
         self.writer.add_summary(hparams.hparams_pb(values, trial_id=trial_name(self.run)), step)
         metrics = {PASSED: float(passed), WORST: worst_ratio}
         if failure is not None and not passed:

@@ -11,6 +11,8 @@ from tqdm import tqdm
 
 from compare.core.records import StepRecord
 
+ERASE_LINE = "\r\x1b[2K"  # carriage return, then ANSI "erase the whole line"
+
 
 class Bar:
     """tqdm's bar, off when ``stream`` is not a terminal (a log file or a pipe gets no bar).
@@ -54,9 +56,13 @@ class Bar:
             say(line)
 
     def close(self) -> None:
+        """Remove the bar, and whatever the terminal echoed onto its line (``^C``): the line is erased
+        whole (``ERASE_LINE``), so an interrupted run leaves no frozen bar above its verdict."""
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+            self.stream.write(ERASE_LINE)
+            self.stream.flush()
 
 
 class StepPrinter:

@@ -1,4 +1,5 @@
-"""The verdict: the JSON report (a contract for scripts) and the text a person reads."""
+"""The verdict: the JSON report (a contract for scripts) and the text a person reads, which ends on the
+one verdict line (its word decided by ``compare.core.verdict``)."""
 
 import datetime as dt
 import json
@@ -11,6 +12,7 @@ from compare.core import gradcheck
 from compare.core.records import Check, Raised, RunResult
 from compare.core.stages import STAGES
 from compare.core.tolerances import tolerance
+from compare.core.verdict import Verdict, Word, of_run
 from manual.optim.variants import VARIANTS
 
 MAX_DRIFT_STEPS = 1000  # the report lists at most this many drift steps (``resyncs`` counts them all)
@@ -35,7 +37,10 @@ def build(
     """The ``--json`` report; every field is listed in the README (``write_json`` nulls NaN and inf)."""
     failure = result.first_failure
     limits = {stage: tolerance(config["dtype"], stage, config.get("device", "cpu")) for stage in STAGES}
+    decided = of_run(result, config.get("variant") is not None)
     return {
+        "verdict": str(decided.word),
+        "verdict_detail": decided.to_json(),
         "started_at": started_at,
         "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "passed": result.passed,
@@ -171,9 +176,21 @@ def write_json(path: Path, report: dict) -> None:
         raise
 
 
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` (and a newline) atomically."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text + "\n")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
 def variant_lines(result: RunResult, name: str) -> list[str]:
     info = variant_json(result, name)
-    head = f"VARIANT {name} (manual) vs torch's {info['compared_with']}: "
+    head = f"variant {name} (manual) vs torch's {info['compared_with']}: "
     if not info["departs"]:
         head += f"agrees within tolerance at every one of the {result.steps} steps"
     else:
@@ -192,7 +209,8 @@ def _fmt(value: float | None) -> str:
 
 
 def diverged_json(result: RunResult, look_at: str | None) -> dict | None:
-    """Null, or for a run that diverged: ``{step, undecidable, look_at}`` (``undecidable``: exit 4)."""
+    """Null, or for a run that diverged: ``{step, undecidable, look_at}`` (``undecidable``: no step could
+    judge the departure; false when both sides overflowed alike)."""
     if diverged_line(result, look_at) is None:
         return None
     step = result.first_failure.step
@@ -200,14 +218,14 @@ def diverged_json(result: RunResult, look_at: str | None) -> dict | None:
 
 
 def diverged_line(result: RunResult, look_at: str | None) -> str | None:
-    """The verdict's first line when the run diverged (both sides alike, or undecidably), else ``None``."""
+    """The verdict line of a run that diverged (both sides alike, or undecidably), else ``None``."""
     failure, hint = result.first_failure, f"; look at {look_at}" if look_at else ""
     if failure is None or result.raised is not None:
         return None
     where = f"{failure.stage} {failure.tensor}"
     if result.undecidable_from is not None and failure.step == result.undecidable_from:
         return (
-            f"diverged: undecidable from step {failure.step} ({where} departed, max_rel {_fmt(failure.diff.max_rel)}); "
+            f"DIVERGED: undecidable from step {failure.step} ({where} departed, max_rel {_fmt(failure.diff.max_rel)}); "
             f"the run diverged (loss {_fmt(result.losses_torch[failure.step - 1])}), and one step from torch's own "
             f"values cannot tell rounding from a wrong rule there{hint}"
         )
@@ -219,42 +237,31 @@ def diverged_line(result: RunResult, look_at: str | None) -> str | None:
     return None
 
 
-def verdict(result: RunResult, steps_requested: int, variant: str | None = None, look_at: str | None = None) -> str:
-    """A few lines: the worst difference per stage, then PASS or the first failure, side by side; a run that
-    diverged says so first, naming ``look_at`` (the input to look at)."""
-    lines = ["stage     worst max_rel  tolerance  at (step, tensor)"]
-    if (diverged := diverged_line(result, look_at)) is not None:
-        lines.insert(0, diverged)
-    if variant is not None:
-        lines = [*variant_lines(result, variant), *lines]
+def warnings_line(counts: dict[str, int]) -> str:
+    """Every run-time warning of the run (NumPy's overflow, say) in one line, most frequent first."""
+    ranked = sorted(counts.items(), key=lambda item: -item[1])
+    shown = "; ".join(f"{message} ({count}x)" for message, count in ranked[:3])
+    more = f"; {len(ranked) - 3} more kinds" if len(ranked) > 3 else ""
+    return f"{sum(counts.values())} run-time warnings: {shown}{more} (the report's first_failure says where)"
 
+
+def stage_table(result: RunResult, decided: Verdict) -> list[str]:
+    """The worst difference per stage, each marked: ok, drf (judged drift), dep (a variant's departure),
+    div (where the run diverged) or BAD."""
     drifted = set(result.drift_steps)
+    other = {Word.DEPARTS: "dep", Word.DIVERGED: "div"}.get(decided.word, "BAD")
+    lines = ["stage     worst max_rel  tolerance  at (step, tensor)"]
     for stage, check in result.worst_by_stage().items():
-        mark = "ok " if check.passed else "drf" if check.step in drifted else "BAD"
+        mark = "ok " if check.passed else "drf" if check.step in drifted else other
         lines.append(
             f"{stage:<9} {_fmt(check.diff.max_rel):>13}  {check.max_rel:9.1e}  {mark} step {check.step}, {check.tensor}"
         )
-    if result.witnesses:
-        lines.append(gradcheck.summary(result.witnesses))
-    steps = result.steps
-    if not result.complete:
-        lines.append(f"INCOMPLETE: interrupted after {steps} of {steps_requested} steps")
-    failure = result.first_failure
-    if failure is None:
-        if result.complete:
-            lines.append(f"PASS: parity holds at every stage of all {steps} steps")
-        if result.drift is not None:
-            lines.append(drift_line(result))
-        return "\n".join([*lines, *followed_line(result)])
-    if result.raised is not None:
-        lines.append(f"FAIL: {result.raised.line()} (raised:{result.raised.type}); the traceback is in the report")
-        return "\n".join(lines)
-    problem = f" ({failure.diff.problem})" if failure.diff.problem else ""
-    head = "UNDECIDED" if result.undecidable_from == failure.step else "FAIL"  # not a failure of the rules
-    lines.append(
-        f"{head}: first difference at step {failure.step}, stage {failure.stage}, tensor {failure.tensor}{problem}: "
-        f"max_abs {_fmt(failure.diff.max_abs)}, max_rel {_fmt(failure.diff.max_rel)} > tolerance {failure.max_rel:.1e}"
-    )
+    return lines
+
+
+def failure_lines(result: RunResult) -> list[str]:
+    """The first failure's worst elements side by side, and how many steps failed."""
+    failure, lines = result.first_failure, []
     if failure.worst:
         lines.append(f"  {'index':<12} {'manual':>24} {'torch':>24} {'|diff|':>11}")
         for row in failure.worst:
@@ -262,5 +269,58 @@ def verdict(result: RunResult, steps_requested: int, variant: str | None = None,
             index = ",".join(str(i) for i in row["index"]) or "-"
             lines.append(f"  {index:<12} {row['manual']:>24.17g} {row['torch']:>24.17g} {_fmt(delta):>11}")
     if result.failed_steps > 1:
-        lines.append(f"  {result.failed_steps} of {steps} steps had a tensor outside tolerance")
-    return "\n".join([*lines, *followed_line(result)])
+        lines.append(f"  {result.failed_steps} of {result.steps} steps had a tensor outside tolerance")
+    return lines
+
+
+def decision_line(
+    result: RunResult, decided: Verdict, steps_requested: int, variant: str | None, look_at: str | None
+) -> str:
+    """The one verdict line, which ends the verdict: its word first (``compare.core.verdict``)."""
+    failure, steps = result.first_failure, result.steps
+    if decided.word is Word.INCOMPLETE:
+        found = f"; a first difference at step {failure.step} ({decided_where(failure)})" if failure else ""
+        return f"INCOMPLETE: stopped after {steps} of {steps_requested} steps{found}"
+    if decided.word is Word.PASS:
+        return f"PASS: parity holds at every stage of all {steps} steps"
+    if decided.word is Word.PASS_DRIFT:
+        return (
+            f"PASS (drift adjudicated): parity holds at all {steps} steps once the drift from step {decided.step} "
+            f"is set apart (worst max_rel/tolerance {decided.drift_ratio:.3g}, {decided.where}: rounding amplified "
+            f"by training, {len(result.drift_steps)} step(s) resynced)"
+        )
+    if decided.word is Word.DIVERGED:
+        return diverged_line(result, look_at)
+    if result.raised is not None:
+        return f"FAIL: {result.raised.line()} (raised:{result.raised.type}); the traceback is in the report"
+    problem = f" ({failure.diff.problem})" if failure.diff.problem else ""
+    at = f"at step {failure.step}, stage {failure.stage}, tensor {failure.tensor}{problem}"
+    sizes = f"max_abs {_fmt(failure.diff.max_abs)}, max_rel {_fmt(failure.diff.max_rel)}"
+    sizes += f" > tolerance {failure.max_rel:.1e}"
+    if decided.word is Word.DEPARTS:
+        torch_name = VARIANTS[variant].torch_name
+        return f"DEPARTS: the textbook {variant} departs from torch's {torch_name} {at}: {sizes} (expected)"
+    return f"FAIL: first difference {at}: {sizes}"
+
+
+def decided_where(check: Check) -> str:
+    return f"{check.stage} {check.tensor}"
+
+
+def verdict(result: RunResult, steps_requested: int, variant: str | None = None, look_at: str | None = None) -> str:
+    """The verdict as a person reads it: a textbook variant's departure, the worst difference per stage,
+    the diagnosis (the first failure's worst elements, the drift), the run-time warnings, and last, one
+    line that starts with the verdict's word (``compare.core.verdict``)."""
+    decided = of_run(result, variant is not None)
+    lines = [*(variant_lines(result, variant) if variant is not None else []), *stage_table(result, decided)]
+    if result.witnesses:
+        lines.append(gradcheck.summary(result.witnesses))
+    if result.first_failure is not None and result.raised is None:
+        lines += failure_lines(result)
+    if result.drift is not None:
+        lines.append(drift_line(result))
+    lines += followed_line(result)
+    if result.warnings:
+        lines.append(warnings_line(result.warnings))
+    lines.append(decision_line(result, decided, steps_requested, variant, look_at))
+    return "\n".join(lines)

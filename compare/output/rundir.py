@@ -11,6 +11,8 @@ from manual.optim import REGISTRY
 
 DEFAULTS = {"dtype": "float64", "activation": "relu", "loss": "cross_entropy", "dataset": "spiral"}
 SHORT = {"float32": "f32", "float64": "f64", "leaky_relu": "leaky", "cross_entropy": "ce"}
+VERDICT_TEXT = "verdict.txt"  # a run's verdict as the terminal showed it, for ``runs show``
+REPORT_HTML = "report.html"  # the verdict as one self-contained page (``compare.output.html``)
 LABEL_LENGTH = 48  # the label is cut here (a run name stays readable in a table); the report has the rest
 
 

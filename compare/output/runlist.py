@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from compare.core.verdict import Word, of_report
 from compare.errors import InputError
 from compare.output.overview import special
 
@@ -33,19 +34,6 @@ class Listed:
     written: float  # when its report was written (seconds since the epoch), for "latest"
 
 
-def verdict(report: dict) -> str:
-    if not report.get("complete", True):
-        return "INCOMPLETE"
-    if report.get("variant") and report["variant"].get("departs"):
-        return f"DEPARTS at step {report['variant']['first_departure']['step']}"
-    if report.get("passed"):
-        return "PASS"
-    failure = report.get("first_failure") or {}
-    if (report.get("diverged") or {}).get("undecidable"):
-        return f"DIVERGED, undecidable from step {failure.get('step')}"
-    return f"FAIL at step {failure.get('step')}, {failure.get('stage')} {failure.get('tensor')}"
-
-
 def written(path: Path) -> float:
     """When the run's report (or experiment summary) was written; a run still going counts by its folder."""
     return max((path / name).stat().st_mtime for name in (".", *MARKERS) if (path / name).exists())
@@ -60,8 +48,8 @@ def describe(run_dir: Path) -> Listed:
         date = (report.get("started_at") or "?").replace("T", " ")[:16]
         lr = (config.get("hyperparameters") or {}).get("lr")
         row = (config["optimizer"], f"{lr:g}" if isinstance(lr, int | float) else "", config.get("activation", ""))
-        found = verdict(report)
-        rest = (config["dtype"], str(report["steps"]), found, special(config), report["passed"] is True)
+        decided = of_report(report)
+        rest = (config["dtype"], str(report["steps"]), decided.cell(), special(config), decided.passed)
         return Listed(run_dir.name, run_dir, date, *row, *rest, written(run_dir))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         when = run_dir.stat().st_mtime if run_dir.exists() else 0.0  # a run still going: when it started
@@ -75,11 +63,11 @@ def describe_experiment(run_dir: Path) -> Listed:
     date = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).strftime("%Y-%m-%d %H:%M")
     steps = sum(entry.get("steps", 0) for entry in summary.get("parity", []))
     if summary.get("interrupted"):
-        outcome = "INTERRUPTED"
+        outcome = str(Word.INCOMPLETE)
     elif summary.get("passed"):
-        outcome = "PASS (parity held)"
+        outcome = str(Word.PASS)
     else:
-        outcome = f"FAIL in sub-run {(summary.get('parity_failure') or {}).get('subrun', '?')}"
+        outcome = f"{Word.FAIL} in sub-run {(summary.get('parity_failure') or {}).get('subrun', '?')}"
     lang = f"lang {summary['lang']}" if summary.get("lang", "en") != "en" else ""  # the name says which experiment
     row = ("experiment", "", "", summary.get("dtype", "?"), str(steps), outcome, lang, outcome.startswith("PASS"))
     return Listed(run_dir.name, run_dir, date, *row, written(run_dir))

@@ -29,6 +29,7 @@ import numpy as np
 
 from compare.core.engine import Lockstep, logs_at
 from compare.core.records import RunResult, StepRecord
+from compare.core.verdict import Verdict
 from compare.output.events import LazyWriters
 from compare.output.histograms import HISTOGRAM_BINS, histogram_summary
 from compare.output.overview import SUMMARY_RUN, Overview
@@ -143,9 +144,9 @@ class RunWriters:
             self.log_step(record, lockstep)
         self.worst, self.last_step, self.failure = kept
 
-    def finish(self, verdict: str, passed: bool) -> None:
-        """The verdict and the HParams metrics (``passed``: the run's decision); flushes and closes every
-        event file."""
+    def finish(self, verdict: str, decided: Verdict) -> None:
+        """The verdict text and the HParams metrics (``decided``: the run's verdict); flushes and closes
+        every event file."""
         if self.overview is not None:
-            self.overview.finish(verdict, passed, self.worst, self.last_step, self.failure)
+            self.overview.finish(verdict, decided, self.worst, self.last_step, self.failure)
         self.writers.close()
