@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from compare import faults
+from compare.check.diagnosis import numerical
 from compare.core import distributed, engine, witness64
 from compare.core.engine import Lockstep, Options
 from compare.core.mlp_pair import SIDE_BUILDERS, Pair, jax_side, torch_twin
@@ -175,11 +176,26 @@ def run(config: RunConfig, output: Output = Output(), hooks: Hooks = Hooks(), di
             diverged = report.diverged_line(result, None) is not None
             lr = prepared.torch_hyperparameters["lr"]
             look_at = safety.divergence_suspect(config, prepared.X, lr) if diverged else None
+            result.diagnosis = measured(result, config, min(config.batch_size, len(prepared.X)))
             _finish(result, config, config_json, run_dir, started_at, writers, output, look_at)
     if output.save_weights and result.aborted is None and result.complete:
         manual = lockstep.manual
         write_npz(Path(output.save_weights), manual.model.state_dict() if hasattr(manual, "model") else manual.values())
     return result
+
+
+def measured(result: RunResult, config: RunConfig, batch: int) -> dict | None:
+    """The run's first failure measured (``compare.check.diagnosis.numerical``: a ratio N, a transpose, ...),
+    as ``{findings, fix}`` in plain text; ``None`` when nothing fits, when a side raised, for a textbook
+    variant (its departure is expected) and for a parameter (what departs is the update, not kept)."""
+    failure, pair = result.first_failure, result.first_pair
+    if failure is None or pair is None or result.raised is not None or config.variant or failure.stage == "param":
+        return None
+    context = numerical.Context(batch=batch, classes=config.layers[-1])
+    found = numerical.diagnose([(failure.tensor, *pair)], context)
+    if found is None:
+        return None
+    return {"findings": [found.explanation, *found.findings], "fix": found.fix}
 
 
 def _setting(value: object) -> str:

@@ -36,10 +36,11 @@ class Checks:
     wrong_shape: bool = False  # a tensor of the wrong shape was added (known at once, even in the background)
     # when a dict: the (manual, reference) pairs that fail, of the first step that has any (a later step's are
     # not kept), as float64 copies keyed (step, stage, name), for a diagnosis that measures a departure
-    # (``compare.check.diagnosis.numerical``); comparisons made in the background are not kept
+    # (``compare.check.diagnosis.numerical``); those compared in the background are kept when collected
     keep: dict | None = None
     _queued: list[tuple] = field(default_factory=list)  # comparisons added in the background mode, not started
     _running: Future | None = None  # the started ones, as one job
+    _started: list[tuple] = field(default_factory=list)  # the started ones' arguments, until collected
 
     def add(
         self,
@@ -87,6 +88,7 @@ class Checks:
         """Start the comparisons added so far on ``COMPARER``, as one job; ``collect()`` waits for them."""
         queued, self._queued = self._queued, []
         if queued:
+            self._started = queued
             self._running = COMPARER.submit(lambda: [judge(*args) for args in queued])
 
     def collect(self) -> list[Check]:
@@ -94,9 +96,11 @@ class Checks:
         comparisons run at once."""
         self.background = False
         if self._running is not None:
-            self.checks.extend(self._running.result())
-            self._running = None
-        self.checks.extend(judge(*args) for args in self._queued)  # queued but never started: here
+            for args, check in zip(self._started, self._running.result(), strict=True):
+                self._append(check, args[3], args[4])  # the arrays are untouched until collected
+            self._running, self._started = None, []
+        for args in self._queued:  # queued but never started: here
+            self._append(judge(*args), args[3], args[4])
         self._queued = []
         return self.checks
 
@@ -115,10 +119,14 @@ class Checks:
         if self.background:
             self._queued.append(args)
             return
-        check = judge(*args)  # nothing is queued or running once the background mode has ended (collect)
+        self._append(judge(*args), manual, reference)  # nothing is queued or running once collected
+
+    def _append(self, check: Check, manual, reference) -> None:
+        """A check made, its arrays kept (``keep``) when it fails at the first step that has a failure."""
         self.checks.append(check)
         if self.keep is not None and not check.passed and not any(key[0] < self.step for key in self.keep):
-            self.keep[(self.step, stage, name)] = (np.array(manual, np.float64), np.array(reference, np.float64))
+            pair = (np.array(manual, np.float64), np.array(reference, np.float64))
+            self.keep[(check.step, check.stage, check.tensor)] = pair
 
 
 def judge(

@@ -156,7 +156,9 @@ class Lockstep:
 
     def _step(self, step: int, x: np.ndarray, y: np.ndarray) -> StepRecord:
         """The stages of ``stages.STEPS``, in their order, each under its name (for a side that raises)."""
-        checks = Checks(step, self.options.dtype, self.device.type, background=self.background)
+        # until the run's first failure, the failing arrays are kept: the first failure's goes into its record
+        keep = None if self._wrong else {}
+        checks = Checks(step, self.options.dtype, self.device.type, background=self.background, keep=keep)
         work = stages.Work(step, x, y, checks)
         for stage in stages.STEPS:
             self._stage = stage.name
@@ -170,7 +172,9 @@ class Lockstep:
         losses = (float(work.manual.loss), float(work.reference.loss.item()))
         lrs = work.lrs
         record = StepRecord(step, *losses, lrs[1], checks.collect(), work.stats, work.witnesses, lr_manual=lrs[0])
-        return replace(record, followed=work.followed)
+        failure = record.first_failure
+        pair = None if failure is None or not keep else keep.get((step, failure.stage, failure.tensor))
+        return replace(record, followed=work.followed, pair=pair)
 
     def update(self, work: stages.Work) -> None:
         """Both optimizers' steps, for the state stage: the comparisons so far run in the background meanwhile

@@ -102,6 +102,9 @@ class StepRecord:
     undecidable: bool = False  # a departure no step could judge: the run diverged (``compare.core.adjudication``)
     lr_manual: float | None = None  # the manual side's lr at this step (``lr`` is torch's, the reference)
     followed: int = 0  # sign decisions on rounding noise that followed torch's (``compare.core.decisions``)
+    # the first failure's (manual, reference) arrays as float64 copies, for a diagnosis that measures the
+    # departure (``compare.check.diagnosis.numerical``); kept by the engine until the run's first failure only
+    pair: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def departures(self) -> list[Check]:
@@ -134,6 +137,7 @@ class RunResult:
     worst: dict[str, Check] = field(default_factory=dict)  # each stage's largest max_rel so far, in stage order
     witnesses: list[Witness] = field(default_factory=list)
     first_failure: Check | None = None
+    first_pair: tuple[np.ndarray, np.ndarray] | None = None  # its (manual, reference) arrays, when kept
     failed_steps: int = 0
     drift: Drift | None = None  # the first departure judged drift (None: none, or adjudication off)
     drift_steps: list[int] = field(default_factory=list)  # every step judged drift (each then resynced)
@@ -144,13 +148,14 @@ class RunResult:
     warnings: dict[str, int] = field(default_factory=dict)  # run-time warnings (overflow, ...) by message
     complete: bool = False
     validation: list[dict] = field(default_factory=list)  # {"step", "manual": {...}, "torch": {...}}
-    # Filled by compare.run: where the run wrote, its verdict text and JSON report, and why a
-    # data-parallel run ended early (None when it did not).
+    # Filled by compare.run: where the run wrote, its verdict text and JSON report, why a data-parallel
+    # run ended early (None when it did not), and what measuring the first failure found (None: nothing).
     run_dir: Path | None = None
     verdict: str = ""
     decision: "Verdict | None" = None  # the verdict's word (``compare.core.verdict.of_run``)
     report: dict | None = None
     aborted: str | None = None
+    diagnosis: dict | None = None  # ``{findings, fix}``, plain text (``compare.check.diagnosis.numerical``)
 
     @property
     def passed(self) -> bool:
@@ -177,7 +182,8 @@ class RunResult:
         failure = record.first_failure
         if failure is not None:
             self.failed_steps += 1
-            self.first_failure = self.first_failure or failure
+            if self.first_failure is None:
+                self.first_failure, self.first_pair = failure, record.pair
         if self.keep_records:
             self.records.append(record)
 

@@ -47,6 +47,7 @@ def build(
         "complete": result.complete,
         "steps": result.steps,
         "first_failure": None if failure is None else {**check_json(failure), "worst_elements": list(failure.worst)},
+        "diagnosis": result.diagnosis,
         "failed_steps": result.failed_steps,
         "drift": drift_json(result),
         "followed_decisions": {"count": result.followed, "steps": result.followed_steps[:MAX_DRIFT_STEPS]},
@@ -273,6 +274,13 @@ def failure_lines(result: RunResult) -> list[str]:
     return lines
 
 
+def diagnosis_lines(result: RunResult) -> list[str]:
+    """What measuring the first failure found (``RunResult.diagnosis``): each finding, then the fix."""
+    if result.diagnosis is None:
+        return []
+    return [*(f"measured: {line}" for line in result.diagnosis["findings"]), f"  fix: {result.diagnosis['fix']}"]
+
+
 def decision_line(
     result: RunResult, decided: Verdict, steps_requested: int, variant: str | None, look_at: str | None
 ) -> str:
@@ -316,7 +324,7 @@ def verdict(result: RunResult, steps_requested: int, variant: str | None = None,
     if result.witnesses:
         lines.append(gradcheck.summary(result.witnesses))
     if result.first_failure is not None and result.raised is None:
-        lines += failure_lines(result)
+        lines += failure_lines(result) + diagnosis_lines(result)
     if result.drift is not None:
         lines.append(drift_line(result))
     lines += followed_line(result)
