@@ -1,6 +1,7 @@
 """Conventions, not mistakes, each named with its own fix in ``Diagnosis.fix``: L2 regularisation in the loss
 (CS231n's ``reg``), an optimizer's hard-coded ε, a mean where torch sums (and the reverse), ½·Σ against
-``MSELoss(reduction='sum')``, BatchNorm's ε and momentum hard-coded, and the conventions named before."""
+``MSELoss(reduction='sum')``, BatchNorm's ε and momentum hard-coded, the initial value of an optimizer's lazily
+created state (Adagrad's accumulator at optax's 0.1), and the conventions named before."""
 
 import numpy as np
 import pytest
@@ -61,6 +62,63 @@ def test_an_optimizer_s_hard_coded_eps_is_named_with_its_fix():
     report = check_optimizer(HardCodedAdam(1e-3), torch.optim.Adam, {"lr": 1e-3}, steps=3)
     assert report.diagnosis.name == "convention:hard-coded-eps", report
     assert report.diagnosis.fix == "pass eps=1e-07 to the twin, or use torch's eps=1e-08 in your code"
+
+
+class LearnerAdagrad:
+    """Adagrad as optax and TensorFlow write it: the accumulator, created at the first step, starts at 0.1; ε in
+    the code (optax's 1e-7, or torch's 1e-10)."""
+
+    def __init__(self, lr, eps):
+        self.lr, self.cache, self._eps = lr, {}, eps
+
+    def update(self, params, grads):
+        for name, g in grads.items():
+            if name not in self.cache:
+                self.cache[name] = np.full_like(g, 0.1)
+            self.cache[name] += g * g
+            params[name] -= self.lr * g / (np.sqrt(self.cache[name]) + self._eps)
+
+
+class ZeroMomentum:
+    """SGD momentum with its buffer created at zeros: dampened at the first step, where torch copies g."""
+
+    def __init__(self, lr, momentum, dampening):
+        self.lr, self.momentum, self.dampening, self.v = lr, momentum, dampening, {}
+
+    def update(self, params, grads):
+        for name, g in grads.items():
+            v = self.v.setdefault(name, np.zeros_like(g))
+            v *= self.momentum
+            v += (1 - self.dampening) * g
+            params[name] -= self.lr * v
+
+
+INITIAL_STATES = {  # the initial value of lazily created state: (optimizer, torch's class and settings, name, fix)
+    "Adagrad's accumulator at 0.1": (LearnerAdagrad(1e-2, eps=1e-10), torch.optim.Adagrad, {"lr": 1e-2},
+                                     "convention:initial-state", "torch.optim.Adagrad(..., "
+                                     "initial_accumulator_value=0.1) for the twin"),
+    "and optax's ε 1e-7": (LearnerAdagrad(1e-2, eps=1e-7), torch.optim.Adagrad, {"lr": 1e-2},
+                           "convention:initial-state+eps", "torch.optim.Adagrad(..., initial_accumulator_value=0.1, "
+                           "eps=1e-07) for the twin"),
+    "a momentum buffer at zeros": (ZeroMomentum(0.05, 0.9, 0.5), torch.optim.SGD, {"lr": 0.05, "momentum": 0.9,
+                                   "dampening": 0.5}, "momentum-zero-init-dampened", "on the first step set the buffer "
+                                   "to the gradient itself"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", INITIAL_STATES)
+def test_the_initial_value_of_lazily_created_state_is_named_with_its_fix(case):
+    optimizer, torch_class, hyperparameters, name, fix = INITIAL_STATES[case]
+    report = check_optimizer(optimizer, torch_class, hyperparameters, steps=3)
+    assert report.diagnosis.name == name, report
+    assert report.diagnosis.fix.startswith(fix) and report.diagnosis.fix in str(report)
+
+
+@pytest.mark.parametrize("eps", [1e-10, 1e-7])
+def test_the_initial_state_fix_makes_the_twin_agree(eps):
+    settings = {"lr": 1e-2, "initial_accumulator_value": 0.1, "eps": eps}  # the fix's twin
+    report = check_optimizer(LearnerAdagrad(1e-2, eps=eps), torch.optim.Adagrad, settings, steps=3)
+    assert report.passed, report
 
 
 def mean_loss(scores, targets):  # (loss, dscores) averaged over the batch: torch's is reduction='sum'

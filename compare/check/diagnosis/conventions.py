@@ -11,7 +11,9 @@ torch's own rule with the user's value; and a loss that is torch's times a known
   torch averages), 1/N (a mean where torch sums), ½ (½·Σ against ``MSELoss(reduction='sum')``);
 * a value hard-coded in the user's code, found by replaying torch's rule with the usual ones
   (``HARD_CODED``): an optimizer's ε (+1e-7), BatchNorm's ε (1e-6, 1e-3) and momentum (Keras' 0.99);
-* L2 regularisation in the user's loss (CS231n's ``reg``): every departing gradient is torch's plus λ·θ.
+* L2 regularisation in the user's loss (CS231n's ``reg``): every departing gradient is torch's plus λ·θ;
+* the initial value of an optimizer's lazily created state (``INITIAL_STATE``): Adagrad's accumulator at
+  optax's and TensorFlow's 0.1 where torch starts it at 0, alone or with a hard-coded ε.
 """
 
 from collections.abc import Mapping, Sequence
@@ -119,9 +121,18 @@ L2_IN_THE_LOSS = Convention(
     "put the same term into the twin's loss (+ {half:g}·Σθ² over those parameters), or drop it from your loss "
     "and regularise with the optimizer's weight_decay={lam:g} on both sides",
 )
+INITIAL_STATE_VALUE = Convention(
+    "initial-state",
+    "your optimizer's {state} starts at {value:g} ({who}), torch's {torch} starts it at {default:g}: the "
+    "initial value of its lazily created state",
+    "torch.optim.{torch}(..., {name}={value:g}) for the twin, or start your {state} at {default:g} as torch does",
+)
 CONVENTIONS: dict[str, Convention] = {
-    c.name: c for c in (SETTING, DROPOUT_KEEP, *(c for c, _ in LOSS_SCALES), HARD_CODED_SETTING, L2_IN_THE_LOSS)
-}
+    c.name: c
+    for c in (
+        SETTING, DROPOUT_KEEP, *(c for c, _ in LOSS_SCALES), HARD_CODED_SETTING, L2_IN_THE_LOSS, INITIAL_STATE_VALUE
+    )
+}  # fmt: skip
 
 
 def setting_diagnosis(kind: str, torch_name: str, values: Mapping[str, Any], defaults: Mapping[str, Any], worst: float):
@@ -212,3 +223,51 @@ def l2_diagnosis(params: Mapping[str, np.ndarray], pairs: Sequence[tuple[str, An
         return None
     names = ", ".join(name for name, _, _ in pairs)
     return L2_IN_THE_LOSS.diagnosis(0.0, names=names, lam=found[0], half=found[0] / 2)
+
+
+# The initial values other libraries give an optimizer's lazily created state where torch has a setting for it:
+# torch class → (torch's setting, the state it starts, {value: who starts it there}).
+INITIAL_STATE: dict[str, tuple[str, str, dict[float, str]]] = {
+    "Adagrad": ("initial_accumulator_value", "accumulator (torch's state 'sum')", {0.1: "optax's and TensorFlow's"}),
+}
+
+
+def initial_state(torch_name: str, defaults: Mapping[str, Any], stated: Mapping[str, Any]) -> list:
+    """(diagnosis, {setting: value}) for each initial value of state another library uses, when the user does
+    not state it: alone, then with the user's ε where it differs from torch's (stated, or one of ``HARD_CODED``'s
+    when not stated): optax's Adagrad starts its accumulator at 0.1 and has ε = 1e-7."""
+    name, state, values = INITIAL_STATE.get(torch_name, ("", "", {}))
+    if name not in defaults or stated.get(name) is not None:
+        return []
+    found = []
+    for value, who in values.items():
+        words = {"name": name, "state": state, "value": value, "who": who, "torch": torch_name}
+        alone = INITIAL_STATE_VALUE.diagnosis(0.0, **words, default=defaults[name])
+        found.append((alone, {name: value}))
+        for eps, also in _other_eps(torch_name, defaults, stated):
+            fix = (
+                f"torch.optim.{torch_name}(..., {name}={value:g}, eps={eps:g}) for the twin, or start your {state} "
+                f"at {defaults[name]:g} and use torch's eps={defaults['eps']:g} in your code"
+            )
+            explanation = f"{alone.explanation}; {also.explanation}"
+            found.append(
+                (replace(alone, name=f"{alone.name}+eps", explanation=explanation, fix=fix), {name: value, "eps": eps})
+            )
+    return found
+
+
+def _other_eps(
+    torch_name: str, defaults: Mapping[str, Any], stated: Mapping[str, Any]
+) -> list[tuple[float, Diagnosis]]:
+    """The user's ε where it is not torch's, each with its diagnosis: the one stated, or each of ``HARD_CODED``'s."""
+    default, mine = defaults.get("eps"), stated.get("eps")
+    if default is None or (mine is not None and mine == default):
+        return []
+    if mine is not None:
+        return [(float(mine), setting_diagnosis("optimizer", torch_name, {"eps": float(mine)}, defaults, 0.0))]
+    words = {"kind": "optimizer", "name": "eps", "torch": torch_name, "default": default}
+    return [
+        (eps, HARD_CODED_SETTING.diagnosis(0.0, value=eps, **words))
+        for eps in HARD_CODED["optimizer"]["eps"]
+        if eps != default
+    ]

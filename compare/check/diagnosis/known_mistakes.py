@@ -269,14 +269,17 @@ def _settings_candidate(torch_class: type, settings: Mapping[str, Any], defaults
 
 
 def _hard_coded_candidates(torch_class: type, settings: Mapping[str, Any], defaults: Mapping[str, Any]) -> list:
-    """torch's rule with a value the user's code may hard-code where torch has a setting (an ε of 1e-7)."""
+    """torch's rule with a value the user's code may hard-code where torch has a setting (an ε of 1e-7, the
+    initial value of lazily created state)."""
     entries = [entry for entry in REGISTRY.values() if entry.torch_class == torch_class.__name__]
     if not entries:
         return []
     rule = entries[0].rule
     accepted = {f.name for f in fields(rule)}
     found = []
-    for diagnosis, values in conventions.hard_coded("optimizer", torch_class.__name__, defaults, settings):
+    name = torch_class.__name__
+    tried = conventions.hard_coded("optimizer", name, defaults, settings)
+    for diagnosis, values in tried + conventions.initial_state(name, defaults, settings):
         hp = {key: value for key, value in {**defaults, **values}.items() if key in accepted}
         found.append((diagnosis.name, diagnosis.explanation, diagnosis.fix, lambda hp=hp: rule(**hp), False))
     return found
