@@ -5,9 +5,10 @@
 Builds ``compare.cli.demo``'s 17 runs and 3 experiments (a few seconds at the default 40 steps) in a
 temporary log directory, serves it with TensorBoard on 127.0.0.1 as ``backprop-parity board`` does (the
 same ``served_runs`` and ``choose``), and has headless Chromium capture, into ``--out`` (default
-docs/img/): the address ``board`` prints by default (the latest run and every failing one), HParams over
-all twenty, a failing run's verdict text, and the Korean experiment's pictures. Rerun it whenever the
-TensorBoard layout changes.
+docs/img/), each page opened through the settings page ``board`` prints (``Board.address``: "Ignore
+outliers" off, so a failing curve is drawn whole): the address ``board`` prints by default (the latest run
+and every failing one), HParams over all twenty, a failing run's verdict text, and the Korean experiment's
+pictures. Rerun it whenever the TensorBoard layout changes.
 """
 
 import argparse
@@ -91,7 +92,9 @@ def shoot(chromium: str, logdir: Path, out: Path, tmp: Path, pages: list[str]) -
                 argv = [failing[-1] if arg == "FAILING" else arg for arg in argv]
                 args = build_parser().parse_args(["board", "--logdir", str(logdir), *argv])
                 chosen, _ = choose(args, runs, list(args.runs), listing(logdir))
-            capture(chromium, board.url(tab, chosen), out / name, (width, height), tmp / f"profile-{name}")
+            # through the settings page `board` prints: "Ignore outliers" off, so a failing curve is not cut off
+            address = board.address(board.url(tab, chosen))
+            capture(chromium, address, out / name, (width, height), tmp / f"profile-{name}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,9 @@ from another folder. The fresh environment reuses this environment's already ins
 (the CPU torch among them) through a ``.pth`` line, so nothing is downloaded; the package itself comes
 from the wheel only (no PYTHONPATH, no editable install)."""
 
+import email
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("manual", "torch_ref", "compare", "jax_ref")  # the top-level packages the wheel carries
 DATA = ("compare/experiments/data", "compare/i18n/locale")  # package data: data sets, --lang catalogs
 DOCS = ("LICENSE", "README.md", "mkdocs.yml")  # the sdist's licence and documentation (docs/ too)
+INSTALLED_DOCS = "compare/docs"  # where docs/ is in the wheel (setup.py's package_dir)
+PAGE_LINK = re.compile(r"\]\(([^()\s]+\.(?:md|png))(?:#[^()\s]*)?\)")  # [text](page.md#anchor), ![..](x.png)
 JUNK = (
     "runs/run-x/manual/events.out",
     "compare/__pycache__/pipeline.cpython-311.pyc",
@@ -68,6 +72,15 @@ def test_the_version_is_the_packages_one(capsys):
     assert "version" in pyproject["project"]["dynamic"] and "version" not in pyproject["project"]
 
 
+def test_the_docs_command_in_a_checkout_lists_the_repositorys_pages(capsys):
+    assert main(["docs"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"documentation pages (Markdown): {ROOT / 'docs'}"
+    pages = {p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md")} - {"index.md"}
+    assert [line.split()[0] for line in lines[1:-1]] == sorted(pages)
+    assert "  ko/README.md         backprop-parity 한국어 안내서" in lines
+
+
 def source_files(root: Path) -> set[str]:
     """The files the distributions must carry: every module of the packages, every data and locale file."""
     found = {p for package in PACKAGES if (root / package).is_dir() for p in (root / package).rglob("*.py")}
@@ -101,7 +114,7 @@ def dists(tmp_path_factory) -> tuple[Path, Path]:
 def test_the_sdist_carries_the_sources_data_and_docs_and_no_junk(dists):
     with tarfile.open(dists[0]) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
-    missing = source_files(ROOT) | set(DOCS) | {"pyproject.toml", "requirements.txt"}
+    missing = source_files(ROOT) | set(DOCS) | {"pyproject.toml", "setup.py", "requirements.txt"}
     assert missing - names == set()
     assert {p for p in (ROOT / "docs").rglob("*") if p.is_file()} and all(
         p.relative_to(ROOT).as_posix() in names for p in (ROOT / "docs").rglob("*") if p.is_file()
@@ -122,9 +135,28 @@ def test_the_wheel_carries_every_module_data_file_and_the_licence_and_no_junk(di
     metadata = zipfile.ZipFile(dists[1]).read(f"{dist_info}/METADATA").decode()
     assert f"Version: {compare.__version__}\n" in metadata
     assert "License-Expression: MIT\n" in metadata
+    docs = {p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*") if p.is_file()}
+    assert {"migration.md", "ko/README.md", "img/scalars.png"} <= docs
+    assert {f"{INSTALLED_DOCS}/{page}" for page in docs} - names == set()  # every page and picture
     assert [
         name for name in names if name.split("/")[0] in ("tests", "runs", "build", "docs") or "__pycache__" in name
     ] == []
+
+
+@pytest.mark.slow
+def test_the_package_index_page_has_no_relative_link_and_names_the_installed_pages(dists):
+    """The long description (what a package index shows) is README.md with each docs/ link written as the
+    page's path in the installed package, which the wheel carries; no relative link is left to break."""
+    names = set(zipfile.ZipFile(dists[1]).namelist())
+    metadata = zipfile.ZipFile(dists[1]).read(f"backprop_parity-{compare.__version__}.dist-info/METADATA").decode()
+    description = email.message_from_string(metadata).get_payload()
+    readme = (ROOT / "README.md").read_text()
+    linked = PAGE_LINK.findall(readme)
+    assert linked and all(target.startswith("docs/") for target in linked)
+    assert {f"compare/{target}" for target in linked} - names == set()
+    assert [link for link in re.findall(r"\]\(([^)\s]*)\)", description) if not link.startswith("https://")] == []
+    assert all(f"`compare/{target}`" in description for target in linked)
+    assert description.startswith(readme.split("\n", 1)[0] + "\n")  # the README's title, then its text
 
 
 @pytest.fixture(scope="module")
@@ -233,3 +265,23 @@ def test_check_layer_from_python(installed, tmp_path):
     script = textwrap.dedent(USER_LAYER) + "import compare\nprint(compare.check_layer(layer, torch_module, x).passed)\n"
     done = use(installed, tmp_path, "python", "-c", script)
     assert (done.returncode, done.stdout.strip()) == (0, "True"), done.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_the_docs_are_installed_and_read_from_there(installed, tmp_path):
+    """``backprop-parity docs`` names the installed pages; each one and each picture is there and whole, and
+    every link between pages resolves inside that folder."""
+    done = use(installed, tmp_path, "backprop-parity", "docs")
+    assert done.returncode == 0, done.stderr[-2000:]
+    folder = Path(done.stdout.splitlines()[0].split(": ", 1)[1])
+    assert folder.is_relative_to(installed[0]) and folder.as_posix().endswith(f"/{INSTALLED_DOCS}")
+    listed = [line.split()[0] for line in done.stdout.splitlines()[1:] if line.split()[0].endswith(".md")]
+    assert {"migration.md", "ko/README.md", "ko/jax.md", "check-your-code.md"} <= set(listed)
+    for source in (ROOT / "docs").rglob("*"):
+        if source.is_file():
+            assert (folder / source.relative_to(ROOT / "docs")).read_bytes() == source.read_bytes(), source
+    assert "# backprop-parity 한국어 안내서" in (folder / "ko" / "README.md").read_text(encoding="utf-8")
+    for page in folder.rglob("*.md"):
+        for target in PAGE_LINK.findall(page.read_text(encoding="utf-8")):
+            resolved = (page.parent / target).resolve()
+            assert resolved.is_relative_to(folder) and resolved.is_file(), (page, target)

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from check_styles import TwoLayerNet
+from check_styles import Affine, SoftmaxWithLoss, TwoLayerNet
 from PIL import Image
 from torch import nn
 
-from compare import check_model
+from compare import check_layer, check_loss, check_model
 from compare.cli.main import main
 from compare.core.tolerances import STAGES
 from compare.output.html import stage_rows
@@ -95,6 +95,47 @@ def test_a_check_writes_its_page_beside_its_curves(tmp_path):
     page = Page((tmp_path / "tb" / "report.html").read_text())
     assert page.texts["h1"] == ["PASS" if report.passed else "FAIL"] and page.fetches == []
     assert page.rows == 1 + len(report.worst_by_stage())
+
+
+class LossWithoutMean(SoftmaxWithLoss):
+    """The textbook mistake: the gradient of a mean loss not divided by the batch size."""
+
+    def backward(self, dout=1):
+        return (self.y - self.t) * dout
+
+
+RNG = np.random.default_rng(7)
+SCORES, X = RNG.standard_normal((6, 3)), RNG.standard_normal((6, 4))
+ONE_HOT = np.eye(3)[RNG.integers(0, 3, 6)]
+AFFINE = (RNG.standard_normal((4, 3)), RNG.standard_normal(3))
+CHECKS = {  # name → (the check, run with report_dir=; the verdict its page must lead with)
+    "layer": (lambda **kw: check_layer(Affine(*AFFINE), nn.Linear(4, 3), X, **kw), "PASS"),
+    "layer-isolated": (lambda **kw: check_layer(Affine(*AFFINE), nn.Linear(4, 3), X, isolate=True, **kw), "PASS"),
+    "loss-without-mean": (lambda **kw: check_loss(LossWithoutMean(), nn.CrossEntropyLoss(), SCORES, ONE_HOT, **kw),
+                          "FAIL"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", CHECKS)
+def test_report_dir_gets_the_checks_page(tmp_path, name):
+    check, verdict = CHECKS[name]
+    report = check(report_dir=tmp_path / "pages")
+    written = (tmp_path / "pages" / "report.html").read_text()
+    page = Page(written)
+    assert (report.passed, page.texts["h1"]) == (verdict == "PASS", [verdict]) and page.fetches == []
+    assert page.rows == 1 + len(report.worst_by_stage())  # the per-stage table: a header and one row a stage
+    assert "\n".join(page.texts["pre"]).startswith(str(report).splitlines()[0])  # the verdict table as printed
+    assert report.notes[-1].startswith(f"report: {tmp_path / 'pages' / 'report.html'} ")
+
+
+def test_report_dir_never_overwrites_a_page(tmp_path):
+    (tmp_path / "report.html").write_text("a page kept\n")
+    check, _ = CHECKS["layer"]
+    with pytest.raises(ValueError, match=r"already holds report.html, which is never overwritten") as refused:
+        check(report_dir=tmp_path)
+    assert "\n" not in str(refused.value) and (tmp_path / "report.html").read_text() == "a page kept\n"
+    with pytest.raises(ValueError, match="is a file"):
+        check(report_dir=tmp_path / "report.html")
 
 
 @pytest.mark.skipif(not any(map(shutil.which, BROWSERS)), reason="no chromium installed (apt-get install chromium)")

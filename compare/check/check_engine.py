@@ -23,7 +23,7 @@ from compare.check.autograd import mutants
 from compare.check.autograd.catalog import CATALOG, MATCH, EngineBug
 from compare.check.autograd.suite import DRAWS, OPS, Case, cases_for, draw_leaf, leaf_shapes
 from compare.check.diagnosis import numerical
-from compare.check.report import Diagnosis, Failure, Report
+from compare.check.report import Diagnosis, Failure, Report, saves_report
 from compare.check.sandbox.guard import one_line
 from compare.check.sandbox.isolated import isolatable
 from compare.core.checks import Checks
@@ -91,6 +91,7 @@ class EngineReport(Report):
         return {bug.name for bug in self.bugs}
 
 
+@saves_report  # report_dir=: the report as report.html there (compare.check.report)
 @isolatable  # isolate=True, memory_limit=: in a child process (compare.check.sandbox.isolated)
 @guard.limited
 def check_engine(

@@ -28,7 +28,7 @@ from torch import nn
 
 import compare.check.sandbox.guard as guard
 from compare.check.diagnosis import numerical
-from compare.check.report import Diagnosis, Report
+from compare.check.report import Diagnosis, Report, saves_report
 from compare.check.sandbox.isolated import isolatable
 from compare.core.checks import Checks
 from compare.core.graph_order import backward_order
@@ -144,6 +144,7 @@ def _floating(value: Any) -> bool:
     return isinstance(value, torch.Tensor) and value.is_floating_point()
 
 
+@saves_report  # report_dir=: the report as report.html there (compare.check.report)
 @isolatable  # isolate=True, memory_limit=: in a child process (compare.check.sandbox.isolated)
 @guard.limited
 def check_function(

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from compare.check.check_function import input_names
-from compare.check.report import Report
+from compare.check.report import Report, saves_report
 from compare.core.checks import Checks
 
 JAX_DRAWS = ("given", "normal")
@@ -28,6 +28,7 @@ def _outputs(value: Any) -> tuple:
     return tuple(value) if isinstance(value, tuple | list) else (value,)
 
 
+@saves_report  # report_dir=: the report as report.html there (compare.check.report)
 def check_jax_function(
     fn: Callable,
     *inputs: Any,

@@ -18,7 +18,7 @@ from compare.check.diagnosis.model import ModelDiagnoser
 from compare.check.forms import torch_tensors as tensors
 from compare.check.forms.mapping import Link, resolve
 from compare.check.model_side import UserModelSide, last_layer, ordered_layers
-from compare.check.report import Report
+from compare.check.report import Report, saves_report
 from compare.check.sandbox.isolated import isolatable
 from compare.check.sandbox.threads import small_check
 from compare.core import engine
@@ -150,6 +150,7 @@ def _user_params(model: Any, form: str, params: Mapping | None, dtype: str) -> t
     return model.params, None
 
 
+@saves_report  # report_dir=: the report as report.html there (compare.check.report)
 @isolatable  # isolate=True, memory_limit=: in a child process (compare.check.sandbox.isolated)
 @guard.limited
 @small_check

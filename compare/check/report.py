@@ -2,12 +2,15 @@
 
 ``Report`` is what ``compare.check_layer`` and its siblings return; ``str(report)`` is the verdict table
 the CLI prints, ``to_json()`` the machine-readable form, ``_repr_html_`` the Jupyter display, and
-``assert_parity(report)`` the one-line pytest helper.
+``assert_parity(report)`` the one-line pytest helper. ``saves_report`` gives every ``check_*`` its
+``report_dir=`` keyword: the report as one self-contained page, report.html, written there.
 """
 
+import functools
 import html
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ from compare.check.sandbox.misbehaviour import FIXES
 from compare.core.records import Check, first_failure, worst_by_stage
 from compare.core.witness64 import SUFFIX
 from compare.output import html as report_html
+from compare.output.rundir import REPORT_HTML
 
 
 @dataclass(frozen=True)
@@ -268,3 +272,37 @@ def assert_parity(report: Report) -> Report:
     if not report.passed:
         raise AssertionError("\n" + str(report))
     return report
+
+
+def report_page(report_dir: str | Path) -> Path:
+    """Where ``report_dir=`` puts the page: ``report_dir/report.html``, refused (one ``ValueError`` line,
+    before the check runs) where that is a file already: a report is never overwritten."""
+    folder = Path(report_dir)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"report_dir={str(folder)!r} is a file; give a folder for {REPORT_HTML}")
+    page = folder / REPORT_HTML
+    if page.exists():
+        raise ValueError(
+            f"report_dir={str(folder)!r} already holds {REPORT_HTML}, which is never overwritten: "
+            "give another folder, or move that page away"
+        )
+    return page
+
+
+def saves_report(check: Callable[..., Report]) -> Callable[..., Report]:
+    """``check`` with one more keyword, ``report_dir``: its report saved there as report.html
+    (``Report.save_html``), in this process (an ``isolate=True`` check's child never writes it), and a note
+    saying where."""
+
+    @functools.wraps(check)
+    def wrapper(*args: Any, report_dir: str | Path | None = None, **kwargs: Any) -> Report:
+        page = None if report_dir is None else report_page(report_dir)
+        report = check(*args, **kwargs)
+        if page is not None:
+            page.parent.mkdir(parents=True, exist_ok=True)
+            if not page.exists():  # else the check itself wrote this report there (check_model's tensorboard_dir)
+                report.save_html(page)
+            report.notes.append(f"report: {page} (one page, to open in a browser or send)")
+        return report
+
+    return wrapper

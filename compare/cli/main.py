@@ -21,6 +21,7 @@ COMMANDS: tuple[str, ...] = (
     "compare.cli.faults",
     "compare.cli.experiment",
     "compare.cli.bench",
+    "compare.cli.docs",
 )
 
 
