@@ -28,6 +28,7 @@ from torch import nn
 
 import compare.check.sandbox.guard as guard
 from compare.check.diagnosis import numerical
+from compare.check.forms import jax_arrays
 from compare.check.report import Diagnosis, Report
 from compare.check.sandbox.isolated import isolatable
 from compare.core.checks import Checks
@@ -104,6 +105,7 @@ class Sides:
         self.given = (fn, reference)
         if isinstance(fn, type) and issubclass(fn, torch.autograd.Function):
             fn = fn.apply
+        fn, reference = jax_arrays.torch_facing(fn), jax_arrays.torch_facing(reference)  # JAX: jax.vjp inside
         self.fn, self.reference = fn, reference
         self.order: list[int] | None = None  # the gradients nearest the output first (the reference's graph)
         self.kept: dict = {}  # the first failing step's pairs (``Checks(keep=)``), for the measured diagnosis
