@@ -1,5 +1,8 @@
 """``check_function``: a hand-written backward in torch (a custom ``torch.autograd.Function``, or any callable
-whose backward is written by hand) against autograd's backward of the plain torch composition.
+whose backward is written by hand) against autograd's backward of the plain torch composition. A JAX ``fn``
+(a ``jax.custom_vjp``, a ``jnp`` composition) or ``reference`` runs as a ``torch.autograd.Function`` whose
+backward is ``jax.vjp`` (``compare.check.forms.jax_arrays.torch_facing``): a custom_vjp's ``bwd`` against
+torch autograd of a torch reference, or against JAX's differentiation of a plain ``jnp`` one.
 
 ``torch.autograd.gradcheck`` needs float64 and finite differences; this asks instead "does my backward equal
 autograd's backward of the reference, within what this dtype allows?". Per draw of the inputs (a step of
