@@ -10,6 +10,7 @@ from torch import nn
 jax = pytest.importorskip("jax")
 
 import jax.numpy as jnp  # noqa: E402
+import optax  # noqa: E402 (the [jax] extra's, beside jax)
 
 from compare import check_function, check_layer, check_loss, check_model, check_optimizer  # noqa: E402
 from compare.check.forms.jax_arrays import is_jax_code  # noqa: E402
@@ -110,6 +111,38 @@ def test_a_jnp_optimizer_function_against_torch(update, torch_class, hyperparame
     assert report.passed is passes, report
     if passes:
         assert {c.stage for c in report.checks} >= {"state", "param"}
+
+
+class JaxMomentum:
+    """The textbook update(params, grads) in jnp: JAX cannot update in place, so it rebinds params[name]."""
+
+    def __init__(self, lr, momentum):
+        self.lr, self.momentum, self.velocity = lr, momentum, {}
+
+    def update(self, params, grads):
+        for name, g in grads.items():
+            self.velocity[name] = self.momentum * self.velocity.get(name, jnp.zeros_like(g)) + g
+            params[name] = params[name] - self.lr * self.velocity[name]
+
+
+def optax_state(key):
+    """Where optax.adam keeps torch's ``key`` of a parameter: (ScaleByAdamState, ...)[0].mu / .nu."""
+    return lambda state, name: getattr(state[0], {"exp_avg": "mu", "exp_avg_sq": "nu"}[key])[name]
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "torch_class", "hyperparameters", "state_map", "passes"),
+    [
+        (JaxMomentum(0.1, 0.9), torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}, {"momentum_buffer": "velocity"}, True),
+        (optax.adam(1e-2), torch.optim.Adam, ADAM, {k: optax_state(k) for k in ("exp_avg", "exp_avg_sq")}, True),
+        (optax.adam(1e-2, eps_root=1e-8), torch.optim.Adam, ADAM, None, False),  # ε inside the root too
+    ],
+)
+def test_a_jax_optimizer_object_and_optax_against_torch(optimizer, torch_class, hyperparameters, state_map, passes):
+    report = check_optimizer(optimizer, torch_class, hyperparameters, state_map=state_map, steps=5)
+    assert report.passed is passes, report
+    if state_map is not None:
+        assert {c.tensor.rpartition(".")[2] for c in report.checks if c.stage == "state"} >= set(state_map), report
 
 
 def mlp_loss_grads(params, x, y, mistake=None):
