@@ -105,10 +105,10 @@ class Sides:
     """The user's ``fn`` and the reference, as copies in one dtype on one device (modules: parameters too)."""
 
     def __init__(self, fn: Any, reference: Any, dtype: torch.dtype, device: str) -> None:
+        fn, reference = jax_arrays.torch_facing(fn), jax_arrays.torch_facing(reference)  # JAX: jax.vjp inside
         self.given = (fn, reference)
         if isinstance(fn, type) and issubclass(fn, torch.autograd.Function):
             fn = fn.apply
-        fn, reference = jax_arrays.torch_facing(fn), jax_arrays.torch_facing(reference)  # JAX: jax.vjp inside
         self.fn, self.reference = fn, reference
         self.order: list[int] | None = None  # the gradients nearest the output first (the reference's graph)
         self.kept: dict = {}  # the first failing step's pairs (``Checks(keep=)``), for the measured diagnosis
