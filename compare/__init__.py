@@ -1,7 +1,8 @@
 """backprop-parity's checker. ``compare.run(config)`` runs a check from a ``RunConfig`` and returns its
 ``RunResult`` (verdict, report, run directory); the command line ``backprop-parity`` is ``compare.cli``.
 ``check_layer``, ``check_loss``, ``check_optimizer`` and ``check_model`` check the user's own code
-(``compare.check``), ``check_function`` a hand-written torch backward, ``check_engine`` a home-made
+(``compare.check``), ``check_function`` a hand-written torch backward (or a ``jax.custom_vjp``),
+``check_jax_function`` a ``jax.custom_vjp`` against JAX's own differentiation, ``check_engine`` a home-made
 autograd engine, each returning a ``Report``; ``assert_parity(report)`` is the pytest helper.
 
 Layout: ``core`` (the engine, its two sides, stages, metrics, tolerances), ``inputs`` (configuration,
@@ -23,6 +24,7 @@ __all__ = [
     "assert_parity",
     "check_engine",
     "check_function",
+    "check_jax_function",
     "check_layer",
     "check_loss",
     "check_model",

@@ -1,5 +1,8 @@
 """``check_function``: a hand-written backward in torch (a custom ``torch.autograd.Function``, or any callable
-whose backward is written by hand) against autograd's backward of the plain torch composition.
+whose backward is written by hand) against autograd's backward of the plain torch composition. A JAX ``fn``
+(a ``jax.custom_vjp``, a ``jnp`` composition) or ``reference`` runs as a ``torch.autograd.Function`` whose
+backward is ``jax.vjp`` (``compare.check.forms.jax_arrays.torch_facing``): a custom_vjp's ``bwd`` against
+torch autograd of a torch reference, or against JAX's differentiation of a plain ``jnp`` one.
 
 ``torch.autograd.gradcheck`` needs float64 and finite differences; this asks instead "does my backward equal
 autograd's backward of the reference, within what this dtype allows?". Per draw of the inputs (a step of
@@ -28,6 +31,7 @@ from torch import nn
 
 import compare.check.sandbox.guard as guard
 from compare.check.diagnosis import numerical
+from compare.check.forms import jax_arrays
 from compare.check.report import Diagnosis, Report, saves_report
 from compare.check.sandbox.isolated import isolatable
 from compare.core.checks import Checks
@@ -101,6 +105,7 @@ class Sides:
     """The user's ``fn`` and the reference, as copies in one dtype on one device (modules: parameters too)."""
 
     def __init__(self, fn: Any, reference: Any, dtype: torch.dtype, device: str) -> None:
+        fn, reference = jax_arrays.torch_facing(fn), jax_arrays.torch_facing(reference)  # JAX: jax.vjp inside
         self.given = (fn, reference)
         if isinstance(fn, type) and issubclass(fn, torch.autograd.Function):
             fn = fn.apply

@@ -222,7 +222,11 @@ def is_torch_code(obj: Any) -> bool:
 def numpy_side(obj: Any, params: Mapping[str, Any] | None = None) -> Any:
     """``obj`` as the checkers see NumPy code: unchanged when it is NumPy code, else wrapped (see above).
     ``params``: a function's starting parameters (``check_model``'s); given as tensors, their device is the
-    function's."""
+    function's. JAX code is ``compare.check.forms.jax_arrays``'s (its arrays, its ``jnp``)."""
+    from compare.check.forms import jax_arrays  # JAX's side of the same boundary (it imports METHODS from here)
+
+    if jax_arrays.is_jax_code(obj) or any(jax_arrays.is_jax_array(v) for v in (params or {}).values()):
+        return jax_arrays.numpy_side(obj)
     if not is_torch_code(obj):
         return obj
     given = [v for v in (params or {}).values() if isinstance(v, torch.Tensor)]
