@@ -174,20 +174,29 @@ def same_arrays(before: dict[str, int], params: dict[str, Any], step: int, stage
             raise misbehaved(step, stage, where, "replaced", f"replaced {name} with a new array")
 
 
-_on_call: list[Callable[[int, str, str], None]] = []  # told of every call into user code (a sandbox's trail)
+# told of every call into user code, as it begins and as it ends (a sandbox's trail)
+_on_call: list[tuple[Callable[[int, str, str], None], Callable[[], None]]] = []
 
 
-def on_call(callback: Callable[[int, str, str], None]) -> None:
-    """``callback(step, stage, where)`` before every ``call`` from now on, in this process
-    (``compare.check.sandbox.trail``: where a child that died was)."""
-    _on_call.append(callback)
+def on_call(begin: Callable[[int, str, str], None], end: Callable[[], None]) -> None:
+    """``begin(step, stage, where)`` before every ``call`` from now on, in this process, and ``end()`` after it
+    (``compare.check.sandbox.trail``: where a child that died was, and how long its call has been running)."""
+    _on_call.append((begin, end))
 
 
 def call(step: int, stage: str, where: str, function: Callable, *args, **kwargs) -> Any:
     """``function(*args, **kwargs)``; an exception becomes ``UserCodeError`` at (step, stage, where), and
     so does a call past the check's time limit, and ``sys.exit`` (the finding ``exit``)."""
-    for callback in _on_call:
-        callback(step, stage, where)
+    for begin, _ in _on_call:
+        begin(step, stage, where)
+    try:
+        return _guarded(step, stage, where, function, *args, **kwargs)
+    finally:
+        for _, end in _on_call:
+            end()
+
+
+def _guarded(step: int, stage: str, where: str, function: Callable, *args, **kwargs) -> Any:
     started = time.monotonic()
     try:
         with _alarm():
