@@ -12,7 +12,8 @@ Time limits: every ``call`` into user code under a ``check_*`` decorated with ``
 timer) on the main thread: its handler raises at the next Python bytecode, which stops a Python loop
 and interrupts ``time.sleep`` and other blocking system calls. It cannot stop C code that never returns
 to the interpreter (one huge NumPy or torch operation ends first, then the timeout is raised; a C
-extension spinning forever is not stopped), nor user code that catches ``BaseException`` and carries on.
+extension spinning forever is not stopped), nor user code that catches ``BaseException`` and carries on
+(in a sandboxed child the parent stops those from outside: ``compare.check.sandbox.watchdog``).
 Off the main thread (a signal can only be handled there) no limit is enforced, and the report's notes
 say so.
 """

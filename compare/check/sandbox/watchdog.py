@@ -32,8 +32,8 @@ LINGER = 2.0  # seconds a child that finished its check has to exit before its g
 
 def bound(limit: float) -> float:
     """The wall-clock bound on one call under ``limit`` seconds: the limit, then 1 s and a tenth of the limit more,
-    for the child's own alarm to end the call (it waits for one long NumPy or torch operation to finish) and
-    report the timeout itself with the traceback-free finding it makes in process."""
+    so that the child's own alarm, which waits for one long NumPy or torch operation to finish, ends the call
+    and reports the timeout itself wherever it can."""
     return limit + 1.0 + limit / 10
 
 
