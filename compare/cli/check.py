@@ -26,6 +26,7 @@ import argparse
 import inspect
 import json
 import runpy
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from compare import exits
 from compare.check import Report, check_engine, check_function, check_layer, check_loss, check_model, check_optimizer
 from compare.check.sandbox import child, trail
 from compare.check.sandbox.child import DEFAULT_MEMORY_GIB, MAX_MEMORY_GIB
+from compare.cli import PROG, interrupt
 from compare.errors import InputError
 from compare.inputs.safety import check_outputs
 from compare.output.rundir import new_run_dir
@@ -89,8 +91,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         default=guard.DEFAULT_TIME_LIMIT,
         metavar="SECONDS",
         help="the longest any one call into your code may take (loading FILE.py included); one past it is the "
-        f"finding 'timeout: <call>, step, stage' and exit 1 (default: {guard.DEFAULT_TIME_LIMIT:g}; at most "
-        f"{guard.MAX_TIME_LIMIT:g}, a week)",
+        "finding 'timeout: <call>, step, stage' and exit 1. A call that does not stop at the limit (SIGALRM ignored, "
+        "C code that never returns) is killed from outside, its whole process group, at the limit + 1 s + a tenth "
+        "of the limit: a bound per call, as the number of calls is not known before the check runs "
+        f"(default: {guard.DEFAULT_TIME_LIMIT:g}; at most {guard.MAX_TIME_LIMIT:g}, a week)",
     )
     check.add_argument(
         "--memory-limit",
@@ -192,7 +196,9 @@ def check_in_child(args: argparse.Namespace) -> int:
     argv = ["check", args.file, "--logdir", args.logdir, "--time-limit", repr(args.time_limit)]
     argv += [*(["--run-name", args.run_name] if args.run_name is not None else [])]
     argv += [*(["--json", args.json] if args.json is not None else []), *(["--traceback"] if args.traceback else [])]
-    ended = child.run(argv, args.memory_limit)
+    ended = child.run(argv, args.memory_limit, args.time_limit)
+    if ended.stopped is not None:
+        return stopped(args, ended)
     if ended.finished:
         return ended.status
     run_dir = ended.run_dir or new_run_dir(Path(args.logdir), args.run_name, "check-{time}")
@@ -204,6 +210,27 @@ def check_in_child(args: argparse.Namespace) -> int:
     return exits.FAIL
 
 
+def stopped(args: argparse.Namespace, ended: child.Ended) -> int:
+    """A signal reached this process while the child ran: the child's group is killed (``child.run``); one line
+    saying what was kept, a report saying where the check was in the run directory the child made, 130 or 143."""
+    if not isinstance(ended.stopped, KeyboardInterrupt | interrupt.Terminated):
+        raise ended.stopped  # not a signal's: nothing to say here
+    signum = getattr(ended.stopped, "signum", signal.SIGINT)
+    name = signal.Signals(signum).name
+    if ended.run_dir is None:
+        kept = "nothing was written (the check had not made its run directory)"
+    elif ended.finished:
+        kept = f"kept: {ended.run_dir / 'report.json'} (the check had ended)"
+    else:
+        step, stage, where = ended.call()
+        at = {"signal": name, "step": int(step) if step.isdigit() else None, "stage": stage, "where": where}
+        document = {"file": str(args.file), "passed": False, "interrupted": at, "checks": {}}
+        write_report(document, ended.run_dir, args.json)
+        kept = f"kept: {ended.run_dir} (report.json: interrupted at step {step or 0}, stage {stage or 'load'})"
+    print(f"{PROG}: interrupted ({name}); the process running your code was ended; {kept}", file=sys.stderr)
+    return exits.SIGNAL_BASE + signum
+
+
 def write_report(document: dict, run_dir: Path, also: str | None) -> None:
     text = json.dumps(document, indent=2)
     (run_dir / "report.json").write_text(text)
@@ -212,9 +239,25 @@ def write_report(document: dict, run_dir: Path, also: str | None) -> None:
 
 
 def check_here(args: argparse.Namespace) -> int:
-    """The check in this process (in a sandboxed child, its calls into user code traced)."""
-    if trail.inside():
-        trail.start()
+    """The check in this process (in a sandboxed child, its calls into user code traced, and its end: the
+    parent ends the child's process group soon after, should a thread of the user's keep it alive)."""
+    if not trail.inside():
+        return check_file(args)
+    trail.start()
+    try:
+        status = check_file(args)
+    except InputError:
+        trail.finish(exits.USAGE)
+        raise
+    except BaseException:
+        trail.finish(exits.FAIL)  # the checker's own error: its traceback follows
+        raise
+    trail.finish(status)
+    return status
+
+
+def check_file(args: argparse.Namespace) -> int:
+    """Load the file, run each check it defines, write the reports, print the verdicts."""
     torch.set_num_threads(1)  # small tensors: torch's extra threads only spin
     try:
         namespace = load(args.file, args.time_limit)

@@ -12,7 +12,8 @@ Time limits: every ``call`` into user code under a ``check_*`` decorated with ``
 timer) on the main thread: its handler raises at the next Python bytecode, which stops a Python loop
 and interrupts ``time.sleep`` and other blocking system calls. It cannot stop C code that never returns
 to the interpreter (one huge NumPy or torch operation ends first, then the timeout is raised; a C
-extension spinning forever is not stopped), nor user code that catches ``BaseException`` and carries on.
+extension spinning forever is not stopped), nor user code that catches ``BaseException`` and carries on
+(in a sandboxed child the parent stops those from outside: ``compare.check.sandbox.watchdog``).
 Off the main thread (a signal can only be handled there) no limit is enforced, and the report's notes
 say so.
 """
@@ -174,20 +175,29 @@ def same_arrays(before: dict[str, int], params: dict[str, Any], step: int, stage
             raise misbehaved(step, stage, where, "replaced", f"replaced {name} with a new array")
 
 
-_on_call: list[Callable[[int, str, str], None]] = []  # told of every call into user code (a sandbox's trail)
+# told of every call into user code, as it begins and as it ends (a sandbox's trail)
+_on_call: list[tuple[Callable[[int, str, str], None], Callable[[], None]]] = []
 
 
-def on_call(callback: Callable[[int, str, str], None]) -> None:
-    """``callback(step, stage, where)`` before every ``call`` from now on, in this process
-    (``compare.check.sandbox.trail``: where a child that died was)."""
-    _on_call.append(callback)
+def on_call(begin: Callable[[int, str, str], None], end: Callable[[], None]) -> None:
+    """``begin(step, stage, where)`` before every ``call`` from now on, in this process, and ``end()`` after it
+    (``compare.check.sandbox.trail``: where a child that died was, and how long its call has been running)."""
+    _on_call.append((begin, end))
 
 
 def call(step: int, stage: str, where: str, function: Callable, *args, **kwargs) -> Any:
     """``function(*args, **kwargs)``; an exception becomes ``UserCodeError`` at (step, stage, where), and
     so does a call past the check's time limit, and ``sys.exit`` (the finding ``exit``)."""
-    for callback in _on_call:
-        callback(step, stage, where)
+    for begin, _ in _on_call:
+        begin(step, stage, where)
+    try:
+        return _guarded(step, stage, where, function, *args, **kwargs)
+    finally:
+        for _, end in _on_call:
+            end()
+
+
+def _guarded(step: int, stage: str, where: str, function: Callable, *args, **kwargs) -> Any:
     started = time.monotonic()
     try:
         with _alarm():

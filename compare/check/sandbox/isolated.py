@@ -2,18 +2,22 @@
 the user's code.
 
 The check runs in a child started by ``multiprocessing``'s *spawn* context (a fresh interpreter: no
-copy of the parent's threads or locks, as a ``fork`` would make), under an address-space limit
-(``memory_limit``, GiB: ``RLIMIT_AS``, past which an allocation raises ``MemoryError``, an exception
-finding) and the check's own per-call ``time_limit`` (``compare.check.sandbox.guard``, enforced on the child's
-main thread). Its arguments travel pickled, so the user's objects must be picklable by reference: a class
-defined in a notebook cell lives in ``__main__``, which the child cannot import; that is said in one line
-(a ``ValueError``), never a hang. The ``Report`` comes back through a pipe. A child that dies instead
+copy of the parent's threads or locks, as a ``fork`` would make), in a process group of its own, under an
+address-space limit (``memory_limit``, GiB: ``RLIMIT_AS``, past which an allocation raises ``MemoryError``,
+an exception finding) and the check's own per-call ``time_limit`` (``compare.check.sandbox.guard``, enforced
+on the child's main thread, and from the parent should that fail: ``compare.check.sandbox.watchdog``, the
+finding ``timeout``). When the parent's wait ends (an answer, a death, a call past its bound, a
+``KeyboardInterrupt``) the child's process group is killed, with anything the user's code forked. Its
+arguments travel pickled, so the user's objects must be picklable by reference: a class defined in a
+notebook cell lives in ``__main__``, which the child cannot import; that is said in one line (a
+``ValueError``), never a hang. The ``Report`` comes back through a pipe. A child that dies instead
 (``os._exit``, a crash, a signal) is the report's first failure, problem ``died``, naming the last call
 into user code from the trail (``compare.check.sandbox.trail``).
 """
 
 import functools
 import importlib
+import inspect
 import multiprocessing
 import os
 import pickle
@@ -26,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from compare.check.report import Failure, Report
-from compare.check.sandbox import trail
+from compare.check.sandbox import guard, trail, watchdog
 from compare.check.sandbox.child import DEFAULT_MEMORY_GIB, GIB, MAX_MEMORY_GIB, Ended
 
 
@@ -43,10 +47,14 @@ def isolatable(check: Callable) -> Callable:
 
 
 def run_isolated(check: Callable, args: tuple, kwargs: dict, memory_gib: float) -> Report:
-    """``check(*args, **kwargs)`` in a spawned child; its ``Report``, or one whose first failure says how it died."""
+    """``check(*args, **kwargs)`` in a spawned child; its ``Report``, or one whose first failure says how it died
+    (or that a call ran past its bound, ``compare.check.sandbox.watchdog``, and the child was killed for it)."""
     if not 0 < memory_gib <= MAX_MEMORY_GIB:
         most = f"at most {MAX_MEMORY_GIB:g}"
         raise ValueError(f"memory_limit must be a positive number of GiB, {most}, got {memory_gib!r}")
+    parameter = inspect.signature(check).parameters.get("time_limit")
+    limit = kwargs.get("time_limit", parameter.default if parameter is not None else None)
+    guard.check_time_limit(limit)  # here, not in the child: a bad limit is the caller's ValueError
     payload = pickle.dumps((args, kwargs))
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
@@ -55,27 +63,54 @@ def run_isolated(check: Callable, args: tuple, kwargs: dict, memory_gib: float) 
         where = (check.__module__, check.__name__)
         process = context.Process(target=_child, args=(where, payload, send, str(path), memory_gib), daemon=True)
         process.start()
-        send.close()
+        inbox = Inbox(receive)
         try:
-            answer = receive.recv()
-        except EOFError:  # the child died without answering
-            answer = None
-        process.join()
+            send.close()
+            watched = watchdog.supervise(process.pid, trail.Watch(path), limit, inbox.answered)
+            inbox.answered()  # what it sent before it exited
+        finally:  # a KeyboardInterrupt (the notebook's stop button) ends the child's group too
+            watchdog.kill_group(process.pid)
+            process.join()
         read = trail.read(path)
-    if isinstance(answer, Report):
-        return answer
-    if isinstance(answer, str):
-        raise ValueError(answer)
-    ended = Ended(process.exitcode if process.exitcode is not None else -9, False, read.last_call, None)
+    if isinstance(inbox.answer, Report):
+        return inbox.answer
+    if isinstance(inbox.answer, str):
+        raise ValueError(inbox.answer)
+    status = process.exitcode if process.exitcode is not None else -9
+    ended = Ended(status, False, read.last_call, None, watched.overdue)
+    return Report(check.__name__.removeprefix("check_"), error=_failure(ended))
+
+
+def _failure(ended: Ended) -> Failure:
+    """The child's death (or the call it was killed for) as the report's first failure."""
     step, stage, call = ended.call()
-    kind = check.__name__.removeprefix("check_")
-    message = f"died: {ended.line('your code').removeprefix('FAIL: ')}"
-    failure = Failure(int(step) if step.isdigit() else 0, stage, call, np.inf, np.inf, problem="died", message=message)
-    return Report(kind, error=failure)
+    line = ended.line("your code").removeprefix("FAIL: ")
+    problem, message = ("timeout", line) if ended.overdue is not None else ("died", f"died: {line}")
+    return Failure(int(step) if step.isdigit() else 0, stage, call, np.inf, np.inf, problem=problem, message=message)
+
+
+class Inbox:
+    """What the child sends, read as it comes (a report larger than the pipe's buffer would block the child until
+    it is read): ``answer``, ``None`` until one came."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.answer: Any = None
+        self._closed = False
+
+    def answered(self) -> bool:
+        if self.answer is None and not self._closed and self.connection.poll():
+            try:
+                self.answer = self.connection.recv()
+            except EOFError:  # the child died without answering
+                self._closed = True
+        return self.answer is not None
 
 
 def _child(where: tuple[str, str], payload: bytes, send: Any, path: str, memory_gib: float) -> None:
-    """The child's side: the address-space limit, the trail, the check, the report sent back."""
+    """The child's side: a process group of its own, the address-space limit, the trail, the check, the report
+    sent back."""
+    os.setpgid(0, 0)  # what the user's code forks is in it: the parent kills the group when its wait ends
     limit = int(memory_gib * GIB)
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     os.environ[trail.TRAIL] = path
