@@ -1,6 +1,8 @@
 """Shared builders for the tests: hostile shapes (non-square layers, non-zero biases, batch > 1)."""
 
 import json
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -121,3 +123,44 @@ def starts_in_order(shown: list[str], printed: list[str]) -> bool:
             return False
         position = found + 1
     return True
+
+
+# A user's ``check FILE.py`` file: a textbook Affine layer whose forward, backward or module body a test
+# fills in (``sys.exit(0)``, a sleep that ignores its alarm, a fork), and a mark the test can find it by.
+USER_LAYER_FILE = """
+import os, signal, sys, threading, time
+import numpy as np
+from torch import nn
+
+MARK = {mark!r}
+
+class Affine:
+    def __init__(self, W, b):
+        self.W, self.b = W, b
+    def forward(self, x):
+        {forward}
+        self.x = x
+        return x @ self.W + self.b
+    def backward(self, dout):
+        {backward}
+        self.dW = self.x.T @ dout
+        self.db = dout.sum(axis=0)
+        return dout @ self.W.T
+
+{module}
+rng = np.random.default_rng(1)
+layer = Affine(rng.standard_normal((4, 3)), rng.standard_normal(3))
+torch_module = nn.Linear(4, 3)
+x = rng.standard_normal((8, 4))
+"""
+
+
+def user_layer_file(
+    tmp_path: Path, forward: str = "pass", backward: str = "pass", module: str = "", mark: str = ""
+) -> Path:
+    """``tmp_path/mine.py``, ``USER_LAYER_FILE`` with the given code in its places."""
+    file = tmp_path / "mine.py"
+    file.write_text(
+        textwrap.dedent(USER_LAYER_FILE).format(forward=forward, backward=backward, module=module, mark=mark)
+    )
+    return file

@@ -2,7 +2,6 @@
 (``compare.check.sandbox``), and ``sys.exit`` inside a check is a finding in any process."""
 
 import json
-import textwrap
 
 import numpy as np
 import pytest
@@ -10,31 +9,7 @@ from torch import nn
 
 from compare.check import check_layer
 from compare.cli.main import main
-
-LAYER = """
-import os, signal, sys
-import numpy as np
-from torch import nn
-
-class Affine:
-    def __init__(self, W, b):
-        self.W, self.b = W, b
-    def forward(self, x):
-        {forward}
-        self.x = x
-        return x @ self.W + self.b
-    def backward(self, dout):
-        {backward}
-        self.dW = self.x.T @ dout
-        self.db = dout.sum(axis=0)
-        return dout @ self.W.T
-
-{module}
-rng = np.random.default_rng(1)
-layer = Affine(rng.standard_normal((4, 3)), rng.standard_normal(3))
-torch_module = nn.Linear(4, 3)
-x = rng.standard_normal((8, 4))
-"""
+from conftest import user_layer_file
 
 # (where the code sits, the code, what the one line says)
 ENDINGS = [
@@ -48,10 +23,7 @@ ENDINGS = [
 
 @pytest.mark.parametrize(("where", "code", "said"), ENDINGS)
 def test_user_code_that_ends_the_process_is_a_finding_with_a_report(where, code, said, tmp_path, capsys):
-    places = {"forward": "pass", "backward": "pass", "module": ""}
-    places[where] = code
-    file = tmp_path / "mine.py"
-    file.write_text(textwrap.dedent(LAYER).format(**places))
+    file = user_layer_file(tmp_path, **{where: code})
     logdir = tmp_path / "runs"
     assert main(["check", str(file), "--logdir", str(logdir)]) == 1
     captured = capsys.readouterr()

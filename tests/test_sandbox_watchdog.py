@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -18,43 +17,13 @@ from torch import nn
 from compare.check import check_layer
 from compare.check.sandbox import watchdog
 from compare.cli.main import main
+from conftest import user_layer_file
 
 ROOT = Path(__file__).resolve().parents[1]
 
-LAYER = """
-import os, signal, sys, threading, time
-import numpy as np
-from torch import nn
-
-MARK = {mark!r}
-
-class Affine:
-    def __init__(self, W, b):
-        self.W, self.b = W, b
-    def forward(self, x):
-        {forward}
-        self.x = x
-        return x @ self.W + self.b
-    def backward(self, dout):
-        self.dW = self.x.T @ dout
-        self.db = dout.sum(axis=0)
-        return dout @ self.W.T
-
-{module}
-rng = np.random.default_rng(1)
-layer = Affine(rng.standard_normal((4, 3)), rng.standard_normal(3))
-torch_module = nn.Linear(4, 3)
-x = rng.standard_normal((8, 4))
-"""
 
 LIMIT = 0.5  # seconds: the parent's bound is then 0.5 + 1 + 0.05 s, the test a child's start-up and that
 SLEEP = 120  # seconds a stuck call sleeps: were it not killed, the test would fail after this, not hang
-
-
-def user_file(tmp_path: Path, forward: str = "pass", module: str = "", mark: str = "") -> Path:
-    file = tmp_path / "mine.py"
-    file.write_text(textwrap.dedent(LAYER).format(forward=forward, module=module, mark=mark))
-    return file
 
 
 def gone(pid: int) -> bool:
@@ -104,7 +73,7 @@ STUCK = [
 
 @pytest.mark.parametrize(("where", "code", "call", "stage"), STUCK)
 def test_a_call_that_does_not_stop_at_its_alarm_is_killed_from_outside(where, code, call, stage, tmp_path, capsys):
-    file = user_file(tmp_path, **{where: code})
+    file = user_layer_file(tmp_path, **{where: code})
     logdir = tmp_path / "runs"
     started = time.monotonic()
     assert main(["check", str(file), "--time-limit", str(LIMIT), "--logdir", str(logdir)]) == 1
@@ -161,7 +130,7 @@ SLEEPER = f"open(MARK, 'w').write(f'{{os.getpid()}} {{os.getpgid(0)}}'); time.sl
 @pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_to_the_parent_ends_the_child_and_says_what_was_kept(sig, status, tmp_path):
     mark = tmp_path / "child"
-    file = user_file(tmp_path, forward=SLEEPER, mark=str(mark))
+    file = user_layer_file(tmp_path, forward=SLEEPER, mark=str(mark))
     logdir = tmp_path / "runs"
     argv = [sys.executable, "-m", "compare", "check", str(file), "--logdir", str(logdir), "--time-limit", "300"]
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
@@ -200,7 +169,7 @@ threading.Thread(target=time.sleep, args=({SLEEP},)).start()  # not a daemon: it
 
 def test_a_fork_or_a_thread_left_running_does_not_keep_the_check_from_ending(tmp_path, capsys):
     mark = tmp_path / "forked"
-    file = user_file(tmp_path, forward=FORKS, module=THREAD, mark=str(mark))
+    file = user_layer_file(tmp_path, forward=FORKS, module=THREAD, mark=str(mark))
     started = time.monotonic()
     assert main(["check", str(file), "--logdir", str(tmp_path / "runs")]) == 0
     assert time.monotonic() - started < SLEEP / 2
