@@ -147,7 +147,8 @@ def test_a_data_parallel_reference_is_adjudicated_on_a_single_process_copy():
         x, y = next(batches)
         lockstep.step(1, x, y)
         scratch = adjudication.scratch_reference(reference)
-        manual = adjudication.scratch_manual(lockstep.manual, reference)
+        manual = lockstep.manual.clone()
+        manual.load(reference.values(), reference.state())
         assert type(scratch) is TorchSide
         assert engine.Lockstep(manual, scratch, engine.Options(adjudicate=False)).step(2, x, y).first_failure is None
         assert lockstep.step(2, *next(batches)).first_failure is None  # the group still answers

@@ -26,7 +26,6 @@ non-finite value, the learning rate) are never drift. Nothing here runs on a ste
 import contextlib
 import warnings
 from collections.abc import Iterator
-from typing import Any
 
 from compare.core.records import Check, Drift
 from compare.core.torch_side import TorchSide
@@ -66,16 +65,6 @@ def quiet() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Seems like `optimizer.step\\(\\)` has been overridden")
         yield
-
-
-def scratch_manual(manual: Any, reference: TorchSide) -> Any | None:
-    """A copy of the manual side holding torch's values, or ``None`` when the side offers no ``clone()``
-    and ``load()`` (optional methods of ``compare.core.side.Side``)."""
-    if not (hasattr(manual, "clone") and hasattr(manual, "load")):
-        return None
-    scratch = manual.clone()
-    scratch.load(reference.values(), reference.state())
-    return scratch
 
 
 # A loss 10^4 times its first step's: the run is not learning but diverging. At such magnitudes a step is

@@ -46,11 +46,12 @@ from manual.optim import REGISTRY
 Branches = tuple[tuple[str, ...], Callable[..., tuple[np.ndarray, ...]]]
 
 
-def declared(reference: TorchSide) -> Branches | None:
-    """The state keys and branch values of the rule registered for torch's optimizer class, if it has any.
-    A JAX reference (``compare.core.jax_side``) has none: optax cannot express the rules that declare a branch,
-    and a run that asks for it is refused before it starts."""
-    if not isinstance(reference, TorchSide):
+def declared(manual: Side, reference: TorchSide) -> Branches | None:
+    """The state keys and branch values of the rule registered for torch's optimizer class, if it has any and
+    ``manual`` is refereed (``refereed = True``); asked once a run (``compare.core.engine.Lockstep``), so a rule
+    without a branch costs its steps nothing. A JAX reference (``compare.core.jax_side``) has none: optax
+    cannot express the rules that declare a branch, and a run that asks for it is refused before it starts."""
+    if not getattr(manual, "refereed", False) or not isinstance(reference, TorchSide):
         return None
     torch_class = type(reference.optimizer).__name__
     for entry in REGISTRY.values():
@@ -60,13 +61,15 @@ def declared(reference: TorchSide) -> Branches | None:
 
 
 def follow(
-    checks: Checks, manual: Side, reference: TorchSide, reference_pass: ReferencePass, conditioning: dict[str, float]
+    branches: Branches,
+    checks: Checks,
+    manual: Side,
+    reference: TorchSide,
+    reference_pass: ReferencePass,
+    conditioning: dict[str, float],
 ) -> int:
-    """Hands the manual side torch's inputs wherever a declared branch is undecidable; returns how many
-    elements were handed. Called after the gradients are compared and before either side's update."""
-    branches = declared(reference)
-    if branches is None or not getattr(manual, "refereed", False):
-        return 0
+    """Hands the manual side torch's inputs wherever a declared branch (``declared``) is undecidable; returns
+    how many elements were handed. Called after the gradients are compared and before either side's update."""
     keys, values = branches
     manual_grads, reference_grads = manual.grads(), reference.grads()
     manual_state, reference_state = manual.state(), reference.state()

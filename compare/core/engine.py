@@ -86,6 +86,7 @@ class Lockstep:
         self._wrong = False  # a wrong rule was found: later departures are not adjudicated
         self._first_loss: float | None = None  # torch's loss at the first step: how far a run has diverged
         self.kept: dict[int, list[int]] = {}  # dropout layer → [mask elements kept, drawn], over the run
+        self._branches = decisions.declared(manual, reference)  # sign decisions refereed (None: none, no work)
 
     def step(self, step: int, x: np.ndarray, y: np.ndarray) -> StepRecord:
         """One step on both sides, every tensor compared; a departure adjudicated (``Options.adjudicate``);
@@ -180,7 +181,10 @@ class Lockstep:
         """Both optimizers' steps, for the state stage: the comparisons so far run in the background meanwhile
         (``Options.background``), and the parameters' statistics are taken around the update when logged."""
         # a sign decision on rounding noise follows torch's (compare.core.decisions), before either side updates
-        work.followed = decisions.follow(work.checks, self.manual, self.reference, work.reference, work.conditioning)
+        if self._branches is not None:
+            work.followed = decisions.follow(
+                self._branches, work.checks, self.manual, self.reference, work.reference, work.conditioning
+            )
         logs = self.options.stats_every and logs_at(work.step, self.options.stats_every)
         before_update = self._snapshot() if logs else None
         work.checks.compare_in_background()
