@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from compare.core import scales
-from compare.core.side import Tensors
+from compare.core.side import Tensors, by_layer
 from compare.core.torch_side import ReferencePass, chain_floors
 from jax_ref import model
 from jax_ref.optim import STATE_FIELDS, STEP, state_fields
@@ -72,12 +72,11 @@ class JaxSide:
             [torch.from_numpy(o) for o in outs_np],
             [torch.from_numpy(g) for g in out_grads_np],
         )
-        names = [f"{i}.out" for i in range(len(outs_np))]
         return ReferencePass(
             loss=np.float64(loss),
             grads=self.grads(),
-            outputs=dict(zip(names, outs_np, strict=True)),
-            output_grads=dict(zip(names, out_grads_np, strict=True)),
+            outputs=by_layer(outs_np),
+            output_grads=by_layer(out_grads_np),
             masks=dict(masks),
             floors=floors,
             grad_order=order,

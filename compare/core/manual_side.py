@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from compare.core.side import Pass, Tensors
+from compare.core.side import Pass, Tensors, by_layer
 from manual.clip import clip_grad_norm
 from manual.layers import Dropout
 from manual.mlp import MLP
@@ -51,12 +51,11 @@ class ManualSide:
         outs = model.forward(x)
         loss = model.loss.forward(outs[-1], y)
         douts = model.backward(model.loss.backward())
-        names = [f"{i}.out" for i in range(len(outs))]
         return Pass(
             loss=np.float64(loss),
             grads=model.named_grads(),
-            outputs=dict(zip(names, outs, strict=True)),
-            output_grads=dict(zip(names, douts, strict=True)),
+            outputs=by_layer(outs),
+            output_grads=by_layer(douts),
             masks={i: layer.mask for i, layer in enumerate(model.layers) if isinstance(layer, Dropout)},
         )
 
@@ -94,7 +93,7 @@ class ManualSide:
             outs = self.model.eval().forward(x)
         finally:
             self.model.train()
-        return {f"{i}.out": out for i, out in enumerate(outs)}
+        return by_layer(outs)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         try:

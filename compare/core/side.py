@@ -33,13 +33,18 @@ With ``with_dtype(dtype)`` too (a copy whose every array is cast), a float32 run
 Any exception a side raises is a finding, not a crash (``compare.core.raising``).
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
 Tensors = dict[str, Any]  # name → NumPy array (or, on the reference side, torch tensor)
+
+
+def by_layer(values: Sequence[Any]) -> Tensors:
+    """Each layer's value (its output, dL/d(output)) under its name, ``<i>.out``, in forward order."""
+    return {f"{i}.out": value for i, value in enumerate(values)}
 
 
 @dataclass

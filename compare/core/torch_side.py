@@ -17,7 +17,7 @@ from torch import nn
 
 from compare.core import scales
 from compare.core.graph_order import backward_order
-from compare.core.side import Pass, Tensors
+from compare.core.side import Pass, Tensors, by_layer
 from torch_ref import InjectedMasks, TorchTwin
 from torch_ref.optim import named_state
 
@@ -62,7 +62,6 @@ class TorchSide:
         return outs, loss
 
     def _pass(self, x: np.ndarray, y: np.ndarray, outs: list[torch.Tensor], loss: torch.Tensor) -> ReferencePass:
-        names = [f"{i}.out" for i in range(len(outs))]
         x_t = torch.from_numpy(x).to(self.device)
         rank = self._graph_rank(loss) if any(next(m.children(), None) for m in self.model) else {}
         floors, order = chain_floors(self.model, self.loss, x_t, y, outs, [out.grad for out in outs], rank)
@@ -70,8 +69,8 @@ class TorchSide:
         return ReferencePass(
             loss=loss.detach(),
             grads=grads,
-            outputs=dict(zip(names, outs, strict=True)),
-            output_grads={name: out.grad for name, out in zip(names, outs, strict=True)},
+            outputs=by_layer(outs),
+            output_grads=by_layer([out.grad for out in outs]),
             floors=floors,
             grad_order=order,
         )
