@@ -17,8 +17,7 @@ engine keeps:
 On a departure, ``sides`` builds the scratch pair: a copy of the torch side with those state dicts loaded
 (it then stands where torch stood before the step) and the kept manual clone holding its values. Both take
 the departing step's batch. The cost is a copy of each side's parameters and optimizer state a step,
-paid only on steps that may be adjudicated (measured with Adam, float64, 2 shared cores: 0.5 ms on a
-2-16-16-3 net against a 5.7 ms step, 6 ms on 784-256-256-10 at batch 256 against a 99 ms step).
+paid only on steps that may be adjudicated.
 """
 
 import copy
