@@ -184,6 +184,14 @@ class JaxSide:
         side._grads = self._grads
         return side
 
+    def kept(self) -> "JaxSide":
+        """This side before a step (``compare.core.rewind``): a copy of it, its values being immutable."""
+        return self.scratch()
+
+    def restored(self, kept: "JaxSide") -> "JaxSide":
+        """The copy ``kept()`` made, standing where it was taken (used once)."""
+        return kept
+
     def scratch(self, dtype: type | None = None) -> "JaxSide":
         """A copy for adjudication and the float64 witness; ``dtype``: every floating value cast to it."""
         return self.clone() if dtype is None else self.with_dtype(dtype)

@@ -11,23 +11,18 @@ engine keeps:
 
 * a clone of the manual side, for what only it holds: its schedule's position, its dropout generator,
   a rule's own counters (the state and parameters are replaced by torch's when it is used);
-* torch's model, optimizer and schedule ``state_dict``, copied: parameters, buffers, the optimizer's state
-  with its step counters and its groups' learning rates, the schedule's position.
+* the reference side's own copy of itself, ``kept()``: torch's model, optimizer and schedule ``state_dict``
+  (parameters, buffers, the optimizer's state with its step counters and its groups' learning rates, the
+  schedule's position; ``TorchSide.kept``), or the JAX side whole (its values are immutable).
 
-On a departure, ``sides`` builds the scratch pair: a copy of the torch side with those state dicts loaded
-(it then stands where torch stood before the step) and the kept manual clone holding its values. Both take
+On a departure, ``sides`` builds the scratch pair: the reference's ``restored(kept)`` (it then stands where
+it stood before the step) and the kept manual clone holding its values. Both take
 the departing step's batch. The cost is a copy of each side's parameters and optimizer state a step,
 paid only on steps that may be adjudicated.
 """
 
-import copy
 from dataclasses import dataclass
 from typing import Any
-
-import torch
-
-from compare.core import adjudication
-from compare.core.torch_side import TorchSide
 
 
 @dataclass(frozen=True)
@@ -36,49 +31,23 @@ class Before:
 
     step: int
     manual: Any  # a clone of the manual side (``clone()``)
-    model: dict  # torch's parameters and buffers, copied
-    optimizer: dict  # torch's optimizer state_dict, copied
-    schedule: dict | None  # torch's schedule's state_dict, or None without a schedule
-    reference: Any = None  # a JAX reference kept whole (``scratch()``: its values are immutable), else None
+    reference: Any  # what the reference side's ``kept()`` copied
 
 
-def keep(step: int, manual: Any, reference: TorchSide) -> Before | None:
+def keep(step: int, manual: Any, reference: Any) -> Before | None:
     """Both sides before ``step``, or ``None`` when the manual side cannot be cloned or loaded."""
     if not (hasattr(manual, "clone") and hasattr(manual, "load")):
         return None
-    if not isinstance(reference, TorchSide):  # the JAX side (compare.core.jax_side): a copy of it is its state
-        return Before(step, manual.clone(), {}, {}, None, reference.scratch())
-    twin = reference.twin
-    model = {name: tensor.detach().clone() for name, tensor in twin.model.state_dict().items()}
-    schedule = None if twin.schedule is None else copy.deepcopy(twin.schedule.state_dict())
-    return Before(step, manual.clone(), model, _copied(twin.optimizer.state_dict()), schedule)
+    return Before(step, manual.clone(), reference.kept())
 
 
-def _copied(state_dict: dict) -> dict:
-    """An optimizer's ``state_dict`` with its tensors cloned (a deep copy of the whole costs 5x more)."""
-    state = {
-        index: {key: _clone(value) for key, value in entries.items()} for index, entries in state_dict["state"].items()
-    }
-    return {"state": state, "param_groups": copy.deepcopy(state_dict["param_groups"])}
-
-
-def sides(before: Before, reference: TorchSide) -> tuple[Any, TorchSide] | None:
-    """The scratch pair at torch's values before the step (the kept manual clone, used once), or ``None``."""
-    if before.reference is not None:
-        manual = before.manual
-        manual.load(before.reference.values(), before.reference.state())
-        return manual, before.reference
-    scratch = adjudication.scratch_reference(reference)
-    if scratch is None:
+def sides(before: Before, reference: Any) -> tuple[Any, Any] | None:
+    """The scratch pair at the reference's values before the step (the kept manual clone, used once), or
+    ``None`` when the reference cannot be copied (it is then not adjudicated)."""
+    try:
+        scratch = reference.restored(before.reference)
+    except Exception:  # as adjudication.scratch_reference: a reference that cannot be copied is not adjudicated
         return None
-    scratch.model.load_state_dict(before.model)
-    scratch.optimizer.load_state_dict(before.optimizer)
-    if scratch.schedule is not None and before.schedule is not None:
-        scratch.schedule.load_state_dict(before.schedule)
     manual = before.manual
     manual.load(scratch.values(), scratch.state())
     return manual, scratch
-
-
-def _clone(value: Any) -> Any:
-    return value.clone() if isinstance(value, torch.Tensor) else copy.deepcopy(value)

@@ -124,6 +124,24 @@ class TorchSide:
         """1 − p of the Dropout at ``index``."""
         return 1.0 - float(self.model[index].p)
 
+    def kept(self) -> dict[str, Any]:
+        """This side before a step, copied (``compare.core.rewind``): the model's parameters and buffers, the
+        optimizer's ``state_dict`` (its tensors cloned: a deep copy of the whole costs 5x more) and the
+        schedule's position."""
+        twin = self.twin
+        schedule = None if twin.schedule is None else copy.deepcopy(twin.schedule.state_dict())
+        model = {name: tensor.detach().clone() for name, tensor in twin.model.state_dict().items()}
+        return {"model": model, "optimizer": _copied(twin.optimizer.state_dict()), "schedule": schedule}
+
+    def restored(self, kept: dict[str, Any]) -> "TorchSide":
+        """A scratch copy of this side standing where ``kept`` (``kept()``) was taken."""
+        scratch = self.scratch()
+        scratch.model.load_state_dict(kept["model"])
+        scratch.optimizer.load_state_dict(kept["optimizer"])
+        if scratch.schedule is not None and kept["schedule"] is not None:
+            scratch.schedule.load_state_dict(kept["schedule"])
+        return scratch
+
     def scratch(self, dtype: type | None = None) -> "TorchSide":
         """A single-process copy of this side (a data-parallel side's local twin), with its own dropout-mask
         hooks (a copied hook would read the original's masks); ``dtype``: every floating tensor of the copy
@@ -180,6 +198,18 @@ class TorchSide:
                 h.retain_grad()  # keep dL/d(layer output) for the grad stage
             outs.append(h)
         return outs
+
+
+def _copied(state_dict: dict) -> dict:
+    """An optimizer's ``state_dict`` with its tensors cloned."""
+    state = {
+        index: {key: _clone(value) for key, value in entries.items()} for index, entries in state_dict["state"].items()
+    }
+    return {"state": state, "param_groups": copy.deepcopy(state_dict["param_groups"])}
+
+
+def _clone(value: Any) -> Any:
+    return value.clone() if isinstance(value, torch.Tensor) else copy.deepcopy(value)
 
 
 def _named(model: nn.Sequential, index: int) -> Iterator[tuple[str, torch.Tensor]]:
