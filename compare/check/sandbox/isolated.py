@@ -13,6 +13,9 @@ notebook cell lives in ``__main__``, which the child cannot import; that is said
 ``ValueError``), never a hang. The ``Report`` comes back through a pipe. A child that dies instead
 (``os._exit``, a crash, a signal) is the report's first failure, problem ``died``, naming the last call
 into user code from the trail (``compare.check.sandbox.trail``).
+
+``entry_point`` is the one decorator each ``check_*`` takes: ``isolatable`` with ``report_dir=``, the
+time limit and the single thread of a small check.
 """
 
 import functools
