@@ -23,9 +23,9 @@ from compare.check.autograd import mutants
 from compare.check.autograd.catalog import CATALOG, MATCH, EngineBug
 from compare.check.autograd.suite import DRAWS, OPS, Case, cases_for, draw_leaf, leaf_shapes
 from compare.check.diagnosis import numerical
-from compare.check.report import Diagnosis, Failure, Report, saves_report
+from compare.check.report import Diagnosis, Failure, Report
 from compare.check.sandbox.guard import one_line
-from compare.check.sandbox.isolated import isolatable
+from compare.check.sandbox.isolated import entry_point
 from compare.core.checks import Checks
 from compare.core.metrics import TensorDiff, diff
 from compare.core.records import Check
@@ -91,9 +91,7 @@ class EngineReport(Report):
         return {bug.name for bug in self.bugs}
 
 
-@saves_report  # report_dir=: the report as report.html there (compare.check.report)
-@isolatable  # isolate=True, memory_limit=: in a child process (compare.check.sandbox.isolated)
-@guard.limited
+@entry_point(single_threaded=False)  # report_dir=, isolate=, memory_limit=, time_limit
 def check_engine(
     leaf: Callable[[Any], Any],
     *,

@@ -32,8 +32,8 @@ from torch import nn
 import compare.check.sandbox.guard as guard
 from compare.check.diagnosis import numerical
 from compare.check.forms import jax_arrays
-from compare.check.report import Diagnosis, Report, saves_report
-from compare.check.sandbox.isolated import isolatable
+from compare.check.report import Diagnosis, Report
+from compare.check.sandbox.isolated import entry_point
 from compare.core.checks import Checks
 from compare.core.graph_order import backward_order
 from compare.core.witness64 import SUFFIX
@@ -149,9 +149,7 @@ def _floating(value: Any) -> bool:
     return isinstance(value, torch.Tensor) and value.is_floating_point()
 
 
-@saves_report  # report_dir=: the report as report.html there (compare.check.report)
-@isolatable  # isolate=True, memory_limit=: in a child process (compare.check.sandbox.isolated)
-@guard.limited
+@entry_point(single_threaded=False)  # report_dir=, isolate=, memory_limit=, time_limit
 def check_function(
     fn: Any,
     reference: Callable,

@@ -29,9 +29,8 @@ from compare.check.diagnosis.known_mistakes import diagnose_layer
 from compare.check.forms import torch_tensors as tensors
 from compare.check.forms.access import Access
 from compare.check.forms.mapping import BUFFER_NAMES, Link, resolve
-from compare.check.report import Report, saves_report
-from compare.check.sandbox.isolated import isolatable
-from compare.check.sandbox.threads import small_check
+from compare.check.report import Report
+from compare.check.sandbox.isolated import entry_point
 from compare.core import scales
 from compare.core.checks import Checks
 from torch_ref import InjectedMasks
@@ -129,10 +128,7 @@ class Setup:
         self.start = copy.deepcopy(self.module)
 
 
-@saves_report  # report_dir=: the report as report.html there (compare.check.report)
-@isolatable  # isolate=True, memory_limit=: in a child process (compare.check.sandbox.isolated)
-@guard.limited
-@small_check
+@entry_point  # report_dir=, isolate=, memory_limit=, time_limit, small: one thread
 def check_layer(
     layer: Any,
     torch_module: nn.Module,

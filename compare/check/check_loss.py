@@ -23,9 +23,8 @@ import compare.check.sandbox.guard as guard
 from compare.check.diagnosis import numerical
 from compare.check.diagnosis.known_mistakes import diagnose_loss
 from compare.check.forms import torch_tensors as tensors
-from compare.check.report import Report, saves_report
-from compare.check.sandbox.isolated import isolatable
-from compare.check.sandbox.threads import small_check
+from compare.check.report import Report
+from compare.check.sandbox.isolated import entry_point
 from compare.core import scales
 from compare.core.checks import Checks
 from compare.core.tolerances import tolerance
@@ -67,10 +66,7 @@ def package_labels(torch_loss: nn.Module, targets: np.ndarray) -> np.ndarray:
     return targets
 
 
-@saves_report  # report_dir=: the report as report.html there (compare.check.report)
-@isolatable  # isolate=True, memory_limit=: in a child process (compare.check.sandbox.isolated)
-@guard.limited
-@small_check
+@entry_point  # report_dir=, isolate=, memory_limit=, time_limit, small: one thread
 def check_loss(
     loss: Any,
     torch_loss: Callable,

@@ -18,9 +18,8 @@ from compare.check.diagnosis.model import ModelDiagnoser
 from compare.check.forms import torch_tensors as tensors
 from compare.check.forms.mapping import Link, resolve
 from compare.check.model_side import UserModelSide, last_layer, ordered_layers
-from compare.check.report import Report, saves_report
-from compare.check.sandbox.isolated import isolatable
-from compare.check.sandbox.threads import small_check
+from compare.check.report import Report
+from compare.check.sandbox.isolated import entry_point
 from compare.core import engine
 from compare.core.records import RunResult, StepRecord
 from compare.core.torch_side import TorchSide
@@ -150,10 +149,7 @@ def _user_params(model: Any, form: str, params: Mapping | None, dtype: str) -> t
     return model.params, None
 
 
-@saves_report  # report_dir=: the report as report.html there (compare.check.report)
-@isolatable  # isolate=True, memory_limit=: in a child process (compare.check.sandbox.isolated)
-@guard.limited
-@small_check
+@entry_point  # report_dir=, isolate=, memory_limit=, time_limit, small: one thread
 def check_model(
     model: Any,
     torch_model: nn.Module,

@@ -34,9 +34,8 @@ from compare.check.diagnosis.known_mistakes import diagnose_optimizer
 from compare.check.forms import torch_tensors as tensors
 from compare.check.forms.layer_loss import found
 from compare.check.gradient_stream import GradientStream
-from compare.check.report import Failure, Report, saves_report
-from compare.check.sandbox.isolated import isolatable
-from compare.check.sandbox.threads import small_check
+from compare.check.report import Failure, Report
+from compare.check.sandbox.isolated import entry_point
 from compare.core import scales
 from compare.core.checks import Checks
 from compare.errors import InputError
@@ -206,10 +205,7 @@ def parse(lr_schedule: str | None) -> list | None:
         raise InputError(f"lr_schedule: {error}") from None
 
 
-@saves_report  # report_dir=: the report as report.html there (compare.check.report)
-@isolatable  # isolate=True, memory_limit=: in a child process (compare.check.sandbox.isolated)
-@guard.limited
-@small_check
+@entry_point  # report_dir=, isolate=, memory_limit=, time_limit, small: one thread
 def check_optimizer(
     optimizer: Any,
     torch_optimizer_class: type[torch.optim.Optimizer],

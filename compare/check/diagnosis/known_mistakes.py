@@ -207,6 +207,11 @@ def first_match(candidates: Iterable[tuple[str, str, str, Callable[[], float | N
     return replace(first, also=tuple(m.name for m in matches[1:]))
 
 
+def registered(torch_class: type) -> list:
+    """The registry's entries (``manual.optim.REGISTRY``) whose torch optimizer is ``torch_class``."""
+    return [entry for entry in REGISTRY.values() if entry.torch_class == torch_class.__name__]
+
+
 def _built(rule: type, hyperparameters: Mapping[str, Any]) -> Any:
     """``rule`` from the hyperparameters it takes (torch's resolved defaults hold more: foreach, fused, ...)."""
     accepted = {f.name for f in fields(rule)}
@@ -217,7 +222,7 @@ def _optimizer_candidates(torch_class: type, hyperparameters: Mapping[str, Any],
     """(name, explanation, fix, factory, schedule_first) for every textbook variant and known mistake of
     ``torch_class``, the variants first (a textbook form is the likelier origin of the same numbers)."""
     hp = dict(hyperparameters)
-    entries = [entry for entry in REGISTRY.values() if entry.torch_class == torch_class.__name__]
+    entries = registered(torch_class)
     candidates = []
     for name, variant in VARIANTS.items():
         if REGISTRY[variant.torch_name].torch_class == torch_class.__name__:
@@ -254,34 +259,29 @@ def _replay_optimizer(make: Callable, schedule_first: bool, run, dtype: str) -> 
 
 def _settings_candidate(torch_class: type, settings: Mapping[str, Any], defaults: Mapping[str, Any]) -> list:
     """torch's rule with the user's settings where they differ from torch's (a convention, named first)."""
-    entries = [entry for entry in REGISTRY.values() if entry.torch_class == torch_class.__name__]
+    entries = registered(torch_class)
     differing = {
         key: value for key, value in settings.items()
         if key in defaults and key != "lr" and not np.allclose(np.asarray(value, float), np.asarray(defaults[key]))
     }  # fmt: skip
     if not entries or not differing:
         return []
-    rule = entries[0].rule
-    accepted = {f.name for f in fields(rule)}
-    hp = {key: value for key, value in {**defaults, **differing}.items() if key in accepted}
+    rule, hp = entries[0].rule, {**defaults, **differing}
     diagnosis = conventions.setting_diagnosis("optimizer", torch_class.__name__, differing, defaults, 0.0)
-    return [(diagnosis.name, diagnosis.explanation, diagnosis.fix, lambda: rule(**hp), False)]
+    return [(diagnosis.name, diagnosis.explanation, diagnosis.fix, lambda: _built(rule, hp), False)]
 
 
 def _hard_coded_candidates(torch_class: type, settings: Mapping[str, Any], defaults: Mapping[str, Any]) -> list:
     """torch's rule with a value the user's code may hard-code where torch has a setting (an ε of 1e-7, the
     initial value of lazily created state)."""
-    entries = [entry for entry in REGISTRY.values() if entry.torch_class == torch_class.__name__]
+    entries = registered(torch_class)
     if not entries:
         return []
-    rule = entries[0].rule
-    accepted = {f.name for f in fields(rule)}
-    found = []
-    name = torch_class.__name__
+    rule, found, name = entries[0].rule, [], torch_class.__name__
     tried = conventions.hard_coded("optimizer", name, defaults, settings)
     for diagnosis, values in tried + conventions.initial_state(name, defaults, settings):
-        hp = {key: value for key, value in {**defaults, **values}.items() if key in accepted}
-        found.append((diagnosis.name, diagnosis.explanation, diagnosis.fix, lambda hp=hp: rule(**hp), False))
+        hp = {**defaults, **values}
+        found.append((diagnosis.name, diagnosis.explanation, diagnosis.fix, lambda hp=hp: _built(rule, hp), False))
     return found
 
 
@@ -360,14 +360,7 @@ def departs(start: nn.Sequential, torch_loss, recorded, grads: Mapping, piece: s
         with np.errstate(all="ignore"):
             if piece == "loss":
                 base = LOSSES.get(type(torch_loss))
-                if base is None:
-                    return True
-                pairs = []
-                for scores, labels, loss, dscores in runs:
-                    candidate = base()
-                    value = candidate.forward(scores.copy(), labels)
-                    pairs += [(loss, np.float64(value)), (dscores, candidate.backward())]
-                return closest(pairs, dtype, "loss") is None
+                return base is None or _replay_loss((base,), runs, dtype) is None
             layer = manual_layer(start[int(piece)])
             return layer is None or closest(_replay_layer(layer, runs), dtype) is None
     except Exception:  # torch's piece cannot be replayed here: count the piece as departing

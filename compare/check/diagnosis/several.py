@@ -27,10 +27,10 @@ from compare.check.diagnosis.known_mistakes import (
     closest,
     first_match,
     manual_layer,
+    registered,
 )
 from compare.check.report import Diagnosis
 from compare.faults.catalog import CATALOG_LIST
-from manual.optim import REGISTRY
 
 
 def _agrees(mine: Any, theirs: Any, dtype: str) -> bool:
@@ -83,7 +83,7 @@ def layer_mistakes(start: nn.Module, runs: Sequence, dtype: str) -> Diagnosis | 
 
 
 def _rules(torch_class: type) -> list:
-    entries = [entry for entry in REGISTRY.values() if entry.torch_class == torch_class.__name__]
+    entries = registered(torch_class)
     rules = [entry.rule for entry in entries]
     return [f for f in CATALOG_LIST if f.override.optimizer and any(issubclass(f.override.optimizer, r) for r in rules)]
 
@@ -110,7 +110,7 @@ def optimizer_pairs(torch_class: type, hyperparameters: Mapping[str, Any], run, 
 
 def optimizer_departs(torch_class: type, hyperparameters: Mapping[str, Any], run, dtype: str) -> bool:
     """Whether torch's rule, replayed on the user's own gradients, fails to reproduce the user's parameters."""
-    entries = [entry for entry in REGISTRY.values() if entry.torch_class == torch_class.__name__]
+    entries = registered(torch_class)
     if not entries:
         return False
     try:

@@ -32,10 +32,6 @@ class Access:
                 return value
         return None
 
-    @property
-    def in_dict(self) -> bool:
-        return self._dict(PARAM_DICTS) is not None
-
     def params(self) -> dict[str, np.ndarray]:
         held = self._dict(PARAM_DICTS)
         if held is not None:

@@ -13,6 +13,9 @@ notebook cell lives in ``__main__``, which the child cannot import; that is said
 ``ValueError``), never a hang. The ``Report`` comes back through a pipe. A child that dies instead
 (``os._exit``, a crash, a signal) is the report's first failure, problem ``died``, naming the last call
 into user code from the trail (``compare.check.sandbox.trail``).
+
+``entry_point`` is the one decorator each ``check_*`` takes: ``isolatable`` with ``report_dir=``, the
+time limit and the single thread of a small check.
 """
 
 import functools
@@ -29,9 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from compare.check.report import Failure, Report
+from compare.check.report import Failure, Report, saves_report
 from compare.check.sandbox import guard, trail, watchdog
 from compare.check.sandbox.child import DEFAULT_MEMORY_GIB, GIB, MAX_MEMORY_GIB, Ended
+from compare.check.sandbox.threads import small_check
 
 
 def isolatable(check: Callable) -> Callable:
@@ -44,6 +48,19 @@ def isolatable(check: Callable) -> Callable:
         return run_isolated(check, args, kwargs, memory_limit)
 
     return wrapper
+
+
+def entry_point(check: Callable[..., Report] | None = None, *, single_threaded: bool = True) -> Any:
+    """A ``check_*`` entry point's one decorator: ``report_dir=`` (``compare.check.report.saves_report``),
+    ``isolate=``/``memory_limit=`` (``isolatable``), its ``time_limit`` on each call (``guard.limited``) and,
+    unless ``single_threaded=False``, one thread when its arguments are small (``threads.small_check``).
+    ``@entry_point`` or ``@entry_point(single_threaded=False)``."""
+
+    def decorate(check: Callable[..., Report]) -> Callable[..., Report]:
+        inner = guard.limited(small_check(check) if single_threaded else check)
+        return saves_report(isolatable(inner))
+
+    return decorate if check is None else decorate(check)
 
 
 def run_isolated(check: Callable, args: tuple, kwargs: dict, memory_gib: float) -> Report:
