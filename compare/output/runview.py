@@ -4,13 +4,13 @@ settings and per-stage worst figures side by side (from their report.json). Runs
 under the log directory, as ``runs`` lists them, or by their directory."""
 
 import json
-import math
 from pathlib import Path
 
 from compare.core.tolerances import STAGES
 from compare.core.verdict import of_report
 from compare.errors import InputError
 from compare.output import textwidth
+from compare.output.report import fmt
 from compare.output.rundir import VERDICT_TEXT
 
 REPORT = "report.json"
@@ -77,9 +77,7 @@ def _figure(report: dict, stage: str) -> str:
     found = (report.get("worst") or {}).get(stage)
     if not found:
         return "-"
-    max_rel = found.get("max_rel")
-    shown = "inf" if max_rel is None or not math.isfinite(max_rel) else f"{max_rel:.3e}"
-    return f"{shown} / {found.get('tolerance', 0):.0e} at step {found.get('step')}"
+    return f"{fmt(found.get('max_rel'))} / {found.get('tolerance', 0):.0e} at step {found.get('step')}"
 
 
 def diff_rows(a: dict, b: dict) -> list[tuple[str, str, str]]:
