@@ -12,16 +12,16 @@ from compare.errors import InputError
 from compare.output import textwidth
 from compare.output.report import fmt
 from compare.output.rundir import VERDICT_TEXT
+from compare.output.runlist import MARKERS
 
-REPORT = "report.json"
-SUMMARY = "summary.json"
+REPORT, SUMMARY = MARKERS  # a run's report.json, an experiment's summary.json
 
 
 def find(logdir: Path, name: str) -> Path:
     """The run directory ``name`` names: ``logdir/name``, a directory holding a report, or the one run
     under ``logdir`` whose name holds ``name``. Anything else is one clear error."""
     for path in (logdir / name, Path(name)):
-        if path.is_dir() and any((path / marker).is_file() for marker in (REPORT, SUMMARY)):
+        if path.is_dir() and any((path / marker).is_file() for marker in MARKERS):
             return path
     holding = sorted(p for p in logdir.iterdir() if p.is_dir() and name in p.name) if logdir.is_dir() else []
     labelled = [p for p in holding if p.name == name or p.name.split("-", 2)[-1] == name]  # after the time
