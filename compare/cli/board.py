@@ -4,7 +4,6 @@ the latest run and every run that did not pass, selected through TensorBoard's o
 (``compare.output.board``), at smoothing 0. It prints who is shown, the address, and how to open more."""
 
 import argparse
-import shutil
 import textwrap
 import threading
 from pathlib import Path
@@ -14,6 +13,7 @@ from tensorboard import program
 from compare import exits
 from compare.cli import PROG
 from compare.errors import InputError
+from compare.output import textwidth
 from compare.output.board import Board
 from compare.output.runlist import Listed, has_events, listing
 
@@ -130,7 +130,7 @@ def board_command(args: argparse.Namespace) -> int:
         raise InputError(f"--port {args.port}: {error.msg} (--port 0 picks a free one)") from None
     try:
         board.wait()
-        width = shutil.get_terminal_size((100, 40)).columns
+        width = textwidth.terminal_columns()
         for line in textwrap.wrap(f"{PROG} board: {said}", width, subsequent_indent="  ", break_on_hyphens=False):
             print(line, flush=True)
         print(f"  {board.address(board.url(args.tab, chosen))}", flush=True)

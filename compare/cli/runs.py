@@ -9,7 +9,6 @@ and the verdict always stay, cut with "…" on a very narrow terminal."""
 
 import argparse
 import fnmatch
-import shutil
 import textwrap
 from pathlib import Path
 
@@ -144,7 +143,7 @@ def list_runs(args: argparse.Namespace) -> int:
     chosen = [entry for entry in listed if matches(entry.name, args.pattern) and (not args.failed or not entry.passed)]
     if args.last is not None:
         chosen = chosen[-args.last :]
-    width = shutil.get_terminal_size((100, 40)).columns
+    width = textwidth.terminal_columns()
     scope = [entry for entry in listed if matches(entry.name, args.pattern)]
     for line in headline(scope, len(chosen), logdir, width):
         print(line)

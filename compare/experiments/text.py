@@ -1,17 +1,15 @@
 """Lines every experiment prints alike, in the session's language (``compare.i18n``)."""
 
-import unicodedata
 from collections.abc import Sequence
 
 from compare.i18n import _
+from compare.output import textwidth
 
 
 def pad(text: str, width: int, align: str = "<") -> str:
-    """``text`` padded to ``width`` terminal columns (``align``: ``<`` left, ``>`` right), as
-    ``format(text, "<width")`` would if every character took one column: a Hangul syllable (East Asian
-    width W or F) takes two, so a Korean table lines up with its numbers."""
-    wide = sum(unicodedata.east_asian_width(char) in "WF" for char in text)
-    return format(text, f"{align}{max(width - wide, 0)}")
+    """``text`` padded to ``width`` terminal columns (``align``: ``<`` left, ``>`` right), a Hangul
+    syllable taking two (``compare.output.textwidth``), so a Korean table lines up with its numbers."""
+    return textwidth.rjust(text, width) if align == ">" else textwidth.ljust(text, width)
 
 
 def table(columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -19,16 +17,11 @@ def table(columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[str]]) -> 
     column as wide as its widest heading or cell in terminal columns (``pad``: a Hangul syllable takes
     two), so a translated heading longer than its numbers widens its column instead of shifting the rest."""
     cells = [[heading for heading, _align in columns], *([str(cell) for cell in row] for row in rows)]
-    wide = [max(pad_width(row[i]) for row in cells) for i in range(len(columns))]
+    wide = [max(textwidth.width(row[i]) for row in cells) for i in range(len(columns))]
     return [
         "  ".join(pad(cell, width, align) for cell, width, (_h, align) in zip(row, wide, columns, strict=True)).rstrip()
         for row in cells
     ]
-
-
-def pad_width(text: str) -> int:
-    """The terminal columns ``text`` takes (``pad``'s count)."""
-    return len(text) + sum(unicodedata.east_asian_width(char) in "WF" for char in text)
 
 
 def steps_line(name: str, steps: int, seconds: float, note: str = "") -> str:

@@ -97,18 +97,6 @@ def log_figure(writer: EventWriter | None, folder: Path | None, name: str, figur
     return png
 
 
-def wrap_columns(text: str, columns: int) -> list[str]:
-    """``text`` in lines of at most ``columns`` display columns, by word (a Hangul syllable takes two: it is
-    about twice as wide as a Latin letter in the title's fonts)."""
-    found: list[str] = []
-    for word in text.split():
-        if found and textwidth.width(f"{found[-1]} {word}") <= columns:
-            found[-1] += f" {word}"
-        else:
-            found.append(word)
-    return found or [""]
-
-
 def lines(
     title: str,
     xlabel: str,
@@ -143,7 +131,9 @@ def lines(
     axes.set_xlabel(xlabel, fontsize=LABEL_POINTS)
     axes.set_ylabel(ylabel, fontsize=LABEL_POINTS)
     axes.tick_params(labelsize=LEGEND_POINTS)
-    heading = "\n".join(wrap_columns(title, TITLE_COLUMNS))  # a long title on two lines, not cut at the card's edge
+    # a long title on two lines, not cut at the card's edge; by display columns: a Hangul syllable takes two,
+    # about twice as wide as a Latin letter in the title's fonts
+    heading = "\n".join(textwidth.wrap(title, TITLE_COLUMNS, indent=""))
     axes.set_title(f"{heading}\n{note}" if note else heading, fontsize=TITLE_POINTS)
     axes.grid(True, which="major", alpha=0.3)
     if len(series) > 1:

@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Sequence
 
 from compare.core.tolerances import STAGES
+from compare.output.report import fmt
 
 COLOURS = {"PASS": "#1a7f37", "FAIL": "#cf222e", "DEPARTS": "#9a6700", "DIVERGED": "#8250df", "INCOMPLETE": "#57606a"}
 MARKS = {"DEPARTS": "dep", "DIVERGED": "div"}  # a stage outside tolerance, as the terminal's table marks it
@@ -64,9 +65,8 @@ def stage_rows(worst: dict, drift_steps: Sequence[int] = (), departs: str = "BAD
         max_rel, limit = found.get("max_rel"), found.get("tolerance")
         ratio = max_rel / limit if max_rel is not None and limit else None
         mark = "ok" if ratio is not None and ratio <= 1 else "drift" if found["step"] in drift_steps else departs
-        shown = "inf" if max_rel is None else f"{max_rel:.3e}"
         ratio = "inf" if ratio is None else f"{ratio:.3g}"
-        rows.append((stage, shown, f"{limit:.1e}", ratio, mark, found["step"], found["tensor"]))
+        rows.append((stage, fmt(max_rel), f"{limit:.1e}", ratio, mark, found["step"], found["tensor"]))
     return rows
 
 

@@ -115,9 +115,9 @@ def drift_line(result: RunResult) -> str:
     worst = max(drift.departures, key=lambda check: check.diff.max_rel)
     more = f" ({len(result.drift_steps)} drift steps, each resynced)" if len(result.drift_steps) > 1 else ""
     return (
-        f"  drift: from step {drift.step}, {worst.stage} {worst.tensor} max_rel {_fmt(worst.diff.max_rel)} "
-        f"> {worst.max_rel:.1e} free-running, {_fmt(drift.one_step.get(f'{worst.stage} {worst.tensor}'))} in one "
-        f"step from identical values (growth {_fmt(drift.growth(worst))}): rounding amplified by training, "
+        f"  drift: from step {drift.step}, {worst.stage} {worst.tensor} max_rel {fmt(worst.diff.max_rel)} "
+        f"> {worst.max_rel:.1e} free-running, {fmt(drift.one_step.get(f'{worst.stage} {worst.tensor}'))} in one "
+        f"step from identical values (growth {fmt(drift.growth(worst))}): rounding amplified by training, "
         f"resynced{more}"
     )
 
@@ -197,13 +197,14 @@ def variant_lines(result: RunResult, name: str) -> list[str]:
     else:
         first = info["first_departure"]
         head += (
-            f"departs at step {first['step']} ({first['stage']} {first['tensor']}, max_rel {_fmt(first['max_rel'])}); "
-            f"worst max_rel {_fmt(info['max_rel_worst'])}, at the last step {_fmt(info['max_rel_last_step'])}"
+            f"departs at step {first['step']} ({first['stage']} {first['tensor']}, max_rel {fmt(first['max_rel'])}); "
+            f"worst max_rel {fmt(info['max_rel_worst'])}, at the last step {fmt(info['max_rel_last_step'])}"
         )
     return [head, f"  why: {info['cause']}"]
 
 
-def _fmt(value: float | None) -> str:
+def fmt(value: float | None) -> str:
+    """A max_rel as every verdict shows it: three significant digits; a missing one (null in JSON) as inf."""
     if value is None:
         return "inf"
     return f"{value:.3e}" if math.isfinite(value) else str(value)
@@ -226,8 +227,8 @@ def diverged_line(result: RunResult, look_at: str | None) -> str | None:
     where = f"{failure.stage} {failure.tensor}"
     if result.undecidable_from is not None and failure.step == result.undecidable_from:
         return (
-            f"DIVERGED: undecidable from step {failure.step} ({where} departed, max_rel {_fmt(failure.diff.max_rel)}); "
-            f"the run diverged (loss {_fmt(result.losses_torch[failure.step - 1])}), and one step from torch's own "
+            f"DIVERGED: undecidable from step {failure.step} ({where} departed, max_rel {fmt(failure.diff.max_rel)}); "
+            f"the run diverged (loss {fmt(result.losses_torch[failure.step - 1])}), and one step from torch's own "
             f"values cannot tell rounding from a wrong rule there{hint}"
         )
     if failure.diff.problem == "nonfinite:both":
@@ -255,7 +256,7 @@ def stage_table(result: RunResult, decided: Verdict) -> list[str]:
     for stage, check in result.worst_by_stage().items():
         mark = "ok " if check.passed else "drf" if check.step in drifted else other
         lines.append(
-            f"{stage:<9} {_fmt(check.diff.max_rel):>13}  {check.max_rel:9.1e}  {mark} step {check.step}, {check.tensor}"
+            f"{stage:<9} {fmt(check.diff.max_rel):>13}  {check.max_rel:9.1e}  {mark} step {check.step}, {check.tensor}"
         )
     return lines
 
@@ -268,7 +269,7 @@ def failure_lines(result: RunResult) -> list[str]:
         for row in failure.worst:
             delta = abs(row["manual"] - row["torch"])
             index = ",".join(str(i) for i in row["index"]) or "-"
-            lines.append(f"  {index:<12} {row['manual']:>24.17g} {row['torch']:>24.17g} {_fmt(delta):>11}")
+            lines.append(f"  {index:<12} {row['manual']:>24.17g} {row['torch']:>24.17g} {fmt(delta):>11}")
     if result.failed_steps > 1:
         lines.append(f"  {result.failed_steps} of {result.steps} steps had a tensor outside tolerance")
     return lines
@@ -303,7 +304,7 @@ def decision_line(
         return f"FAIL: {result.raised.line()} (raised:{result.raised.type}); the traceback is in the report"
     problem = f" ({failure.diff.problem})" if failure.diff.problem else ""
     at = f"at step {failure.step}, stage {failure.stage}, tensor {failure.tensor}{problem}"
-    sizes = f"max_abs {_fmt(failure.diff.max_abs)}, max_rel {_fmt(failure.diff.max_rel)}"
+    sizes = f"max_abs {fmt(failure.diff.max_abs)}, max_rel {fmt(failure.diff.max_rel)}"
     sizes += f" > tolerance {failure.max_rel:.1e}"
     if decided.word is Word.DEPARTS:
         torch_name = VARIANTS[variant].torch_name

@@ -4,24 +4,24 @@ settings and per-stage worst figures side by side (from their report.json). Runs
 under the log directory, as ``runs`` lists them, or by their directory."""
 
 import json
-import math
 from pathlib import Path
 
 from compare.core.tolerances import STAGES
 from compare.core.verdict import of_report
 from compare.errors import InputError
 from compare.output import textwidth
+from compare.output.report import fmt
 from compare.output.rundir import VERDICT_TEXT
+from compare.output.runlist import MARKERS
 
-REPORT = "report.json"
-SUMMARY = "summary.json"
+REPORT, SUMMARY = MARKERS  # a run's report.json, an experiment's summary.json
 
 
 def find(logdir: Path, name: str) -> Path:
     """The run directory ``name`` names: ``logdir/name``, a directory holding a report, or the one run
     under ``logdir`` whose name holds ``name``. Anything else is one clear error."""
     for path in (logdir / name, Path(name)):
-        if path.is_dir() and any((path / marker).is_file() for marker in (REPORT, SUMMARY)):
+        if path.is_dir() and any((path / marker).is_file() for marker in MARKERS):
             return path
     holding = sorted(p for p in logdir.iterdir() if p.is_dir() and name in p.name) if logdir.is_dir() else []
     labelled = [p for p in holding if p.name == name or p.name.split("-", 2)[-1] == name]  # after the time
@@ -77,9 +77,7 @@ def _figure(report: dict, stage: str) -> str:
     found = (report.get("worst") or {}).get(stage)
     if not found:
         return "-"
-    max_rel = found.get("max_rel")
-    shown = "inf" if max_rel is None or not math.isfinite(max_rel) else f"{max_rel:.3e}"
-    return f"{shown} / {found.get('tolerance', 0):.0e} at step {found.get('step')}"
+    return f"{fmt(found.get('max_rel'))} / {found.get('tolerance', 0):.0e} at step {found.get('step')}"
 
 
 def diff_rows(a: dict, b: dict) -> list[tuple[str, str, str]]:

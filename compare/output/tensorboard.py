@@ -80,6 +80,7 @@ class RunWriters:
         """``sides``: the sub-runs' names of the side under test and the reference (``manual``, ``torch``)."""
         self.run = run_dir.name
         self.sides = tuple(sides)
+        self.gap = gap(self.sides)  # the difference run's tag suffix, made once: log_step runs every step
         self.log_every = log_every
         self.writers = LazyWriters(run_dir)
         self.parity = ParityCurves(self.writers, dtype, device)
@@ -102,7 +103,7 @@ class RunWriters:
             for metric, per_param in record.stats.get(slot, {}).items():
                 values.update({f"{metric}/{name}": value for name, value in per_param.items()})
             self.writers.scalars(side, values, step)
-        gaps = {f"loss/train{gap(self.sides)}": record.loss_manual - record.loss_torch}
+        gaps = {f"loss/train{self.gap}": record.loss_manual - record.loss_torch}
         self.writers.scalars(DIFFERENCE, gaps, step)
         self.worst = max(self.worst, self.parity.log(step, record.worst_by_stage()))
         if self.failure is None and record.first_failure is not None:
@@ -123,7 +124,7 @@ class RunWriters:
             values = {f"{key}/validation": value for key, value in metrics[slot].items() if value is not None}
             self.writers.scalars(side, values, step)
         gaps = {
-            f"{key}/validation{gap(self.sides)}": value - metrics["torch"][key]
+            f"{key}/validation{self.gap}": value - metrics["torch"][key]
             for key, value in metrics["manual"].items()
             if value is not None and metrics["torch"].get(key) is not None
         }
