@@ -1,5 +1,6 @@
 """Shared builders for the tests: hostile shapes (non-square layers, non-zero biases, batch > 1)."""
 
+import importlib
 import json
 import textwrap
 from pathlib import Path
@@ -164,3 +165,27 @@ def user_layer_file(
         textwrap.dedent(USER_LAYER_FILE).format(forward=forward, backward=backward, module=module, mark=mark)
     )
     return file
+
+
+# A layer class in a module file of its own, for ``check_layer(..., isolate=True)``: a spawned child imports
+# the class by its module's name. Its forward is the code a test gives (``os._exit(3)``, an ignored alarm).
+LAYER_MODULE = """
+import os, signal, time
+import numpy as np
+
+class {name}:
+    def __init__(self):
+        self.W, self.b = np.ones((4, 3)), np.zeros(3)
+    def forward(self, x):
+        {forward}
+    def backward(self, dout):
+        return dout @ self.W.T
+"""
+
+
+def layer_class(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, forward: str) -> type:
+    """``name`` from ``tmp_path/<name>_layer.py`` (``LAYER_MODULE``), that folder put on ``sys.path``."""
+    module = f"{name.lower()}_layer"
+    (tmp_path / f"{module}.py").write_text(LAYER_MODULE.format(name=name, forward=forward))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return getattr(importlib.import_module(module), name)

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import sysconfig
 import tarfile
-import textwrap
 import tomllib
 import zipfile
 from pathlib import Path
@@ -23,6 +22,7 @@ from packaging.requirements import Requirement
 
 import compare
 from compare.cli.main import main
+from conftest import user_layer_file
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("manual", "torch_ref", "compare", "jax_ref")  # the top-level packages the wheel carries
@@ -209,28 +209,6 @@ def use(installed, where: Path, *command: str) -> subprocess.CompletedProcess:
     )
 
 
-USER_LAYER = """
-    import numpy as np
-    from torch import nn
-
-    class Affine:
-        def __init__(self, W, b):
-            self.W, self.b = W, b
-        def forward(self, x):
-            self.x = x
-            return x @ self.W + self.b
-        def backward(self, dout):
-            self.dW = self.x.T @ dout
-            self.db = dout.sum(axis=0)
-            return dout @ self.W.T
-
-    rng = np.random.default_rng(1)
-    layer = Affine(rng.standard_normal((4, 3)), rng.standard_normal(3))
-    torch_module = nn.Linear(4, 3)
-    x = rng.standard_normal((8, 4))
-"""
-
-
 @pytest.mark.slow
 def test_the_package_imported_comes_from_the_wheel(installed, tmp_path):
     shown = use(installed, tmp_path, "python", "-c", "import compare, torch; print(compare.__file__, torch.__file__)")
@@ -253,7 +231,7 @@ def test_the_package_imported_comes_from_the_wheel(installed, tmp_path):
     ids=["help", "version", "run", "experiment-ko", "check-file"],
 )
 def test_the_command_works_from_another_folder(installed, tmp_path, command, expected):
-    (tmp_path / "mine.py").write_text(textwrap.dedent(USER_LAYER))
+    user_layer_file(tmp_path)  # mine.py
     done = use(installed, tmp_path, "backprop-parity", *command)
     assert (done.returncode, expected in done.stdout) == (0, True), done.stdout[-2000:] + done.stderr[-2000:]
     if command[0] in ("run", "experiment", "check"):
@@ -262,7 +240,8 @@ def test_the_command_works_from_another_folder(installed, tmp_path, command, exp
 
 @pytest.mark.slow
 def test_check_layer_from_python(installed, tmp_path):
-    script = textwrap.dedent(USER_LAYER) + "import compare\nprint(compare.check_layer(layer, torch_module, x).passed)\n"
+    checked = "import compare\nprint(compare.check_layer(layer, torch_module, x).passed)\n"
+    script = user_layer_file(tmp_path).read_text() + checked
     done = use(installed, tmp_path, "python", "-c", script)
     assert (done.returncode, done.stdout.strip()) == (0, "True"), done.stderr[-2000:]
 

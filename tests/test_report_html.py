@@ -18,7 +18,7 @@ from torch import nn
 
 from compare import check_layer, check_loss, check_model
 from compare.cli.main import main
-from compare.core.tolerances import STAGES
+from compare.core.stages import STAGES
 from compare.output.html import stage_rows
 
 ROOT = Path(__file__).resolve().parents[1]

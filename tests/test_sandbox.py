@@ -9,7 +9,7 @@ from torch import nn
 
 from compare.check import check_layer
 from compare.cli.main import main
-from conftest import user_layer_file
+from conftest import layer_class, user_layer_file
 
 # (where the code sits, the code, what the one line says)
 ENDINGS = [
@@ -59,28 +59,11 @@ def test_a_check_that_compared_nothing_is_never_a_pass():
     assert not empty.passed and "nothing was compared" in str(empty)
 
 
-EXITING = """
-import os
-import numpy as np
-
-class Exiting:
-    def __init__(self):
-        self.W, self.b = np.ones((4, 3)), np.zeros(3)
-    def forward(self, x):
-        os._exit(3)
-    def backward(self, dout):
-        return dout @ self.W.T
-"""
-
-
 @pytest.mark.slow
 def test_isolate_keeps_the_caller_alive_and_names_the_call_that_died(tmp_path, monkeypatch):
     """A notebook's ``check_layer(..., isolate=True)``: the child dies in forward, the caller gets a report
     (the layer's class comes from a module file: a spawned child imports it by name)."""
-    (tmp_path / "exiting_layer.py").write_text(EXITING)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    from exiting_layer import Exiting
-
+    Exiting = layer_class(tmp_path, monkeypatch, "Exiting", forward="os._exit(3)")
     report = check_layer(Exiting(), nn.Linear(4, 3), np.ones((2, 4)), isolate=True)
     assert not report.passed and report.first_failure.problem == "died"
     assert "exit status 3" in report.first_failure.line() and "forward" in report.first_failure.line()

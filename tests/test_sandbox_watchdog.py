@@ -17,7 +17,7 @@ from torch import nn
 from compare.check import check_layer
 from compare.check.sandbox import watchdog
 from compare.cli.main import main
-from conftest import user_layer_file
+from conftest import layer_class, user_layer_file
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,29 +93,11 @@ def test_the_bound_is_past_the_limit_so_the_childs_own_alarm_reports_first():
         assert watchdog.bound(limit) >= limit + 1.0
 
 
-IGNORING = f"""
-import signal, time
-import numpy as np
-
-class Ignoring:
-    def __init__(self):
-        self.W, self.b = np.ones((4, 3)), np.zeros(3)
-    def forward(self, x):
-        signal.signal(signal.SIGALRM, signal.SIG_IGN)
-        time.sleep({SLEEP})
-    def backward(self, dout):
-        return dout @ self.W.T
-"""
-
-
 @pytest.mark.slow
 def test_isolate_kills_a_call_that_ignores_its_alarm(tmp_path, monkeypatch):
     """A notebook's ``check_layer(..., isolate=True)``: the child ignores SIGALRM in forward and sleeps; the
     caller gets the finding ``timeout`` for that call, not a hang."""
-    (tmp_path / "ignoring_layer.py").write_text(IGNORING)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    from ignoring_layer import Ignoring
-
+    Ignoring = layer_class(tmp_path, monkeypatch, "Ignoring", forward=IGNORE_ALARM)
     started = time.monotonic()
     report = check_layer(Ignoring(), nn.Linear(4, 3), np.ones((2, 4)), isolate=True, time_limit=LIMIT)
     assert time.monotonic() - started < SLEEP / 2
