@@ -290,10 +290,12 @@ def test_a_run_diverging_through_huge_finite_values_is_undecidable_not_a_wrong_r
     loss goes 2.2 → 2.3e27 by step 7, where the free-running sides part by 3.5e-4 (a finite departure).
     Step 7 again, from torch's values before it, agrees: drift, resynced; step 8, from identical values,
     leaves the finite numbers on both sides alike. Never a wrong rule. (Re-run from torch's values after
-    step 7, in effect step 8, it overflowed and read as undecidable at step 7.)"""
+    step 7, in effect step 8, it overflowed and read as undecidable at step 7.) Whether step 7's free-running
+    sides part at all depends on the CPU's float32 kernels (they did on an AMD EPYC, not on an Intel Xeon):
+    either it agreed, or it was drift, resynced; never a failure."""
     spec = MLPSpec(HOSTILE_WIDTHS, "leaky_relu", "mse")
     result = lockstep_run(spec, "nesterov", {"lr": 10**0.375, "momentum": 0.5}, dtype="float32", steps=40, seed=1)
-    assert result.drift_steps == [7] and result.first_failure.step == 8
+    assert result.drift_steps in ([], [7]) and result.first_failure.step == 8
     assert result.first_failure.diff.problem == "nonfinite:both"
     assert result.losses_torch[0] < 2.3 and result.losses_torch[6] > 2e27  # the README's 2.2 → 2.3e27
     text = report.verdict(result, 40, look_at="--lr 2.37")
