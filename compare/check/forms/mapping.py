@@ -5,8 +5,9 @@ Parameters match torch's by, in order:
 1. an explicit ``mapping={torch_name: user_name}``; ``"W.T"`` says the user's ``W`` is the transpose of
    torch's tensor (a square matrix stored (in, out));
 2. textbook names: ``W``/``w``/``weight``/``kernel`` for a ``weight``, ``b``/``bias`` for a ``bias``,
-   ``gamma``/``beta`` for a normalisation layer's; in a model, ``W1``, ``b1``, ``W2``, ... for the
-   Linear layers in order and ``gamma1``, ``beta1``, ... for the normalisation layers in order;
+   ``gamma``/``beta`` (numpy-ml's ``scaler``/``intercept``) for a normalisation layer's; in a model,
+   ``W1``, ``b1``, ``W2``, ... for the Linear layers in order and ``gamma1``, ``beta1``, ... for the
+   normalisation layers in order;
 3. order and shape: the only remaining user array of a compatible shape.
 
 A weight matrix stored (in, out), as the textbooks write ``x @ W``, is transposed to torch's (out, in); a
@@ -25,8 +26,8 @@ from compare.errors import InputError
 
 WEIGHT_NAMES = ("W", "w", "weight", "kernel")
 BIAS_NAMES = ("b", "bias")
-NORM_WEIGHT_NAMES = ("gamma", "weight", "W")
-NORM_BIAS_NAMES = ("beta", "bias", "b")
+NORM_WEIGHT_NAMES = ("gamma", "weight", "W", "scaler")  # scaler, intercept: numpy-ml's norm layers
+NORM_BIAS_NAMES = ("beta", "bias", "b", "intercept")
 BUFFER_NAMES = ("running_mean", "running_var", "num_batches_tracked")
 LAYOUTS = ("in_out", "out_in")
 
