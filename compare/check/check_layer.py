@@ -82,9 +82,11 @@ def kept_units(layer: Any, x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
     return (out != 0) | (x == 0)
 
 
-def load_user_values(module: nn.Module, user: Access, links: Mapping[str, Link]) -> None:
-    """The user's parameters (and the running statistics they start from) into the torch copy."""
-    params, buffers = user.params(), user.buffers()
+def load_user_values(module: nn.Module, user: Access, links: Mapping[str, Link], late: Sequence[str] = ()) -> None:
+    """The user's parameters (and the running statistics they start from) into the torch copy; not those in
+    ``late``, which the user's layer created on its first step (they start from torch's start)."""
+    params = user.params()
+    buffers = {key: value for key, value in user.buffers().items() if key not in late}
     with torch.no_grad():
         for name, tensor in module.named_parameters():
             value = links[name].to_torch(np.asarray(params[links[name].user]))
@@ -133,7 +135,7 @@ class Setup:
         shapes = {n: tuple(p.shape) for n, p in self.module.named_parameters()}
         self.links = resolve(shapes, self.user.params(), self.mapping, self.layout)
         self.user.cast(np.dtype(self.dtype))
-        load_user_values(self.module, self.user, self.links)
+        load_user_values(self.module, self.user, self.links, self.late_buffers)
         self.start = copy.deepcopy(self.module)
 
 

@@ -138,7 +138,7 @@ INITIAL_BUFFER = Convention(
     "your {key} did not exist before the first step and starts at {value}, torch's {torch} starts it at "
     "{default}: the initial value of lazily created state (its update is compared from the step after)",
     "create your {key} as {default} (torch's start), or fill the twin's with {value} before the check "
-    "(twin.{key}.fill_({number:g}))",
+    "({where}.fill_({number:g}))",
 )
 CONVENTIONS: dict[str, Convention] = {
     c.name: c

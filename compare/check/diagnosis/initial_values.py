@@ -37,15 +37,15 @@ def carry(module: nn.Module) -> float:
     return 1.0 - float(momentum)
 
 
-def torch_starts(model: nn.Module) -> dict[str, tuple[np.ndarray, float]]:
+def torch_starts(model: nn.Module) -> dict[str, tuple[np.ndarray, float, str]]:
     """Each running statistic of ``model`` (its name in ``named_buffers``) → (its value now, the carry of its
-    module): what torch starts from, taken before the first step."""
+    module, the module's class): what torch starts from, taken before the first step."""
     found = {}
     for name, buffer in model.named_buffers():
         prefix, _, key = name.rpartition(".")
         if key in RUNNING_STATISTICS:
             module = model.get_submodule(prefix) if prefix else model
-            found[name] = (buffer.detach().cpu().numpy().copy(), carry(module))
+            found[name] = (buffer.detach().cpu().numpy().copy(), carry(module), type(module).__name__)
     return found
 
 
@@ -88,6 +88,11 @@ def undetermined_note(key: str) -> str:
         f"your {key} did not exist before the first step and torch's rule from no usual start (torch's, zeros, "
         "ones) gives its value after it: torch took that value after step 1 and its update is compared from step 2"
     )
+
+
+def torch_like_note(key: str) -> str:
+    """The line for a statistic created on the first step as torch's rule from torch's start gives it."""
+    return f"your {key} did not exist before the first step and starts as torch's does (its value after it agrees)"
 
 
 def uncompared_note(keys: list[str]) -> str:

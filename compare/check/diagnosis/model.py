@@ -9,11 +9,16 @@ At step 1, when it fails:
 * any other network: the whole network is replayed with the catalog's mistakes, one and two at a time
   (``compare.check.diagnosis.network_replay``).
 
+At step 2, when the first failure is a running statistic that a layer created on step 1 (torch took its
+value after step 1, so step 2 is where its update is first compared): that layer, replayed from torch's
+model as step 1 left it.
+
 At the end, when a parameter first departs after its gradient agreed (the update is wrong): the optimizer's
 known mistakes, textbook variants and conventions are replayed on the user's gradients of the first steps
 (``compare.check.diagnosis.known_mistakes.diagnose_optimizer``), as ``check_optimizer`` does.
 """
 
+import copy
 from typing import Any
 
 from torch import nn
@@ -45,8 +50,13 @@ class ModelDiagnoser:
         self.start, self.torch_loss, self.side, self.report = start, torch_loss, side, report
         self.dtype, self.per_layer = dtype, per_layer
         self.reference = reference  # the torch side: its gradients, for the measured diagnosis
+        self.after_first: nn.Sequential | None = None  # torch's model after step 1, when it took late statistics
 
     def __call__(self, record: StepRecord) -> None:
+        if record.step == 1 and self.side.taken and self.per_layer and self.reference is not None:
+            self.after_first = copy.deepcopy(self.reference.model)
+        if record.step == 2 and self.after_first is not None and self.report.first_failure is None:
+            self._late(record)
         if record.step != 1 or record.first_failure is None:
             return
         if record.first_failure.stage in ("param", "eval") or record.first_failure.tensor == "lr":
@@ -65,6 +75,18 @@ class ModelDiagnoser:
             start = {name: p.detach().cpu().numpy() for name, p in self.start.named_parameters()}
             self.report.diagnosis = conventions.l2_diagnosis(start, pairs, tolerance(self.dtype, "grad").max_rel)
             self.report.diagnosis = self.report.diagnosis or self._measured(pairs)
+
+    def _late(self, record: StepRecord) -> None:
+        """A running statistic created on step 1 departing at step 2: its layer, replayed from step 1's end."""
+        failure = record.first_failure
+        if failure is None or failure.stage != "state" or failure.tensor not in self.side.taken:
+            return
+        self.report.diagnosed = True
+        recorded, grads, buffers = self.side.recorder, self.side.grads(), self.side.kept_buffers
+        diagnosis = diagnose_model(self.after_first, self.torch_loss, recorded, grads, failure, self.dtype, buffers)
+        piece = piece_of(failure, len(self.start) - 1)
+        self.report.diagnosis = diagnosis
+        self.report.parts = [Part(self._name(piece), Failure.of(failure), diagnosis)]
 
     def _failing_grads(self, record: StepRecord) -> list[tuple[str, Any, Any]]:
         """(name, the user's gradient, torch's) of each failing parameter gradient, in the record's order."""
