@@ -314,6 +314,7 @@ def _buffers(checks: Checks, setup: Setup, run: LayerRun, report: Report, step: 
 def _created(checks: Checks, setup: Setup, run: LayerRun, report: Report, key: str, buffer: torch.Tensor) -> None:
     """A statistic the user's layer created on step 1: compared when torch's rule from torch's own start gives
     it; else torch takes the user's value (its update compared from step 2), its start named when usual."""
+    setup.user.cast(np.dtype(setup.dtype))  # made in its own dtype (np.zeros: float64): cast as the parameters were
     value = guard.as_array(setup.user.buffers()[key])
     run.tensors[key] = value  # the diagnosis replays step 1 from each start it may have had
     own = dict(setup.start.named_buffers())[key].detach().cpu().numpy()
