@@ -53,9 +53,10 @@ class ModelDiagnoser:
         self.after_first: nn.Sequential | None = None  # torch's model after step 1, when it took late statistics
 
     def __call__(self, record: StepRecord) -> None:
-        if record.step == 1 and self.side.taken and self.per_layer and self.reference is not None:
+        late = self.side.taken and self.per_layer and self.reference is not None
+        if record.step == 1 and late and record.first_failure is None:  # step 1 clean: step 2 may be the first
             self.after_first = copy.deepcopy(self.reference.model)
-        if record.step == 2 and self.after_first is not None and self.report.first_failure is None:
+        if record.step == 2 and self.after_first is not None:
             self._late(record)
         if record.step != 1 or record.first_failure is None:
             return
