@@ -176,3 +176,65 @@ class BatchNorm1D(LayerBase):
         dnorm = dLdy * self.parameters["scaler"]
         dX = (n * dnorm - dnorm.sum(axis=0) - norm * (dnorm * norm).sum(axis=0)) / (n * std)
         return dX, {"scaler": (dLdy * norm).sum(axis=0), "intercept": dLdy.sum(axis=0)}
+
+
+class Conv2D(LayerBase):
+    """Cross-correlation of an NHWC input with a kernel W (kh, kw, in_ch, out_ch) made at the first forward,
+    plus b (1, 1, 1, out_ch), zero padding ``pad`` on each side, stride 1."""
+
+    def __init__(self, out_ch, kernel_shape, pad=0, act_fn=None, seed=0):
+        super().__init__(seed)
+        self.in_ch, self.out_ch, self.kernel_shape, self.pad, self.act_fn = None, out_ch, kernel_shape, pad, act_fn
+        self.parameters = {"W": None, "b": None}
+        self.is_initialized = False
+
+    def _init_params(self):
+        fr, fc = self.kernel_shape
+        limit = np.sqrt(6 / ((self.in_ch + self.out_ch) * fr * fc))
+        W = np.random.default_rng(self.seed).uniform(-limit, limit, (fr, fc, self.in_ch, self.out_ch))
+        b = np.zeros((1, 1, 1, self.out_ch))
+        self.parameters = {"W": W, "b": b}
+        self.gradients = {"W": np.zeros_like(W), "b": np.zeros_like(b)}
+        self.derived_variables = {"Z": [], "out_rows": [], "out_cols": []}
+        self.is_initialized = True
+
+    @property
+    def hyperparameters(self):
+        return {"layer": "Conv2D", "pad": self.pad, "stride": 1, "kernel_shape": self.kernel_shape}
+
+    def _windows(self, X):
+        """Each kernel offset (i, j) with the padded input's window it multiplies."""
+        p, (fr, fc) = self.pad, self.kernel_shape
+        padded = np.pad(X, ((0, 0), (p, p), (p, p), (0, 0)))
+        rows, cols = padded.shape[1] - fr + 1, padded.shape[2] - fc + 1
+        return (
+            padded,
+            rows,
+            cols,
+            [(i, j, padded[:, i : i + rows, j : j + cols, :]) for i in range(fr) for j in range(fc)],
+        )
+
+    def forward(self, X, retain_derived=True):
+        if not self.is_initialized:
+            self.in_ch = X.shape[3]
+            self._init_params()
+        _, rows, cols, windows = self._windows(X)
+        Z = sum(window @ self.parameters["W"][i, j] for i, j, window in windows) + self.parameters["b"]
+        if retain_derived:
+            self.X.append(X)
+            self.derived_variables["Z"].append(Z)
+            self.derived_variables["out_rows"].append(rows)
+            self.derived_variables["out_cols"].append(cols)
+        return np.maximum(Z, 0) if self.act_fn == "ReLU" else Z
+
+    def _bwd(self, dLdy, X):
+        padded, rows, cols, windows = self._windows(X)
+        W, p = self.parameters["W"], self.pad
+        Z = sum(window @ W[i, j] for i, j, window in windows) + self.parameters["b"]
+        dZ = dLdy * (Z > 0) if self.act_fn == "ReLU" else dLdy
+        dW, dpadded = np.zeros_like(W), np.zeros_like(padded)
+        for i, j, window in windows:
+            dW[i, j] = window.reshape(-1, self.in_ch).T @ dZ.reshape(-1, self.out_ch)
+            dpadded[:, i : i + rows, j : j + cols, :] += dZ @ W[i, j].T
+        dX = dpadded[:, p : p + X.shape[1], p : p + X.shape[2], :]
+        return dX, {"W": dW, "b": dZ.sum(axis=(0, 1, 2)).reshape(1, 1, 1, -1)}

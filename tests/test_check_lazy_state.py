@@ -14,10 +14,25 @@ from test_check_textbook_models import X as X4
 from torch import nn
 
 import compare
+from compare.errors import InputError
 
 RNG = np.random.default_rng(5)
 X = RNG.standard_normal((8, 4))  # 8 samples, 4 features: nothing square against 3 outputs
 X5 = RNG.standard_normal((8, 5))
+IMAGES = RNG.standard_normal((2, 6, 5, 3))  # NHWC, as numpy-ml's Conv2D takes them
+
+
+class ChannelsLast(nn.Module):
+    """torch's convolution on NHWC input and output, as numpy-ml's Conv2D computes it."""
+
+    def __init__(self, conv):
+        super().__init__()
+        self.conv = conv
+
+    def forward(self, x):
+        return self.conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+
 GAMMA, BETA = RNG.uniform(0.5, 1.5, 5), RNG.standard_normal(5)
 
 
@@ -75,6 +90,8 @@ NUMPY_ML = {
     "BatchNorm1D, unbiased running variance": (
         (ml.BatchNorm1D(unbiased_running_var=True), nn.BatchNorm1d(5), X5), None, None
     ),
+    # a (3, 2) kernel stored (kh, kw, in, out): a permutation that swapped kh and kw could not pass
+    "Conv2D": ((ml.Conv2D(4, (3, 2), pad=1), ChannelsLast(nn.Conv2d(3, 4, (3, 2), padding=1)), IMAGES), None, None),
     # numpy-ml's own BatchNorm1D moves running_var with the biased batch variance: a real departure from torch
     "BatchNorm1D as numpy-ml writes it": (
         (ml.BatchNorm1D(), nn.BatchNorm1d(5), X5), (2, "state", "running_var"), "batchnorm-biased-running-var"
@@ -90,6 +107,14 @@ def test_a_numpy_ml_layer_with_parameters_made_on_first_forward_is_checked_with_
     assert (report.diagnosis.name if report.diagnosis else None) == name, report
     compared = {c.tensor for c in report.checks}
     assert {"out", "dx"} <= compared and len([t for t in compared if t.startswith("d")]) >= 3, report
+
+
+def test_a_kernel_that_reads_both_ways_needs_its_layout():
+    # W (3, 3, 3, 3): channels last and torch's (out, in, kh, kw) alike, so the layout is asked for, never guessed
+    layer, twin = ml.Conv2D(3, (3, 3), pad=1), ChannelsLast(nn.Conv2d(3, 3, 3, padding=1))
+    with pytest.raises(InputError, match="layout='in_out' \\(channels last\\)"):
+        compare.check_layer(layer, twin, IMAGES)
+    assert compare.check_layer(layer, twin, IMAGES, layout="in_out").passed
 
 
 def test_gradients_a_layer_keeps_until_flushed_are_flushed_before_each_step():
