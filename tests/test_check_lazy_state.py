@@ -145,6 +145,7 @@ def test_a_model_whose_batchnorm_is_created_lazily_names_its_start_and_its_biase
     failing = compare.check_model(LazyNormNet(biased=True), twin(), *model_args, batch_size=10, steps=3)
     assert where(failing) == (2, "state", "1.running_var"), failing
     assert failing.diagnosis.name == "batchnorm-biased-running-var", failing
+    assert "convention:initial-buffer: your 1.running_var starts at zeros, torch's at ones" in str(failing), failing
 
 
 class MomentumFromOnes(Momentum):

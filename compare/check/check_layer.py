@@ -231,8 +231,7 @@ def _diagnose(setup: Setup, runs: list[LayerRun], report: Report):
             own = dict(setup.origin.named_buffers())[key].detach().cpu().numpy()
             line = initial_values.convention_note(key, value, own, type(setup.module).__name__, f"twin.{key}")
             report.notes = [line if note == setup.taken.get(key) else note for note in report.notes]
-            said = f"your {key} starts at {initial_values.described(value)}, torch's at {initial_values.described(own)}"
-            found = replace(found, explanation=f"{found.explanation}; and convention:initial-buffer: {said}")
+            found = replace(found, explanation=found.explanation + initial_values.beside(key, value, own))
         return found
     return numerical.measure(report.checks, setup.kept, setup.contexts)  # no known mistake: what the departure says
 

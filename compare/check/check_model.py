@@ -271,7 +271,7 @@ def _notes(report: Report, links: Mapping[str, Link], side: UserModelSide, per_l
         report.notes.append(f"layer outputs not compared: {why} (loss, gradients and parameters are)")
     if side.optimizer.lr() is None:
         report.notes.append("lr not compared: your optimizer has no lr attribute")
-    report.notes.extend(side.late_notes)  # each statistic created on the first step: its start, and why
+    report.notes.extend(side.late_notes.values())  # each statistic created on the first step: its start, and why
     mirrored = sorted(set(side.reference_buffers()) - set(side.kept_buffers))
     if mirrored:
         report.notes.append(f"torch's buffers {', '.join(mirrored)} not compared: your layers do not keep them")

@@ -134,7 +134,7 @@ class UserModelSide:
         # torch's running statistics before step 1 (``initial_values.torch_starts``): a late one's start is told
         self.reference_starts = dict(reference_starts or {})
         self.dtype = dtype
-        self.late_notes: list[str] = []  # per late statistic: its start, a convention when not torch's
+        self.late_notes: dict[str, str] = {}  # per late statistic: its start, a convention when not torch's
         self.batch: tuple[np.ndarray, np.ndarray] | None = None  # step 1's, as torch received it (the diagnosis's)
         self.loss: Any = None  # this step's, as the user's code returned it
         # The first steps' gradients, parameters after the update and lr, in torch's names (the diagnosis
@@ -211,7 +211,7 @@ class UserModelSide:
             tensor = reference.get(name)
             value = np.asarray(self.kept_buffers[name])
             if tensor is not None and value.shape == tuple(tensor.shape):
-                self.late_notes.append(self._late_note(name, value, tensor.detach().cpu().numpy()))
+                self.late_notes[name] = self._late_note(name, value, tensor.detach().cpu().numpy())
                 with torch.no_grad():
                     tensor.copy_(torch.as_tensor(value, dtype=tensor.dtype))
                 self.taken.append(name)

@@ -82,6 +82,12 @@ def convention_note(key: str, found: np.ndarray, start: np.ndarray, torch_name: 
     return INITIAL_BUFFER.note(**words, where=where, number=number)
 
 
+def beside(key: str, found: np.ndarray, start: np.ndarray) -> str:
+    """The convention's words appended to the diagnosis of a mistake in the statistic's update."""
+    starts = f"starts at {described(found)}, torch's at {described(start)}"
+    return f"; and convention:{INITIAL_BUFFER.name}: your {key} {starts}"
+
+
 def undetermined_note(key: str) -> str:
     """The line for a statistic created on the first step whose value no start explains."""
     return (
