@@ -334,22 +334,25 @@ class DropoutLayer:
 
 
 class LazyBatchNorm:
-    """Batch norm whose running statistics are created (as zeros) by the first forward, kept as
-    ``momentum·running + (1 − momentum)·batch`` with momentum 0.9 (torch's 0.1, written the other way)."""
+    """Batch norm whose running statistics are created by the first forward (as zeros, or ``start_var`` for
+    running_var), kept as ``momentum·running + (1 − momentum)·batch`` with momentum 0.9 (torch's 0.1, written
+    the other way); ``biased``: running_var from the biased batch variance (torch keeps the unbiased one)."""
 
-    def __init__(self, gamma, beta, momentum=0.9, eps=1e-5):
+    def __init__(self, gamma, beta, momentum=0.9, eps=1e-5, start_var=0.0, biased=False):
         self.gamma, self.beta, self.momentum, self.eps = gamma, beta, momentum, eps
+        self.start_var, self.biased = start_var, biased
         self.running_mean = self.running_var = None
 
     def forward(self, x, train_flg=True):
         if self.running_mean is None:
-            self.running_mean, self.running_var = np.zeros(x.shape[1]), np.zeros(x.shape[1])
+            self.running_mean, self.running_var = np.zeros(x.shape[1]), np.full(x.shape[1], self.start_var)
         n = x.shape[0]
         mu, var = x.mean(axis=0), x.var(axis=0)
         self.std = np.sqrt(var + self.eps)
         self.xn = (x - mu) / self.std
         self.running_mean = self.momentum * self.running_mean + (1 - self.momentum) * mu
-        self.running_var = self.momentum * self.running_var + (1 - self.momentum) * var * n / (n - 1)
+        kept = var if self.biased else var * n / (n - 1)
+        self.running_var = self.momentum * self.running_var + (1 - self.momentum) * kept
         return self.gamma * self.xn + self.beta
 
     def backward(self, dout):

@@ -6,7 +6,13 @@ Per step, on the same input and the same upstream gradient (seeded random unless
 * ``grad``: each parameter gradient (``dW``, ``db``, ... in the user's names, in torch's layout), then
   ``dx`` (skipped for integer inputs, an Embedding's indices);
 * ``state``: each buffer the user keeps (``running_mean``, ``running_var``); one the user does not keep
-  is not compared, and the report says so.
+  is not compared, and the report says so. One the user's layer creates on its first step (``None``
+  before it) is compared at step 1 when torch's rule from torch's start gives it; else torch takes the
+  user's value after step 1 (its start named as a convention when it is a usual one, zeros for ones:
+  ``compare.check.diagnosis.initial_values``) and its update is compared from step 2: two steps by default.
+
+A layer that keeps its gradients until flushed (numpy-ml's ``flush_gradients()``, or ``zero_grad()``) is
+flushed before each step, as its training loop does after each update.
 
 The torch module is a copy holding the user's parameter values (copied, never shared); the user's
 layer is a copy too, so the user's own object is left as it was.
@@ -14,7 +20,7 @@ layer is a copy too, so the user's own object is left as it was.
 
 import copy
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -24,7 +30,7 @@ from torch import nn
 import compare.check.forms.arguments as arguments
 import compare.check.forms.layer_loss as forms
 import compare.check.sandbox.guard as guard
-from compare.check.diagnosis import numerical, several
+from compare.check.diagnosis import initial_values, numerical, several
 from compare.check.diagnosis.known_mistakes import diagnose_layer
 from compare.check.forms import torch_tensors as tensors
 from compare.check.forms.access import Access
@@ -76,9 +82,11 @@ def kept_units(layer: Any, x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
     return (out != 0) | (x == 0)
 
 
-def load_user_values(module: nn.Module, user: Access, links: Mapping[str, Link]) -> None:
-    """The user's parameters (and the running statistics they start from) into the torch copy."""
-    params, buffers = user.params(), user.buffers()
+def load_user_values(module: nn.Module, user: Access, links: Mapping[str, Link], late: Sequence[str] = ()) -> None:
+    """The user's parameters (and the running statistics they start from) into the torch copy; not those in
+    ``late``, which the user's layer created on its first step (they start from torch's start)."""
+    params = user.params()
+    buffers = {key: value for key, value in user.buffers().items() if key not in late}
     with torch.no_grad():
         for name, tensor in module.named_parameters():
             value = links[name].to_torch(np.asarray(params[links[name].user]))
@@ -117,6 +125,9 @@ class Setup:
     start: nn.Module | None = None  # the module as it started (the diagnosis replays from it)
     late_buffers: tuple[str, ...] = ()  # running statistics the user creates on the first step
     taken_late: bool = False  # torch took them after step 1: the diagnosis replays from step 2
+    origin: nn.Module | None = None  # the module before step 1, when torch took late statistics after it
+    late_starts: dict[str, np.ndarray | None] = field(default_factory=dict)  # each one's start, told at step 1
+    taken: dict[str, str] = field(default_factory=dict)  # those torch took after step 1 → the report's note
     kept: dict = field(default_factory=dict)  # the first failing step's pairs, for the measured diagnosis
     contexts: dict[int, numerical.Context] = field(default_factory=dict)
 
@@ -124,7 +135,7 @@ class Setup:
         shapes = {n: tuple(p.shape) for n, p in self.module.named_parameters()}
         self.links = resolve(shapes, self.user.params(), self.mapping, self.layout)
         self.user.cast(np.dtype(self.dtype))
-        load_user_values(self.module, self.user, self.links)
+        load_user_values(self.module, self.user, self.links, self.late_buffers)
         self.start = copy.deepcopy(self.module)
 
 
@@ -139,7 +150,7 @@ def check_layer(
     grad_output: np.ndarray | None = None,
     mapping: Mapping[str, str] | None = None,
     layout: str | None = None,
-    steps: int = 1,
+    steps: int | None = None,
     dtype: str = "float64",
     seed: int = 0,
     diagnose: bool = True,
@@ -151,10 +162,11 @@ def check_layer(
     ``forward`` takes after x, in its order) and ``config`` (the dict it takes last), see
     ``compare.check.forms.layer_loss``. ``grad_output``: the upstream gradient dL/d(out) (default: standard normal on
     a stream of its own); ``mapping`` ``{torch_name: user_name}`` and ``layout`` as in
-    ``compare.check.forms.mapping``."""
+    ``compare.check.forms.mapping``. ``steps`` (one batch): default 1, or 2 when the layer creates its running
+    statistics on the first step (the step after is where their update is compared)."""
     arguments.twin_second("layer", layer, torch_module)
     user_layer = forms.layer_of(layer, params, config)
-    batches = [_as_input(b, dtype) for b in x] if isinstance(x, list | tuple) else [_as_input(x, dtype)] * steps
+    batches = [_as_input(b, dtype) for b in x] if isinstance(x, list | tuple) else [_as_input(x, dtype)] * (steps or 1)
     report = Report("layer", steps=len(batches))
     user = Access(tensors.numpy_side(guard.fresh(user_layer)))
     first = x[0] if isinstance(x, list | tuple) and x else x
@@ -163,22 +175,65 @@ def check_layer(
     setup.late_buffers = tuple(key for key in BUFFER_NAMES if key not in user.buffers())
     if user.params() or not any(True for _ in setup.module.parameters()):
         setup.tie()
-    rng = upstream_rng(seed)
-    runs: list[LayerRun] = []
-    try:
-        for step, batch in enumerate(batches, start=1):
-            dout = None if grad_output is None else np.asarray(grad_output, dtype=dtype)
-            runs.append(_step(step, setup, batch, dout, rng, report))
-    except guard.UserCodeError as error:
-        report.error = error.failure
+    extend = steps is None and not isinstance(x, list | tuple)  # lazily created statistics: a second step
+    runs = _run(setup, batches, grad_output, upstream_rng(seed), report, extend)
+    report.steps = len(batches)
+    taken = list(setup.taken)
+    if taken and len(runs) < initial_values.LATE_STEPS and report.error is None:
+        _note(report, initial_values.uncompared_note(taken))
     if diagnose and not report.passed and report.error is None and setup.start is not None:
-        replayed = runs[1:] if setup.taken_late else runs
-        report.diagnosis = diagnose_layer(setup.start, replayed, report, dtype, user.obj)
-        report.diagnosis = report.diagnosis or several.layer_mistakes(setup.start, replayed, dtype)
-        if report.diagnosis is None:  # no known mistake: what the departure itself says
-            report.diagnosis = numerical.measure(report.checks, setup.kept, setup.contexts)
+        report.diagnosis = _diagnose(setup, runs, report)
         report.diagnosed = True
     return report
+
+
+FLUSHES = ("flush_gradients", "zero_grad")  # numpy-ml's layers add each backward's gradients until flushed
+
+
+def _run(setup: Setup, batches: list, grad_output, rng, report: Report, extend: bool) -> list[LayerRun]:
+    """Every step (``batches`` grows to ``LATE_STEPS`` when ``extend`` and step 1 created running statistics);
+    an exception in the user's code ends them as the report's finding."""
+    runs: list[LayerRun] = []
+    try:
+        while len(runs) < len(batches):
+            step = len(runs) + 1
+            _flush(step, setup.user.obj)
+            dout = None if grad_output is None else np.asarray(grad_output, dtype=setup.dtype)
+            runs.append(_step(step, setup, batches[step - 1], dout, rng, report))
+            if extend and setup.late_starts and len(batches) < initial_values.LATE_STEPS:
+                batches.extend([batches[0]] * (initial_values.LATE_STEPS - len(batches)))
+    except guard.UserCodeError as error:
+        report.error = error.failure
+    return runs
+
+
+def _flush(step: int, layer: Any) -> None:
+    """The layer's gradients emptied before a step (``FLUSHES``), when it has a method for it."""
+    name = next((name for name in FLUSHES if callable(getattr(layer, name, None))), None)
+    if name is not None:
+        guard.call(step, "grad", f"{name}()", getattr(layer, name))
+
+
+def _diagnose(setup: Setup, runs: list[LayerRun], report: Report):
+    """The known mistake or convention that reproduces the user's layer, replayed from torch's start; where
+    the user's layer created running statistics torch took after step 1, from each start they may have had
+    (``initial_values.starts_to_try``: its convention named too), then from step 2 on."""
+    dtype, tries = setup.dtype, [(setup.start, runs, {})]
+    if setup.taken_late:
+        tries = [(m, runs, starts) for m, starts in initial_values.starts_to_try(setup.origin, setup.late_starts)]
+        tries.append((setup.start, runs[1:], {}))
+    for start, replayed, starts in tries:
+        found = diagnose_layer(start, replayed, report, dtype, setup.user.obj)
+        found = found or several.layer_mistakes(start, replayed, dtype)
+        if found is None:
+            continue
+        for key, value in starts.items():
+            own = dict(setup.origin.named_buffers())[key].detach().cpu().numpy()
+            line = initial_values.convention_note(key, value, own, type(setup.module).__name__, f"twin.{key}")
+            report.notes = [line if note == setup.taken.get(key) else note for note in report.notes]
+            found = replace(found, explanation=found.explanation + initial_values.beside(key, value, own))
+        return found
+    return numerical.measure(report.checks, setup.kept, setup.contexts)  # no known mistake: what the departure says
 
 
 def _step(step: int, setup: Setup, x, dout, rng, report: Report) -> LayerRun:
@@ -225,7 +280,7 @@ def _step(step: int, setup: Setup, x, dout, rng, report: Report) -> LayerRun:
         checks.add("grad", "dx", dx, xt.grad, scales.input_grad_floor(module, xt, g))
     _buffers(checks, setup, run, report, step)
     if setup.taken_late and step == 1:
-        setup.start = copy.deepcopy(module)
+        setup.origin, setup.start = setup.start, copy.deepcopy(module)
     report.checks.extend(checks.collect())
     return run
 
@@ -247,17 +302,36 @@ def _buffers(checks: Checks, setup: Setup, run: LayerRun, report: Report, step: 
             _note(report, f"torch's {name} is not compared: your layer keeps no '{key}'")
             continue
         if step == 1 and key in setup.late_buffers and np.shape(kept[key]) == tuple(buffer.shape):
-            # Created by the first forward from a start the checker could not see: torch takes the user's
-            # values after step 1 and both are compared from step 2 on.
-            with torch.no_grad():
-                buffer.copy_(torch.as_tensor(np.asarray(kept[key]), dtype=buffer.dtype))
-            _note(report, f"your {key} did not exist before the first step: torch took its value after step 1")
-            setup.taken_late = True
+            _created(checks, setup, run, report, key, buffer)
             continue
         value = kept[key]
         value = int(value) if np.ndim(value) == 0 and np.asarray(value).dtype.kind in "iu" else guard.as_array(value)
         run.tensors[key] = value
         checks.add_state(key, value, buffer)
+
+
+def _created(checks: Checks, setup: Setup, run: LayerRun, report: Report, key: str, buffer: torch.Tensor) -> None:
+    """A statistic the user's layer created on step 1: compared when torch's rule from torch's own start gives
+    it; else torch takes the user's value (its update compared from step 2), its start named when usual."""
+    setup.user.cast(np.dtype(setup.dtype))  # made in its own dtype (np.zeros: float64): cast as the parameters were
+    value = guard.as_array(setup.user.buffers()[key])
+    run.tensors[key] = value  # the diagnosis replays step 1 from each start it may have had
+    own = dict(setup.start.named_buffers())[key].detach().cpu().numpy()
+    found = None
+    if key in initial_values.RUNNING_STATISTICS:
+        after, keep = buffer.detach().cpu().numpy(), initial_values.carry(setup.module)
+        found = initial_values.start_of(value, after, own, keep, setup.dtype)
+    setup.late_starts[key] = found
+    if found is not None and np.array_equal(found, own):
+        checks.add_state(key, value, buffer)  # created as torch's is: compared as at any step
+        return
+    with torch.no_grad():
+        buffer.copy_(torch.as_tensor(np.asarray(value), dtype=buffer.dtype))
+    setup.taken_late = True
+    name = type(setup.module).__name__
+    line = None if found is None else initial_values.convention_note(key, found, own, name, f"twin.{key}")
+    setup.taken[key] = line or initial_values.undetermined_note(key)
+    _note(report, setup.taken[key])
 
 
 def _note(report: Report, note: str) -> None:

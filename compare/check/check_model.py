@@ -14,6 +14,7 @@ import compare.check.forms.arguments as arguments
 import compare.check.forms.model as model_forms
 import compare.check.sandbox.guard as guard
 from compare.check.check_optimizer import UserOptimizer, parse
+from compare.check.diagnosis import initial_values
 from compare.check.diagnosis.model import ModelDiagnoser
 from compare.check.forms import torch_tensors as tensors
 from compare.check.forms.mapping import Link, resolve
@@ -196,6 +197,7 @@ def check_model(
         model, user_params, links, user_optimizer,
         schedule=manual_schedules.build(parsed, user_optimizer.handle) if parsed else None,
         per_layer=per_layer, function=function, reference_buffers=reference.buffers, reference_lr=reference.lr,
+        reference_starts=initial_values.torch_starts(start), dtype=dtype,
     )  # fmt: skip
     side.dropout = _dropout_layers(torch_copy, per_layer)
     steps = steps if steps is not None else (len(list(batches)) if isinstance(batches, list) else 20)
@@ -269,9 +271,7 @@ def _notes(report: Report, links: Mapping[str, Link], side: UserModelSide, per_l
         report.notes.append(f"layer outputs not compared: {why} (loss, gradients and parameters are)")
     if side.optimizer.lr() is None:
         report.notes.append("lr not compared: your optimizer has no lr attribute")
-    if side.taken:
-        taken = ", ".join(side.taken)
-        report.notes.append(f"your {taken} did not exist before the first step: torch took them after it")
+    report.notes.extend(side.late_notes.values())  # each statistic created on the first step: its start, and why
     mirrored = sorted(set(side.reference_buffers()) - set(side.kept_buffers))
     if mirrored:
         report.notes.append(f"torch's buffers {', '.join(mirrored)} not compared: your layers do not keep them")

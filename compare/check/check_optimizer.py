@@ -3,7 +3,9 @@
 Accepted forms (told apart by their methods):
 
 * textbook: ``update(params, grads)`` changing the arrays of ``params`` in place (an array rebound in the
-  dict is the finding ``replaced``: a network's layers would keep the old one); ``lr`` an attribute;
+  dict is the finding ``replaced``: a network's layers would keep the old one); ``lr`` an attribute; its
+  state in dicts keyed by parameter name, often created by its first update (``self.v = None`` until
+  then, as in "Deep Learning from Scratch"): compared from the step that creates it, as torch creates its own;
 * optax-style: ``init(params) -> state`` and ``update(grads, state, params) -> (updates, state)``,
   applied as ``params + updates``;
 * this package's: ``init(params) -> state`` and ``step(params, grads, state)``, state in torch's keys;
@@ -154,8 +156,8 @@ class UserOptimizer:
     def mapped_state(self, state_map: Mapping[str, Any] | None, name: str) -> dict[str, Any]:
         """``{torch key: value}`` of parameter ``name``: all of a package optimizer's (limited to its
         ``comparable_state`` when it has one), else what ``state_map`` points at."""
-        if self.form in ("function", "per_param") and state_map is None:
-            return self._textbook_state(name)
+        if self.form in ("function", "per_param", "textbook") and state_map is None:
+            return self._textbook_state(name)  # a textbook object's state may be created by its first update
         if self.form == "package" and state_map is None:
             allowed = getattr(self.opt, "comparable_state", None)
             entries = self.state.get(name, {})
@@ -176,8 +178,8 @@ class UserOptimizer:
     def _textbook_state(self, name: str) -> dict[str, Any]:
         holder = self.configs[name] if self.configs is not None else self.opt
         found = {}
-        for key, (mine, value) in forms.torch_state(forms.state_entries(holder, name), self.torch_class).items():
-            if mine == "velocity":
+        for key, (_, value) in forms.torch_state(forms.state_entries(holder, name), self.torch_class).items():
+            if key == "momentum_buffer":  # the textbook velocity v ← μv − γg is torch's buffer × (−γ)
                 if name not in self.scales:
                     self.scales[name] = forms.velocity_scale(np.asarray(value), self.first_grads.get(name), self.lr())
                 value = np.asarray(value) * self.scales[name]

@@ -25,6 +25,7 @@ import torch
 import compare.check.sandbox.guard as guard
 from compare.check.check_layer import kept_units
 from compare.check.check_optimizer import UserOptimizer
+from compare.check.diagnosis import initial_values
 from compare.check.forms.mapping import Link
 from compare.core.side import Pass, Tensors
 
@@ -107,6 +108,8 @@ class UserModelSide:
         function: Callable | None = None,
         reference_buffers: Callable[[], Tensors] = dict,
         reference_lr: Callable[[], float] = lambda: float("nan"),
+        reference_starts: Mapping[str, tuple[np.ndarray, float, str]] | None = None,
+        dtype: str = "float64",
     ) -> None:
         self.model = model
         self.params = params  # the user's live dict (the optimizer updates it)
@@ -128,6 +131,10 @@ class UserModelSide:
         self.dropout: list[int] = []  # the layers whose masks torch applies (check_model sets them)
         self.late = _late_buffers(ordered_layers(model) or []) if per_layer else set()
         self.taken: list[str] = []  # the late ones torch took after step 1
+        # torch's running statistics before step 1 (``initial_values.torch_starts``): a late one's start is told
+        self.reference_starts = dict(reference_starts or {})
+        self.dtype = dtype
+        self.late_notes: dict[str, str] = {}  # per late statistic: its start, a convention when not torch's
         self.batch: tuple[np.ndarray, np.ndarray] | None = None  # step 1's, as torch received it (the diagnosis's)
         self.loss: Any = None  # this step's, as the user's code returned it
         # The first steps' gradients, parameters after the update and lr, in torch's names (the diagnosis
@@ -196,16 +203,31 @@ class UserModelSide:
             self.schedule.step()
 
     def _take_late_buffers(self) -> None:
-        """Running statistics the user's layers created on the first step (``None`` before it): torch takes
-        their values after step 1, and they are compared from step 2 on."""
+        """Running statistics the user's layers created on the first step (``None`` before it): their start is
+        told from their value (``initial_values``: a convention when it is not torch's), torch takes their
+        values after step 1, and their update is compared from step 2 on."""
         reference = self.reference_buffers()
         for name in sorted(self.late & set(self.kept_buffers)):
             tensor = reference.get(name)
             value = np.asarray(self.kept_buffers[name])
             if tensor is not None and value.shape == tuple(tensor.shape):
+                self.late_notes[name] = self._late_note(name, value, tensor.detach().cpu().numpy())
                 with torch.no_grad():
                     tensor.copy_(torch.as_tensor(value, dtype=tensor.dtype))
                 self.taken.append(name)
+
+    def _late_note(self, name: str, value: np.ndarray, after: np.ndarray) -> str:
+        """What the user's value of ``name`` after step 1 says of its start (torch's value ``after`` it)."""
+        if name not in self.reference_starts:
+            return f"your {name} did not exist before the first step: torch took it after it"
+        start, keep, torch_name = self.reference_starts[name]
+        found = initial_values.start_of(value, after, start, keep, self.dtype)
+        if found is None:
+            return initial_values.undetermined_note(name)
+        prefix, _, key = name.rpartition(".")
+        where = f"twin[{prefix}].{key}" if prefix.isdigit() else f"twin.{name}"
+        named = initial_values.convention_note(name, found, start, torch_name, where)
+        return named or initial_values.torch_like_note(name)
 
     def state(self) -> None:
         return None  # optimizer state is checked by check_optimizer, where the user maps it

@@ -13,7 +13,9 @@ torch's own rule with the user's value; and a loss that is torch's times a known
   (``HARD_CODED``): an optimizer's ε (+1e-7), BatchNorm's ε (1e-6, 1e-3) and momentum (Keras' 0.99);
 * L2 regularisation in the user's loss (CS231n's ``reg``): every departing gradient is torch's plus λ·θ;
 * the initial value of an optimizer's lazily created state (``INITIAL_STATE``): Adagrad's accumulator at
-  optax's and TensorFlow's 0.1 where torch starts it at 0, alone or with a hard-coded ε.
+  optax's and TensorFlow's 0.1 where torch starts it at 0, alone or with a hard-coded ε;
+* the start of a running statistic a layer creates on its first step (``INITIAL_BUFFER``): a running_var
+  created as zeros where torch starts it at ones (``compare.check.diagnosis.initial_values`` finds it).
 """
 
 from collections.abc import Mapping, Sequence
@@ -59,6 +61,10 @@ class Convention:
         """Named ``convention:<name>``, explained and fixed with ``values``."""
         text = self.description.format(**values)
         return Diagnosis(f"convention:{self.name}", text, worst, fix=self.fix.format(**values))
+
+    def note(self, **values: Any) -> str:
+        """The convention as one line of a report's notes (a convention found where nothing failed)."""
+        return f"convention:{self.name}: {self.description.format(**values)}; fix: {self.fix.format(**values)}"
 
 
 SETTING = Convention(
@@ -127,10 +133,18 @@ INITIAL_STATE_VALUE = Convention(
     "initial value of its lazily created state",
     "torch.optim.{torch}(..., {name}={value:g}) for the twin, or start your {state} at {default:g} as torch does",
 )
+INITIAL_BUFFER = Convention(
+    "initial-buffer",
+    "your {key} did not exist before the first step and starts at {value}, torch's {torch} starts it at "
+    "{default}: the initial value of lazily created state (its update is compared from the step after)",
+    "create your {key} as {default} (torch's start), or fill the twin's with {value} before the check "
+    "({where}.fill_({number:g}))",
+)
 CONVENTIONS: dict[str, Convention] = {
     c.name: c
     for c in (
-        SETTING, DROPOUT_KEEP, *(c for c, _ in LOSS_SCALES), HARD_CODED_SETTING, L2_IN_THE_LOSS, INITIAL_STATE_VALUE
+        SETTING, DROPOUT_KEEP, *(c for c, _ in LOSS_SCALES), HARD_CODED_SETTING, L2_IN_THE_LOSS, INITIAL_STATE_VALUE,
+        INITIAL_BUFFER,
     )
 }  # fmt: skip
 

@@ -322,7 +322,7 @@ def piece_of(failure, last: int) -> str | None:
     return str(int(prefix) + 1 if failure.stage == "grad" and key == "out" else int(prefix))
 
 
-def _piece_inputs(start: nn.Sequential, torch_loss, recorded, grads: Mapping, piece: str, buffers: Mapping | None):
+def piece_inputs(start: nn.Sequential, torch_loss, recorded, grads: Mapping, piece: str, buffers: Mapping | None):
     """What the piece received and what the user's piece made of it, or ``None`` when not recorded."""
     last = len(start) - 1
     if piece == "loss":
@@ -353,7 +353,7 @@ def _piece_inputs(start: nn.Sequential, torch_loss, recorded, grads: Mapping, pi
 def departs(start: nn.Sequential, torch_loss, recorded, grads: Mapping, piece: str, dtype: str, buffers=None) -> bool:
     """Whether the user's piece departs on its own: torch's piece, replayed on what the user's received,
     does not reproduce what it made (a piece downstream of a departing one inherits its departure only)."""
-    runs = _piece_inputs(start, torch_loss, recorded, grads, piece, buffers)
+    runs = piece_inputs(start, torch_loss, recorded, grads, piece, buffers)
     if runs is None:
         return True
     try:
@@ -383,7 +383,7 @@ def diagnose_model(
     problem = failure.diff.problem if hasattr(failure, "diff") else failure.problem  # a Check or a Failure
     if piece is None or (problem or "").startswith("missing"):
         return None  # nothing of the user's to reproduce
-    runs = _piece_inputs(start, torch_loss, recorded, grads, piece, buffers)
+    runs = piece_inputs(start, torch_loss, recorded, grads, piece, buffers)
     if runs is None:
         return None
     if piece == "loss":

@@ -9,19 +9,32 @@ At step 1, when it fails:
 * any other network: the whole network is replayed with the catalog's mistakes, one and two at a time
   (``compare.check.diagnosis.network_replay``).
 
+At step 2, when the first failure is a running statistic that a layer created on step 1 (torch took its
+value after step 1, so step 2 is where its update is first compared): that layer, replayed from torch's
+model as step 1 left it.
+
 At the end, when a parameter first departs after its gradient agreed (the update is wrong): the optimizer's
 known mistakes, textbook variants and conventions are replayed on the user's gradients of the first steps
 (``compare.check.diagnosis.known_mistakes.diagnose_optimizer``), as ``check_optimizer`` does.
 """
 
+import copy
+from dataclasses import replace
 from typing import Any
 
 from torch import nn
 
 import compare.check.diagnosis.conventions as conventions
 from compare.check.check_optimizer import OptimizerRun
-from compare.check.diagnosis import numerical, several
-from compare.check.diagnosis.known_mistakes import departs, diagnose_model, diagnose_optimizer, piece_of
+from compare.check.diagnosis import initial_values, numerical, several
+from compare.check.diagnosis.known_mistakes import (
+    departs,
+    diagnose_layer,
+    diagnose_model,
+    diagnose_optimizer,
+    piece_inputs,
+    piece_of,
+)
 from compare.check.diagnosis.network_replay import diagnose_network
 from compare.check.model_side import UserModelSide
 from compare.check.report import Diagnosis, Failure, Part, Report
@@ -45,8 +58,18 @@ class ModelDiagnoser:
         self.start, self.torch_loss, self.side, self.report = start, torch_loss, side, report
         self.dtype, self.per_layer = dtype, per_layer
         self.reference = reference  # the torch side: its gradients, for the measured diagnosis
+        self.after_first: nn.Sequential | None = None  # torch's model after step 1, when it took late statistics
+        self.first_runs: dict[str, list] = {}  # step 1 of each layer that created statistics (``piece_inputs``)
 
     def __call__(self, record: StepRecord) -> None:
+        late = self.side.taken and self.per_layer and self.reference is not None
+        if record.step == 1 and late and record.first_failure is None:  # step 1 clean: step 2 may be the first
+            self.after_first = copy.deepcopy(self.reference.model)
+            recorded, grads, buffers = self.side.recorder, self.side.grads(), self.side.kept_buffers
+            for piece in {name.partition(".")[0] for name in self.side.taken}:
+                self.first_runs[piece] = piece_inputs(self.start, self.torch_loss, recorded, grads, piece, buffers)
+        if record.step == 2 and self.after_first is not None:
+            self._late(record)
         if record.step != 1 or record.first_failure is None:
             return
         if record.first_failure.stage in ("param", "eval") or record.first_failure.tensor == "lr":
@@ -65,6 +88,38 @@ class ModelDiagnoser:
             start = {name: p.detach().cpu().numpy() for name, p in self.start.named_parameters()}
             self.report.diagnosis = conventions.l2_diagnosis(start, pairs, tolerance(self.dtype, "grad").max_rel)
             self.report.diagnosis = self.report.diagnosis or self._measured(pairs)
+
+    def _late(self, record: StepRecord) -> None:
+        """A running statistic created on step 1 departing at step 2: its layer, replayed from step 1's end."""
+        failure = record.first_failure
+        if failure is None or failure.stage != "state" or failure.tensor not in self.side.taken:
+            return
+        self.report.diagnosed = True
+        recorded, grads, buffers = self.side.recorder, self.side.grads(), self.side.kept_buffers
+        diagnosis = diagnose_model(self.after_first, self.torch_loss, recorded, grads, failure, self.dtype, buffers)
+        piece = piece_of(failure, len(self.start) - 1)
+        if diagnosis is not None and piece is not None:
+            diagnosis = self._started(piece, diagnosis)
+        self.report.diagnosis = diagnosis
+        self.report.parts = [Part(self._name(piece), Failure.of(failure), diagnosis)]
+
+    def _started(self, piece: str, diagnosis: Diagnosis) -> Diagnosis:
+        """The start of layer ``piece``'s statistics, told by replaying its step 1 from each start they may have
+        had with the mistake found at step 2; one that is not torch's named as a convention."""
+        module, runs = self.start[int(piece)], self.first_runs.get(piece)
+        late = {name.partition(".")[2]: None for name in self.side.taken if name.partition(".")[0] == piece}
+        for candidate, starts in initial_values.starts_to_try(module, late) if runs else []:
+            found = diagnose_layer(candidate, runs, None, self.dtype)
+            if found is None or found.name != diagnosis.name:
+                continue
+            for key, value in starts.items():
+                name, own = f"{piece}.{key}", dict(module.named_buffers())[key].detach().cpu().numpy()
+                note = initial_values.convention_note(name, value, own, type(module).__name__, f"twin[{piece}].{key}")
+                self.side.late_notes[name] = note
+                explained = diagnosis.explanation + initial_values.beside(name, value, own)
+                diagnosis = replace(diagnosis, explanation=explained)
+            return diagnosis
+        return diagnosis
 
     def _failing_grads(self, record: StepRecord) -> list[tuple[str, Any, Any]]:
         """(name, the user's gradient, torch's) of each failing parameter gradient, in the record's order."""

@@ -1,8 +1,10 @@
 """Reading and writing a user object's parameters, gradients and buffers, wherever it keeps them.
 
 Accepted: dicts ``params`` / ``grads`` / ``buffers`` (this package's layers, many course codes), or
-``parameters`` / ``gradients`` (possibly created by the first forward: read each time, never cached), or
-attributes with textbook names: ``W``, ``b``, ``gamma``, ``beta`` (or ``weight``, ``bias``, ``w``,
+``parameters`` / ``gradients`` (possibly created by the first forward: read each time, never cached; an
+entry still ``None``, as numpy-ml declares ``{"W": None, "b": None}`` until its first forward, is not there
+yet, and a running statistic kept among the parameters, as numpy-ml's ``BatchNorm1D`` keeps it, is a
+buffer), or attributes with textbook names: ``W``, ``b``, ``gamma``, ``beta`` (or ``weight``, ``bias``, ``w``,
 ``kernel``) with gradients ``dW``, ``db``, ``dgamma``, ``dbeta`` (``d`` + the name), and running
 statistics ``running_mean``, ``running_var`` (``num_batches_tracked`` when kept).
 """
@@ -35,7 +37,7 @@ class Access:
     def params(self) -> dict[str, np.ndarray]:
         held = self._dict(PARAM_DICTS)
         if held is not None:
-            return dict(held)
+            return {name: value for name, value in held.items() if value is not None and name not in BUFFER_NAMES}
         found = {}
         for name in PARAM_ATTRIBUTES:
             value = getattr(self.obj, name, None)
@@ -56,19 +58,28 @@ class Access:
         else:
             setattr(self.obj, name, value)
 
+    def _buffer_holder(self, name: str) -> Any:
+        """Where running statistic ``name`` is kept: a ``buffers`` dict, the parameters dict (numpy-ml's
+        ``BatchNorm1D``), or ``None`` for an attribute."""
+        held = getattr(self.obj, "buffers", None)
+        if isinstance(held, Mapping):
+            return held
+        params = self._dict(PARAM_DICTS)
+        return params if params is not None and name in params else None
+
     def buffers(self) -> dict[str, Any]:
         """Running statistics the object keeps now (a ``None`` one, not yet created, is left out)."""
-        held = getattr(self.obj, "buffers", None)
         found = {}
         for name in BUFFER_NAMES:
-            value = held.get(name) if isinstance(held, Mapping) else getattr(self.obj, name, None)
+            held = self._buffer_holder(name)
+            value = held.get(name) if held is not None else getattr(self.obj, name, None)
             if value is not None:
                 found[name] = value
         return found
 
     def set_buffer(self, name: str, value: np.ndarray) -> None:
-        held = getattr(self.obj, "buffers", None)
-        if isinstance(held, Mapping):
+        held = self._buffer_holder(name)
+        if held is not None:
             held[name] = value
         else:
             setattr(self.obj, name, value)

@@ -5,12 +5,15 @@ Parameters match torch's by, in order:
 1. an explicit ``mapping={torch_name: user_name}``; ``"W.T"`` says the user's ``W`` is the transpose of
    torch's tensor (a square matrix stored (in, out));
 2. textbook names: ``W``/``w``/``weight``/``kernel`` for a ``weight``, ``b``/``bias`` for a ``bias``,
-   ``gamma``/``beta`` for a normalisation layer's; in a model, ``W1``, ``b1``, ``W2``, ... for the
-   Linear layers in order and ``gamma1``, ``beta1``, ... for the normalisation layers in order;
+   ``gamma``/``beta`` (numpy-ml's ``scaler``/``intercept``) for a normalisation layer's; in a model,
+   ``W1``, ``b1``, ``W2``, ... for the Linear layers in order and ``gamma1``, ``beta1``, ... for the
+   normalisation layers in order;
 3. order and shape: the only remaining user array of a compatible shape.
 
 A weight matrix stored (in, out), as the textbooks write ``x @ W``, is transposed to torch's (out, in); a
 bias stored as a row (1, n) or a column (n, 1) is torch's (n,) reshaped.
+A convolution kernel stored channels last, (kh, kw, in, out) as numpy-ml and Keras keep it, is permuted to
+torch's (out, in, kh, kw) the same way (``"W.T"`` in a mapping), and a bias (1, 1, 1, n) reshaped.
 A square matrix cannot tell its layout by its shape: it needs ``layout="in_out"`` (``x @ W``) or
 ``layout="out_in"`` (``x @ W.T``), or a ``".T"`` mapping. Anything ambiguous is an error saying which
 ``mapping`` to pass, never a silent guess.
@@ -25,10 +28,11 @@ from compare.errors import InputError
 
 WEIGHT_NAMES = ("W", "w", "weight", "kernel")
 BIAS_NAMES = ("b", "bias")
-NORM_WEIGHT_NAMES = ("gamma", "weight", "W")
-NORM_BIAS_NAMES = ("beta", "bias", "b")
+NORM_WEIGHT_NAMES = ("gamma", "weight", "W", "scaler")  # scaler, intercept: numpy-ml's norm layers
+NORM_BIAS_NAMES = ("beta", "bias", "b", "intercept")
 BUFFER_NAMES = ("running_mean", "running_var", "num_batches_tracked")
 LAYOUTS = ("in_out", "out_in")
+CHANNELS_LAST = (3, 2, 0, 1)  # a kernel (kh, kw, in, out) into torch's (out, in, kh, kw)
 
 
 @dataclass(frozen=True)
@@ -36,12 +40,13 @@ class Link:
     """The user's array ``user`` holds torch's tensor, transposed when ``transposed``."""
 
     user: str
-    transposed: bool = False
-    shape: tuple[int, ...] | None = None  # torch's shape, for a (1, n) or (n, 1) bias reshaped to (n,)
+    transposed: bool = False  # a matrix (in, out), or a kernel channels last (kh, kw, in, out)
+    shape: tuple[int, ...] | None = None  # torch's shape, for a (1, n), (n, 1) or (1, 1, 1, n) bias reshaped to (n,)
 
     def to_torch(self, value: np.ndarray) -> np.ndarray:
-        value = value.T if self.transposed else value
-        if self.shape is not None and np.ndim(value) == 2 and np.size(value) == int(np.prod(self.shape)):
+        if self.transposed:
+            value = np.transpose(value, CHANNELS_LAST) if np.ndim(value) == len(CHANNELS_LAST) else value.T
+        if self.shape is not None and np.ndim(value) >= 2 and np.size(value) == int(np.prod(self.shape)):
             return np.reshape(value, self.shape)
         return value  # another shape: compared as it is, and found wrong
 
@@ -50,8 +55,19 @@ class Link:
 
 
 def _vector(torch_shape: tuple, shape: tuple) -> bool:
-    """A row (1, n) or column (n, 1) holding torch's vector (n,)."""
-    return len(torch_shape) == 1 and len(shape) == 2 and 1 in shape and shape[0] * shape[1] == torch_shape[0]
+    """A row (1, n), a column (n, 1) or a (1, 1, 1, n) holding torch's vector (n,)."""
+    if len(torch_shape) != 1 or len(shape) < 2 or int(np.prod(shape)) != torch_shape[0]:
+        return False
+    return sum(1 for size in shape if size != 1) <= 1
+
+
+def _in_torch_order(shape: tuple, transposed: bool) -> tuple:
+    """The shape of the user's array in torch's layout: a matrix reversed, a channels-last kernel permuted."""
+    if not transposed:
+        return tuple(shape)
+    if len(shape) == len(CHANNELS_LAST):
+        return tuple(shape[axis] for axis in CHANNELS_LAST)
+    return tuple(shape[::-1])
 
 
 def _link(user: str, transposed: bool, torch_shape: tuple, shape: tuple) -> Link:
@@ -68,9 +84,17 @@ def _orientation(torch_name: str, torch_shape: tuple, user_name: str, shape: tup
                 f"or mapping={{'{torch_name}': '{user_name}.T'}} for (in, out)"
             )
         return layout == "in_out"
+    if len(shape) == len(CHANNELS_LAST) and tuple(shape) == tuple(torch_shape) == _in_torch_order(shape, True):
+        if layout is None:
+            raise InputError(
+                f"'{user_name}' {shape} reads as torch's (out, in, kh, kw) and as channels last (kh, kw, in, out): "
+                f"pass layout='in_out' (channels last) or layout='out_in' (torch's), "
+                f"or mapping={{'{torch_name}': '{user_name}.T'}} for channels last"
+            )
+        return layout == "in_out"
     if tuple(shape) == tuple(torch_shape) or _vector(tuple(torch_shape), tuple(shape)):
         return False
-    if len(shape) == 2 and tuple(shape[::-1]) == tuple(torch_shape):
+    if len(shape) in (2, len(CHANNELS_LAST)) and _in_torch_order(shape, True) == tuple(torch_shape):
         return True
     return None
 
@@ -140,7 +164,7 @@ def _explicit(name: str, shape: tuple, user_name: str, user: Mapping[str, np.nda
     if base not in user:
         raise InputError(f"mapping['{name}'] = '{user_name}', but your code has no '{base}'; it has {list(user)}")
     have = np.shape(user[base])
-    if (have[::-1] if transposed else have) == tuple(shape) or (not transposed and _vector(tuple(shape), have)):
+    if _in_torch_order(have, transposed) == tuple(shape) or (not transposed and _vector(tuple(shape), have)):
         return _link(base, transposed, shape, have)
     hint = ""
     if len(have) == 2 and have[::-1] == tuple(shape):

@@ -5,7 +5,8 @@
   textbook names below); its state (``velocity``, ``cache``, ``m``, ``v``, ``t``) lives in the config;
 * an object whose ``update(param, grad, name)`` returns the new parameter (or changes it in place),
   its state in dicts keyed by parameter name (``self.cache[name] = {"m": ..., "v": ..., "t": ...}`` or
-  ``self.velocity[name]``).
+  ``self.velocity[name]``); so too an object whose ``update(params, grads)`` takes them all, its state
+  often created by its first update (``self.v = None`` before it: ``self.v[key]``, ``self.h[key]``).
 
 ``CONFIG_NAMES`` maps a textbook setting to torch's (learning_rate → lr, decay_rate → alpha, epsilon →
 eps, beta1/beta2 → betas); ``STATE_NAMES`` maps, per torch optimizer, a textbook state to torch's key. The
@@ -35,11 +36,11 @@ CONFIG_NAMES: dict[str, tuple[str, int | None]] = {
 }
 TEXTBOOK_NAMES = {"lr": "learning_rate", "alpha": "decay_rate", "eps": "epsilon", "momentum": "momentum"}
 STATE_NAMES: dict[str, dict[str, str]] = {
-    "SGD": {"velocity": "momentum_buffer", "momentum_buffer": "momentum_buffer"},
+    "SGD": {"velocity": "momentum_buffer", "momentum_buffer": "momentum_buffer", "v": "momentum_buffer"},
     "Adam": {"m": "exp_avg", "mean": "exp_avg", "v": "exp_avg_sq", "var": "exp_avg_sq", "t": "step"},
     "AdamW": {"m": "exp_avg", "mean": "exp_avg", "v": "exp_avg_sq", "var": "exp_avg_sq", "t": "step"},
-    "RMSprop": {"cache": "square_avg", "square_avg": "square_avg", "t": "step"},
-    "Adagrad": {"cache": "sum", "sum": "sum", "t": "step"},
+    "RMSprop": {"cache": "square_avg", "square_avg": "square_avg", "h": "square_avg", "t": "step"},
+    "Adagrad": {"cache": "sum", "sum": "sum", "h": "sum", "t": "step"},
 }
 
 
