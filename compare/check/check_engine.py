@@ -45,12 +45,17 @@ class Protocol:
     backward: Callable[[Any], Any] = lambda node: node.backward()
 
     def is_tensor_engine(self) -> bool:
-        """A leaf made from an array keeps its shape and has ``sum``: a tensor engine (else a scalar one)."""
+        """Told by the data: a leaf made from a (2, 3) array keeps an ndarray or torch-tensor payload of that
+        shape, and its gradient before any backward is not a plain number (``None``, or an array). A scalar
+        engine refuses the array (``float(data)``) or, as micrograd's ``Value`` does, keeps it with the
+        gradient ``0``; a tensor engine need not have ``sum``."""
         try:
             node = self.leaf(np.ones((2, 3)))
-            return np.shape(self.value(node)) == (2, 3) and callable(getattr(node, "sum", None))
+            payload, grad = self.value(node), self.grad(node)
         except Exception:  # a scalar engine may refuse an array in any way
             return False
+        kept = isinstance(payload, np.ndarray | torch.Tensor) and tuple(payload.shape) == (2, 3)
+        return kept and not isinstance(grad, int | float)
 
 
 @dataclass
