@@ -75,6 +75,13 @@ class EngineReport(Report):
 
     ops: dict[str, dict[str, Any]] = field(default_factory=dict)
     bugs: list[Diagnosis] = field(default_factory=list)
+    tensor: bool = False  # checked as a tensor engine (leaves from arrays), else as a scalar one
+
+    def uncompared(self) -> str:
+        """No op ran: the engine was taken for one kind and is the other, or is read otherwise."""
+        kind = "a tensor engine (leaves from arrays)" if self.tensor else "a scalar engine (leaves from floats)"
+        first = self.notes[0].removeprefix("unsupported: ") if self.notes else "none"
+        return f"no op of the suite ran on your engine, checked as {kind}; the first refused: {first}"
 
     def __str__(self) -> str:
         lines = [Report.__str__(self), f"  {'op':<12} {'supported':<10} {'forward':<8} {'backward':<8}"]
@@ -114,7 +121,7 @@ def check_engine(
     ``time_limit`` seconds."""
     protocol = Protocol(leaf, value, grad, backward)
     tensor = protocol.is_tensor_engine() if tensor is None else tensor
-    report = EngineReport("engine", steps=draws)
+    report = EngineReport("engine", steps=draws, tensor=tensor)
     outcomes: dict[str, list[Outcome]] = {}
     rng = np.random.default_rng(seed)
     for case in cases_for(tensor):
