@@ -284,7 +284,8 @@ HINTS = {  # what to pass, per check, when a check compared nothing
     "loss": "give scores and targets as arrays (or non-empty lists of them) and steps >= 1",
     "optimizer": "give steps >= 1 (or a non-empty gradients= list)",
     "model": "give steps >= 1 (or a non-empty batches= list), and a model whose parameters map to the twin's",
-    "function": "give inputs on which the reference is finite in this dtype (smaller values, or dtype='float64')",
+    "function": "give at least one draw, on inputs where the reference is finite in this dtype (inside its domain, "
+    "or dtype='float64' for its range)",
     "engine": "pass tensor=True if your engine's leaves hold arrays (tensor=False if floats), and value=, grad=, "
     "backward= if its nodes are read otherwise than .data, .grad, .backward()",
 }
