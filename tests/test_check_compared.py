@@ -173,11 +173,11 @@ def _run(records: list[StepRecord]) -> RunResult:
     return result
 
 
-def test_a_runs_printed_report_states_its_coverage_before_the_verdict_line():
+def test_a_runs_printed_report_states_its_coverage_below_its_stage_table():
     checks = [_check(1, "forward", "0.out"), _check(1, "grad", "0.weight"), _check(1, "grad", "0.bias")]
     result = _run([StepRecord(1, 1.0, 1.0, 0.1, checks), StepRecord(2, 1.0, 1.0, 0.1, checks[1:])])
-    *_, coverage, verdict = run_report.verdict(result, 2).splitlines()
-    assert verdict.startswith("PASS")
+    *table, coverage, verdict = run_report.verdict(result, 2).splitlines()
+    assert verdict.startswith("PASS") and table[0].startswith("stage ")  # the verdict line stays last
     expected = Coverage.counted(2, 5, {"forward": {"0.out"}, "grad": {"0.weight", "0.bias"}})
     assert coverage.startswith(expected.line()) and "not compared: stage loss" in coverage
     built = run_report.build(result, {"dtype": "float64"}, None)

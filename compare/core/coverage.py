@@ -3,7 +3,7 @@ each stage, how many comparisons in all, and what was not compared and why.
 
 A check's ``Report`` (``compare.check.report``) counts its checks and reads its notes; a run counts as it goes
 (``compare.core.records.RunResult``), as it keeps no step's checks unless asked. The line:
-``coverage: compared 4 step(s) × {forward: 3, grad: 6, param: 4} tensors (52 comparisons); not compared:
+``coverage: compared 4 step(s) × [forward: 3, grad: 6, param: 4] tensors (52 comparisons); not compared:
 layer outputs (it exposes no layers list and last layer)``. A check that compared nothing is never a pass
 (``compare.check.report.require_compared``).
 """
@@ -62,7 +62,7 @@ class Coverage:
             compared = "nothing compared"
         else:
             stages = ", ".join(f"{stage}: {count}" for stage, count in self.tensors.items())
-            compared = f"compared {self.steps} step(s) × {{{stages}}} tensors ({self.comparisons} comparisons)"
+            compared = f"compared {self.steps} step(s) × [{stages}] tensors ({self.comparisons} comparisons)"
         missing = f"; not compared: {'; '.join(self.not_compared)}" if self.not_compared else ""
         return f"coverage: {compared}{missing}"
 

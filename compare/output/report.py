@@ -332,12 +332,13 @@ def decided_where(check: Check) -> str:
 
 
 def verdict(result: RunResult, steps_requested: int, variant: str | None = None, look_at: str | None = None) -> str:
-    """The verdict as a person reads it: a textbook variant's departure, the worst difference per stage,
-    the diagnosis (the first failure's worst elements, the drift), the run-time warnings, the coverage line
-    (``compare.core.coverage``), and last, one line that starts with the verdict's word
+    """The verdict as a person reads it: a textbook variant's departure, the worst difference per stage and
+    the coverage line (``compare.core.coverage``), the diagnosis (the first failure's worst elements, the
+    drift), the run-time warnings, and last, one line that starts with the verdict's word
     (``compare.core.verdict``)."""
     decided = of_run(result, variant is not None)
     lines = [*(variant_lines(result, variant) if variant is not None else []), *stage_table(result, decided)]
+    lines.append(coverage(result).line())
     if result.witnesses:
         lines.append(gradcheck.summary(result.witnesses))
     if result.first_failure is not None and result.raised is None:
@@ -347,6 +348,5 @@ def verdict(result: RunResult, steps_requested: int, variant: str | None = None,
     lines += followed_line(result)
     if result.warnings:
         lines.append(warnings_line(result.warnings))
-    lines.append(coverage(result).line())
     lines.append(decision_line(result, decided, steps_requested, variant, look_at))
     return "\n".join(lines)
