@@ -100,16 +100,29 @@ def _matmul_not_transposed(self, other):
     return out
 
 
-def _add_summed_over_leading_axes_only(self, other):
-    other = self._lift(other)
-    out = self._node(self.data + other.data, (self, other))
+def _add_over_leading_axes(in_place: bool):
+    """``+`` whose backward sums the axes broadcasting added, not a size-1 axis: ``+=`` (NumPy refuses the
+    output's shape) or ``grad = grad + ...`` (the gradient takes the output's shape)."""
 
-    def _backward():
-        for node in (self, other):  # the axes broadcasting added are summed; a size-1 axis is not
-            node.grad += out.grad.sum(axis=tuple(range(out.grad.ndim - node.data.ndim)))
+    def add(self, other):
+        other = self._lift(other)
+        out = self._node(self.data + other.data, (self, other))
 
-    out._backward = _backward
-    return out
+        def _backward():
+            for node in (self, other):
+                summed = out.grad.sum(axis=tuple(range(out.grad.ndim - node.data.ndim)))
+                if in_place:
+                    node.grad += summed
+                else:
+                    node.grad = node.grad + summed
+
+        out._backward = _backward
+        return out
+
+    return add
+
+
+_add_summed_over_leading_axes_only = _add_over_leading_axes(in_place=True)
 
 
 MISTAKES = {  # catalog name → (engine, the op(s) overridden)
@@ -347,3 +360,9 @@ def test_an_op_that_assigns_its_gradient_fails_on_its_reused_operand(op, engine,
     report = check_engine(type("Assigning", (engine,), ops))
     assert not report.passed and report.first_failure.tensor.startswith(f"{case}: "), report
     assert report.diagnosis.name == f"gradient assigned, not accumulated, in {op}", report
+
+
+def test_the_size_one_broadcast_bug_is_named_when_the_gradient_takes_the_output_s_shape():
+    report = check_engine(type("Reshaped", (Tensor,), {"__add__": _add_over_leading_axes(in_place=False)}))
+    assert report.diagnosis.name == "gradient not summed over the broadcast size-1 axis", report
+    assert report.first_failure.tensor.startswith("a + b (3x1, 1x4): ")
