@@ -198,3 +198,20 @@ class Tensor(Value):
         self.grad = np.ones_like(self.data)
         for node in reversed(order):
             node._backward()
+
+
+class ArrayTensor(Tensor):
+    """A tensor engine without ``sum`` whose nodes hold NumPy arrays only (a Python float is refused, as
+    engines that wrap ``np.ndarray`` do): nothing but its data says it is a tensor engine."""
+
+    def __init__(self, data, children=()):
+        if not isinstance(data, np.ndarray | np.generic):
+            raise TypeError(f"ArrayTensor holds NumPy arrays, not {type(data).__name__}")
+        super().__init__(data, children)
+
+    def _lift(self, other):
+        return other if isinstance(other, Tensor) else type(self)(np.asarray(other, dtype=np.float64))
+
+    @property
+    def sum(self):
+        raise AttributeError("ArrayTensor has no sum")

@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from engines import Tensor, Value, unbroadcast
+from engines import ArrayTensor, Tensor, Value, unbroadcast
 from torch import nn
 
 from compare import check_model
 from compare.bench import engine_speed
 from compare.check.autograd.catalog import CATALOG
 from compare.check.autograd.network import engine_model
-from compare.check.check_engine import check_engine
+from compare.check.check_engine import Protocol, check_engine
 from compare.cli.main import main
 from conftest import starts_in_order
 
@@ -100,6 +100,31 @@ def _matmul_not_transposed(self, other):
     return out
 
 
+def _add_over_leading_axes(in_place: bool):
+    """``+`` whose backward sums the axes broadcasting added, not a size-1 axis: ``+=`` (NumPy refuses the
+    output's shape) or ``grad = grad + ...`` (the gradient takes the output's shape)."""
+
+    def add(self, other):
+        other = self._lift(other)
+        out = self._node(self.data + other.data, (self, other))
+
+        def _backward():
+            for node in (self, other):
+                summed = out.grad.sum(axis=tuple(range(out.grad.ndim - node.data.ndim)))
+                if in_place:
+                    node.grad += summed
+                else:
+                    node.grad = node.grad + summed
+
+        out._backward = _backward
+        return out
+
+    return add
+
+
+_add_summed_over_leading_axes_only = _add_over_leading_axes(in_place=True)
+
+
 MISTAKES = {  # catalog name → (engine, the op(s) overridden)
     "gradient assigned, not accumulated": (Value, {"__mul__": _mul_assigned}),
     "output gradient not seeded": (Value, {"backward": _not_seeded}),
@@ -130,6 +155,7 @@ MISTAKES = {  # catalog name → (engine, the op(s) overridden)
         {"mean": lambda s: s._unary(s.data.mean(), lambda x, y: np.ones_like(x))},
     ),
     "matmul gradient not transposed": (Tensor, {"__matmul__": _matmul_not_transposed}),
+    "gradient not summed over the broadcast size-1 axis": (Tensor, {"__add__": _add_summed_over_leading_axes_only}),
 }
 
 
@@ -259,3 +285,84 @@ def test_a_broadcast_gradient_added_in_place_is_named_from_numpys_error():
     report = check_engine(type("InPlace", (Tensor,), {"_broadcast": _broadcast_added_in_place}))
     assert report.diagnosis.name == "broadcast gradient not reduced", report
     assert "non-broadcastable output operand" in report.first_failure.line()
+
+
+class Kept(Value):
+    """micrograd's ``Value``: keeps whatever it is given (an array too), its gradient the number 0."""
+
+    def __init__(self, data, children=()):
+        self.data, self.grad = data, 0.0
+        self._prev, self._backward = children, lambda: None
+
+
+@pytest.mark.parametrize(
+    ("engine", "tensor"),
+    [(Value, False), (Kept, False), (Tensor, True), (ArrayTensor, True)],
+    ids=["float-only", "micrograd-like", "tensor", "tensor-without-sum"],
+)
+def test_a_tensor_engine_is_told_by_its_data_not_by_a_sum_method(engine, tensor):
+    assert Protocol(engine).is_tensor_engine() is tensor
+
+
+def _unary_assigned(name, forward, derivative):
+    """One op of ``Tensor`` whose backward sets its operand's gradient (=) instead of adding to it."""
+
+    def op(self):
+        out = self._node(forward(self.data), (self,))
+        out._backward = lambda: setattr(self, "grad", derivative(self.data, out.data) * out.grad)
+        return out
+
+    return {name: op}
+
+
+def _sub_assigned(self, other):
+    other = self._lift(other)
+    out = self._node(self.data - other.data, (self, other))
+
+    def _backward():
+        self.grad = out.grad
+        other.grad = -out.grad
+
+    out._backward = _backward
+    return out
+
+
+BUGS = {  # a real backward bug of a tensor engine without sum; the name check_engine(..., tensor=True) gives
+    "size-1 broadcast": ({"__add__": _add_summed_over_leading_axes_only}, "gradient not summed over the broadcast"),
+    "mean": ({"mean": lambda s: s._unary(s.data.mean(), lambda x, y: np.ones_like(x))}, "mean's gradient not divided"),
+}
+
+
+def test_a_tensor_engine_without_sum_is_checked_as_a_tensor_engine():
+    report = check_engine(ArrayTensor)
+    assert report.passed and not report.ops["sum"]["supported"], report
+    assert all(report.ops[op]["supported"] for op in ("mean", "matmul", "broadcast")), report
+
+
+@pytest.mark.parametrize("bug", list(BUGS))
+def test_a_tensor_engine_without_sum_has_its_real_bug_found(bug):
+    ops, name = BUGS[bug]
+    buggy = type("Buggy", (ArrayTensor,), ops)
+    told, forced = check_engine(buggy), check_engine(buggy, tensor=True)
+    assert not told.passed and told.diagnosis.name.startswith(name), told
+    assert told.diagnosis.name == forced.diagnosis.name and len(told.checks) == len(forced.checks)
+
+
+REUSED = [  # an op whose backward assigns: seen only where one operand reaches it twice; the mutant named
+    ("sub", Value, {"__sub__": _sub_assigned}, "a - a"),
+    ("exp", Tensor, _unary_assigned("exp", np.exp, lambda x, e: e), "a.exp() * a.exp()"),
+    ("tanh", Tensor, _unary_assigned("tanh", np.tanh, lambda x, t: 1 - t * t), "a.tanh() * a.tanh()"),
+]
+
+
+@pytest.mark.parametrize(("op", "engine", "ops", "case"), REUSED, ids=[row[0] for row in REUSED])
+def test_an_op_that_assigns_its_gradient_fails_on_its_reused_operand(op, engine, ops, case):
+    report = check_engine(type("Assigning", (engine,), ops))
+    assert not report.passed and report.first_failure.tensor.startswith(f"{case}: "), report
+    assert report.diagnosis.name == f"gradient assigned, not accumulated, in {op}", report
+
+
+def test_the_size_one_broadcast_bug_is_named_when_the_gradient_takes_the_output_s_shape():
+    report = check_engine(type("Reshaped", (Tensor,), {"__add__": _add_over_leading_axes(in_place=False)}))
+    assert report.diagnosis.name == "gradient not summed over the broadcast size-1 axis", report
+    assert report.first_failure.tensor.startswith("a + b (3x1, 1x4): ")

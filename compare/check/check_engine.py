@@ -45,12 +45,17 @@ class Protocol:
     backward: Callable[[Any], Any] = lambda node: node.backward()
 
     def is_tensor_engine(self) -> bool:
-        """A leaf made from an array keeps its shape and has ``sum``: a tensor engine (else a scalar one)."""
+        """Told by the data: a leaf made from a (2, 3) array keeps an ndarray or torch-tensor payload of that
+        shape, and its gradient before any backward is not a plain number (``None``, or an array). A scalar
+        engine refuses the array (``float(data)``) or, as micrograd's ``Value`` does, keeps it with the
+        gradient ``0``; a tensor engine need not have ``sum``."""
         try:
             node = self.leaf(np.ones((2, 3)))
-            return np.shape(self.value(node)) == (2, 3) and callable(getattr(node, "sum", None))
+            payload, grad = self.value(node), self.grad(node)
         except Exception:  # a scalar engine may refuse an array in any way
             return False
+        kept = isinstance(payload, np.ndarray | torch.Tensor) and tuple(payload.shape) == (2, 3)
+        return kept and not isinstance(grad, int | float)
 
 
 @dataclass
@@ -70,6 +75,13 @@ class EngineReport(Report):
 
     ops: dict[str, dict[str, Any]] = field(default_factory=dict)
     bugs: list[Diagnosis] = field(default_factory=list)
+    tensor: bool = False  # checked as a tensor engine (leaves from arrays), else as a scalar one
+
+    def uncompared(self) -> str:
+        """No op ran: the engine was taken for one kind and is the other, or is read otherwise."""
+        kind = "a tensor engine (leaves from arrays)" if self.tensor else "a scalar engine (leaves from floats)"
+        first = self.notes[0].removeprefix("unsupported: ") if self.notes else "none"
+        return f"no op of the suite ran on your engine, checked as {kind}; the first refused: {first}"
 
     def __str__(self) -> str:
         lines = [Report.__str__(self), f"  {'op':<12} {'supported':<10} {'forward':<8} {'backward':<8}"]
@@ -109,7 +121,7 @@ def check_engine(
     ``time_limit`` seconds."""
     protocol = Protocol(leaf, value, grad, backward)
     tensor = protocol.is_tensor_engine() if tensor is None else tensor
-    report = EngineReport("engine", steps=draws)
+    report = EngineReport("engine", steps=draws, tensor=tensor)
     outcomes: dict[str, list[Outcome]] = {}
     rng = np.random.default_rng(seed)
     for case in cases_for(tensor):

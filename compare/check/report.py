@@ -18,8 +18,10 @@ from typing import Any
 import numpy as np
 
 from compare.check.sandbox.misbehaviour import FIXES
+from compare.core.coverage import Coverage
 from compare.core.records import Check, first_failure, worst_by_stage
 from compare.core.witness64 import SUFFIX
+from compare.errors import InputError
 from compare.output import html as report_html
 from compare.output.rundir import REPORT_HTML
 
@@ -159,6 +161,15 @@ class Report:
     def worst_by_stage(self) -> dict[str, Check]:
         return worst_by_stage(self.checks)
 
+    @property
+    def coverage(self) -> Coverage:
+        """What was compared (steps, tensors per stage, comparisons) and what the notes say was not, and why."""
+        return Coverage.of(self.checks, self.notes)
+
+    def uncompared(self) -> str:
+        """Why nothing (or not everything) was compared, in a few words: what the notes say, or the steps run."""
+        return "; ".join(self.coverage.not_compared) or (f"it ran {self.steps} step(s)" if not self.steps else "")
+
     def __str__(self) -> str:
         verdict = "PASS" if self.passed else "FAIL"
         lines = [f"{verdict}: your {self.kind}, {self.steps} step(s), {len(self.checks)} comparisons against torch"]
@@ -167,6 +178,7 @@ class Report:
             mark = "ok" if check.passed else "FAIL"
             rel = check.diff.problem or f"{check.diff.max_rel:.3g}"
             lines.append(f"  {stage:<8} {check.tensor[:28]:<28} {rel:>10} {check.max_rel:>10.0e}  {mark}")
+        lines.append(self.coverage.line())
         failure = self.first_failure
         if failure is not None:
             lines.append(f"first failure: {failure.line()}")
@@ -196,6 +208,7 @@ class Report:
                 "first_failure": None if failure is None else failure.__dict__,
                 "diagnosis": None if self.diagnosis is None else self.diagnosis.as_dict(),
                 "notes": list(self.notes),
+                "coverage": self.coverage.to_json(),
                 "parts": [
                     {
                         "name": part.name,
@@ -244,7 +257,7 @@ class Report:
             f"<td>{'ok' if check.passed else 'FAIL'}</td></tr>"
             for stage, check in self.worst_by_stage().items()
         )
-        tail = ("first failure:", "where:", "diagnosis:", "  also measured:", "note:")
+        tail = ("coverage:", "first failure:", "where:", "diagnosis:", "  also measured:", "note:")
         extra = "".join(f"<p>{html.escape(line)}</p>" for line in str(self).splitlines() if line.startswith(tail))
         return (
             f"<div><b style='color:{colour}'>{'PASS' if self.passed else 'FAIL'}</b> your {html.escape(self.kind)}"
@@ -264,6 +277,33 @@ def finite(value: Any) -> Any:
     if isinstance(value, np.generic):
         return finite(value.item())
     return value
+
+
+HINTS = {  # what to pass, per check, when a check compared nothing
+    "layer": "give x as an array (or a non-empty list of batches) and steps >= 1",
+    "loss": "give scores and targets as arrays (or non-empty lists of them) and steps >= 1",
+    "optimizer": "give steps >= 1 (or a non-empty gradients= list)",
+    "model": "give steps >= 1 (or a non-empty batches= list), and a model whose parameters map to the twin's",
+    "function": "give at least one draw, on inputs where the reference is finite in this dtype (inside its domain, "
+    "or dtype='float64' for its range)",
+    "engine": "pass tensor=True if your engine's leaves hold arrays (tensor=False if floats), and value=, grad=, "
+    "backward= if its nodes are read otherwise than .data, .grad, .backward()",
+}
+
+
+def require_compared(report: Report) -> Report:
+    """``report``, unless it would pass having proved nothing: a check that compared nothing, or a model check
+    that compared none of the model's parameters, is bad input (``InputError``: what could not be checked, why,
+    and what to pass). A check that found something (a failure, an exception of the user's) is its finding."""
+    if report.first_failure is not None:
+        return report
+    coverage, hint, why = report.coverage, HINTS.get(report.kind, ""), report.uncompared()
+    because = f" ({why})" if why else ""
+    if coverage.empty:
+        raise InputError(f"check_{report.kind} compared nothing{because}, which is never a pass: {hint}")
+    if report.kind == "model" and "param" not in coverage.tensors:
+        raise InputError(f"check_model compared none of your model's parameters{because}: {hint}")
+    return report
 
 
 def assert_parity(report: Report) -> Report:
@@ -291,13 +331,14 @@ def report_page(report_dir: str | Path) -> Path:
 
 def saves_report(check: Callable[..., Report]) -> Callable[..., Report]:
     """``check`` with one more keyword, ``report_dir``: its report saved there as report.html
-    (``Report.save_html``), in this process (an ``isolate=True`` check's child never writes it), and a note
+    (``Report.save_html``), in this process; a report that compared nothing raises ``InputError`` instead
+    (``require_compared``), nothing written (an ``isolate=True`` check's child never writes it), and a note
     saying where."""
 
     @functools.wraps(check)
     def wrapper(*args: Any, report_dir: str | Path | None = None, **kwargs: Any) -> Report:
         page = None if report_dir is None else report_page(report_dir)
-        report = check(*args, **kwargs)
+        report = require_compared(check(*args, **kwargs))  # before anything is written
         if page is not None:
             page.parent.mkdir(parents=True, exist_ok=True)
             if not page.exists():  # else the check itself wrote this report there (check_model's tensorboard_dir)

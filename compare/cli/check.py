@@ -26,6 +26,7 @@ import argparse
 import inspect
 import json
 import runpy
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -271,9 +272,8 @@ def check_file(args: argparse.Namespace) -> int:
         trail.made(run_dir)
     try:
         reports = {name: run_check(*found, namespace, run_dir, args.time_limit) for name, found in checks.items()}
-    except InputError:
-        if not any(run_dir.iterdir()):
-            run_dir.rmdir()  # bad input writes nothing
+    except InputError:  # bad input (a check that compared nothing, say) writes nothing: not even a model's
+        shutil.rmtree(run_dir)  # curves, nor the directory, made by this command a moment ago
         raise
     document = {"file": str(args.file), "passed": all(r.passed for r in reports.values())}
     document["checks"] = {name: report.to_dict() for name, report in reports.items()}

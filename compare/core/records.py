@@ -147,6 +147,11 @@ class RunResult:
     followed_steps: list[int] = field(default_factory=list)  # the steps that had any
     warnings: dict[str, int] = field(default_factory=dict)  # run-time warnings (overflow, ...) by message
     complete: bool = False
+    # what was compared (``compare.core.coverage``): each stage's distinct tensor names, the comparisons, the
+    # steps that made any
+    compared: dict[str, set[str]] = field(default_factory=dict)
+    comparisons: int = 0
+    compared_steps: int = 0
     validation: list[dict] = field(default_factory=list)  # {"step", "manual": {...}, "torch": {...}}
     # Filled by compare.run: where the run wrote, its verdict text and JSON report, why a data-parallel
     # run ended early (None when it did not), and what measuring the first failure found (None: nothing).
@@ -159,10 +164,15 @@ class RunResult:
 
     @property
     def passed(self) -> bool:
-        return self.first_failure is None and self.complete
+        """No failure, every step run, and something compared (a run that compared nothing proved nothing)."""
+        return self.first_failure is None and self.complete and self.comparisons > 0
 
     def add(self, record: StepRecord) -> None:
         self.steps += 1
+        for check in record.checks:
+            self.compared.setdefault(check.stage, set()).add(check.tensor)
+        self.comparisons += len(record.checks)
+        self.compared_steps += bool(record.checks)
         self.losses_manual.append(record.loss_manual)
         self.losses_torch.append(record.loss_torch)
         self.lrs.append(record.lr)

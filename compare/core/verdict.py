@@ -8,7 +8,8 @@ The words (docs/verdicts.md lists them with their exit statuses):
 - ``PASS (drift adjudicated)``: a free-running departure was judged rounding amplified by training (one
   step from identical values agreed) and resynced; ``drift_ratio`` is its worst max_rel / tolerance,
   ``step`` the first drift step (exit 0).
-- ``FAIL``: the sides part (a wrong rule, a side that raised; exit 1).
+- ``FAIL``: the sides part (a wrong rule, a side that raised; exit 1), or a complete run compared nothing
+  (``where`` ``nothing compared``: a run that compared nothing proved nothing).
 - ``DEPARTS``: a textbook variant departs from torch's rule, as expected (exit 1: it is not torch's).
 - ``DIVERGED``: both sides alike left the finite numbers, or the run diverged where no step can tell
   rounding from a wrong rule: nothing is said about the rules (exit 4).
@@ -41,6 +42,7 @@ EXIT = {  # the exit status of each word (INCOMPLETE: ``Verdict.exit_status`` na
     Word.INCOMPLETE: exits.INTERRUPTED,
 }
 PASSING = frozenset({Word.PASS, Word.PASS_DRIFT})
+NOTHING = "nothing compared"  # the ``where`` of a complete run that compared nothing: a FAIL, never a PASS
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,8 @@ def of_run(result: RunResult, variant: bool = False) -> Verdict:
     failure = result.first_failure
     if not result.complete or result.aborted is not None:
         return Verdict(Word.INCOMPLETE, result.steps)
+    if failure is None and result.comparisons == 0:
+        return Verdict(Word.FAIL, None, NOTHING)
     if failure is None:
         if result.drift is None:
             return Verdict(Word.PASS)

@@ -9,10 +9,11 @@ import tempfile
 from pathlib import Path
 
 from compare.core import gradcheck
+from compare.core.coverage import Coverage
 from compare.core.records import Check, Raised, RunResult
 from compare.core.stages import STAGES
 from compare.core.tolerances import tolerance
-from compare.core.verdict import Verdict, Word, of_run
+from compare.core.verdict import NOTHING, Verdict, Word, of_run
 from manual.optim.variants import VARIANTS
 
 MAX_DRIFT_STEPS = 1000  # the report lists at most this many drift steps (``resyncs`` counts them all)
@@ -46,6 +47,7 @@ def build(
         "passed": result.passed,
         "complete": result.complete,
         "steps": result.steps,
+        "coverage": coverage(result).to_json(),
         "first_failure": None if failure is None else {**check_json(failure), "worst_elements": list(failure.worst)},
         "diagnosis": result.diagnosis,
         "failed_steps": result.failed_steps,
@@ -74,6 +76,17 @@ def build(
         "config": config,
         "run_dir": None if run_dir is None else str(run_dir),
     }
+
+
+# why a stage a run did not compare has nothing: the stages each run has, but eval (``compare.core.stages``)
+ABSENT = {"eval": "the model's output does not depend on the mode: no Dropout or BatchNorm"}
+
+
+def coverage(result: RunResult) -> Coverage:
+    """What the run compared (counted as it went: ``RunResult.compared``), and each stage it did not, and why."""
+    missing = [stage for stage in STAGES if stage not in result.compared]
+    notes = [f"stage {stage} not compared: {ABSENT.get(stage, 'no tensor of this run')}" for stage in missing]
+    return Coverage.counted(result.compared_steps, result.comparisons, result.compared, notes)
 
 
 def drift_json(result: RunResult) -> dict | None:
@@ -302,6 +315,8 @@ def decision_line(
         return diverged_line(result, look_at)
     if result.raised is not None:
         return f"FAIL: {result.raised.line()} (raised:{result.raised.type}); the traceback is in the report"
+    if failure is None and decided.where == NOTHING:
+        return f"FAIL: nothing was compared in {steps} step(s): a run that compares nothing is never a pass"
     problem = f" ({failure.diff.problem})" if failure.diff.problem else ""
     at = f"at step {failure.step}, stage {failure.stage}, tensor {failure.tensor}{problem}"
     sizes = f"max_abs {fmt(failure.diff.max_abs)}, max_rel {fmt(failure.diff.max_rel)}"
@@ -317,11 +332,13 @@ def decided_where(check: Check) -> str:
 
 
 def verdict(result: RunResult, steps_requested: int, variant: str | None = None, look_at: str | None = None) -> str:
-    """The verdict as a person reads it: a textbook variant's departure, the worst difference per stage,
-    the diagnosis (the first failure's worst elements, the drift), the run-time warnings, and last, one
-    line that starts with the verdict's word (``compare.core.verdict``)."""
+    """The verdict as a person reads it: a textbook variant's departure, the worst difference per stage and
+    the coverage line (``compare.core.coverage``), the diagnosis (the first failure's worst elements, the
+    drift), the run-time warnings, and last, one line that starts with the verdict's word
+    (``compare.core.verdict``)."""
     decided = of_run(result, variant is not None)
     lines = [*(variant_lines(result, variant) if variant is not None else []), *stage_table(result, decided)]
+    lines.append(coverage(result).line())
     if result.witnesses:
         lines.append(gradcheck.summary(result.witnesses))
     if result.first_failure is not None and result.raised is None:

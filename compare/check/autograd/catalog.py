@@ -130,6 +130,16 @@ CATALOG: tuple[EngineBug, ...] = (
         raised="non-broadcastable output operand",  # NumPy's error for b.grad += <the output's shape>
     ),
     EngineBug(
+        "gradient not summed over the broadcast size-1 axis",
+        "an operand of shape (3, 1) or (1, 4), broadcast along its size-1 axis, receives the output's gradient "
+        "at the output's shape: only the leading axes added by broadcasting are summed",
+        "sum the gradient over the operand's size-1 axes too: grad.sum(axis=i, keepdims=True) for every i where "
+        "operand.shape[i] == 1",
+        "a + b (3x1, 1x4)",
+        lambda a, b: [{name: np.ones(np.broadcast_shapes(a.shape, b.shape)) for name in "ab"}],
+        raised="non-broadcastable output operand",  # NumPy's error for a.grad += <the output's shape>
+    ),
+    EngineBug(
         "mean's gradient not divided by the count",
         "mean's backward passes out.grad to every element, as sum's does",
         "out.grad / n, n the number of elements averaged",

@@ -6,6 +6,8 @@ contribution to an operand through one place, ``Node._give``; a ``Mutation`` cha
 unreduced, or an elementwise derivative replaced by a sibling (``1 − t`` for tanh's ``1 − t²``). A mutant
 matches when it reproduces the user's gradients on every case the user's engine ran (``check_engine``'s
 outcomes) and on every draw: the user's engine then is that mutation, to rounding, named with the op.
+Each mutation is tried on ``Node`` and on ``Composite``, whose ``-``, negation and ``/`` are made of ``+``,
+``*`` and ``**`` as in micrograd: there a mistake in ``*`` shows in a division too.
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +36,9 @@ def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return grad.sum(axis=tuple(i for i, n in enumerate(shape) if n == 1), keepdims=True).reshape(shape)
 
 
+BROADCASTING = ("add", "sub", "mul", "div")
+
+
 class Node:
     mutation: Mutation | None = None
 
@@ -45,8 +50,9 @@ class Node:
     def _give(self, operand: "Node", value: np.ndarray, op: str, side: str) -> None:
         m = self.mutation
         hit = m is not None and m.op == op and m.operand in (side, "both")
-        unreduced = hit and m.kind == "unreduced"
-        value = value if unreduced or np.shape(value) == operand.data.shape else _unbroadcast(value, operand.data.shape)
+        # only the broadcasting ops reduce: a one-operand op passes on the gradient it was given, of any shape
+        keep = (hit and m.kind == "unreduced") or op not in BROADCASTING or np.shape(value) == operand.data.shape
+        value = value if keep else _unbroadcast(value, operand.data.shape)
         operand.grad = value if hit and m.kind == "assign" else operand.grad + value
 
     def _lift(self, other) -> "Node":
@@ -129,6 +135,21 @@ class Node:
             node._backward()
 
 
+class Composite(Node):
+    """The same engine with micrograd's compositions: ``a - b`` as ``a + b·(−1)``, ``−a`` as ``a·(−1)``,
+    ``a / b`` as ``a·b⁻¹``; a mutation of ``mul`` or ``add`` then reaches them too, as it does in an
+    engine written so (the tests' own ``Tensor``)."""
+
+    def __sub__(self, other):
+        return self + self._lift(other) * -1.0
+
+    def __neg__(self):
+        return self * -1.0
+
+    def __truediv__(self, other):
+        return self * self._lift(other) ** -1
+
+
 BINARY = ("add", "sub", "mul", "div", "matmul")
 UNARY = ("pow", "neg", "relu", "tanh", "sigmoid", "exp", "log", "sum", "mean")
 SIBLINGS = (  # (op, how the sibling reads, the sibling, the right rule)
@@ -169,8 +190,10 @@ def mutations() -> list[Mutation]:
     return found
 
 
-def _replays(mutation: Mutation, f: Callable, leaves: Mapping[str, np.ndarray], grads: Mapping) -> bool:
-    mutant = type("Mutant", (Node,), {"mutation": mutation})
+def _replays(
+    mutation: Mutation, base: type[Node], f: Callable, leaves: Mapping[str, np.ndarray], grads: Mapping
+) -> bool:
+    mutant = type("Mutant", (base,), {"mutation": mutation})
     nodes = {name: mutant(value) for name, value in leaves.items()}
     with np.errstate(all="ignore"):
         f(*nodes.values()).backward()
@@ -183,14 +206,19 @@ def _replays(mutation: Mutation, f: Callable, leaves: Mapping[str, np.ndarray], 
 
 def matching(cases: Sequence, outcomes: Mapping[str, list]) -> list[Diagnosis]:
     """The first mutation that reproduces the user's gradients on every case that ran (``cases``: the suite's
-    ``Case`` objects; ``outcomes``: ``check_engine``'s, by case name), the others that do in its ``also``."""
+    ``Case`` objects; ``outcomes``: ``check_engine``'s, by case name), the others that do in its ``also``; each
+    tried on ``Node`` and on ``Composite`` (its sub, neg and div made of add, mul and pow)."""
     ran = [(case, outcomes[case.name]) for case in cases if outcomes.get(case.name)]
     ran = [(case, runs) for case, runs in ran if all(run.raised is None for run in runs)]
     found = []
     for mutation in mutations():
-        try:
-            if ran and all(_replays(mutation, case.f, run.leaves, run.grads) for case, runs in ran for run in runs):
-                found.append(Diagnosis(mutation.name, mutation.explanation, MATCH, fix=mutation.fix))
-        except (ValueError, TypeError, ArithmeticError):  # a mutant that cannot run a case does not match
-            continue
+        if ran and any(_all_replay(mutation, base, ran) for base in (Node, Composite)):
+            found.append(Diagnosis(mutation.name, mutation.explanation, MATCH, fix=mutation.fix))
     return [replace(found[0], also=tuple(d.name for d in found[1:]))] if found else []
+
+
+def _all_replay(mutation: Mutation, base: type[Node], ran: Sequence) -> bool:
+    try:
+        return all(_replays(mutation, base, case.f, run.leaves, run.grads) for case, runs in ran for run in runs)
+    except (ValueError, TypeError, ArithmeticError):  # a mutant that cannot run a case does not match
+        return False

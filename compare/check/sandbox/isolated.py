@@ -10,9 +10,9 @@ finding ``timeout``). When the parent's wait ends (an answer, a death, a call pa
 ``KeyboardInterrupt``) the child's process group is killed, with anything the user's code forked. Its
 arguments travel pickled, so the user's objects must be picklable by reference: a class defined in a
 notebook cell lives in ``__main__``, which the child cannot import; that is said in one line (a
-``ValueError``), never a hang. The ``Report`` comes back through a pipe. A child that dies instead
-(``os._exit``, a crash, a signal) is the report's first failure, problem ``died``, naming the last call
-into user code from the trail (``compare.check.sandbox.trail``).
+``ValueError``), never a hang. The ``Report`` (or the ``InputError`` the check raised there) comes back
+through a pipe. A child that dies instead (``os._exit``, a crash, a signal) is the report's first failure,
+problem ``died``, naming the last call into user code from the trail (``compare.check.sandbox.trail``).
 
 ``entry_point`` is the one decorator each ``check_*`` takes: ``isolatable`` with ``report_dir=``, the
 time limit and the single thread of a small check.
@@ -36,6 +36,7 @@ from compare.check.report import Failure, Report, saves_report
 from compare.check.sandbox import guard, trail, watchdog
 from compare.check.sandbox.child import DEFAULT_MEMORY_GIB, GIB, MAX_MEMORY_GIB, Ended
 from compare.check.sandbox.threads import small_check
+from compare.errors import InputError
 
 
 def isolatable(check: Callable) -> Callable:
@@ -91,6 +92,8 @@ def run_isolated(check: Callable, args: tuple, kwargs: dict, memory_gib: float) 
         read = trail.read(path)
     if isinstance(inbox.answer, Report):
         return inbox.answer
+    if isinstance(inbox.answer, InputError):
+        raise inbox.answer
     if isinstance(inbox.answer, str):
         raise ValueError(inbox.answer)
     status = process.exitcode if process.exitcode is not None else -9
@@ -141,4 +144,8 @@ def _child(where: tuple[str, str], payload: bytes, send: Any, path: str, memory_
         )
         return
     check = getattr(importlib.import_module(where[0]), where[1])
-    send.send(check(*args, **kwargs))
+    try:
+        answer = check(*args, **kwargs)
+    except InputError as error:  # bad input (a check that compared nothing, say): the caller's one line
+        answer = error
+    send.send(answer)
