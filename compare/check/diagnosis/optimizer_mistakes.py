@@ -58,19 +58,23 @@ def built(rule: type, hyperparameters: Mapping[str, Any]) -> Any:
     return rule(**{key: value for key, value in hyperparameters.items() if key in accepted})
 
 
+def _variants(torch_class: type) -> list[tuple[str, Any]]:
+    """(name, ``manual.optim.variants.Variant``) for each textbook variant compared against ``torch_class``."""
+    return [
+        (name, variant)
+        for name, variant in VARIANTS.items()
+        if REGISTRY[variant.torch_name].torch_class == torch_class.__name__
+    ]
+
+
 def _optimizer_candidates(torch_class: type, hyperparameters: Mapping[str, Any], scheduled: bool) -> list:
     """(name, explanation, fix, factory, schedule_first) for every textbook variant and known mistake of
     ``torch_class``, the variants first (a textbook form is the likelier origin of the same numbers)."""
     hp = dict(hyperparameters)
     entries = registered(torch_class)
     candidates = []
-    for name, variant in VARIANTS.items():
-        if REGISTRY[variant.torch_name].torch_class == torch_class.__name__:
-            accepted = {f.name for f in fields(variant.optimizer)}
-            make = lambda variant=variant, accepted=accepted: variant.optimizer(  # noqa: E731
-                **{k: v for k, v in hp.items() if k in accepted}
-            )
-            candidates.append((name, variant.cause, variant.fix, make, False))
+    for name, variant in _variants(torch_class):
+        candidates.append((name, variant.cause, variant.fix, partial(built, variant.optimizer, hp), False))
     for fault in CATALOG_LIST:
         rule = fault.override.optimizer
         if rule is not None and any(issubclass(rule, entry.rule) for entry in entries):
@@ -97,13 +101,17 @@ def replay_optimizer(make: Callable, schedule_first: bool, run, dtype: str) -> f
     return closest(pairs, dtype, "param")
 
 
-def _settings_candidate(torch_class: type, settings: Mapping[str, Any], defaults: Mapping[str, Any]) -> list:
-    """torch's rule with the user's settings where they differ from torch's (a convention, named first)."""
-    entries = registered(torch_class)
-    differing = {
+def _differing(settings: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """The user's settings (under torch's names) whose values are not torch's, the lr aside (compared itself)."""
+    return {
         key: value for key, value in settings.items()
         if key in defaults and key != "lr" and not np.allclose(np.asarray(value, float), np.asarray(defaults[key]))
     }  # fmt: skip
+
+
+def _settings_candidate(torch_class: type, settings: Mapping[str, Any], defaults: Mapping[str, Any]) -> list:
+    """torch's rule with the user's settings where they differ from torch's (a convention, named first)."""
+    entries, differing = registered(torch_class), _differing(settings, defaults)
     if not entries or not differing:
         return []
     rule, hp = entries[0].rule, {**defaults, **differing}
@@ -125,6 +133,26 @@ def _hard_coded_candidates(torch_class: type, settings: Mapping[str, Any], defau
     return found
 
 
+def _variant_value_candidates(
+    torch_class: type, hyperparameters: Mapping[str, Any], settings: Mapping[str, Any], defaults: Mapping[str, Any]
+) -> list:
+    """Each textbook variant of ``torch_class`` run with a value of the user's where torch has a setting: the
+    user's settings that differ from torch's (stated), or a value of ``conventions.HARD_CODED`` (not stated).
+    Two departures at once, each named with its own fix: "Deep Learning from Scratch"'s Adam is the ε-hat
+    form (``adam_eps_hat``) with ε = 1e-7 written into its code (``convention:hard-coded-eps``)."""
+    name, differing = torch_class.__name__, _differing(settings, defaults)
+    values = conventions.hard_coded("optimizer", name, defaults, settings)
+    if differing:
+        values.insert(0, (conventions.setting_diagnosis("optimizer", name, differing, defaults, 0.0), differing))
+    found = []
+    for variant_name, variant in _variants(torch_class):
+        for diagnosis, changed in values:
+            make = partial(built, variant.optimizer, {**hyperparameters, **changed})
+            why = f"{variant.cause}; and {diagnosis.explanation}"
+            found.append((f"{variant_name} and {diagnosis.name}", why, f"{variant.fix}; {diagnosis.fix}", make, False))
+    return found
+
+
 def diagnose_optimizer(
     torch_class: type,
     hyperparameters: Mapping[str, Any],
@@ -135,10 +163,12 @@ def diagnose_optimizer(
 ) -> Diagnosis | None:
     """A convention of the user's settings (``settings`` under torch's names, against torch's resolved
     ``defaults``), the catalog's optimizer mistake (``compare.faults.optimizers``, or the scheduler stepped
-    first) or textbook variant (``manual.optim.variants``) that reproduces the user's parameters step by step."""
+    first), textbook variant (``manual.optim.variants``), or a variant with a value of the user's, that
+    reproduces the user's parameters step by step."""
     candidates = _settings_candidate(torch_class, settings or {}, defaults or {})
     candidates += _optimizer_candidates(torch_class, hyperparameters, run.parsed is not None)
     candidates += _hard_coded_candidates(torch_class, settings or {}, defaults or {})
+    candidates += _variant_value_candidates(torch_class, hyperparameters, settings or {}, defaults or {})
     return first_match(
         (
             name,
