@@ -1,6 +1,7 @@
 """check_optimizer on the optimizers of "Deep Learning from Scratch" (``tests/dlfs_optimizers.py``), each
 against the torch optimizer a user would name: the verdict, the step of the first failure and the diagnosis
-named, and the fix each diagnosis gives, applied, passing. Their state (``self.v = None`` until the first
+named, and the fix each diagnosis gives, applied, passing; the same diagnosis when a network is trained by them
+(``check_model``). Their state (``self.v = None`` until the first
 update) is created by the first update, and the book's RMSprop calls its α ``decay_rate``."""
 
 from dataclasses import dataclass
@@ -9,6 +10,8 @@ import dlfs_optimizers as dlfs
 import numpy as np
 import pytest
 import torch
+from check_styles import TwoLayerNet
+from torch import nn
 
 import compare
 
@@ -111,3 +114,23 @@ class BookNesterovRewritten(dlfs.Nesterov):
 def test_the_fix_each_diagnosis_gives_makes_the_check_pass(user, torch_class: type, hyperparameters: dict) -> None:
     report = check(user, torch_class, hyperparameters)
     assert report.passed, report
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "twin", "name"),
+    [
+        (dlfs.Adam(lr=0.01), (torch.optim.Adam, {"lr": 0.01}), "adam_eps_hat and convention:hard-coded-eps"),
+        (dlfs.Nesterov(lr=0.05), (torch.optim.SGD, {**NESTEROV, "lr": 0.05}), "nesterov_updated_velocity"),
+    ],
+    ids=["adam", "nesterov"],
+)
+def test_a_network_trained_by_the_books_optimizer_names_the_optimizer(optimizer, twin, name: str) -> None:
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((60, 4)), rng.integers(0, 3, 60)
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3))
+    report = compare.check_model(
+        TwoLayerNet(4, 6, 3), model, nn.CrossEntropyLoss(), x, y, batch_size=20, steps=3,
+        optimizer=optimizer, torch_optimizer=twin,
+    )  # fmt: skip
+    assert (report.first_failure.step, report.first_failure.stage) == (1, "param"), report
+    assert report.diagnosis.name == name, report
