@@ -1,8 +1,8 @@
 """check_optimizer on the optimizers of "Deep Learning from Scratch" (``tests/dlfs_optimizers.py``), each
 against the torch optimizer a user would name: the verdict, the step of the first failure and the diagnosis
-named, and the fix each diagnosis gives, applied, passing; the same diagnosis when a network is trained by them
-(``check_model``). Their state (``self.v = None`` until the first
-update) is created by the first update, and the book's RMSprop calls its α ``decay_rate``."""
+named, and the fix each diagnosis gives, applied, passing; the same diagnosis when a network is trained by
+them (``check_model``). Their state (``self.v = None`` until the first update) is created by the first
+update, and the book's RMSprop calls its α ``decay_rate``."""
 
 from dataclasses import dataclass
 
