@@ -32,7 +32,7 @@ import compare.check.forms.arguments as arguments
 import compare.check.forms.optimizer as forms
 import compare.check.sandbox.guard as guard
 from compare.check.diagnosis import numerical, several
-from compare.check.diagnosis.known_mistakes import diagnose_optimizer
+from compare.check.diagnosis.optimizer_mistakes import diagnose_optimizer
 from compare.check.forms import torch_tensors as tensors
 from compare.check.forms.layer_loss import found
 from compare.check.gradient_stream import GradientStream

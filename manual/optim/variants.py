@@ -63,6 +63,49 @@ class ClassicMomentum(Rule):
 
 
 @dataclass
+class NesterovUpdatedVelocity(Rule):
+    r"""Nesterov momentum in Bengio et al.'s form with the velocity taken after its update, as
+    deep-learning-from-scratch writes it; NOT torch.optim.SGD(nesterov=True).
+
+    For each parameter θ with gradient g, learning rate γ, momentum μ, weight decay λ::
+
+        g ← g + λθ                      (if λ ≠ 0)
+        v ← μ·v − γ·g                   (v starts at 0)
+        θ ← θ + μ²·v − (1 + μ)·γ·g      (v as just updated)
+
+    Bengio et al. (arXiv 1212.0901) add μ²·v with the velocity from before this step's update; with
+    v = −γ·b that is torch's b ← μ·b + g, θ ← θ − γ·(g + μ·b), while γ is constant. Taking v after its
+    update adds μ²·(v_t − v_{t−1}): at step 1 the step is (1 + μ + μ²)·γ·g against torch's (1 + μ)·γ·g
+    (1.43× for μ = 0.9), and the two agree again only where the velocity has stopped changing (a constant
+    gradient). State ``velocity`` has no torch counterpart (it is −γ·b, not b). It takes SGD's keywords but
+    dampening, which the textbook form has no place for; ``nesterov`` is always on (it builds the twin).
+    """
+
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    nesterov: bool = True
+
+    comparable_state = frozenset()
+
+    def __post_init__(self) -> None:
+        SGD(**self.hyperparameters())  # validated as torch.optim.SGD validates these kwargs
+        if not self.nesterov:
+            raise ValueError("NesterovUpdatedVelocity is a Nesterov rule: nesterov must be True")
+
+    def init_one(self, param: np.ndarray) -> PerParameter:
+        return {"velocity": np.zeros_like(param)}
+
+    def update(self, param: np.ndarray, g: np.ndarray, s: PerParameter) -> None:
+        g = self.coupled_decay(param, g)
+        velocity = s["velocity"]
+        velocity *= self.momentum
+        velocity -= self.lr * g
+        param += self.momentum * self.momentum * velocity
+        param -= (1 + self.momentum) * self.lr * g
+
+
+@dataclass
 class AdamEpsHat(Adam):
     r"""Adam in the paper's "efficient" form (Kingma & Ba, §2, ε-hat); NOT torch.optim.Adam.
 
@@ -223,13 +266,23 @@ VARIANTS: dict[str, Variant] = {
         "(b ← μb + g; θ ← θ − γb) only while the lr is constant and departs after any lr change",
         "keep b ← μb + g and apply θ ← θ − γ·b, or pass the twin the same constant lr",
     ),
+    "nesterov_updated_velocity": Variant(
+        NesterovUpdatedVelocity,
+        "nesterov",
+        "Bengio et al.'s form θ ← θ + μ²v − (1 + μ)γg with v taken after its update v ← μv − γg, where the "
+        "form (torch's rule while the lr is constant) takes the v from before it: the step at step 1 is "
+        "(1 + μ + μ²)γg, not (1 + μ)γg, so it departs from step 1",
+        "add μ²·v with the velocity from before this step's update (keep it, then v ← μv − γg), or write "
+        "torch's b ← μb + g; θ −= γ·(g + μ·b)",
+    ),
     "adam_eps_hat": Variant(
         AdamEpsHat,
         "adam",
         "the paper's ε-hat form adds ε to the uncorrected √v, which is torch's Adam with ε/√(1 − β2^t) "
         "(~32ε at step 1 for β2 = 0.999), so it departs wherever ε is not negligible against √v: "
         "early steps and small gradients",
-        "ε outside the corrected root: θ −= lr·m̂ / (√v̂ + ε)",
+        "ε outside the corrected root: θ −= lr·m̂ / (√v̂ + ε) with m̂ = m/(1 − β1^t), v̂ = v/(1 − β2^t), "
+        "not lr_t·m / (√v + ε) with lr_t = lr·√(1 − β2^t)/(1 − β1^t)",
     ),
     "rmsprop_eps_inside": Variant(
         RMSpropEpsInside,

@@ -1,18 +1,18 @@
-"""Name the mistake: replay the failing part with each known mistake and textbook variant, and report
-the one that reproduces the user's numbers within tolerance.
+"""Name the mistake of a layer, a loss or a model's piece: replay the failing part with each known mistake,
+and report the one that reproduces the user's numbers within tolerance (an optimizer's:
+``compare.check.diagnosis.optimizer_mistakes``).
 
-The candidates are the fault catalog's pieces (``compare.faults``: a layer, a loss or an optimizer with
-the minimum overridden) and the textbook variants of ``manual.optim.variants``, each built from the same
-starting values and hyperparameters as torch's piece and run on the very inputs the user's code got.
+The candidates are the fault catalog's pieces (``compare.faults``: a layer or a loss with the minimum
+overridden) and the conventions of ``compare.check.diagnosis.conventions``, each built from the same
+starting values as torch's piece and run on the very inputs the user's code got.
 A candidate matches when every tensor the user's code produced agrees with the candidate's to the
 tolerance of the check (the user's code is then that mistake, to rounding).
 """
 
 import copy
 import itertools
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import fields, replace
-from functools import partial
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
@@ -26,8 +26,6 @@ from compare.core.tolerances import tolerance
 from compare.faults.catalog import CATALOG_LIST
 from manual import layers as manual_layers
 from manual import losses as manual_losses
-from manual import schedules as manual_schedules
-from manual.optim import REGISTRY, VARIANTS
 
 
 def manual_layer(module: nn.Module) -> manual_layers.Node | None:
@@ -188,126 +186,6 @@ def _replay_loss(classes: tuple[type, ...], runs: Sequence, dtype: str) -> float
     except Exception:  # the candidate cannot run on these inputs (or the two cannot combine): no match
         return None
     return closest(pairs, dtype, "loss")
-
-
-def first_match(candidates: Iterable[tuple[str, str, str, Callable[[], float | None]]]) -> Diagnosis | None:
-    """The first candidate (name, explanation, fix, replay) whose replay (a function returning its worst
-    ``max_rel``, or ``None``) matches, with the names of the later ones that match too."""
-    matches = []
-    for name, explanation, fix, replay in candidates:
-        try:
-            worst = replay()
-        except Exception:  # a candidate that cannot run with these settings does not match
-            continue
-        if worst is not None:
-            matches.append(Diagnosis(name, explanation, worst, fix=fix))
-    if not matches:
-        return None
-    first = matches[0]
-    return replace(first, also=tuple(m.name for m in matches[1:]))
-
-
-def registered(torch_class: type) -> list:
-    """The registry's entries (``manual.optim.REGISTRY``) whose torch optimizer is ``torch_class``."""
-    return [entry for entry in REGISTRY.values() if entry.torch_class == torch_class.__name__]
-
-
-def _built(rule: type, hyperparameters: Mapping[str, Any]) -> Any:
-    """``rule`` from the hyperparameters it takes (torch's resolved defaults hold more: foreach, fused, ...)."""
-    accepted = {f.name for f in fields(rule)}
-    return rule(**{key: value for key, value in hyperparameters.items() if key in accepted})
-
-
-def _optimizer_candidates(torch_class: type, hyperparameters: Mapping[str, Any], scheduled: bool) -> list:
-    """(name, explanation, fix, factory, schedule_first) for every textbook variant and known mistake of
-    ``torch_class``, the variants first (a textbook form is the likelier origin of the same numbers)."""
-    hp = dict(hyperparameters)
-    entries = registered(torch_class)
-    candidates = []
-    for name, variant in VARIANTS.items():
-        if REGISTRY[variant.torch_name].torch_class == torch_class.__name__:
-            accepted = {f.name for f in fields(variant.optimizer)}
-            make = lambda variant=variant, accepted=accepted: variant.optimizer(  # noqa: E731
-                **{k: v for k, v in hp.items() if k in accepted}
-            )
-            candidates.append((name, variant.cause, variant.fix, make, False))
-    for fault in CATALOG_LIST:
-        rule = fault.override.optimizer
-        if rule is not None and any(issubclass(rule, entry.rule) for entry in entries):
-            candidates.append((fault.name, fault.description, fault.fix, lambda rule=rule: _built(rule, hp), False))
-        if fault.override.schedule_first and scheduled and entries:
-            candidates.append((fault.name, fault.description, fault.fix, lambda: _built(entries[0].rule, hp), True))
-    return candidates
-
-
-def _replay_optimizer(make: Callable, schedule_first: bool, run, dtype: str) -> float | None:
-    rule = make()
-    params = {name: value.copy() for name, value in run.start.items()}
-    state = rule.init(params)
-    schedule = manual_schedules.build(run.parsed, rule) if run.parsed else None
-    if schedule_first and schedule is not None:
-        schedule.step()
-    pairs: list[tuple[Any, Any]] = []
-    for grads, mine, lr in zip(run.grads, run.params, run.lrs, strict=True):
-        pairs.append((None if lr is None else np.float64(lr), np.float64(rule.lr)))
-        rule.step(params, {name: g.copy() for name, g in grads.items()}, state)
-        pairs.extend((mine.get(name), value.copy()) for name, value in params.items())
-        if schedule is not None:
-            schedule.step()
-    return closest(pairs, dtype, "param")
-
-
-def _settings_candidate(torch_class: type, settings: Mapping[str, Any], defaults: Mapping[str, Any]) -> list:
-    """torch's rule with the user's settings where they differ from torch's (a convention, named first)."""
-    entries = registered(torch_class)
-    differing = {
-        key: value for key, value in settings.items()
-        if key in defaults and key != "lr" and not np.allclose(np.asarray(value, float), np.asarray(defaults[key]))
-    }  # fmt: skip
-    if not entries or not differing:
-        return []
-    rule, hp = entries[0].rule, {**defaults, **differing}
-    diagnosis = conventions.setting_diagnosis("optimizer", torch_class.__name__, differing, defaults, 0.0)
-    return [(diagnosis.name, diagnosis.explanation, diagnosis.fix, lambda: _built(rule, hp), False)]
-
-
-def _hard_coded_candidates(torch_class: type, settings: Mapping[str, Any], defaults: Mapping[str, Any]) -> list:
-    """torch's rule with a value the user's code may hard-code where torch has a setting (an ε of 1e-7, the
-    initial value of lazily created state)."""
-    entries = registered(torch_class)
-    if not entries:
-        return []
-    rule, found, name = entries[0].rule, [], torch_class.__name__
-    tried = conventions.hard_coded("optimizer", name, defaults, settings)
-    for diagnosis, values in tried + conventions.initial_state(name, defaults, settings):
-        hp = {**defaults, **values}
-        found.append((diagnosis.name, diagnosis.explanation, diagnosis.fix, lambda hp=hp: _built(rule, hp), False))
-    return found
-
-
-def diagnose_optimizer(
-    torch_class: type,
-    hyperparameters: Mapping[str, Any],
-    run,
-    dtype: str,
-    settings: Mapping[str, Any] | None = None,
-    defaults: Mapping[str, Any] | None = None,
-) -> Diagnosis | None:
-    """A convention of the user's settings (``settings`` under torch's names, against torch's resolved
-    ``defaults``), the catalog's optimizer mistake (``compare.faults.optimizers``, or the scheduler stepped
-    first) or textbook variant (``manual.optim.variants``) that reproduces the user's parameters step by step."""
-    candidates = _settings_candidate(torch_class, settings or {}, defaults or {})
-    candidates += _optimizer_candidates(torch_class, hyperparameters, run.parsed is not None)
-    candidates += _hard_coded_candidates(torch_class, settings or {}, defaults or {})
-    return first_match(
-        (
-            name,
-            why if name.startswith("convention:") else f"your {torch_class.__name__} is torch's written as: {why}",
-            fix,
-            partial(_replay_optimizer, make, first, run, dtype),
-        )
-        for name, why, fix, make, first in candidates
-    )
 
 
 def piece_of(failure, last: int) -> str | None:

@@ -15,7 +15,7 @@ model as step 1 left it.
 
 At the end, when a parameter first departs after its gradient agreed (the update is wrong): the optimizer's
 known mistakes, textbook variants and conventions are replayed on the user's gradients of the first steps
-(``compare.check.diagnosis.known_mistakes.diagnose_optimizer``), as ``check_optimizer`` does.
+(``compare.check.diagnosis.optimizer_mistakes.diagnose_optimizer``), as ``check_optimizer`` does.
 """
 
 import copy
@@ -31,11 +31,11 @@ from compare.check.diagnosis.known_mistakes import (
     departs,
     diagnose_layer,
     diagnose_model,
-    diagnose_optimizer,
     piece_inputs,
     piece_of,
 )
 from compare.check.diagnosis.network_replay import diagnose_network
+from compare.check.diagnosis.optimizer_mistakes import diagnose_optimizer
 from compare.check.model_side import UserModelSide
 from compare.check.report import Diagnosis, Failure, Part, Report
 from compare.core.records import StepRecord

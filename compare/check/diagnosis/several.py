@@ -6,7 +6,7 @@ each of its tensors is explained on its own, or two mistakes are replayed togeth
   tensors are all explained (a transposed dW beside an averaged db), every mistake needed is named;
 * an optimizer: the catalog's mistakes of its rule are combined two at a time (a rule whose methods each
   override a different piece: β on the new gradient and no bias correction) and replayed on the user's
-  gradients (``compare.check.diagnosis.known_mistakes``' replay);
+  gradients (``compare.check.diagnosis.optimizer_mistakes``' replay);
 * beside a layer mistake in ``check_model``, the optimizer is replayed on the user's own gradients: when
   torch's rule does not reproduce the user's parameters from them, the optimizer departs too, and is named
   on its own (``optimizer_departs``).
@@ -20,15 +20,8 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from compare.check.diagnosis.known_mistakes import (
-    _built,
-    _replay_layer,
-    _replay_optimizer,
-    closest,
-    first_match,
-    manual_layer,
-    registered,
-)
+from compare.check.diagnosis.known_mistakes import _replay_layer, closest, manual_layer
+from compare.check.diagnosis.optimizer_mistakes import built, first_match, registered, replay_optimizer
 from compare.check.report import Diagnosis
 from compare.faults.catalog import CATALOG_LIST
 
@@ -102,9 +95,9 @@ def optimizer_pairs(torch_class: type, hyperparameters: Mapping[str, Any], run, 
         if overridden[0] & overridden[1]:
             continue  # both replace the same piece: one of them is lost in the combination
         why = f"your {torch_class.__name__} is torch's written with two mistakes: {a.description}; {b.description}"
-        make = partial(_built, rule, dict(hyperparameters))
+        make = partial(built, rule, dict(hyperparameters))
         fix = f"{a.fix}; {b.fix}"
-        candidates.append((f"{a.name} and {b.name}", why, fix, partial(_replay_optimizer, make, False, run, dtype)))
+        candidates.append((f"{a.name} and {b.name}", why, fix, partial(replay_optimizer, make, False, run, dtype)))
     return first_match(candidates)
 
 
@@ -115,7 +108,7 @@ def optimizer_departs(torch_class: type, hyperparameters: Mapping[str, Any], run
         return False
     try:
         with np.errstate(all="ignore"):
-            make = partial(_built, entries[0].rule, dict(hyperparameters))
-            return _replay_optimizer(make, False, run, dtype) is None
+            make = partial(built, entries[0].rule, dict(hyperparameters))
+            return replay_optimizer(make, False, run, dtype) is None
     except Exception:  # torch's rule cannot be replayed here: nothing to say
         return False
