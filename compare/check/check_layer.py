@@ -23,6 +23,7 @@ from torch import nn
 
 import compare.check.forms.arguments as arguments
 import compare.check.forms.layer_loss as forms
+import compare.check.forms.shapes as shapes
 import compare.check.sandbox.guard as guard
 from compare.check.diagnosis import numerical, several
 from compare.check.diagnosis.known_mistakes import diagnose_layer
@@ -153,6 +154,7 @@ def check_layer(
     a stream of its own); ``mapping`` ``{torch_name: user_name}`` and ``layout`` as in
     ``compare.check.forms.mapping``."""
     arguments.twin_second("layer", layer, torch_module)
+    arguments.given("layer", "x", x, "the layer's input, a batch (N, ...), or a list of batches, one per step")
     user_layer = forms.layer_of(layer, params, config)
     batches = [_as_input(b, dtype) for b in x] if isinstance(x, list | tuple) else [_as_input(x, dtype)] * steps
     report = Report("layer", steps=len(batches))
@@ -198,7 +200,8 @@ def _step(step: int, setup: Setup, x, dout, rng, report: Report) -> LayerRun:
     mask = dropout_mask(user.obj, module, x, out)
     if mask is not None:
         module.injected.set(0, mask, xt.device)
-    out_t = guard.call(step, "forward", "torch_module(x)", module, xt)
+    out_t = shapes.reference_forward(step, module, xt)
+    shapes.same_output(step, "forward(x)", "your layer's output", out, tuple(out_t.shape), module, x)
     checks.add("forward", "out", out, out_t, scales.forward_floor(module, xt))
     if dout is None:
         dout = rng.standard_normal(tuple(out_t.shape)).astype(dtype)

@@ -103,7 +103,7 @@ def check_loss(
             )
             guard.call(step, "grad", "torch backward", reference.backward)
             value = guard.returned(value, step, "loss", "the loss", np.dtype(dtype))
-            value = arguments.scalar_loss(value, report.notes)
+            value = arguments.scalar_loss(value, report.notes, step, tuple(reference.shape))
             grad = guard.returned(grad, step, "grad", "the gradient", np.dtype(dtype))
             checks.add("loss", "loss", value, reference, scales.loss_floor(torch_loss, st, t))
             checks.add("grad", "dscores", grad, st.grad, scales.loss_grad_floor(torch_loss, st, t))
