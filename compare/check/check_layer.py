@@ -155,6 +155,7 @@ def check_layer(
     ``compare.check.forms.mapping``."""
     arguments.twin_second("layer", layer, torch_module)
     arguments.given("layer", "x", x, "the layer's input, a batch (N, ...), or a list of batches, one per step")
+    arguments.settings("layer", dtype, steps)
     user_layer = forms.layer_of(layer, params, config)
     batches = [_as_input(b, dtype) for b in x] if isinstance(x, list | tuple) else [_as_input(x, dtype)] * steps
     report = Report("layer", steps=len(batches))

@@ -84,6 +84,8 @@ def check_loss(
     del seed
     arguments.twin_second("loss", loss, torch_loss)
     arguments.labels_given("loss", scores, targets, "scores", "targets")
+    arguments.targets_fit(scores, targets, torch_loss)
+    arguments.settings("loss", dtype, steps)
     loss = tensors.numpy_side(loss)
     form = forms.loss_form(loss)
     score_batches = _batches(scores, steps, dtype)

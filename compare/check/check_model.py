@@ -199,7 +199,8 @@ def check_model(
     ``check_optimizer`` takes) and torch's (an instance, or ``(class, hyperparameters)``); neither: plain
     SGD at lr 0.1 on both. ``tensorboard_dir``: curves written there as a ``run`` writes them (``manual/``,
     ``torch/``, ``parity/``), and the report as report.html (``Report.save_html``)."""
-    arguments.model_arguments(model, torch_model, X, y, batches)
+    arguments.model_arguments(model, torch_model, torch_loss, X, y, batches, batch_size)
+    arguments.settings("model", dtype, steps)
     if (optimizer is None) != (torch_optimizer is None):
         raise InputError("pass both optimizer= and torch_optimizer= (or neither, for plain SGD on both)")
     model, params = tensors.numpy_side(guard.fresh(model), params), tensors.to_numpy(params)

@@ -15,6 +15,7 @@ from torch import nn
 
 from compare.check.report import Failure
 from compare.check.sandbox.guard import UserCodeError
+from compare.core.tolerances import TOLERANCES
 from compare.errors import InputError
 
 
@@ -33,22 +34,62 @@ def twin_second(kind: str, user: Any, twin: Any) -> None:
         raise InputError(f"check_{kind}: your {kind} first, the torch twin second (the first is torch's {first})")
 
 
-def given(kind: str, name: str, value: Any, what: str) -> None:
-    """``InputError`` for an array argument that is ``None`` (or an empty list of batches): ``what`` to pass."""
+def given(kind: str, name: str, value: Any, what: str, per_step: bool = True) -> None:
+    """``InputError`` for an array argument that is ``None``, empty, or not numbers (a string; with
+    ``per_step``, where a list is one batch per step, a list holding something else than arrays): ``what`` to
+    pass."""
     if value is None or (isinstance(value, list | tuple) and not value):
         raise InputError(f"check_{kind}: {name} is {'None' if value is None else 'empty'}: pass {what}")
+    per_step = per_step and isinstance(value, list | tuple)
+    for batch in value if per_step else [value]:
+        if per_step and not hasattr(batch, "shape"):
+            raise InputError(
+                f"check_{kind}: {name} is a list of {type(batch).__name__}s: pass an array (np.asarray({name})) "
+                "for one batch, or a list of arrays, one batch per step"
+            )
+        if not isinstance(batch, torch.Tensor) and np.asarray(batch).dtype.kind not in "biuf":
+            raise InputError(f"check_{kind}: {name} is {_what_it_is(batch)}, not numbers: pass {what}")
+
+
+def _what_it_is(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return f"an array of {value.dtype}"
+    name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
+NUMPY_DTYPES = tuple(dtype for dtype in sorted({key[1] for key in TOLERANCES}) if hasattr(np, dtype))
+
+
+def settings(kind: str, dtype: str, steps: int | None) -> None:
+    """``InputError`` for a ``dtype`` that NumPy and the tolerance table do not both know (bfloat16 is no NumPy
+    dtype), or ``steps`` that is not a positive whole number (no step compares nothing)."""
+    if dtype not in NUMPY_DTYPES:
+        raise InputError(f"check_{kind}: dtype={dtype!r}: one of {', '.join(NUMPY_DTYPES)}")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1):
+        raise InputError(f"check_{kind}: steps={steps!r}: a whole number of steps, at least 1")
+
+
+def a_dict(kind: str, name: str, value: Any, example: str) -> None:
+    """``InputError`` for an argument that must be a dict (``hyperparameters``) and is not."""
+    if not isinstance(value, Mapping):
+        raise InputError(f"check_{kind}: {name} is {_what_it_is(value)}: a dict, {example}")
 
 
 def labels_given(kind: str, rows: Any, labels: Any, rows_name: str, labels_name: str) -> None:
     """``InputError`` for rows or labels that are ``None``, labels fewer or more than the rows they label, or
     class indices given as a column (N, 1), which no torch loss takes as N labels."""
-    given(kind, rows_name, rows, f"{rows_name}, one sample per row")
+    per_step = kind != "model"  # check_model's X is one array, as a list too; the others' lists are steps
+    given(kind, rows_name, rows, f"{rows_name}, one sample per row", per_step)
+    what = f"the labels, one per row of {rows_name} (class indices (N,), or one-hot rows (N, C))"
     if labels is None:
-        raise InputError(
-            f"check_{kind}: {labels_name} is None: pass the labels, one per row of {rows_name} "
-            "(class indices (N,), or one-hot rows (N, C))"
-        )
-    for batch, label in zip(*(v if isinstance(v, list | tuple) else [v] for v in (rows, labels)), strict=False):
+        raise InputError(f"check_{kind}: {labels_name} is None: pass {what}")
+    given(kind, labels_name, labels, what, per_step)
+    listed = (
+        v if per_step and isinstance(v, list | tuple) else [v if hasattr(v, "shape") else np.asarray(v)]
+        for v in (rows, labels)
+    )
+    for batch, label in zip(*listed, strict=False):
         n, m = np.shape(batch), np.shape(label)
         if n and m and n[0] != m[0]:
             raise InputError(f"check_{kind}: {m[0]} labels in {labels_name} for {n[0]} rows of {rows_name}")
@@ -59,11 +100,55 @@ def labels_given(kind: str, rows: Any, labels: Any, rows_name: str, labels_name:
             )
 
 
-def model_arguments(model: Any, torch_model: Any, X: Any, y: Any, batches: Any) -> None:
-    """``check_model``'s: the twin second, and labels for X unless ``batches`` brings its own."""
-    twin_second("model", model, torch_model)
-    if batches is None:
-        labels_given("model", X, y, "X", "y")
+def class_labels(kind: str, torch_loss: Any, labels: Any, name: str) -> None:
+    """``InputError`` for labels in floats, (N,), given to a loss that takes class indices as integers (torch's
+    cross-entropy and negative log-likelihood raise on them, and so does a textbook loss indexing with them)."""
+    if not isinstance(torch_loss, nn.CrossEntropyLoss | nn.NLLLoss):
+        return
+    for label in labels if isinstance(labels, list | tuple) and kind != "model" else [labels]:
+        label = label.detach().cpu().numpy() if isinstance(label, torch.Tensor) else np.asarray(label)
+        if label.ndim == 1 and label.dtype.kind == "f":
+            raise InputError(
+                f"check_{kind}: {name} holds {label.dtype} of shape {label.shape}: torch's "
+                f"{type(torch_loss).__name__} takes class indices as integers ({name}.astype(int)), or one-hot "
+                "rows (N, C)"
+            )
+
+
+def targets_fit(scores: Any, targets: Any, torch_loss: Any) -> None:
+    """``check_loss``'s: for scores (N, C), class indices below C, and float targets of the scores' shape (one-hot
+    rows or probabilities); anything else is refused before any work, as no torch loss takes it. (A negative
+    index may be a loss's ``ignore_index``, and scores of more axes have targets of other shapes: both pass.)"""
+    class_labels("loss", torch_loss, targets, "targets")
+    listed = (v if isinstance(v, list | tuple) else [v] for v in (scores, targets))
+    for s, t in zip(*listed, strict=False):
+        s_shape = tuple(np.shape(s))
+        t = t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
+        if len(s_shape) != 2:
+            continue
+        if t.ndim == 1 and t.dtype.kind in "iu" and t.size and int(t.max()) >= s_shape[1]:
+            raise InputError(f"check_loss: targets holds class {int(t.max())} for scores of {s_shape[1]} classes")
+        if t.ndim == 2 and t.shape != s_shape:
+            raise InputError(
+                f"check_loss: targets has shape {t.shape} for scores of shape {s_shape}: one-hot rows or "
+                "probabilities are of the scores' shape"
+            )
+
+
+def model_arguments(model: Any, twin: Any, torch_loss: Any, X: Any, y: Any, batches: Any, batch_size: Any) -> None:
+    """``check_model``'s: the twin second, and labels for X unless ``batches`` brings its own (integers for a
+    cross-entropy); a ``batch_size`` from 1 to the rows of X (a batch of none, or of more rows than X has,
+    would never be drawn)."""
+    twin_second("model", model, twin)
+    if batches is not None:
+        return
+    labels_given("model", X, y, "X", "y")
+    class_labels("model", torch_loss, y, "y")
+    rows = len(np.asarray(X))
+    if batch_size is not None and not (isinstance(batch_size, int | np.integer) and 1 <= batch_size <= rows):
+        raise InputError(
+            f"check_model: batch_size={batch_size!r}: from 1 to the {rows} rows of X (or None, all of X each step)"
+        )
 
 
 def scalar_loss(value: np.ndarray, notes: list[str], step: int, reference_shape: tuple[int, ...] = ()) -> np.ndarray:
