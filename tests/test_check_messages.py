@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from check_styles import Affine, SoftmaxWithLoss, TwoLayerNet, two_layer_function
+from check_styles import Adam, Affine, SoftmaxWithLoss, TwoLayerNet, two_layer_function
 from torch import nn
 from user_shapes import Conv, MaxPoolNHWC, PoolNet, TransposedAffine
 
@@ -141,9 +141,29 @@ def test_a_one_element_loss_is_its_number_and_a_wider_one_is_named(call, shape):
                                      dtype="float32"),
          "check_model: your params W1 (float64), b1 (float64), W2 (float64), b2 (float64) are not in the check's "
          "dtype (float32): pass dtype='float64'"),
+        (lambda: compare.check_model(TwoLayerNet(4, 6, 3), mlp(), nn.CrossEntropyLoss(), X, LABELS, batch_size=20),
+         "check_model: batch_size=20: from 1 to the 8 rows of X"),  # no batch of 20 is ever drawn: it hung
+        (lambda: compare.check_model(TwoLayerNet(4, 6, 3), mlp(), nn.CrossEntropyLoss(), X, LABELS.astype(float)),
+         "check_model: y holds float64 of shape (8,): torch's CrossEntropyLoss takes class indices as integers"),
+        (lambda: compare.check_loss(SoftmaxWithLoss(), nn.CrossEntropyLoss(), SCORES, np.eye(5)[LABELS]),
+         "check_loss: targets has shape (8, 5) for scores of shape (8, 3)"),
+        (lambda: compare.check_loss(SoftmaxWithLoss(), nn.CrossEntropyLoss(), SCORES, LABELS + 3),
+         "check_loss: targets holds class"),
+        (lambda: compare.check_layer(Affine(np.ones((4, 3)), np.zeros(3)), nn.Linear(4, 3), "x"),
+         "check_layer: x is a str, not numbers"),
+        (lambda: compare.check_layer(Affine(np.ones((4, 3)), np.zeros(3)), nn.Linear(4, 3), X.tolist()),
+         "check_layer: x is a list of lists: pass an array (np.asarray(x)) for one batch, or a list of arrays"),
+        (lambda: compare.check_layer(Affine(np.ones((4, 3)), np.zeros(3)), nn.Linear(4, 3), X, dtype="float8"),
+         "check_layer: dtype='float8': one of float16, float32, float64"),
+        (lambda: compare.check_loss(SoftmaxWithLoss(), nn.CrossEntropyLoss(), SCORES, ONE_HOT, steps=0),
+         "check_loss: steps=0: a whole number of steps, at least 1"),  # it compared nothing and named a mistake
+        (lambda: compare.check_optimizer(Adam(lr=0.01), torch.optim.Adam, [0.01]),
+         "check_optimizer: hyperparameters is a list: a dict"),
     ],
     ids=["layer-x-none", "layer-x-empty", "loss-scores-none", "loss-label-column", "model-x-none",
-         "model-label-column", "model-params-dtype"],
+         "model-label-column", "model-params-dtype", "model-batch-past-X", "model-float-labels",
+         "loss-one-hot-width", "loss-class-past-scores", "layer-x-str", "layer-x-nested-list", "unknown-dtype",
+         "no-steps", "hyperparameters-list"],
 )  # fmt: skip
 def test_a_missing_or_misshapen_argument_is_one_line_before_any_work(call, message):
     with pytest.raises(InputError) as raised:
@@ -183,6 +203,10 @@ MODEL = (
     "model, torch_model, torch_loss = TwoLayerNet(4, 6, 3), {mlp}, nn.CrossEntropyLoss()\n"
 )
 MLP = "nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3))"
+LAYER = (
+    "from check_styles import Affine\n"
+    "layer, torch_module, x = Affine(np.ones((4, 3)), np.zeros(3)), nn.Linear(4, 3), np.ones((2, 4))\n"
+)
 
 
 @pytest.mark.parametrize(
@@ -195,13 +219,16 @@ MLP = "nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3))"
          "nn.Linear(4, 3), None", 2, "check_layer: x is None"),
         ("from user_shapes import MaxPoolNHWC\nlayer, torch_module = MaxPoolNHWC(), nn.MaxPool2d(2)\n"
          "x = np.ones((2, 4, 4, 3))", 1, "your layer's output has shape (2, 2, 2, 3) where torch's has (2, 4, 2, 1)"),
+        (LAYER + "options = [('steps', 2)]", 2, "mine.py: options is a list: a dict of keyword options"),
+        (LAYER + "options = {'step': 2}", 2, "mine.py: options step: taken by none of its checks (layer), which take "),
     ],
-    ids=["model-no-labels", "model-label-column", "model-labels-short", "layer-no-x", "layer-shape"],
+    ids=["model-no-labels", "model-label-column", "model-labels-short", "layer-no-x", "layer-shape",
+         "options-list", "options-typo"],
 )  # fmt: skip
 def test_the_cli_says_the_same_in_one_line(tmp_path, capsys, text, status, said):
     """Bad input: exit 2, one line, nothing written; a shape that differs is a finding: exit 1, the line names it."""
     file = tmp_path / "mine.py"
-    file.write_text(HEAD.format(tests=str(Path(__file__).parent)) + textwrap.dedent(text).format(mlp=MLP))
+    file.write_text(HEAD.format(tests=str(Path(__file__).parent)) + textwrap.dedent(text).replace("{mlp}", MLP))
     runs = tmp_path / "runs"
     assert main(["check", str(file), "--logdir", str(runs)]) == status
     captured = capsys.readouterr()
