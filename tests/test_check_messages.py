@@ -155,6 +155,8 @@ def test_a_one_element_loss_is_its_number_and_a_wider_one_is_named(call, shape):
          "check_layer: x is a list of lists: pass an array (np.asarray(x)) for one batch, or a list of arrays"),
         (lambda: compare.check_layer(Affine(np.ones((4, 3)), np.zeros(3)), nn.Linear(4, 3), X, dtype="float8"),
          "check_layer: dtype='float8': one of float16, float32, float64"),
+        (lambda: compare.check_function(SquareSum, lambda x: (x * x).sum(dim=1), torch.randn(4, 3), dtype="half"),
+         "check_function: dtype='half': one of bfloat16, float16, float32, float64"),
         (lambda: compare.check_loss(SoftmaxWithLoss(), nn.CrossEntropyLoss(), SCORES, ONE_HOT, steps=0),
          "check_loss: steps=0: a whole number of steps, at least 1"),  # it compared nothing and named a mistake
         (lambda: compare.check_optimizer(Adam(lr=0.01), torch.optim.Adam, [0.01]),
@@ -163,7 +165,7 @@ def test_a_one_element_loss_is_its_number_and_a_wider_one_is_named(call, shape):
     ids=["layer-x-none", "layer-x-empty", "loss-scores-none", "loss-label-column", "model-x-none",
          "model-label-column", "model-params-dtype", "model-batch-past-X", "model-float-labels",
          "loss-one-hot-width", "loss-class-past-scores", "layer-x-str", "layer-x-nested-list", "unknown-dtype",
-         "no-steps", "hyperparameters-list"],
+         "function-unknown-dtype", "no-steps", "hyperparameters-list"],
 )  # fmt: skip
 def test_a_missing_or_misshapen_argument_is_one_line_before_any_work(call, message):
     with pytest.raises(InputError) as raised:

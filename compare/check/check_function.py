@@ -168,6 +168,7 @@ def check_function(
     backward) against ``reference`` (the plain torch composition) on ``inputs``, in ``dtype`` on ``device``
     (default: CUDA when present, else the CPU), over ``draws`` (see ``DRAWS``);
     each call into ``fn`` has ``time_limit`` seconds."""
+    arguments.torch_dtype("function", dtype)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     report = Report("function", steps=len(draws))
     given = [_as_tensor(x, getattr(torch, dtype), device) for x in inputs]

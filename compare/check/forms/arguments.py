@@ -58,7 +58,14 @@ def _what_it_is(value: Any) -> str:
     return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
-NUMPY_DTYPES = tuple(dtype for dtype in sorted({key[1] for key in TOLERANCES}) if hasattr(np, dtype))
+DTYPES = tuple(sorted({key[1] for key in TOLERANCES}))  # those the tolerance table has a tolerance for
+NUMPY_DTYPES = tuple(dtype for dtype in DTYPES if hasattr(np, dtype))
+
+
+def torch_dtype(kind: str, dtype: str) -> None:
+    """``InputError`` for a ``dtype`` the tolerance table has no tolerance for (a check run in torch)."""
+    if dtype not in DTYPES:
+        raise InputError(f"check_{kind}: dtype={dtype!r}: one of {', '.join(DTYPES)}")
 
 
 def settings(kind: str, dtype: str, steps: int | None) -> None:
