@@ -187,11 +187,15 @@ def function_params(dtype) -> dict[str, np.ndarray]:
         (lambda: compare.check_model(two_layer_function, mlp(), nn.CrossEntropyLoss(), X, LABELS, steps=2,
                                      params=function_params(np.float32)),
          "your W1 (float32), b1 (float32), W2 (float32), b2 (float32) checked in float64"),
+        (lambda: compare.check_model(TwoLayerNet(4, 6, 3), mlp(), nn.CrossEntropyLoss(), None, None,
+                                     batches=[(X.astype(np.float32), LABELS)] * 2),
+         "your batches[0]'s x (float32) checked in float64"),
         (lambda: compare.check_function(SquareSum, lambda x: (x * x).sum(dim=1), RNG.standard_normal((4, 3))),
          "your x (float64) checked in float32 (dtype='float32')"),
         (lambda: compare.check_model(TwoLayerNet(4, 6, 3), mlp(), nn.CrossEntropyLoss(), X, LABELS, steps=2), None),
     ],
-    ids=["model-X-float32", "model-function-params-float32", "function-float64-input", "model-same-dtype"],
+    ids=["model-X-float32", "model-function-params-float32", "model-batches-float32", "function-float64-input",
+         "model-same-dtype"],
 )  # fmt: skip
 def test_a_dtype_other_than_the_checks_is_named_in_a_note(call, note):
     report = call()

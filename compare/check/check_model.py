@@ -204,7 +204,7 @@ def check_model(
     if (optimizer is None) != (torch_optimizer is None):
         raise InputError("pass both optimizer= and torch_optimizer= (or neither, for plain SGD on both)")
     model, params = tensors.numpy_side(guard.fresh(model), params), tensors.to_numpy(params)
-    said_dtype = arguments.dtype_note({"X": X, "y": y, **(params or {})}, dtype)  # a function's params are cast
+    said_dtype = arguments.dtype_note(arguments.model_arrays(X, y, batches, params), dtype)
     model, form = model_forms.adapt(model, torch_loss)
     user_params, function = _user_params(model, form, params, dtype)
     torch_copy = _torch_copy(torch_model, dtype)

@@ -190,6 +190,15 @@ def _floating_dtype(value: Any) -> str | None:
     return str(kind) if kind.kind == "f" else None
 
 
+def model_arrays(X: Any, y: Any, batches: Any, params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``check_model``'s arrays that are cast to the check's dtype, by name: X and y, or the first of ``batches``
+    when they are a list (a generator is not read ahead), and a function's ``params``."""
+    arrays = {"X": X, "y": y}
+    if isinstance(batches, list | tuple) and batches and len(batches[0]) == 2:
+        arrays = {"batches[0]'s x": batches[0][0], "batches[0]'s y": batches[0][1]}
+    return {**arrays, **(params or {})}
+
+
 def dtype_note(arrays: Mapping[str, Any], dtype: str) -> str | None:
     """Which of the user's floating arrays (or tensors) are not in the check's ``dtype`` and what was done: they
     were cast to it, and torch ran in it; ``None`` when all are."""
