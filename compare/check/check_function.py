@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
+import compare.check.forms.arguments as arguments
+import compare.check.forms.shapes as shapes
 import compare.check.sandbox.guard as guard
 from compare.check.diagnosis import numerical
 from compare.check.forms import jax_arrays
@@ -134,6 +136,8 @@ class Sides:
             param.grad = None
         where = "fn(*inputs)" if who == "fn" else "reference(*inputs)"
         outs = _outputs(guard.call(step, "forward", where, side, *leaves))
+        if upstream is not None:  # fn's outputs, against the reference's (upstream has their shapes)
+            shapes.same_outputs(step, where, outs, upstream, self.given[1])
         if upstream is None:
             generator = torch.Generator().manual_seed(step)
             upstream = [torch.randn(o.shape, generator=generator, dtype=torch.float64).to(o) for o in outs]
@@ -164,10 +168,13 @@ def check_function(
     backward) against ``reference`` (the plain torch composition) on ``inputs``, in ``dtype`` on ``device``
     (default: CUDA when present, else the CPU), over ``draws`` (see ``DRAWS``);
     each call into ``fn`` has ``time_limit`` seconds."""
+    arguments.torch_dtype("function", dtype)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     report = Report("function", steps=len(draws))
     given = [_as_tensor(x, getattr(torch, dtype), device) for x in inputs]
     names = input_names(reference, len(given))
+    said = {name: x for name, x in zip(names, inputs, strict=True) if isinstance(x, torch.Tensor | np.ndarray)}
+    report.notes.extend(filter(None, [arguments.dtype_note(said, dtype)]))
     grad_names = [f"d{n}" for n, x in zip(names, given, strict=True) if _floating(x)]
     sides = Sides(fn, reference, getattr(torch, dtype), device)
     grad_names += [f"d{n}" for n in sides.params(sides.reference)]

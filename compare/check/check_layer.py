@@ -29,6 +29,7 @@ from torch import nn
 
 import compare.check.forms.arguments as arguments
 import compare.check.forms.layer_loss as forms
+import compare.check.forms.shapes as shapes
 import compare.check.sandbox.guard as guard
 from compare.check.diagnosis import initial_values, numerical, several
 from compare.check.diagnosis.known_mistakes import diagnose_layer
@@ -165,6 +166,8 @@ def check_layer(
     ``compare.check.forms.mapping``. ``steps`` (one batch): default 1, or 2 when the layer creates its running
     statistics on the first step (the step after is where their update is compared)."""
     arguments.twin_second("layer", layer, torch_module)
+    arguments.given("layer", "x", x, "the layer's input, a batch (N, ...), or a list of batches, one per step")
+    arguments.settings("layer", dtype, steps)
     user_layer = forms.layer_of(layer, params, config)
     batches = [_as_input(b, dtype) for b in x] if isinstance(x, list | tuple) else [_as_input(x, dtype)] * (steps or 1)
     report = Report("layer", steps=len(batches))
@@ -253,7 +256,8 @@ def _step(step: int, setup: Setup, x, dout, rng, report: Report) -> LayerRun:
     mask = dropout_mask(user.obj, module, x, out)
     if mask is not None:
         module.injected.set(0, mask, xt.device)
-    out_t = guard.call(step, "forward", "torch_module(x)", module, xt)
+    out_t = shapes.reference_forward(step, module, xt)
+    shapes.same_output(step, "forward(x)", "your layer's output", out, tuple(out_t.shape), module, x)
     checks.add("forward", "out", out, out_t, scales.forward_floor(module, xt))
     if dout is None:
         dout = rng.standard_normal(tuple(out_t.shape)).astype(dtype)

@@ -84,6 +84,8 @@ def check_loss(
     del seed
     arguments.twin_second("loss", loss, torch_loss)
     arguments.labels_given("loss", scores, targets, "scores", "targets")
+    arguments.targets_fit(scores, targets, torch_loss)
+    arguments.settings("loss", dtype, steps)
     loss = tensors.numpy_side(loss)
     form = forms.loss_form(loss)
     score_batches = _batches(scores, steps, dtype)
@@ -103,7 +105,7 @@ def check_loss(
             )
             guard.call(step, "grad", "torch backward", reference.backward)
             value = guard.returned(value, step, "loss", "the loss", np.dtype(dtype))
-            value = arguments.scalar_loss(value, report.notes)
+            value = arguments.scalar_loss(value, report.notes, step, tuple(reference.shape))
             grad = guard.returned(grad, step, "grad", "the gradient", np.dtype(dtype))
             checks.add("loss", "loss", value, reference, scales.loss_floor(torch_loss, st, t))
             checks.add("grad", "dscores", grad, st.grad, scales.loss_grad_floor(torch_loss, st, t))

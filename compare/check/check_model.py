@@ -12,6 +12,7 @@ from torch import nn
 
 import compare.check.forms.arguments as arguments
 import compare.check.forms.model as model_forms
+import compare.check.forms.shapes as shapes
 import compare.check.sandbox.guard as guard
 from compare.check.check_optimizer import UserOptimizer, parse
 from compare.check.diagnosis import initial_values
@@ -23,6 +24,7 @@ from compare.check.report import Report
 from compare.check.sandbox.isolated import entry_point
 from compare.core import engine
 from compare.core.records import RunResult, StepRecord
+from compare.core.side import Pass
 from compare.core.torch_side import TorchSide
 from compare.core.verdict import passed_or_failed
 from compare.errors import InputError
@@ -43,6 +45,7 @@ class ModuleSide(TorchSide):
 
     steps_begun = 0
     _floors: dict[str, float] = {}  # noqa: RUF012 (replaced, never mutated)
+    user_outputs: Callable[[], Mapping[str, np.ndarray]] = dict  # the user's layers' outputs, when compared
 
     def train_pass(self, x: np.ndarray, y: np.ndarray, masks: Mapping[int, np.ndarray] | None = None):
         """torch's pass; each parameter's update floor is taken from it before the update changes anything."""
@@ -57,7 +60,22 @@ class ModuleSide(TorchSide):
     def forward_backward(self, x: np.ndarray, y: np.ndarray, masks: Mapping[int, np.ndarray]):
         """torch's forward and backward; the twin is the user's code too, so an exception is a finding."""
         self.steps_begun += 1
-        return guard.call(self.steps_begun, "forward", "torch_model(x)", super().forward_backward, x, y, masks)
+        with shapes.layer_shapes(self.model, self.user_outputs(), self.steps_begun):  # each layer's shape first
+            return guard.call(self.steps_begun, "forward", "torch_model(x)", super().forward_backward, x, y, masks)
+
+
+class ScalarLossSide(UserModelSide):
+    """The user's side (``UserModelSide``), a loss returned as a 1-element array (``np.array([[0.7]])``) read as
+    the number it holds, as ``check_loss`` reads it (``arguments.scalar_loss``: noted in ``notes``; a loss of
+    more numbers is the finding ``shape``, torch's loss being one number)."""
+
+    notes: list[str]
+
+    def train_pass(self, x: np.ndarray, y: np.ndarray, masks: Mapping[int, np.ndarray] | None = None) -> Pass:
+        done = super().train_pass(x, y, masks)
+        self.loss = arguments.scalar_loss(np.asarray(self.loss), self.notes, self.step)  # torch's: one number
+        done.loss = np.float64(self.loss)
+        return done
 
 
 ADAPTIVE = (torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop, torch.optim.Adagrad)
@@ -144,9 +162,14 @@ def _user_params(model: Any, form: str, params: Mapping | None, dtype: str) -> t
         if params is None:
             raise InputError("a model given as a function (params, x, y) -> (loss, grads) needs params=")
         return {name: np.array(value, dtype=dtype) for name, value in params.items()}, function
-    wrong = [name for name, value in model.params.items() if np.asarray(value).dtype != np.dtype(dtype)]
-    if wrong:
-        raise InputError(f"your params {wrong} are not {dtype}: pass dtype= matching your arrays")
+    wrong = {name: np.asarray(value).dtype for name, value in model.params.items()}
+    wrong = {name: kind for name, kind in wrong.items() if kind != np.dtype(dtype)}
+    if wrong:  # not cast: the user's layers hold these very arrays, and a cast would be a copy they never see
+        named = ", ".join(f"{name} ({kind})" for name, kind in wrong.items())
+        raise InputError(
+            f"check_model: your params {named} are not in the check's dtype ({dtype}): pass "
+            f"dtype='{next(iter(wrong.values()))}' to check them as they are (they are not cast: your layers hold them)"
+        )
     return model.params, None
 
 
@@ -177,10 +200,12 @@ def check_model(
     ``check_optimizer`` takes) and torch's (an instance, or ``(class, hyperparameters)``); neither: plain
     SGD at lr 0.1 on both. ``tensorboard_dir``: curves written there as a ``run`` writes them (``manual/``,
     ``torch/``, ``parity/``), and the report as report.html (``Report.save_html``)."""
-    arguments.model_arguments(model, torch_model, X, y, batches)
+    arguments.model_arguments(model, torch_model, torch_loss, X, y, batches, batch_size)
+    arguments.settings("model", dtype, steps)
     if (optimizer is None) != (torch_optimizer is None):
         raise InputError("pass both optimizer= and torch_optimizer= (or neither, for plain SGD on both)")
     model, params = tensors.numpy_side(guard.fresh(model), params), tensors.to_numpy(params)
+    said_dtype = arguments.dtype_note(arguments.model_arrays(X, y, batches, params), dtype)
     model, form = model_forms.adapt(model, torch_loss)
     user_params, function = _user_params(model, form, params, dtype)
     torch_copy = _torch_copy(torch_model, dtype)
@@ -191,26 +216,45 @@ def check_model(
     parsed = parse(lr_schedule)
     reference = _reference(torch_copy, torch_loss, torch_optimizer, parsed)
     user_optimizer = _user_optimizer(optimizer, user_params, reference.twin.optimizer)
-    layers = ordered_layers(model) if function is None else None
-    per_layer = per_layer_possible(model, function, torch_copy)
-    side = UserModelSide(
-        model, user_params, links, user_optimizer,
-        schedule=manual_schedules.build(parsed, user_optimizer.handle) if parsed else None,
-        per_layer=per_layer, function=function, reference_buffers=reference.buffers, reference_lr=reference.lr,
-        reference_starts=initial_values.torch_starts(start), dtype=dtype,
-    )  # fmt: skip
-    side.dropout = _dropout_layers(torch_copy, per_layer)
+    side = _user_side(model, function, user_params, links, user_optimizer, parsed, reference, start, dtype)
+    per_layer = side.per_layer
     steps = steps if steps is not None else (len(list(batches)) if isinstance(batches, list) else 20)
-    report = Report("model", steps=steps)
+    report = Report("model", steps=steps, notes=list(filter(None, [said_dtype])))
     lockstep = engine.Lockstep(side, reference, engine.Options(dtype=dtype))
     writers = _writers(tensorboard_dir, steps, dtype, user_optimizer)
     diagnoser = ModelDiagnoser(start, torch_loss, side, report, dtype, per_layer, reference)
     result = _train(lockstep, _batches(X, y, batch_size, batches, seed, dtype), steps, report, writers, diagnoser)
     report.checks = [check for record in result.records for check in record.checks]
     diagnoser.finish(reference.twin.optimizer, parsed)
-    _notes(report, links, side, per_layer, layers)
+    _notes(report, links, side)
     _finish(writers, report, tensorboard_dir)
     return report
+
+
+def _user_side(
+    model: Any,
+    function: Callable | None,
+    params: dict,
+    links: dict,
+    optimizer: UserOptimizer,
+    parsed,
+    reference,
+    start: nn.Module,
+    dtype: str,
+) -> ScalarLossSide:
+    """The user's side of the lockstep; when its layers are compared one by one (``per_layer_possible``),
+    torch's modules are held to their outputs' shapes as they run (``ModuleSide.user_outputs``)."""
+    per_layer = per_layer_possible(model, function, reference.model)
+    side = ScalarLossSide(
+        model, params, links, optimizer,
+        schedule=manual_schedules.build(parsed, optimizer.handle) if parsed else None,
+        per_layer=per_layer, function=function, reference_buffers=reference.buffers, reference_lr=reference.lr,
+        reference_starts=initial_values.torch_starts(start), dtype=dtype,
+    )  # fmt: skip
+    side.dropout, side.notes = _dropout_layers(reference.model, per_layer), []
+    if per_layer:
+        reference.user_outputs = lambda: side.recorder.outputs
+    return side
 
 
 def _finish(writers: RunWriters | None, report: Report, tensorboard_dir) -> None:
@@ -264,9 +308,11 @@ def _reference(torch_copy: nn.Sequential, torch_loss: nn.Module, torch_optimizer
     return ModuleSide(TorchTwin(torch_copy, torch_loss, reference_optimizer, torch_schedule))
 
 
-def _notes(report: Report, links: Mapping[str, Link], side: UserModelSide, per_layer: bool, layers) -> None:
+def _notes(report: Report, links: Mapping[str, Link], side: ScalarLossSide) -> None:
+    report.notes.extend(side.notes)
     report.notes.append("parameters: " + ", ".join(f"{name} ← {link.label()}" for name, link in links.items()))
-    if not per_layer:
+    if not side.per_layer:
+        layers = ordered_layers(side.model) if side.function is None else None
         why = "it exposes no layers list and last layer" if layers is None else "its layers do not match torch's"
         report.notes.append(f"layer outputs not compared: {why} (loss, gradients and parameters are)")
     if side.optimizer.lr() is None:

@@ -230,6 +230,7 @@ def check_optimizer(
     attribute before each step as torch's scheduler sets torch's. ``params`` and ``gradients`` (one
     dict per step) replace the default stream of the package's MLP training on the spirals."""
     arguments.twin_second("optimizer", optimizer, torch_optimizer_class)
+    arguments.a_dict("optimizer", "hyperparameters", hyperparameters, "{'lr': 0.01} (torch's keyword arguments)")
     parsed = parse(lr_schedule)
     stream = None if gradients is not None else GradientStream(dtype, seed)
     start = stream.start if stream is not None else {k: np.asarray(v, dtype=dtype) for k, v in (params or {}).items()}

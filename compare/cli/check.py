@@ -29,6 +29,7 @@ import runpy
 import shutil
 import signal
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +157,26 @@ def missing_names(file: str, namespace: dict[str, Any]) -> str:
     return f"{file} defines none of the checks' names ({names})"
 
 
+def keywords(function: Any) -> set[str]:
+    """The keyword options ``function`` takes (``options`` gives them; the file's names give the others)."""
+    return {p.name for p in inspect.signature(function).parameters.values() if p.kind is p.KEYWORD_ONLY}
+
+
+def checked_options(file: str, namespace: dict[str, Any], checks: dict[str, tuple]) -> None:
+    """``InputError`` for ``options`` that is no dict, or names an option none of the file's checks takes (a
+    typo, ``step`` for ``steps``, would otherwise be dropped without a word)."""
+    options = namespace.get("options", {})
+    if not isinstance(options, Mapping):
+        raise InputError(f"{file}: options is a {type(options).__name__}: a dict of keyword options, {{'steps': 5}}")
+    taken = set().union(*(keywords(function) for function, _, _ in checks.values()))
+    unknown = sorted(str(key) for key in options if key not in taken)
+    if unknown:
+        raise InputError(
+            f"{file}: options {', '.join(unknown)}: taken by none of its checks ({', '.join(checks)}), which take "
+            f"{', '.join(sorted(taken))}"
+        )
+
+
 def run_check(
     function, args: list, optional: tuple[str, ...], namespace: dict[str, Any], run_dir: Path, time_limit: float
 ) -> Report:
@@ -267,6 +288,7 @@ def check_file(args: argparse.Namespace) -> int:
     checks = found_checks(namespace)
     if not checks:
         raise InputError(missing_names(args.file, namespace))
+    checked_options(args.file, namespace, checks)
     run_dir = new_run_dir(Path(args.logdir), args.run_name, "check-{time}")
     if trail.inside():
         trail.made(run_dir)
