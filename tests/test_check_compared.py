@@ -49,9 +49,27 @@ def _jax_nothing():
     return compare.check_jax_function(jax.numpy.tanh, np.ones(3), reference=jax.numpy.tanh, draws=())
 
 
+# A layer given no batch and a loss given 0 steps are refused before they run (forms/arguments.py), so they
+# cannot compare nothing: each is refused in one line, nothing written.
+REFUSED_FIRST = {
+    "layer": (lambda **kw: compare.check_layer(Affine(W, B), nn.Linear(4, 3), [], **kw), "check_layer: x is empty"),
+    "loss": (
+        lambda **kw: compare.check_loss(SoftmaxWithLoss(), nn.CrossEntropyLoss(), SCORES, ONE_HOT, steps=0, **kw),
+        "check_loss: steps=0",
+    ),
+}
+
+
+@pytest.mark.parametrize("entry", list(REFUSED_FIRST))
+def test_a_check_that_could_compare_nothing_is_refused_before_it_runs(entry, tmp_path):
+    call, said = REFUSED_FIRST[entry]
+    with pytest.raises(InputError) as raised:
+        call(report_dir=tmp_path / "page")
+    assert str(raised.value).startswith(said) and "\n" not in str(raised.value)
+    assert not (tmp_path / "page").exists()
+
+
 NOTHING = {  # entry point → a call that compares nothing, as a user can make it
-    "layer": lambda **kw: compare.check_layer(Affine(W, B), nn.Linear(4, 3), [], **kw),  # no batch
-    "loss": lambda **kw: compare.check_loss(SoftmaxWithLoss(), nn.CrossEntropyLoss(), SCORES, ONE_HOT, steps=0, **kw),
     "optimizer": lambda **kw: compare.check_optimizer(SGD(lr=0.1), torch.optim.SGD, {"lr": 0.1}, steps=0, **kw),
     "model": lambda **kw: compare.check_model(
         TwoLayerNet(4, 5, 3), net(), nn.CrossEntropyLoss(), DATA, LABELS, batches=[], **kw
@@ -111,12 +129,12 @@ model = TwoLayerNet(4, 6, 3)
 torch_model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3))
 torch_loss = nn.CrossEntropyLoss()
 X, y = np.ones((8, 4)), np.zeros(8, dtype=int)
-options = {{"steps": 0}}
+options = {{"batches": []}}
 """
 
 
 def test_the_cli_says_it_in_one_line_exit_2_and_writes_nothing(tmp_path, capsys):
-    """A model file run for 0 steps: its curves' directory was begun; nothing of it is left."""
+    """A model file given no batch: its curves' directory was begun; nothing of it is left."""
     file = tmp_path / "mine.py"
     file.write_text(MODEL_FILE.format(tests=str(Path(__file__).parent)))
     logdir, json_path = tmp_path / "runs", tmp_path / "r.json"
