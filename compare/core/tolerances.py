@@ -89,3 +89,17 @@ TOLERANCES: dict[tuple[str, str, str], Tolerance] = {
 def tolerance(dtype: str, stage: str, device: str = "cpu") -> Tolerance:
     """``device``: where the torch twin runs, ``cpu`` or ``cuda`` (a ``cuda:1`` counts as ``cuda``)."""
     return TOLERANCES[(device.split(":")[0], dtype, stage)]
+
+
+# The measured rounding spread (``compare.core.spread``): a check that fails is re-judged against the
+# reference computed again with every floating input and parameter moved by at most one ulp. SPREAD_SAMPLES
+# recomputations: per element the smallest distance to the reference is kept, so one recomputation whose
+# branch flipped (a ReLU within an ulp of its kink, an argmax tie) cannot inflate the spread; two is the
+# fewest for which that holds, and each costs one more forward and backward of the reference, on the
+# failure path only.
+SPREAD_SAMPLES = 2
+# SPREAD_FACTOR: the check passes when max|manual − torch| ≤ SPREAD_FACTOR · S, S the measured spread. The
+# manual side rounds as torch does but with its own formula (a fused BatchNorm backward against torch's
+# composition, NumPy's summation order against torch's), so its distance to torch is a few times S, not S.
+# MEASURED_BY_SPREAD_FACTOR below is filled in from the measurement described next to it.
+SPREAD_FACTOR = 16.0
