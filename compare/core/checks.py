@@ -148,7 +148,7 @@ class Checks:
         passed: dict[tuple[str, str], float] = {}
         for i, (step, stage, name, manual, reference, max_rel, floor, amplification) in failing.items():
             again = [sample[(stage, name)] for sample in samples if (stage, name) in sample]
-            measured = spread.measure(reference, again) if again and len(again) == len(samples) else float("nan")
+            measured = spread.spread_of(reference, again) if len(again) == len(samples) else float("nan")
             if not np.isfinite(measured):
                 continue
             bound = max(floor, spread.measured_floor(measured, max_rel))

@@ -49,9 +49,12 @@ class Perturbation:
     float64 and rounded back to its dtype; integers (labels, indices) come back unchanged."""
 
     def __init__(self, k: int) -> None:
+        self.k = k
         self.rng = np.random.default_rng(k)
 
     def __call__(self, value: Any) -> Any:
+        if self.k == 0:  # recomputation 0 moves nothing: it shows whether the reference reproduces itself
+            return value
         if isinstance(value, torch.Tensor):
             if not value.is_floating_point() or value.numel() == 0:
                 return value
@@ -66,8 +69,9 @@ class Perturbation:
 
 def numpy(value: Any) -> np.ndarray:
     """A reference's tensor as a NumPy array (torch's on any device, JAX's, NumPy's)."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().numpy()
+    if isinstance(value, torch.Tensor):  # floating values in float64, which holds bfloat16's (NumPy has none)
+        value = value.detach().cpu()
+        return (value.double() if value.is_floating_point() else value).numpy()
     return np.asarray(value)
 
 
@@ -95,12 +99,21 @@ def measured_floor(spread: float, max_rel: float) -> float:
 
 
 def recomputations(recompute: Recompute) -> list[Mapping[tuple[str, str], Any]] | None:
-    """``SPREAD_SAMPLES`` recomputations of the reference, or ``None`` when it cannot be recomputed (a twin
-    that raises on perturbed inputs is judged as before, on its own scale)."""
+    """Recomputation 0 (nothing moved) then ``SPREAD_SAMPLES`` recomputations of the reference, or ``None``
+    when it cannot be recomputed (a twin that raises on perturbed inputs is judged as before)."""
     try:
-        return [recompute(k) for k in range(1, SPREAD_SAMPLES + 1)]
+        return [recompute(k) for k in range(SPREAD_SAMPLES + 1)]
     except Exception:  # a reference outside its domain after an ulp: not measured, the check keeps its verdict
         return None
+
+
+def spread_of(reference: np.ndarray, samples: Sequence[Any]) -> float:
+    """The measured spread (``measure``) over ``samples[1:]``, provided ``samples[0]`` (nothing moved) is
+    ``reference`` bit for bit: a reference that does not reproduce itself (its own random draws, a
+    nondeterministic kernel) differs by more than rounding, and is not measured (NaN)."""
+    if len(samples) < 2 or not np.array_equal(numpy(samples[0]), np.asarray(reference), equal_nan=False):
+        return float("nan")
+    return measure(reference, samples[1:])
 
 
 def note(checks: Sequence[Any]) -> str | None:
@@ -115,3 +128,36 @@ def note(checks: Sequence[Any]) -> str | None:
         "again with its inputs moved by an ulp differs by as much, so the difference is rounding (an exact 0 "
         "computed as noise)"
     )
+
+
+def torch_again(
+    k: int, reference: Callable, inputs: Sequence[Any], upstream: Sequence[Any]
+) -> tuple[tuple[torch.Tensor, ...], list[torch.Tensor | None], dict[str, torch.Tensor | None]]:
+    """A torch ``reference`` (a module or a function) computed again with its floating ``inputs``, its
+    parameters and the ``upstream`` gradients moved by ``Perturbation(k)``: its outputs, the gradients of its
+    floating inputs, and of its parameters by name. A module runs on moved copies of its parameters and
+    copies of its buffers (``torch.func.functional_call``): the module itself, its running statistics and
+    its gradients are left as they were."""
+    moved = Perturbation(k)
+    leaves = [moved(x).detach().requires_grad_(True) if _floating(x) else x for x in inputs]
+    params: dict[str, torch.Tensor] = {}
+    call = reference
+    if isinstance(reference, torch.nn.Module):
+        params = {name: moved(p).detach().requires_grad_(True) for name, p in reference.named_parameters()}
+        state = {**params, **{name: b.clone() for name, b in reference.named_buffers()}}
+
+        def call(*xs: Any) -> Any:
+            return torch.func.functional_call(reference, state, xs)
+
+    with torch.enable_grad():
+        outs = call(*leaves)
+        outs = tuple(outs) if isinstance(outs, list | tuple) else (outs,)
+        wanted = [x for x in leaves if _floating(x)] + list(params.values())
+        moved_upstream = [torch.as_tensor(moved(u)).to(out) for u, out in zip(upstream, outs, strict=True)]
+        grads = torch.autograd.grad(outs, wanted, moved_upstream, allow_unused=True)
+    floating = len(wanted) - len(params)
+    return outs, list(grads[:floating]), dict(zip(params, grads[floating:], strict=True))
+
+
+def _floating(value: Any) -> bool:
+    return isinstance(value, torch.Tensor) and value.is_floating_point()
