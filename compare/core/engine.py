@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from compare.core import adjudication, decisions, gradcheck, raising, rewind, scales, stages, witness64
+from compare.core import adjudication, decisions, gradcheck, raising, rewind, stages, witness64
 from compare.core.checks import BACKGROUND_MIN_PARAMETERS, Checks
 from compare.core.evaluate import evaluate, loss_kind
 from compare.core.gradcheck import Witness
@@ -197,17 +197,14 @@ class Lockstep:
 
     def _measure_spread(self, work: stages.Work) -> None:
         """Until the run's first failure, a failing forward, loss or gradient check re-judged against torch's
-        own rounding spread (``compare.core.spread``), torch computed again before its update; a gradient that
-        then passes hands its measured floor to its optimizer state's amplification. Nothing when none fails."""
+        own rounding spread (``compare.core.spread``), torch computed again before its update. Nothing is
+        computed when none fails. (The optimizer state keeps the structural conditioning: a measured floor
+        handed to it would let a sign rule's step sizes on noise pass, which ``compare.core.decisions`` referees.)"""
         recompute = getattr(self.reference, "recomputed", None)
         if self._wrong or recompute is None or (work.manual.masks and not self.options.inject_masks):
             return  # torch's own masks could not be drawn again alike
         masks = work.manual.masks if self.options.inject_masks else {}
-        measured = work.checks.rejudge(lambda k: recompute(k, work.x, work.y, masks))
-        for (stage, name), floor in measured.items():
-            if stage == "grad" and name in work.reference.grads:
-                kappa = scales.conditioning(floor, work.reference.grads[name])
-                work.conditioning[name] = max(work.conditioning.get(name, 1.0), kappa)
+        work.checks.rejudge(lambda k: recompute(k, work.x, work.y, masks))
 
     def _end_step(self) -> None:
         self.manual.end_step()
