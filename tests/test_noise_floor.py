@@ -11,6 +11,7 @@ from torch import nn
 from compare import check_function, check_layer, check_model
 from compare.core import spread
 from compare.core.checks import Checks
+from manual.optim import Adam
 
 V, E, B, H, N = 11, 4, 3, 10, 16  # vocabulary, embedding width, context, hidden units, batch: none square
 NAMES = ("C", "W1", "b1", "bngain", "bnbias", "W2", "b2")  # the lecture's names
@@ -79,10 +80,14 @@ def lecture():
     return seq, params, rng.integers(0, V, (2 * N, B)), rng.integers(0, V, 2 * N)
 
 
-def check(lecture, dtype: str, twin: str, mistake: str | None = None):
+def check(lecture, dtype: str, twin: str, mistake: str | None = None, **options):
     seq, params, X, y = lecture
     torch_model, mapping = (seq, MAPPING) if twin == "nn" else (OwnTwin(params), None)
-    model, loss, options = ninja(mistake), nn.CrossEntropyLoss(), {"batch_size": N, "steps": 3, "dtype": dtype}
+    model, loss, options = (
+        ninja(mistake),
+        nn.CrossEntropyLoss(),
+        {"batch_size": N, "steps": 3, "dtype": dtype, **options},
+    )
     return check_model(model, torch_model, loss, X, y, params=params, mapping=mapping, **options)
 
 
@@ -94,6 +99,15 @@ def test_a_bias_before_batchnorm_passes_in_every_dtype_with_either_twin(lecture,
     if twin == "own":  # no structural floor knows this twin: b1 passed at its measured spread, and says so
         assert any(check.tensor == "0.b1" and check.spread is not None for check in report.checks)
         assert "passed at the measured rounding spread of 0.b1" in str(report)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_with_adam_a_gradient_of_noise_hands_its_measured_floor_to_the_update(lecture, dtype):
+    """Adam divides b1's noise by its own size: each side steps by about lr, in its own direction. The measured
+    floor of the gradient travels to the update's floor, as a structural floor does (``update_floors``)."""
+    adam = {"optimizer": Adam(lr=0.01), "torch_optimizer": (torch.optim.Adam, {"lr": 0.01})}
+    report = check(lecture, dtype, "own", **adam)
+    assert report.passed, report
 
 
 # Each mistake fails at step 1 on the first gradient, in the chain rule's order from the loss, that it changes:
