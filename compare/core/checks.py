@@ -39,6 +39,8 @@ class Checks:
     # not kept), as float64 copies keyed (step, stage, name), for a diagnosis that measures a departure
     # (``compare.check.diagnosis.numerical``); those compared in the background are kept when collected
     keep: dict | None = None
+    # whether a failing comparison's arrays are copied for ``rejudge`` (the engine: not after the run's first failure)
+    measure: bool = True
     _queued: list[tuple] = field(default_factory=list)  # comparisons added in the background mode, not started
     _running: Future | None = None  # the started ones, as one job
     _started: list[tuple] = field(default_factory=list)  # the started ones' arguments, until collected
@@ -130,7 +132,7 @@ class Checks:
         self.checks.append(check)
         if check.passed:
             return
-        if check.diff.problem is None:  # a difference of values (not of shape, dtype or finiteness): maybe rounding
+        if self.measure and check.diff.problem is None:  # a difference of values (not shape, dtype, finiteness)
             self._failed[len(self.checks) - 1] = (*args[:3], np.array(manual), np.array(reference), *args[5:])
         if self.keep is not None and not any(key[0] < self.step for key in self.keep):
             pair = (np.array(manual, np.float64), np.array(reference, np.float64))

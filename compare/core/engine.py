@@ -159,7 +159,7 @@ class Lockstep:
         """The stages of ``stages.STEPS``, in their order, each under its name (for a side that raises)."""
         # until the run's first failure, the failing arrays are kept: the first failure's goes into its record
         keep = None if self._wrong else {}
-        checks = Checks(step, self.options.dtype, self.device.type, background=self.background, keep=keep)
+        checks = Checks(step, self.options.dtype, self.device.type, self.background, keep=keep, measure=not self._wrong)
         work = stages.Work(step, x, y, checks)
         for stage in stages.STEPS:
             self._stage = stage.name
