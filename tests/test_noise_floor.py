@@ -227,3 +227,32 @@ def test_a_branch_flipped_in_one_recomputation_does_not_inflate_the_spread():
     reference = np.zeros(6)
     flipped = np.array([0.0, 0.0, 1.0, 0.0, 0.0, 0.0])  # one element's branch flipped in recomputation 1
     assert spread.measure(reference, [flipped, np.full(6, 1e-17)]) == pytest.approx(1e-17)
+
+
+@pytest.mark.parametrize("side", ["torch", "jax"])
+def test_a_reference_side_computed_again_reproduces_itself_and_moves_by_rounding(side):
+    """Recomputation 0 (nothing moved) must equal the pass bit for bit, or nothing is ever measured; one with its
+    inputs moved by an ulp differs from it by rounding only: a few ulps (~1e-16) of its scale; 1e-12 leaves 1e4
+    for terms larger than the tensor itself, and is still far from any difference of formula."""
+    from compare.core import mlp_pair
+    from manual import MLPSpec, init_state_dict
+
+    if side == "jax":
+        pytest.importorskip("jax")
+    spec = MLPSpec((2, 16, 16, 3), "relu", "cross_entropy", batchnorm=True, dropout=0.2)
+    rng = np.random.default_rng(0)
+    pair = mlp_pair.Pair(spec, init_state_dict(spec, rng, np.dtype("float64")), "adam", {"lr": 0.01}, "float64")
+    reference = mlp_pair.SIDE_BUILDERS[side](pair)
+    x, y = rng.standard_normal((8, 2)), rng.integers(0, 3, 8)
+    masks = {i: rng.random((8, 16)) < 0.8 for i, node in enumerate(spec.layout()) if node.kind == "dropout"}
+    done = reference.train_pass(x, y, masks)
+    tensors = {("loss", "loss"): done.loss, **{("grad", name): g for name, g in done.grads.items()}}
+    tensors |= {("forward", name): out for name, out in done.outputs.items()}
+    again, moved = reference.recomputed(0, x, y, masks), reference.recomputed(1, x, y, masks)
+    assert set(again) == set(tensors | {("grad", name): 0 for name in done.output_grads})
+    spreads = {}
+    for key, value in tensors.items():
+        assert np.array_equal(spread.numpy(again[key]), spread.numpy(value)), key
+        spreads[key] = spread.measure(spread.numpy(value), [moved[key]])
+        assert spreads[key] < 1e-12 * max(np.max(np.abs(spread.numpy(value))), 1.0), key  # ~1e-16: rounding
+    assert any(spreads[key] > 0 for key in tensors if key[0] == "grad")  # the ulp moved the computation
