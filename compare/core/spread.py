@@ -9,7 +9,9 @@ whenever the floor is not known (a user's own ``nn.Module``, a hand-written func
 
 So a check that fails is re-judged against the reference's own spread for that tensor, measured by computing
 the reference again: every floating input and parameter multiplied by ``1 + u·ε`` (``u`` uniform in [−1, 1],
-ε the dtype's epsilon: each moved by at most one ulp), ``SAMPLES`` times with different draws. By backward
+ε the dtype's epsilon: each moved by at most one ulp), ``SPREAD_SAMPLES`` times with different draws, after
+once with nothing moved, which must reproduce the reference bit for bit (a twin with random draws of its own,
+or a nondeterministic kernel, differs by more than rounding and is never measured). By backward
 error analysis, what the reference computed is the exact result on inputs perturbed by a few ulps; moving
 them by an ulp both re-draws the rounding of every operation and moves the exact result by as much as the
 inputs' rounding can, so ``|r − r'|`` is a sample of the reference's own rounding error. A tensor that is
