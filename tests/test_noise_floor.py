@@ -256,3 +256,33 @@ def test_a_reference_side_computed_again_reproduces_itself_and_moves_by_rounding
         spreads[key] = spread.measure(spread.numpy(value), [moved[key]])
         assert spreads[key] < 1e-12 * max(np.max(np.abs(spread.numpy(value))), 1.0), key  # ~1e-16: rounding
     assert any(spreads[key] > 0 for key in tensors if key[0] == "grad")  # the ulp moved the computation
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_check_jax_function_passes_a_zero_gradient_at_its_measured_spread(dtype):
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    from compare import check_jax_function
+
+    @jax.custom_vjp
+    def norm(x, W, b):
+        h = x @ W + b
+        return (h - h.mean(0)) / jnp.sqrt(h.var(0) + 1e-5)
+
+    def forward(x, W, b):
+        h = x @ W + b
+        inv = 1 / jnp.sqrt(h.var(0) + 1e-5)
+        return (h - h.mean(0)) * inv, (x, W, inv, (h - h.mean(0)) * inv)
+
+    def backward(saved, d):
+        x, W, inv, xh = saved
+        dh = inv / d.shape[0] * (d.shape[0] * d - d.sum(0) - xh * (d * xh).sum(0))
+        return dh @ W.T, x.T @ dh, dh.sum(0)
+
+    norm.defvjp(forward, backward)
+    rng = np.random.default_rng(0)
+    inputs = (rng.standard_normal((16, 5)), rng.standard_normal((5, 6)), rng.standard_normal(6))
+    report = check_jax_function(norm, *inputs, dtype=dtype)
+    assert report.passed, report
+    assert any(check.tensor == "db" and check.spread is not None for check in report.checks)
