@@ -26,6 +26,7 @@ from compare.check.diagnosis import numerical
 from compare.check.report import Diagnosis, Failure, Report
 from compare.check.sandbox.guard import one_line
 from compare.check.sandbox.isolated import entry_point
+from compare.core import spread
 from compare.core.checks import Checks
 from compare.core.metrics import TensorDiff, diff
 from compare.core.records import Check
@@ -171,9 +172,18 @@ def _run_case(case: Case, protocol: Protocol, tensor: bool, draws: int, rng, rep
         except guard.UserCodeError as error:
             report.checks.extend(checks.collect())
             return _raised(report, error.failure, [*outcomes, replace(outcome, raised=error.failure.message)])
+        checks.rejudge(lambda k, values=values, out=out: _again(k, case, values, out))  # at torch's spread
         report.checks.extend(checks.collect())
         outcomes.append(outcome)
     return outcomes
+
+
+def _again(k: int, case: Case, values: list, out: torch.Tensor) -> dict:
+    """torch's value and gradients of ``case`` again, inputs moved by an ulp (``compare.core.spread``)."""
+    leaves = [torch.tensor(value, dtype=torch.float64) for value in values]
+    (value,), grads, _ = spread.torch_again(k, case.f, leaves, [torch.ones_like(out)])
+    tensors = {("grad", f"{case.name}: d{name}"): grad for name, grad in zip(LEAVES, grads, strict=False)}
+    return tensors | {("forward", f"{case.name}: out"): value}
 
 
 def _read(read: Callable[[Any], Any], node: Any) -> np.ndarray | None:

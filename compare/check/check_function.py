@@ -36,6 +36,7 @@ from compare.check.diagnosis import numerical
 from compare.check.forms import jax_arrays
 from compare.check.report import Diagnosis, Report
 from compare.check.sandbox.isolated import entry_point
+from compare.core import spread
 from compare.core.checks import Checks
 from compare.core.graph_order import backward_order
 from compare.core.witness64 import SUFFIX
@@ -239,7 +240,17 @@ def _draw_checks(step, kind, sides: Sides, values, grad_names, report: Report, d
             continue  # the output depends on neither side's input: nothing to compare
         zero = np.zeros(tuple((mine if ref is None else ref).shape))  # autograd's None: a zero gradient
         checks.add("grad", name + suffix, zero if mine is None else _numpy(mine), zero if ref is None else _numpy(ref))
+    checks.rejudge(lambda k: _again(k, sides, values, upstream, grad_names, suffix))  # at the reference's spread
     report.checks.extend(checks.collect())
+
+
+def _again(k: int, sides: Sides, values: list, upstream: list, grad_names: list[str], suffix: str) -> dict:
+    """The reference's outputs and gradients again, inputs moved by an ulp (``compare.core.spread``), as named."""
+    outs, grads, params = spread.torch_again(k, sides.reference, values, upstream)
+    grads = grads + [params[name] for name in sides.params(sides.reference)]
+    names = ["out"] if len(outs) == 1 else [f"out{i}" for i in range(len(outs))]
+    tensors = {("forward", name + suffix): out for name, out in zip(names, outs, strict=True)}
+    return tensors | {("grad", name + suffix): grad for name, grad in zip(grad_names, grads, strict=False)}
 
 
 def _context(values, ref_outs, upstream) -> "numerical.Context":

@@ -19,6 +19,7 @@ import numpy as np
 
 from compare.check.check_function import input_names
 from compare.check.report import Report, saves_report
+from compare.core import spread
 from compare.core.checks import Checks
 
 JAX_DRAWS = ("given", "normal")
@@ -64,5 +65,21 @@ def check_jax_function(
         if len(outs) == len(ref_outs):
             for name, mine, ref in zip(names, vjp(upstream), ref_vjp(upstream), strict=True):
                 checks.add("grad", name, np.asarray(mine), np.asarray(ref))
+        checks.rejudge(lambda k, values=values, upstream=upstream: _again(k, reference, values, upstream, names))
         report.checks.extend(checks.collect())
     return report
+
+
+def _again(k: int, reference: Callable, values: list, upstream: tuple, names: list[str]) -> dict:
+    """JAX's outputs and vector-Jacobian products of ``reference`` again, inputs and upstream moved by an ulp
+    (``compare.core.spread``), as the checks name them."""
+    import jax
+    import jax.numpy as jnp
+
+    moved = spread.Perturbation(k)
+    xs = [jnp.asarray(moved(np.asarray(x)), x.dtype) for x in values]
+    outs, vjp = jax.vjp(lambda *a: _outputs(reference(*a)), *xs)
+    grads = vjp(tuple(jnp.asarray(moved(np.asarray(u)), u.dtype) for u in upstream))
+    labels = ["out"] if len(outs) == 1 else [f"out{i}" for i in range(len(outs))]
+    tensors = {("forward", label): np.asarray(out) for label, out in zip(labels, outs, strict=True)}
+    return tensors | {("grad", name): np.asarray(grad) for name, grad in zip(names, grads, strict=True)}

@@ -38,7 +38,7 @@ from compare.check.forms.access import Access
 from compare.check.forms.mapping import BUFFER_NAMES, Link, resolve
 from compare.check.report import Report
 from compare.check.sandbox.isolated import entry_point
-from compare.core import scales
+from compare.core import scales, spread
 from compare.core.checks import Checks
 from torch_ref import InjectedMasks
 
@@ -282,11 +282,19 @@ def _step(step: int, setup: Setup, x, dout, rng, report: Report) -> LayerRun:
     if xt.is_floating_point():
         run.tensors["dx"] = dx
         checks.add("grad", "dx", dx, xt.grad, scales.input_grad_floor(module, xt, g))
+    checks.rejudge(lambda k: _again(k, module, xt, dout, links))  # a failure re-judged at torch's spread
     _buffers(checks, setup, run, report, step)
     if setup.taken_late and step == 1:
         setup.origin, setup.start = setup.start, copy.deepcopy(module)
     report.checks.extend(checks.collect())
     return run
+
+
+def _again(k: int, module: nn.Module, xt: torch.Tensor, dout: np.ndarray, links: dict) -> dict:
+    """torch's forward and backward again, inputs moved by an ulp (``compare.core.spread``), as the checks name them."""
+    (out,), dx, grads = spread.torch_again(k, module, [xt], [torch.from_numpy(dout)])
+    tensors = {("forward", "out"): out, **({("grad", "dx"): dx[0]} if dx else {})}
+    return tensors | {("grad", f"d{links[name].user}"): grad for name, grad in grads.items()}
 
 
 def _context(x: np.ndarray, out_t: torch.Tensor, dout: np.ndarray, mask: np.ndarray | None) -> numerical.Context:

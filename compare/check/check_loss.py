@@ -25,7 +25,7 @@ from compare.check.diagnosis.known_mistakes import diagnose_loss
 from compare.check.forms import torch_tensors as tensors
 from compare.check.report import Report
 from compare.check.sandbox.isolated import entry_point
-from compare.core import scales
+from compare.core import scales, spread
 from compare.core.checks import Checks
 from compare.core.tolerances import tolerance
 
@@ -109,6 +109,7 @@ def check_loss(
             grad = guard.returned(grad, step, "grad", "the gradient", np.dtype(dtype))
             checks.add("loss", "loss", value, reference, scales.loss_floor(torch_loss, st, t))
             checks.add("grad", "dscores", grad, st.grad, scales.loss_grad_floor(torch_loss, st, t))
+            checks.rejudge(lambda k, s=s, t=t: _again(k, torch_loss, s, t))  # a failure re-judged at torch's spread
             report.checks.extend(checks.collect())
             runs.append((s, package_labels(torch_loss, t), value, grad))
             scaled.append((s, float(reference.detach()), st.grad.numpy(), value, grad))
@@ -122,6 +123,12 @@ def check_loss(
             report.diagnosis = numerical.measure(report.checks, kept, contexts)
         report.diagnosed = True
     return report
+
+
+def _again(k: int, torch_loss: Callable, s: np.ndarray, t: np.ndarray) -> dict:
+    """torch's loss and dL/dscores again, scores moved by an ulp (``compare.core.spread``)."""
+    (value,), grads, _ = spread.torch_again(k, torch_loss, [torch.from_numpy(s), torch.from_numpy(t)], [torch.ones(())])
+    return {("loss", "loss"): value, ("grad", "dscores"): grads[0]}
 
 
 def _tolerance(dtype: str) -> float:

@@ -53,6 +53,11 @@ class ModuleSide(TorchSide):
         self._floors = update_floors(self.model, reference.floors.get("grad", {}), self.optimizer)
         return reference
 
+    def measured_floors(self, grad_floors: Mapping[str, float]) -> None:
+        """The update floors again, from gradient floors that now include measured ones (``compare.core.spread``),
+        before the update (the engine calls it before torch's step)."""
+        self._floors = update_floors(self.model, grad_floors, self.optimizer)
+
     def param_floors(self) -> dict[str, float]:
         """The magnitude of the terms of each parameter's update, its floor in the param stage."""
         return self._floors

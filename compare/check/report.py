@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from compare.check.sandbox.misbehaviour import FIXES
+from compare.core import spread
 from compare.core.coverage import Coverage
 from compare.core.records import Check, first_failure, worst_by_stage
 from compare.core.witness64 import SUFFIX
@@ -339,6 +340,9 @@ def saves_report(check: Callable[..., Report]) -> Callable[..., Report]:
     def wrapper(*args: Any, report_dir: str | Path | None = None, **kwargs: Any) -> Report:
         page = None if report_dir is None else report_page(report_dir)
         report = require_compared(check(*args, **kwargs))  # before anything is written
+        measured = spread.note(report.checks)  # the checks that passed at their measured spread, said
+        if measured is not None and measured not in report.notes:
+            report.notes.append(measured)
         if page is not None:
             page.parent.mkdir(parents=True, exist_ok=True)
             if not page.exists():  # else the check itself wrote this report there (check_model's tensorboard_dir)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from compare.core import spread
 from compare.core.metrics import TensorDiff, diff, worst_elements
 from compare.core.records import Check
 from compare.core.tolerances import tolerance
@@ -38,9 +39,12 @@ class Checks:
     # not kept), as float64 copies keyed (step, stage, name), for a diagnosis that measures a departure
     # (``compare.check.diagnosis.numerical``); those compared in the background are kept when collected
     keep: dict | None = None
+    # whether a failing comparison's arrays are copied for ``rejudge`` (the engine: not after the run's first failure)
+    measure: bool = True
     _queued: list[tuple] = field(default_factory=list)  # comparisons added in the background mode, not started
     _running: Future | None = None  # the started ones, as one job
     _started: list[tuple] = field(default_factory=list)  # the started ones' arguments, until collected
+    _failed: dict[int, tuple] = field(default_factory=dict)  # index in ``checks`` → a failing comparison's arguments
 
     def add(
         self,
@@ -97,10 +101,10 @@ class Checks:
         self.background = False
         if self._running is not None:
             for args, check in zip(self._started, self._running.result(), strict=True):
-                self._append(check, args[3], args[4])  # the arrays are untouched until collected
+                self._append(check, args)  # the arrays are untouched until collected
             self._running, self._started = None, []
         for args in self._queued:  # queued but never started: here
-            self._append(judge(*args), args[3], args[4])
+            self._append(judge(*args), args)
         self._queued = []
         return self.checks
 
@@ -119,14 +123,45 @@ class Checks:
         if self.background:
             self._queued.append(args)
             return
-        self._append(judge(*args), manual, reference)  # nothing is queued or running once collected
+        self._append(judge(*args), args)  # nothing is queued or running once collected
 
-    def _append(self, check: Check, manual, reference) -> None:
-        """A check made, its arrays kept (``keep``) when it fails at the first step that has a failure."""
+    def _append(self, check: Check, args: tuple) -> None:
+        """A check made, its arrays kept (``keep``) when it fails at the first step that has a failure; a
+        failing comparison's arguments copied, for ``rejudge`` (the failure path only)."""
+        manual, reference = args[3], args[4]
         self.checks.append(check)
-        if self.keep is not None and not check.passed and not any(key[0] < self.step for key in self.keep):
+        if check.passed:
+            return
+        if self.measure and check.diff.problem is None:  # a difference of values (not shape, dtype, finiteness)
+            self._failed[len(self.checks) - 1] = (*args[:3], np.array(manual), np.array(reference), *args[5:])
+        if self.keep is not None and not any(key[0] < self.step for key in self.keep):
             pair = (np.array(manual, np.float64), np.array(reference, np.float64))
             self.keep[(check.step, check.stage, check.tensor)] = pair
+
+    def rejudge(self, recompute: spread.Recompute) -> dict[tuple[str, str], float]:
+        """Every failing comparison that ``recompute`` (the reference computed again with its inputs moved by
+        an ulp, ``compare.core.spread``) can name, judged again with the reference's measured spread as its
+        floor; one that then passes replaces its check, carrying its spread. Returns the measured floors of
+        those that pass, by (stage, name). Nothing is recomputed when no check fails."""
+        failing = {i: args for i, args in self._failed.items() if not self.collect()[i].passed}
+        if not failing:
+            return {}
+        samples = spread.recomputations(recompute) or []
+        passed: dict[tuple[str, str], float] = {}
+        for i, (step, stage, name, manual, reference, max_rel, floor, amplification) in failing.items():
+            again = [sample[(stage, name)] for sample in samples if (stage, name) in sample]
+            measured = spread.spread_of(reference, again) if len(again) == len(samples) else float("nan")
+            if not np.isfinite(measured):
+                continue
+            bound = max(floor, spread.measured_floor(measured, max_rel))
+            check = judge(step, stage, name, manual, reference, max_rel, bound, amplification)
+            if check.passed:
+                self.checks[i] = replace(check, spread=measured)
+                del self._failed[i]
+                passed[(stage, name)] = bound
+                if self.keep is not None:
+                    self.keep.pop((step, stage, name), None)
+        return passed
 
 
 def judge(

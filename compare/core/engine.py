@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from compare.core import adjudication, decisions, gradcheck, raising, rewind, stages, witness64
+from compare.core import adjudication, decisions, gradcheck, raising, rewind, scales, stages, witness64
 from compare.core.checks import BACKGROUND_MIN_PARAMETERS, Checks
 from compare.core.evaluate import evaluate, loss_kind
 from compare.core.gradcheck import Witness
@@ -159,7 +159,7 @@ class Lockstep:
         """The stages of ``stages.STEPS``, in their order, each under its name (for a side that raises)."""
         # until the run's first failure, the failing arrays are kept: the first failure's goes into its record
         keep = None if self._wrong else {}
-        checks = Checks(step, self.options.dtype, self.device.type, background=self.background, keep=keep)
+        checks = Checks(step, self.options.dtype, self.device.type, self.background, keep=keep, measure=not self._wrong)
         work = stages.Work(step, x, y, checks)
         for stage in stages.STEPS:
             self._stage = stage.name
@@ -190,9 +190,30 @@ class Lockstep:
         work.checks.compare_in_background()
         self.manual.update()
         work.checks.collect()  # before torch's step, which wants both cores
+        self._measure_spread(work)
         self.reference.update()
         if before_update is not None:
             work.stats = self._stats(before_update)
+
+    def _measure_spread(self, work: stages.Work) -> None:
+        """Until the run's first failure, a failing forward, loss or gradient check re-judged against torch's
+        own rounding spread (``compare.core.spread``), torch computed again before its update; nothing is
+        computed when none fails. A gradient that passes there hands its measured floor on, as a structural one
+        is: to its optimizer state's conditioning and to the reference's update floors (``measured_floors``)."""
+        recompute = getattr(self.reference, "recomputed", None)
+        if self._wrong or recompute is None or (work.manual.masks and not self.options.inject_masks):
+            return  # torch's own masks could not be drawn again alike
+        masks = work.manual.masks if self.options.inject_masks else {}
+        measured = work.checks.rejudge(lambda k: recompute(k, work.x, work.y, masks))
+        grads = {name: floor for (stage, name), floor in measured.items() if stage == "grad"}
+        floors = work.reference.floors.setdefault("grad", {})
+        for name, floor in grads.items():
+            if name in work.reference.grads:
+                kappa = scales.conditioning(floor, work.reference.grads[name])
+                work.conditioning[name] = max(work.conditioning.get(name, 1.0), kappa)
+            floors[name] = max(floors.get(name, 0.0), floor)
+        if grads and hasattr(self.reference, "measured_floors"):
+            self.reference.measured_floors(floors)
 
     def _end_step(self) -> None:
         self.manual.end_step()

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import torch
 
-from compare.core import scales
+from compare.core import scales, spread
 from compare.core.side import Tensors, by_layer
 from compare.core.torch_side import ReferencePass, chain_floors
 from jax_ref import model
@@ -81,6 +81,22 @@ class JaxSide:
             floors=floors,
             grad_order=order,
         )
+
+    def recomputed(self, k: int, x: np.ndarray, y: np.ndarray, masks: Mapping[int, np.ndarray]) -> dict:
+        """The training pass again with the parameters and ``x`` moved by at most an ulp
+        (``compare.core.spread.Perturbation(k)``) and the same dropout masks, this side left as it was: each
+        layer's output (forward), the loss, dL/d(output) and the parameters' gradients (grad), by (stage, name)."""
+        twin, moved = self.twin, spread.Perturbation(k)
+        params = {name: _jax(moved(_numpy(value)), value.dtype) for name, value in twin.params.items()}
+        drawn = {i: jnp.asarray(m) for i, m in self._masks(x.shape[0], masks or {}).items()}
+        jx = jnp.asarray(moved(x), model.DTYPES[twin.dtype])
+        loss, outs, _, grads, out_grads = model.train_pass_jit(
+            self.spec, params, twin.buffers, jx, jnp.asarray(y), drawn
+        )
+        tensors = {("loss", "loss"): np.float64(loss), **{("grad", n): _numpy(g) for n, g in grads.items()}}
+        tensors.update({("forward", name): out for name, out in by_layer([_numpy(o) for o in outs]).items()})
+        tensors.update({("grad", name): g for name, g in by_layer([_numpy(g) for g in out_grads]).items()})
+        return tensors
 
     def _masks(self, batch: int, given: Mapping[int, np.ndarray]) -> dict[int, np.ndarray]:
         """The dropout masks of this pass: those handed in, else drawn from ``jax.random`` (a key per step)."""

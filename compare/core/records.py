@@ -29,6 +29,8 @@ class Check:
     diff: TensorDiff
     max_rel: float  # the tolerance it was held to
     worst: tuple[dict, ...] = ()  # side-by-side elements, filled only when it fails
+    # the reference's measured rounding spread, when a failure was re-judged against it (``compare.core.spread``)
+    spread: float | None = None
 
     @property
     def passed(self) -> bool:
@@ -145,6 +147,8 @@ class RunResult:
     undecidable_from: int | None = None  # the step whose departure one step could not judge (diverged)
     followed: int = 0  # sign decisions on rounding noise that followed torch's, over the run
     followed_steps: list[int] = field(default_factory=list)  # the steps that had any
+    # comparisons that passed at torch's measured rounding spread (``compare.core.spread``), "<stage> <tensor>"
+    measured_spread: list[str] = field(default_factory=list)
     warnings: dict[str, int] = field(default_factory=dict)  # run-time warnings (overflow, ...) by message
     complete: bool = False
     # what was compared (``compare.core.coverage``): each stage's distinct tensor names, the comparisons, the
@@ -187,6 +191,7 @@ class RunResult:
         if record.followed:
             self.followed += record.followed
             self.followed_steps.append(record.step)
+        self.measured_spread += [f"{c.stage} {c.tensor}" for c in record.checks if c.spread is not None and c.passed]
         if record.undecidable and self.undecidable_from is None:
             self.undecidable_from = record.step
         failure = record.first_failure

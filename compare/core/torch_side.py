@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from compare.core import scales
+from compare.core import scales, spread
 from compare.core.graph_order import backward_order
 from compare.core.side import Pass, Tensors, by_layer
 from torch_ref import InjectedMasks, TorchTwin
@@ -60,6 +60,20 @@ class TorchSide:
         loss = self.loss(outs[-1], torch.from_numpy(y).to(self.device))
         loss.backward()
         return outs, loss
+
+    def recomputed(self, k: int, x: np.ndarray, y: np.ndarray, masks: Mapping[int, np.ndarray]) -> dict:
+        """The training pass again on a scratch copy whose parameters and ``x`` are moved by at most an ulp
+        (``compare.core.spread.Perturbation(k)``), the same dropout ``masks`` applied: each layer's output
+        (forward), the loss, dL/d(output) and the parameters' gradients (grad), by (stage, name)."""
+        scratch, moved = self.scratch(), spread.Perturbation(k)
+        with torch.no_grad():
+            for param in scratch.model.parameters():
+                param.copy_(moved(param))
+        outs, loss = TorchSide.forward_backward(scratch, moved(x), y, masks)
+        tensors = {("loss", "loss"): loss, **{("grad", name): g for name, g in scratch.grads().items()}}
+        tensors.update({("forward", name): out for name, out in by_layer(outs).items()})
+        tensors.update({("grad", name): g for name, g in by_layer([out.grad for out in outs]).items()})
+        return tensors
 
     def _pass(self, x: np.ndarray, y: np.ndarray, outs: list[torch.Tensor], loss: torch.Tensor) -> ReferencePass:
         x_t = torch.from_numpy(x).to(self.device)

@@ -53,6 +53,7 @@ def build(
         "failed_steps": result.failed_steps,
         "drift": drift_json(result),
         "followed_decisions": {"count": result.followed, "steps": result.followed_steps[:MAX_DRIFT_STEPS]},
+        "measured_spread": sorted(set(result.measured_spread)),
         "raised": None if result.raised is None else raised_json(result.raised),
         "diverged": diverged_json(result, look_at),
         "warnings": dict(result.warnings),
@@ -346,6 +347,12 @@ def verdict(result: RunResult, steps_requested: int, variant: str | None = None,
     if result.drift is not None:
         lines.append(drift_line(result))
     lines += followed_line(result)
+    if result.measured_spread:
+        names = sorted(set(result.measured_spread))
+        lines.append(
+            f"  {len(result.measured_spread)} comparison(s) passed at torch's measured rounding spread "
+            f"({', '.join(names[:5])}{', ...' if len(names) > 5 else ''}): compare.core.spread"
+        )
     if result.warnings:
         lines.append(warnings_line(result.warnings))
     lines.append(decision_line(result, decided, steps_requested, variant, look_at))
