@@ -214,9 +214,9 @@ def _arrays(side) -> dict[str, np.ndarray]:
 
 def test_the_rewind_clone_once_loaded_is_the_full_clone_once_loaded():
     """A net with BatchNorm and dropout, Adam one step in, and a state entry torch lacks: the clone that skips
-    what ``load`` overwrites holds, once loaded, exactly what a full clone holds, and the step it then takes
-    (dropout masks drawn from its kept generator) is bit for bit the full clone's. The entry torch lacks is
-    a real copy (the live side moving on does not change it)."""
+    what ``load`` overwrites holds, once loaded, exactly what a full clone holds (its gradients included), and
+    the step it then takes (dropout masks drawn from its kept generator) is bit for bit the full clone's. The
+    entry torch lacks is a real copy (the live side moving on does not change it)."""
     spec = MLPSpec((5, 8, 3), "relu", "cross_entropy", dropout=0.5, batchnorm=True)
     weights = init_state_dict(spec, np.random.default_rng(0), np.float64)
     lockstep = mlp_pair.twins(spec, weights, "adam", {"lr": 0.01}, "float64")
@@ -231,6 +231,9 @@ def test_the_rewind_clone_once_loaded_is_the_full_clone_once_loaded():
     for kept in (full, rewound):
         kept.load(reference.values(), reference.state())
     assert rewound.optimizer_state["0.weight"]["own"].tolist() == [7.0] * 3
+    kept_grads = full.model.named_grads()  # copied too: a side that never zeroes its gradients adds to them
+    assert kept_grads.keys() == rewound.model.named_grads().keys()
+    assert all(np.array_equal(kept_grads[name], g) for name, g in rewound.model.named_grads().items())
     x, y = next(batches)
     for kept in (full, rewound):
         kept.train_pass(x, y)

@@ -117,8 +117,9 @@ class ManualSide:
         """``clone()`` for ``compare.core.rewind``, whose copy is used only after ``load(values, state)`` with
         the same names and state entries: the arrays ``load`` writes in place (the parameters and buffers named
         in ``values``, each state entry that ``state`` holds an array for) are given uninitialised arrays of
-        their shape, the gradients and the layers' forward caches none (the next pass computes them). All else
-        (the schedule, the dropout generator, a rule's own counters, state torch lacks) is copied."""
+        their shape. All else is copied: the schedule, the dropout generator, a rule's own counters, state torch
+        lacks, and the gradients and forward caches too (a side that adds each step's gradients to the last
+        step's, a missing ``zero_grad``, must repeat that from the kept ones)."""
         live = {**self.model.named_parameters(), **self.model.named_buffers()}
         written = [live[name] for name in values if isinstance(live.get(name), np.ndarray)]
         for name, entries in self.optimizer_state.items():
@@ -128,11 +129,7 @@ class ManualSide:
                 for key, entry in entries.items()
                 if isinstance(entry, np.ndarray) and _written_in_place(entry, given.get(key))
             ]
-        memo: dict[int, Any] = {id(array): np.empty_like(array) for array in written}
-        for layer in self.model.layers:
-            memo[id(layer.grads)] = {}
-            memo.update({id(value): None for value in _forward_caches(layer)})
-        return copy.deepcopy(self, memo)
+        return copy.deepcopy(self, {id(array): np.empty_like(array) for array in written})
 
     def with_dtype(self, dtype: type) -> "ManualSide":
         """A copy of the side whose every array (parameters, buffers, optimizer state) is cast to
@@ -169,9 +166,3 @@ def _written_in_place(entry: Any, value: Any) -> bool:
     """``load`` writes torch's ``value`` into the state ``entry`` in place (an int value or a ``None`` entry is
     replaced, a ``None`` value skipped)."""
     return entry is not None and value is not None and not isinstance(value, int)
-
-
-def _forward_caches(layer: Any) -> list[np.ndarray]:
-    """The arrays a layer holds besides its parameters, gradients and buffers: what its last forward cached
-    for its backward (its input, masks, normalised values), each set again by the next forward."""
-    return [value for value in vars(layer).values() if isinstance(value, np.ndarray)]

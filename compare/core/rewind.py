@@ -11,8 +11,8 @@ engine keeps:
 
 * a clone of the manual side, for what only it holds: its schedule's position, its dropout generator,
   a rule's own counters. The state and parameters are replaced by torch's when it is used, so a side with
-  ``clone_for_rewind`` (``ManualSide``) copies none of the arrays ``load`` will overwrite, nor its gradients
-  and forward caches, which the step recomputes;
+  ``clone_for_rewind`` (``ManualSide``) copies none of the arrays ``load`` will overwrite (its gradients are
+  copied: a side that never zeroes them adds the step's to them);
 * the reference side's own copy of itself, ``kept()``: torch's model, optimizer and schedule ``state_dict``
   (parameters, buffers, the optimizer's state with its step counters and its groups' learning rates, the
   schedule's position; ``TorchSide.kept``), or the JAX side whole (its values are immutable).
