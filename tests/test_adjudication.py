@@ -15,8 +15,8 @@ from compare.core.torch_side import TorchSide
 from compare.inputs import world
 from compare.inputs.config import RunConfig
 from compare.inputs.prepare import batch_stream, prepare
-from conftest import lockstep_run
-from manual import MLPSpec
+from conftest import lockstep_run, make_batches
+from manual import MLPSpec, init_state_dict
 from manual.layers import Linear
 from manual.optim.radam import RAdam
 from manual.optim.sgd import SGD
@@ -200,3 +200,43 @@ def test_the_departing_step_is_rerun_from_the_values_before_it():
     spec = MLPSpec((3, 7, 5, 4), "tanh", "mse")
     result = lockstep_run(spec, "radam", {"lr": 0.01}, steps=8, manual_optimizer=RAdam(lr=0.01))
     assert result.first_failure is None
+
+
+# ---------------------------------------------------------------------------------------------
+# The kept manual side copies only what load() does not overwrite (compare.core.rewind).
+
+
+def _arrays(side) -> dict[str, np.ndarray]:
+    """Everything the manual side holds that a step reads: parameters, buffers, optimizer state."""
+    state = {f"{name}/{key}": np.asarray(v) for name, e in side.optimizer_state.items() for key, v in e.items()}
+    return {**side.model.named_parameters(), **side.model.named_buffers(), **state}
+
+
+def test_the_rewind_clone_once_loaded_is_the_full_clone_once_loaded():
+    """A net with BatchNorm and dropout, Adam one step in, and a state entry torch lacks: the clone that skips
+    what ``load`` overwrites holds, once loaded, exactly what a full clone holds (its gradients included), and
+    the step it then takes (dropout masks drawn from its kept generator) is bit for bit the full clone's. The
+    entry torch lacks is a real copy (the live side moving on does not change it)."""
+    spec = MLPSpec((5, 8, 3), "relu", "cross_entropy", dropout=0.5, batchnorm=True)
+    weights = init_state_dict(spec, np.random.default_rng(0), np.float64)
+    lockstep = mlp_pair.twins(spec, weights, "adam", {"lr": 0.01}, "float64")
+    batches = make_batches(spec, "float64", 1)
+    lockstep.step(1, *next(batches))
+    live, reference = lockstep.manual, lockstep.reference
+    live.optimizer_state["0.weight"]["own"] = np.full(3, 7.0)  # a rule's own state: torch has no such key
+    full = live.clone()
+    rewound = live.clone_for_rewind(reference.values().keys(), reference.state())
+    live.optimizer_state["0.weight"]["own"] += 1.0
+    lockstep.step(2, *next(batches))  # the live side moves on: the kept ones must not
+    for kept in (full, rewound):
+        kept.load(reference.values(), reference.state())
+    assert rewound.optimizer_state["0.weight"]["own"].tolist() == [7.0] * 3
+    kept_grads = full.model.named_grads()  # copied too: a side that never zeroes its gradients adds to them
+    assert kept_grads.keys() == rewound.model.named_grads().keys()
+    assert all(np.array_equal(kept_grads[name], g) for name, g in rewound.model.named_grads().items())
+    x, y = next(batches)
+    for kept in (full, rewound):
+        kept.train_pass(x, y)
+        kept.update()
+    assert _arrays(full).keys() == _arrays(rewound).keys()
+    assert all(np.array_equal(_arrays(full)[name], value) for name, value in _arrays(rewound).items())

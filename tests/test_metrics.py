@@ -25,6 +25,20 @@ def test_amax_is_nan_when_any_element_is():
     assert scales.amax(None) == scales.amax(torch.zeros(0)) == 0.0
 
 
+def test_a_pass_amax_takes_each_tensor_once_and_tells_tensors_apart():
+    """``scales.Amax``: the same tensor read again is not measured again; another tensor (an equal-sized one,
+    a NumPy array) is measured on its own; the floors built with it are those built with ``amax``."""
+    a, b = torch.from_numpy(ARRAYS[0].copy()), torch.from_numpy(2.0 * ARRAYS[0])
+    measure = scales.Amax()
+    assert measure(a) == scales.amax(a) and measure(b) == scales.amax(b) == 2.0 * scales.amax(a)
+    assert measure(ARRAYS[1]) == scales.amax(ARRAYS[1]) and measure(None) == 0.0
+    a.mul_(3.0)  # a pass's tensors do not change: a second reading is the first one's
+    assert measure(a) == scales.amax(b) / 2.0
+    linear = torch.nn.Linear(48, 5).double()
+    assert scales.forward_floor(linear, b, 0.0, scales.Amax()) == scales.forward_floor(linear, b)
+    assert scales.param_grad_floors(linear, b, 0.5, 1.0, scales.Amax()) == scales.param_grad_floors(linear, b, 0.5, 1.0)
+
+
 @pytest.mark.parametrize("amplification", [1.0, 2.5])
 def test_amplification_scales_the_reference_as_an_explicit_floor_would(amplification):
     reference = RNG.standard_normal((32, 16))

@@ -5,6 +5,7 @@ every step each parameter and every state tensor is compared. The manual optimiz
 ``hyperparameters()`` is the one kwargs dict that builds torch's twin.
 """
 
+import copy
 import inspect
 import json
 from dataclasses import dataclass, fields
@@ -341,3 +342,18 @@ def test_the_report_records_both_sides_lr(tmp_path) -> None:
     report = json.loads(out.read_text())
     assert report["lr_manual"][:2] == report["lr"][:2] == [0.01, 0.01]
     assert report["lr_manual"][2] == 0.005 != report["lr"][2]
+
+
+def test_a_copy_of_adam_holds_no_scratch_arrays_and_steps_as_the_original() -> None:
+    """The scratch arrays are work space, not state: a copy (the engine's rewind copy before every step) has
+    none, and its next step is bit for bit the original's."""
+    rng = np.random.default_rng(0)
+    original = Adam(lr=0.1)
+    params, grads = {"w": rng.standard_normal((4, 3))}, {"w": rng.standard_normal((4, 3))}
+    state = original.init(params)
+    original.step(params, grads, state)
+    twin, twin_params, twin_state = copy.deepcopy((original, params, state))
+    assert original._scratch and twin._scratch == {}
+    original.step(params, grads, state)
+    twin.step(twin_params, grads, twin_state)
+    assert np.array_equal(params["w"], twin_params["w"])

@@ -5,7 +5,7 @@ its buffers and its optimizer's explicit state.
 """
 
 import copy
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import numpy as np
@@ -113,6 +113,24 @@ class ManualSide:
         adjudication runs a step on it without touching this one."""
         return copy.deepcopy(self)
 
+    def clone_for_rewind(self, values: Collection[str], state: Mapping[str, Mapping[str, Any]]) -> "ManualSide":
+        """``clone()`` for ``compare.core.rewind``, whose copy is used only after ``load(values, state)`` with
+        the same names and state entries: the arrays ``load`` writes in place (the parameters and buffers named
+        in ``values``, each state entry that ``state`` holds an array for) are given uninitialised arrays of
+        their shape. All else is copied: the schedule, the dropout generator, a rule's own counters, state torch
+        lacks, and the gradients and forward caches too (a side that adds each step's gradients to the last
+        step's, a missing ``zero_grad``, must repeat that from the kept ones)."""
+        live = {**self.model.named_parameters(), **self.model.named_buffers()}
+        written = [live[name] for name in values if isinstance(live.get(name), np.ndarray)]
+        for name, entries in self.optimizer_state.items():
+            given = state.get(name, {})
+            written += [
+                entry
+                for key, entry in entries.items()
+                if isinstance(entry, np.ndarray) and _written_in_place(entry, given.get(key))
+            ]
+        return copy.deepcopy(self, {id(array): np.empty_like(array) for array in written})
+
     def with_dtype(self, dtype: type) -> "ManualSide":
         """A copy of the side whose every array (parameters, buffers, optimizer state) is cast to
         ``dtype``: the float64 witness of a float32 run computes the same step in it."""
@@ -138,7 +156,13 @@ class ManualSide:
             for key, value in state[name].items():
                 if key not in entries or value is None:
                     continue
-                if isinstance(value, int) or entries[key] is None:
-                    entries[key] = value if isinstance(value, int) else np.array(value, copy=True)
-                else:
+                if _written_in_place(entries[key], value):
                     entries[key][...] = value
+                else:
+                    entries[key] = value if isinstance(value, int) else np.array(value, copy=True)
+
+
+def _written_in_place(entry: Any, value: Any) -> bool:
+    """``load`` writes torch's ``value`` into the state ``entry`` in place (an int value or a ``None`` entry is
+    replaced, a ``None`` value skipped)."""
+    return entry is not None and value is not None and not isinstance(value, int)

@@ -10,7 +10,9 @@ So before every step that may be adjudicated (free-running, adjudication on, no 
 engine keeps:
 
 * a clone of the manual side, for what only it holds: its schedule's position, its dropout generator,
-  a rule's own counters (the state and parameters are replaced by torch's when it is used);
+  a rule's own counters. The state and parameters are replaced by torch's when it is used, so a side with
+  ``clone_for_rewind`` (``ManualSide``) copies none of the arrays ``load`` will overwrite (its gradients are
+  copied: a side that never zeroes them adds the step's to them);
 * the reference side's own copy of itself, ``kept()``: torch's model, optimizer and schedule ``state_dict``
   (parameters, buffers, the optimizer's state with its step counters and its groups' learning rates, the
   schedule's position; ``TorchSide.kept``), or the JAX side whole (its values are immutable).
@@ -30,7 +32,7 @@ class Before:
     """Both sides as they stood before step ``step``."""
 
     step: int
-    manual: Any  # a clone of the manual side (``clone()``)
+    manual: Any  # a clone of the manual side (``clone()`` or ``clone_for_rewind()``), valid once loaded
     reference: Any  # what the reference side's ``kept()`` copied
 
 
@@ -38,7 +40,11 @@ def keep(step: int, manual: Any, reference: Any) -> Before | None:
     """Both sides before ``step``, or ``None`` when the manual side cannot be cloned or loaded."""
     if not (hasattr(manual, "clone") and hasattr(manual, "load")):
         return None
-    return Before(step, manual.clone(), reference.kept())
+    clone_for_rewind = getattr(manual, "clone_for_rewind", None)
+    if clone_for_rewind is None:
+        return Before(step, manual.clone(), reference.kept())
+    # only what load() will not overwrite is copied: the names and state entries the reference holds now
+    return Before(step, clone_for_rewind(reference.values().keys(), reference.state()), reference.kept())
 
 
 def sides(before: Before, reference: Any) -> tuple[Any, Any] | None:

@@ -26,6 +26,9 @@ square_avg, sum), since squaring doubles a relative error. The state's floor is 
 times its own scale.
 """
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import torch
 from torch import nn
@@ -47,6 +50,26 @@ def amax(tensor: torch.Tensor | np.ndarray | None) -> float:
     return max(-float(low), float(high))
 
 
+Measure = Callable[[Any], float]  # ``amax`` or a pass's ``Amax``
+
+
+class Amax:
+    """``amax`` remembered per tensor, for one pass whose tensors no longer change: the floors read a weight,
+    a layer's input and a gradient several times (a Linear's weight in its forward and its input-gradient
+    floor; its input in both of its own floors)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[int, tuple[Any, float]] = {}  # id → (the tensor, held so that its id stays its own; amax)
+
+    def __call__(self, tensor: torch.Tensor | np.ndarray | None) -> float:
+        if tensor is None:
+            return 0.0
+        seen = self._seen.get(id(tensor))
+        if seen is None:
+            seen = self._seen[id(tensor)] = (tensor, amax(tensor))
+        return seen[1]
+
+
 def _batch_stats(module: nn.BatchNorm1d | nn.SyncBatchNorm, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(x̂, 1/√(σ² + ε)) of a training-mode BatchNorm from its input."""
     x = x.detach()
@@ -54,9 +77,10 @@ def _batch_stats(module: nn.BatchNorm1d | nn.SyncBatchNorm, x: torch.Tensor) -> 
     return (x - x.mean(dim=0)) * inv_std, inv_std
 
 
-def forward_floor(module: nn.Module, x: torch.Tensor, x_floor: float = 0.0) -> float:
+def forward_floor(module: nn.Module, x: torch.Tensor, x_floor: float = 0.0, amax: Measure = amax) -> float:
     """``x_floor``: the floor of the module's input itself, so that cancellation in an earlier layer is
-    carried forward (an input that is small only because its terms cancelled still carries their error)."""
+    carried forward (an input that is small only because its terms cancelled still carries their error);
+    ``amax``: how max|·| is taken (a pass's ``Amax``, say)."""
     scale = max(amax(x), x_floor)
     if isinstance(module, nn.Linear):
         return scale * amax(module.weight) + amax(module.bias)
@@ -67,7 +91,7 @@ def forward_floor(module: nn.Module, x: torch.Tensor, x_floor: float = 0.0) -> f
     return scale  # an activation: |f(x)| ≤ |x| for every one here, up to sigmoid's offset
 
 
-def loss_floor(loss: nn.Module, prediction: torch.Tensor, target: np.ndarray) -> float:
+def loss_floor(loss: nn.Module, prediction: torch.Tensor, target: np.ndarray, amax: Measure = amax) -> float:
     """The terms of the loss: logsumexp(z) and z_y (cross-entropy), max(z, 0) and z·y (BCE), ŷ² and y² (MSE).
     A well-fit batch has a small loss made of large, cancelling terms."""
     if isinstance(loss, nn.MSELoss):
@@ -85,7 +109,7 @@ def loss_grad_floor(loss: nn.Module, prediction: torch.Tensor, target: np.ndarra
     return 1.0 / count  # probabilities and labels are at most 1
 
 
-def input_grad_floor(module: nn.Module, x: torch.Tensor, g: float) -> float:
+def input_grad_floor(module: nn.Module, x: torch.Tensor, g: float, amax: Measure = amax) -> float:
     """``g``: the scale of the gradient arriving at the module's output (its own size or its floor)."""
     if isinstance(module, nn.Linear):
         return g * amax(module.weight)
@@ -96,7 +120,9 @@ def input_grad_floor(module: nn.Module, x: torch.Tensor, g: float) -> float:
     return g
 
 
-def param_grad_floors(module: nn.Module, x: torch.Tensor, g: float, x_floor: float = 0.0) -> dict[str, float]:
+def param_grad_floors(
+    module: nn.Module, x: torch.Tensor, g: float, x_floor: float = 0.0, amax: Measure = amax
+) -> dict[str, float]:
     """``x_floor``: the input's own floor (see ``forward_floor``)."""
     if isinstance(module, nn.Linear):
         return {"weight": g * max(amax(x), x_floor), "bias": g}

@@ -248,12 +248,13 @@ def chain_floors(
     block's parameters nearest the loss first."""
     inputs = [x, *outs[:-1]]  # what each module received
     names = [f"{i}.out" for i in range(len(outs))]
+    amax = scales.Amax()  # each tensor's max|·| taken once: a weight, an input, a gradient is read twice
     carried = [0.0]  # each module's input floor: cancellation in earlier layers carried forward
     for i in range(len(outs)):
-        carried.append(scales.forward_floor(model[i], inputs[i], carried[i]))
+        carried.append(scales.forward_floor(model[i], inputs[i], carried[i], amax))
     floors: dict[str, dict[str, float]] = {
         "forward": {name: carried[i + 1] for i, name in enumerate(names)},
-        "loss": {"loss": scales.loss_floor(loss, outs[-1], y)},
+        "loss": {"loss": scales.loss_floor(loss, outs[-1], y, amax)},
         "grad": {},
     }
     order = []
@@ -262,11 +263,11 @@ def chain_floors(
     floor = scales.loss_grad_floor(loss, outs[-1], y)
     for i in reversed(range(len(outs))):
         if i + 1 < len(outs):
-            floor = scales.input_grad_floor(model[i + 1], outs[i], max(scales.amax(out_grads[i + 1]), floor))
+            floor = scales.input_grad_floor(model[i + 1], outs[i], max(amax(out_grads[i + 1]), floor), amax)
         order.append(names[i])
         floors["grad"][names[i]] = floor
-        g = max(scales.amax(out_grads[i]), floor)
-        param_floors = scales.param_grad_floors(model[i], inputs[i], g, carried[i])
+        g = max(amax(out_grads[i]), floor)
+        param_floors = scales.param_grad_floors(model[i], inputs[i], g, carried[i], amax)
         # every parameter the module holds, its own blocks' too (a floor is known for Linear and
         # BatchNorm; any other parameter is measured against its own scale)
         for key, _ in sorted(model[i].named_parameters(), key=lambda item: (rank or {}).get(id(item[1]), (0, 0))):

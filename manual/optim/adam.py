@@ -87,6 +87,11 @@ class Adam(Rule):
         """γ / (1 − β1^t): the first moment's bias correction folded into the lr."""
         return self.lr / (1.0 - self.betas[0] ** t)
 
+    def __getstate__(self) -> dict:
+        """What a copy or a pickle holds: everything but the scratch arrays (work space: nothing carries over
+        between steps, so a copy, the engine's rewind copy before every step, starts with none)."""
+        return {**self.__dict__, "_scratch": {}}
+
     def _scratch_like(self, param: np.ndarray) -> np.ndarray:
         """A work array of ``param``'s shape and dtype, kept between steps (not state: nothing carries over)."""
         key = (param.shape, param.dtype)
