@@ -143,7 +143,8 @@ class Checks:
         an ulp, ``compare.core.spread``) can name, judged again with the reference's measured spread as its
         floor; one that then passes replaces its check, carrying its spread. Returns the measured floors of
         those that pass, by (stage, name). Nothing is recomputed when no check fails."""
-        failing = {i: args for i, args in self._failed.items() if not self.collect()[i].passed}
+        checks = self.collect()
+        failing = {i: args for i, args in self._failed.items() if not checks[i].passed}
         if not failing:
             return {}
         samples = spread.recomputations(recompute) or []
